@@ -1,0 +1,1 @@
+//! nestemu library.

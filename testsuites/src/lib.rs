@@ -1,0 +1,1 @@
+//! Guest suites run end to end; see `tests/`.
