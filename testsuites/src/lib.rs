@@ -1,1 +1,76 @@
-//! Guest suites run end to end; see `tests/`.
+//! The harness that runs guest programs on nestemu in-process and hands back
+//! what they did: serial output, how the machine stopped, and the case records.
+
+use guestkit::layout::{MIN_RAM, RECORD_SIZE, RESULTS};
+use guestkit::{Built, Program, Record};
+use nestemu::loader::multiboot;
+use nestemu::{Machine, MachineConfig, Stop};
+
+/// The outcome of a run.
+#[derive(Debug)]
+pub struct Outcome {
+    /// COM1 output.
+    pub serial: String,
+    /// Why the machine stopped.
+    pub stop: Stop,
+    /// Case records, by case name.
+    pub records: Vec<(String, Record)>,
+    /// The machine afterwards.
+    pub machine: Machine,
+}
+
+impl Outcome {
+    /// The record of case `name`; panics with the serial output if missing.
+    pub fn record(&self, name: &str) -> &Record {
+        &self
+            .records
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no case named {name}"))
+            .1
+    }
+
+    /// True if the program exited through isa-debug-exit with 0.
+    pub fn passed(&self) -> bool {
+        self.stop == Stop::DebugExit(0)
+    }
+}
+
+/// A machine configuration with enough RAM for kit programs.
+pub fn config() -> MachineConfig {
+    MachineConfig {
+        mem_bytes: MIN_RAM.max(64 << 20),
+        max_insns: Some(200_000_000),
+        ..Default::default()
+    }
+}
+
+/// Builds `p` and runs it on a machine made from `cfg`.
+pub fn run(p: &Program, cfg: MachineConfig) -> Outcome {
+    let built = p.build().unwrap_or_else(|e| panic!("building the guest: {e}"));
+    run_built(&built, cfg)
+}
+
+/// Runs an already built program.
+pub fn run_built(built: &Built, cfg: MachineConfig) -> Outcome {
+    let mut m = Machine::new(cfg);
+    multiboot::boot(&mut m, &built.image, "kit", &[]).unwrap_or_else(|e| panic!("loading: {e}"));
+    let stop = m.run();
+    let serial = String::from_utf8_lossy(&m.take_serial()).into_owned();
+    let records = built
+        .cases
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let mut b = vec![0u8; RECORD_SIZE as usize];
+            m.peek_phys(RESULTS + k as u64 * RECORD_SIZE, &mut b);
+            (name.clone(), Record::parse(&b))
+        })
+        .collect();
+    Outcome {
+        serial,
+        stop,
+        records,
+        machine: m,
+    }
+}

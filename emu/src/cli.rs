@@ -1,0 +1,332 @@
+//! The `nestemu` command line (DESIGN.md, "Command line"): parsing, running a
+//! kernel, the exit-status contract, serial output and the `--stats` report.
+//! Bad input gets one line on stderr and exit status 2.
+
+use crate::cpu::cpuid::CpuModel;
+use crate::event::Stop;
+use crate::loader::{multiboot, LoadError};
+use crate::machine::{Machine, MachineConfig};
+use crate::stats::{CodeCacheCounts, Report};
+use std::io::Write;
+
+/// Exit status for bad input or usage.
+pub const EXIT_USAGE: i32 = 2;
+
+/// The help text.
+pub const HELP: &str = "\
+nestemu: a deterministic x86-64 machine whose CPU implements VT-x and AMD-V
+
+USAGE:
+    nestemu                         run the built-in demo
+    nestemu demo [--cpu intel|amd]  run the built-in demo
+    nestemu run --kernel FILE [OPTIONS]
+
+RUN OPTIONS:
+    --kernel FILE     Multiboot kernel (ELF32, ELF64 or a.out kludge), as QEMU -kernel
+    --flat ADDR       load FILE as a flat binary at ADDR instead (entered in 32-bit
+                      protected mode like Multiboot; with --real-mode, at 0:ADDR in
+                      real mode)
+    --real-mode       enter a flat binary in real mode
+    --cpu MODEL       intel (default; VT-x) or amd (AMD-V)
+    --mem MIB         RAM in MiB (default 256)
+    --append STRING   kernel command line (after the kernel path, as QEMU passes it)
+    --initrd FILE     passed as the single Multiboot module
+    --max-insns N     stop after N instructions (exit status 124)
+    --stats FILE      write run statistics as JSON
+    --serial FILE     write COM1 output to FILE instead of stdout
+
+EXIT STATUS:
+    (v << 1) | 1   the guest wrote v to isa-debug-exit (port 0xf4)
+    0              the guest powered off (or halted with nothing to wake it)
+    2              bad input or usage
+    4              triple fault / shutdown
+    6              an instruction nestemu does not implement yet (named on stderr)
+    124            instruction limit reached
+";
+
+/// Parsed `run` options.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Kernel path.
+    pub kernel: String,
+    /// Flat-binary load address.
+    pub flat: Option<u64>,
+    /// Enter a flat binary in real mode.
+    pub real_mode: bool,
+    /// CPU preset.
+    pub cpu: String,
+    /// RAM in MiB.
+    pub mem_mib: u64,
+    /// `--append`.
+    pub append: String,
+    /// `--initrd`.
+    pub initrd: Option<String>,
+    /// `--max-insns`.
+    pub max_insns: Option<u64>,
+    /// `--stats`.
+    pub stats: Option<String>,
+    /// `--serial`.
+    pub serial: Option<String>,
+}
+
+/// A command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `nestemu run ...`.
+    Run(RunOptions),
+    /// `nestemu demo [--cpu ...]`.
+    Demo {
+        /// CPU preset.
+        cpu: String,
+    },
+    /// `--help`.
+    Help,
+    /// `--version`.
+    Version,
+}
+
+/// A usage error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+fn parse_number(flag: &str, v: &str) -> Result<u64, UsageError> {
+    let r = if let Some(h) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16)
+    } else {
+        v.parse()
+    };
+    r.map_err(|_| UsageError(format!("{flag} needs a number, got '{v}'")))
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: &[String]) -> Result<Command, UsageError> {
+    let mut it = args.iter().peekable();
+    let sub = match it.peek().map(|s| s.as_str()) {
+        None => return Ok(Command::Demo { cpu: "intel".into() }),
+        Some("-h" | "--help" | "help") => return Ok(Command::Help),
+        Some("-V" | "--version") => return Ok(Command::Version),
+        Some("run") | Some("demo") => it.next().cloned().unwrap_or_default(),
+        Some(other) if other.starts_with('-') => "run".to_string(),
+        Some(other) => return Err(UsageError(format!("unknown command '{other}' (try --help)"))),
+    };
+    let mut o = RunOptions {
+        cpu: "intel".into(),
+        mem_mib: 256,
+        ..Default::default()
+    };
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, UsageError> {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| UsageError(format!("{name} needs a value")))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--cpu" => o.cpu = value("--cpu")?,
+            "--kernel" if sub == "run" => o.kernel = value("--kernel")?,
+            "--flat" if sub == "run" => o.flat = Some(parse_number("--flat", &value("--flat")?)?),
+            "--real-mode" if sub == "run" => o.real_mode = true,
+            "--mem" if sub == "run" => o.mem_mib = parse_number("--mem", &value("--mem")?)?,
+            "--append" if sub == "run" => o.append = value("--append")?,
+            "--initrd" if sub == "run" => o.initrd = Some(value("--initrd")?),
+            "--max-insns" => o.max_insns = Some(parse_number("--max-insns", &value("--max-insns")?)?),
+            "--stats" => o.stats = Some(value("--stats")?),
+            "--serial" => o.serial = Some(value("--serial")?),
+            _ => return Err(UsageError(format!("unknown option '{arg}' for '{sub}' (try --help)"))),
+        }
+    }
+    if sub == "demo" {
+        return Ok(Command::Demo { cpu: o.cpu });
+    }
+    if o.kernel.is_empty() {
+        return Err(UsageError("run needs --kernel FILE".into()));
+    }
+    if o.mem_mib == 0 {
+        return Err(UsageError("--mem must be at least 1 MiB".into()));
+    }
+    if o.mem_mib > 1 << 20 {
+        return Err(UsageError(format!("--mem {} MiB is more than the 1 TiB nestemu supports", o.mem_mib)));
+    }
+    if CpuModel::preset(&o.cpu).is_none() {
+        return Err(UsageError(format!("unknown CPU model '{}' (intel or amd)", o.cpu)));
+    }
+    Ok(Command::Run(o))
+}
+
+fn read_file(path: &str, what: &str) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|e| LoadError(format!("cannot read {what} '{path}': {e}")))
+}
+
+/// Builds and loads the machine for `o`.
+pub fn prepare(o: &RunOptions) -> Result<Machine, LoadError> {
+    let model = CpuModel::preset(&o.cpu).ok_or_else(|| LoadError(format!("unknown CPU model '{}'", o.cpu)))?;
+    let image = read_file(&o.kernel, "kernel")?;
+    let mut m = Machine::new(MachineConfig {
+        model,
+        mem_bytes: o.mem_mib << 20,
+        max_insns: o.max_insns,
+        ..Default::default()
+    });
+    if let Some(addr) = o.flat {
+        if image.is_empty() {
+            return Err(LoadError("the kernel file is empty".into()));
+        }
+        crate::loader::check_ram(&m, addr, image.len() as u64, "the flat binary")?;
+        m.load_phys(addr, &image);
+        if o.real_mode {
+            m.enter_real(addr);
+        } else {
+            let gdt = (addr + image.len() as u64 + 0xfff) & !0xfff;
+            crate::loader::check_ram(&m, gdt, 32, "the boot GDT")?;
+            m.enter_protected_flat(addr, gdt);
+        }
+        return Ok(m);
+    }
+    let mut modules = Vec::new();
+    if let Some(path) = &o.initrd {
+        modules.push(multiboot::Module {
+            string: path.clone(),
+            data: read_file(path, "initrd")?,
+        });
+    }
+    let cmdline = if o.append.is_empty() {
+        o.kernel.clone()
+    } else {
+        format!("{} {}", o.kernel, o.append)
+    };
+    multiboot::boot(&mut m, &image, &cmdline, &modules)?;
+    Ok(m)
+}
+
+/// Runs a loaded machine, streaming COM1 to `serial`, and returns the stop.
+pub fn run_machine(m: &mut Machine, serial: &mut dyn Write) -> std::io::Result<Stop> {
+    loop {
+        for _ in 0..4096 {
+            if let Some(stop) = m.run_slice() {
+                serial.write_all(&m.take_serial())?;
+                serial.flush()?;
+                return Ok(stop);
+            }
+        }
+        if !m.dev.com1.output.is_empty() {
+            serial.write_all(&m.take_serial())?;
+        }
+    }
+}
+
+/// Writes the `--stats` report.
+pub fn write_stats(m: &Machine, stop: &Stop, path: &str) -> std::io::Result<()> {
+    let report = Report {
+        instructions: m.stats.instructions,
+        cycles: m.stats.cycles,
+        exit_status: stop.exit_status(),
+        stop: stop.describe(),
+        events: &m.stats.events,
+        unclaimed: m.dev.unclaimed,
+        code_cache: CodeCacheCounts {
+            decoded_blocks: m.code.decoded_blocks,
+            invalidated_blocks: m.code.invalidated_blocks,
+        },
+    };
+    let mut text = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;
+    text.push('\n');
+    std::fs::write(path, text)
+}
+
+/// Runs `o` and returns the exit status.
+pub fn run(o: &RunOptions) -> i32 {
+    let mut m = match prepare(o) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("nestemu: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let mut serial: Box<dyn Write> = match &o.serial {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => Box::new(std::io::BufWriter::new(f)),
+            Err(e) => {
+                eprintln!("nestemu: cannot create serial file '{path}': {e}");
+                return EXIT_USAGE;
+            }
+        },
+        None => Box::new(std::io::stdout()),
+    };
+    finish(&mut m, &mut *serial, o.stats.as_deref())
+}
+
+/// Runs a prepared machine to its end: serial, stderr message, stats, status.
+pub fn finish(m: &mut Machine, serial: &mut dyn Write, stats: Option<&str>) -> i32 {
+    let stop = match run_machine(m, serial) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("nestemu: writing serial output failed: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if !matches!(stop, Stop::DebugExit(_) | Stop::PowerOff) {
+        eprintln!("nestemu: {}", stop.describe());
+    }
+    if let Some(path) = stats {
+        if let Err(e) = write_stats(m, &stop, path) {
+            eprintln!("nestemu: cannot write stats file '{path}': {e}");
+            return EXIT_USAGE;
+        }
+    }
+    stop.exit_status()
+}
+
+/// The process entry point: returns the exit status.
+pub fn main_with_args(args: &[String]) -> i32 {
+    match parse(args) {
+        Ok(Command::Help) => {
+            print!("{HELP}");
+            0
+        }
+        Ok(Command::Version) => {
+            println!("nestemu {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Ok(Command::Run(o)) => run(&o),
+        Ok(Command::Demo { cpu }) => crate::demo::run(&cpu),
+        Err(UsageError(msg)) => {
+            eprintln!("nestemu: {msg}");
+            EXIT_USAGE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn parses_run() {
+        let c = parse(&args("run --kernel k.elf --mem 64 --cpu amd --max-insns 0x100 --stats=s.json")).unwrap();
+        let Command::Run(o) = c else { panic!("not run") };
+        assert_eq!(o.kernel, "k.elf");
+        assert_eq!(o.mem_mib, 64);
+        assert_eq!(o.cpu, "amd");
+        assert_eq!(o.max_insns, Some(256));
+        assert_eq!(o.stats.as_deref(), Some("s.json"));
+    }
+
+    #[test]
+    fn bad_usage() {
+        assert!(parse(&args("run --kernel k --mem 0")).is_err());
+        assert!(parse(&args("run --kernel k --bogus")).is_err());
+        assert!(parse(&args("run")).is_err());
+        assert!(parse(&args("run --kernel k --cpu z80")).is_err());
+        assert!(parse(&args("run --kernel k --mem lots")).is_err());
+        assert_eq!(parse(&[]).unwrap(), Command::Demo { cpu: "intel".into() });
+    }
+}

@@ -1,0 +1,412 @@
+//! CPU models and the CPUID instruction (SDM Vol. 2A "CPUID"; AMD APM Vol. 3
+//! appendix E).
+//!
+//! [`FEATURES`] is the one table of feature bits: QEMU's name for the feature
+//! (so `-cpu max,+feature` spellings work), the leaf and register, the bit, and
+//! whether nestemu implements it. A model lists the features of the CPU it stands
+//! for; CPUID reports a feature only if the model has it *and* it is
+//! implemented, so the machine never advertises what does not work.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Where a feature bit lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FeatureReg {
+    /// CPUID.01H:EDX.
+    L1Edx,
+    /// CPUID.01H:ECX.
+    L1Ecx,
+    /// CPUID.(EAX=07H,ECX=0):EBX.
+    L7Ebx,
+    /// CPUID.(EAX=07H,ECX=0):ECX.
+    L7Ecx,
+    /// CPUID.(EAX=07H,ECX=0):EDX.
+    L7Edx,
+    /// CPUID.80000001H:ECX.
+    E1Ecx,
+    /// CPUID.80000001H:EDX.
+    E1Edx,
+    /// CPUID.80000007H:EDX.
+    E7Edx,
+}
+
+macro_rules! features {
+    ($( $id:ident = $name:literal, $reg:ident, $bit:literal, $implemented:literal; )*) => {
+        /// A CPUID feature flag.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[allow(non_camel_case_types)]
+        pub enum Feature { $( #[doc = $name] $id, )* }
+
+        /// The feature table: (feature, QEMU name, register, bit, implemented).
+        pub const FEATURES: &[(Feature, &str, FeatureReg, u8, bool)] = &[
+            $( (Feature::$id, $name, FeatureReg::$reg, $bit, $implemented), )*
+        ];
+    };
+}
+
+features! {
+    Fpu = "fpu", L1Edx, 0, false;
+    Vme = "vme", L1Edx, 1, false;
+    De = "de", L1Edx, 2, true;
+    Pse = "pse", L1Edx, 3, true;
+    Tsc = "tsc", L1Edx, 4, true;
+    Msr = "msr", L1Edx, 5, true;
+    Pae = "pae", L1Edx, 6, true;
+    Mce = "mce", L1Edx, 7, false;
+    Cx8 = "cx8", L1Edx, 8, true;
+    Apic = "apic", L1Edx, 9, false;
+    Sep = "sep", L1Edx, 11, true;
+    Mtrr = "mtrr", L1Edx, 12, false;
+    Pge = "pge", L1Edx, 13, true;
+    Mca = "mca", L1Edx, 14, false;
+    Cmov = "cmov", L1Edx, 15, true;
+    Pat = "pat", L1Edx, 16, true;
+    Pse36 = "pse36", L1Edx, 17, true;
+    Clflush = "clflush", L1Edx, 19, true;
+    Mmx = "mmx", L1Edx, 23, false;
+    Fxsr = "fxsr", L1Edx, 24, false;
+    Sse = "sse", L1Edx, 25, false;
+    Sse2 = "sse2", L1Edx, 26, false;
+    Sse3 = "pni", L1Ecx, 0, false;
+    Pclmulqdq = "pclmulqdq", L1Ecx, 1, false;
+    Monitor = "monitor", L1Ecx, 3, true;
+    Vmx = "vmx", L1Ecx, 5, false;
+    Ssse3 = "ssse3", L1Ecx, 9, false;
+    Cx16 = "cx16", L1Ecx, 13, true;
+    Pcid = "pcid", L1Ecx, 17, false;
+    Sse41 = "sse4.1", L1Ecx, 19, false;
+    Sse42 = "sse4.2", L1Ecx, 20, false;
+    X2apic = "x2apic", L1Ecx, 21, false;
+    Movbe = "movbe", L1Ecx, 22, true;
+    Popcnt = "popcnt", L1Ecx, 23, true;
+    TscDeadline = "tsc-deadline", L1Ecx, 24, false;
+    Xsave = "xsave", L1Ecx, 26, false;
+    Rdrand = "rdrand", L1Ecx, 30, true;
+    Fsgsbase = "fsgsbase", L7Ebx, 0, true;
+    TscAdjust = "tsc-adjust", L7Ebx, 1, true;
+    Bmi1 = "bmi1", L7Ebx, 3, true;
+    Smep = "smep", L7Ebx, 7, false;
+    Bmi2 = "bmi2", L7Ebx, 8, true;
+    Erms = "erms", L7Ebx, 9, true;
+    Invpcid = "invpcid", L7Ebx, 10, false;
+    Rdseed = "rdseed", L7Ebx, 18, true;
+    Adx = "adx", L7Ebx, 19, true;
+    Smap = "smap", L7Ebx, 20, false;
+    Clflushopt = "clflushopt", L7Ebx, 23, true;
+    Umip = "umip", L7Ecx, 2, false;
+    Pku = "pku", L7Ecx, 3, false;
+    La57 = "la57", L7Ecx, 16, false;
+    Rdpid = "rdpid", L7Ecx, 22, true;
+    LahfLm = "lahf_lm", E1Ecx, 0, true;
+    Svm = "svm", E1Ecx, 2, false;
+    Abm = "abm", E1Ecx, 5, true;
+    Prefetchw = "3dnowprefetch", E1Ecx, 8, true;
+    Syscall = "syscall", E1Edx, 11, true;
+    Nx = "nx", E1Edx, 20, true;
+    Pdpe1gb = "pdpe1gb", E1Edx, 26, false;
+    Rdtscp = "rdtscp", E1Edx, 27, true;
+    Lm = "lm", E1Edx, 29, true;
+    InvTsc = "invtsc", E7Edx, 8, true;
+}
+
+impl Feature {
+    /// Looks a feature up by its QEMU name.
+    pub fn by_name(name: &str) -> Option<Feature> {
+        FEATURES
+            .iter()
+            .find(|f| f.1 == name || (name == "sse3" && f.1 == "pni"))
+            .map(|f| f.0)
+    }
+    /// The table row.
+    pub fn row(self) -> &'static (Feature, &'static str, FeatureReg, u8, bool) {
+        FEATURES
+            .iter()
+            .find(|f| f.0 == self)
+            .expect("every feature has a row")
+    }
+    /// True if nestemu implements the feature.
+    pub fn implemented(self) -> bool {
+        self.row().4
+    }
+}
+
+/// CPU vendor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Vendor {
+    /// GenuineIntel.
+    Intel,
+    /// AuthenticAMD.
+    Amd,
+}
+
+/// A CPU model: identity, address widths and the feature set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuModel {
+    /// The preset name.
+    pub name: String,
+    /// Vendor.
+    pub vendor: Vendor,
+    /// Family, model, stepping as CPUID.01H:EAX encodes them.
+    pub signature: u32,
+    /// Brand string, at most 47 bytes.
+    pub brand: String,
+    /// Address widths.
+    pub widths: mmu::AddressWidths,
+    /// Features the model has (implemented or not).
+    pub features: BTreeSet<Feature>,
+}
+
+const BASE_FEATURES: &[Feature] = &[
+    Feature::Fpu,
+    Feature::De,
+    Feature::Pse,
+    Feature::Tsc,
+    Feature::Msr,
+    Feature::Pae,
+    Feature::Cx8,
+    Feature::Apic,
+    Feature::Sep,
+    Feature::Pge,
+    Feature::Cmov,
+    Feature::Pat,
+    Feature::Pse36,
+    Feature::Clflush,
+    Feature::Mmx,
+    Feature::Fxsr,
+    Feature::Sse,
+    Feature::Sse2,
+    Feature::Sse3,
+    Feature::Ssse3,
+    Feature::Cx16,
+    Feature::Sse41,
+    Feature::Sse42,
+    Feature::Movbe,
+    Feature::Popcnt,
+    Feature::Rdrand,
+    Feature::Fsgsbase,
+    Feature::TscAdjust,
+    Feature::Bmi1,
+    Feature::Bmi2,
+    Feature::Erms,
+    Feature::Rdseed,
+    Feature::Adx,
+    Feature::Clflushopt,
+    Feature::Rdpid,
+    Feature::LahfLm,
+    Feature::Abm,
+    Feature::Prefetchw,
+    Feature::Syscall,
+    Feature::Nx,
+    Feature::Pdpe1gb,
+    Feature::Rdtscp,
+    Feature::Lm,
+    Feature::InvTsc,
+    Feature::Smep,
+    Feature::Smap,
+    Feature::Pcid,
+    Feature::Invpcid,
+    Feature::Pku,
+    Feature::Umip,
+];
+
+impl CpuModel {
+    /// The Intel-like preset: VT-x.
+    pub fn intel() -> Self {
+        let mut features: BTreeSet<Feature> = BASE_FEATURES.iter().copied().collect();
+        features.insert(Feature::Vmx);
+        features.insert(Feature::Monitor);
+        Self {
+            name: "intel".into(),
+            vendor: Vendor::Intel,
+            // Family 6, model 0x55 (Skylake server), stepping 4.
+            signature: 0x0005_0654,
+            brand: "nestemu Intel-compatible CPU".into(),
+            widths: mmu::AddressWidths {
+                phys_bits: 46,
+                linear_bits: 48,
+            },
+            features,
+        }
+    }
+
+    /// The AMD-like preset: AMD-V.
+    pub fn amd() -> Self {
+        let mut features: BTreeSet<Feature> = BASE_FEATURES.iter().copied().collect();
+        features.insert(Feature::Svm);
+        Self {
+            name: "amd".into(),
+            vendor: Vendor::Amd,
+            // Family 17h (0xF + 8), model 0x31 (Zen 2), stepping 0.
+            signature: 0x0083_0f10,
+            brand: "nestemu AMD-compatible CPU".into(),
+            widths: mmu::AddressWidths {
+                phys_bits: 48,
+                linear_bits: 48,
+            },
+            features,
+        }
+    }
+
+    /// A preset by name.
+    pub fn preset(name: &str) -> Option<Self> {
+        match name {
+            "intel" | "max" | "host" | "qemu64" => Some(Self::intel()),
+            "amd" => Some(Self::amd()),
+            _ => None,
+        }
+    }
+
+    /// True if CPUID reports `f`: the model has it and it is implemented.
+    pub fn has(&self, f: Feature) -> bool {
+        self.features.contains(&f) && f.implemented()
+    }
+
+    fn reg_bits(&self, reg: FeatureReg) -> u32 {
+        FEATURES
+            .iter()
+            .filter(|row| row.2 == reg && self.has(row.0))
+            .fold(0, |acc, row| acc | 1 << row.3)
+    }
+}
+
+/// Dynamic inputs to CPUID: bits that reflect current control-register state.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuidDynamic {
+    /// CR4.OSXSAVE (reported in CPUID.01H:ECX.OSXSAVE[27]).
+    pub osxsave: bool,
+    /// CR4.PKE (reported in CPUID.07H:ECX.OSPKE[4]).
+    pub ospke: bool,
+    /// IA32_APIC_BASE.EN (clears CPUID.01H:EDX.APIC[9] when 0).
+    pub apic_enabled: bool,
+    /// The initial APIC ID.
+    pub apic_id: u32,
+}
+
+fn vendor_regs(v: Vendor) -> (u32, u32, u32) {
+    let s: &[u8; 12] = match v {
+        Vendor::Intel => b"GenuineIntel",
+        Vendor::Amd => b"AuthenticAMD",
+    };
+    let w = |i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+    (w(0), w(4), w(8))
+}
+
+/// Executes CPUID for `leaf`/`subleaf`: (EAX, EBX, ECX, EDX).
+pub fn cpuid(model: &CpuModel, dynamic: CpuidDynamic, leaf: u32, subleaf: u32) -> [u32; 4] {
+    const MAX_BASIC: u32 = 0x7;
+    const MAX_EXT: u32 = 0x8000_0008;
+    let (vb, vd, vc) = vendor_regs(model.vendor);
+    match leaf {
+        0 => [MAX_BASIC, vb, vc, vd],
+        1 => {
+            let mut ecx = model.reg_bits(FeatureReg::L1Ecx);
+            let mut edx = model.reg_bits(FeatureReg::L1Edx);
+            if dynamic.osxsave {
+                ecx |= 1 << 27;
+            }
+            if !dynamic.apic_enabled {
+                edx &= !(1 << 9);
+            }
+            // EBX: CLFLUSH line size 8 (x8 = 64 bytes), 1 logical processor,
+            // initial APIC ID in 31:24.
+            let ebx = (8 << 8) | (1 << 16) | (dynamic.apic_id << 24);
+            [model.signature, ebx, ecx, edx]
+        }
+        7 if subleaf == 0 => {
+            let mut ecx = model.reg_bits(FeatureReg::L7Ecx);
+            if dynamic.ospke {
+                ecx |= 1 << 4;
+            }
+            [
+                0,
+                model.reg_bits(FeatureReg::L7Ebx),
+                ecx,
+                model.reg_bits(FeatureReg::L7Edx),
+            ]
+        }
+        2..=MAX_BASIC => [0; 4],
+        0x8000_0000 => match model.vendor {
+            Vendor::Intel => [MAX_EXT, 0, 0, 0],
+            Vendor::Amd => [MAX_EXT, vb, vc, vd],
+        },
+        0x8000_0001 => {
+            let sig = if model.vendor == Vendor::Amd {
+                model.signature
+            } else {
+                0
+            };
+            [
+                sig,
+                0,
+                model.reg_bits(FeatureReg::E1Ecx),
+                model.reg_bits(FeatureReg::E1Edx),
+            ]
+        }
+        0x8000_0002..=0x8000_0004 => {
+            let mut b = [0u8; 48];
+            let n = model.brand.len().min(47);
+            b[..n].copy_from_slice(&model.brand.as_bytes()[..n]);
+            let off = (leaf - 0x8000_0002) as usize * 16;
+            let w = |i: usize| u32::from_le_bytes(b[off + i..off + i + 4].try_into().unwrap());
+            [w(0), w(4), w(8), w(12)]
+        }
+        0x8000_0007 => [0, 0, 0, model.reg_bits(FeatureReg::E7Edx)],
+        0x8000_0008 => [
+            model.widths.phys_bits as u32 | (model.widths.linear_bits as u32) << 8,
+            0,
+            0,
+            0,
+        ],
+        0x8000_0005..=MAX_EXT => [0; 4],
+        // Intel: leaves above the maximum return the highest basic leaf's data
+        // (SDM Vol. 2A CPUID, "If a value entered for CPUID.EAX is higher than the
+        // maximum input value for basic or extended function ... the data for the
+        // highest basic information leaf is returned"). AMD returns zeros.
+        _ => match model.vendor {
+            Vendor::Intel => cpuid(model, dynamic, MAX_BASIC, subleaf),
+            Vendor::Amd => [0; 4],
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendor_and_names() {
+        let m = CpuModel::intel();
+        let r = cpuid(&m, CpuidDynamic::default(), 0, 0);
+        let mut s = Vec::new();
+        for x in [r[1], r[3], r[2]] {
+            s.extend_from_slice(&x.to_le_bytes());
+        }
+        assert_eq!(&s, b"GenuineIntel");
+        assert_eq!(Feature::by_name("sse4.2"), Some(Feature::Sse42));
+        assert_eq!(Feature::by_name("sse3"), Some(Feature::Sse3));
+    }
+
+    #[test]
+    fn only_implemented_features_are_advertised() {
+        let m = CpuModel::intel();
+        for &(f, name, _, _, implemented) in FEATURES {
+            if m.features.contains(&f) && !implemented {
+                assert!(!m.has(f), "{name} advertised but not implemented");
+            }
+        }
+        let r = cpuid(&m, CpuidDynamic::default(), 1, 0);
+        // CMOV is implemented.
+        assert_ne!(r[3] & (1 << 15), 0);
+    }
+
+    #[test]
+    fn table_has_no_duplicate_bits() {
+        for (i, a) in FEATURES.iter().enumerate() {
+            for b in &FEATURES[i + 1..] {
+                assert!(!(a.2 == b.2 && a.3 == b.3), "{} and {} share a bit", a.1, b.1);
+                assert_ne!(a.1, b.1);
+            }
+        }
+    }
+}

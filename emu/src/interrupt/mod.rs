@@ -1,0 +1,276 @@
+//! Exception and interrupt delivery in every mode (SDM Vol. 3A chapter 6):
+//! real-address mode through the IVT (20.1.4), protected and virtual-8086 mode
+//! through 8-byte gates (6.12, 20.3), IA-32e mode through 16-byte gates
+//! (6.14), with double-fault and triple-fault rules (6.15, table 6-5).
+
+mod long;
+mod protected;
+mod real;
+
+use crate::event::{Event, SoftIntKind, Stop};
+use crate::machine::Machine;
+use mmu::{combine, ExceptionClass, PfErrorCode, SecondException, Vector};
+
+/// Where an event comes from; decides privilege checks, EXT and the
+/// double-fault class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A processor-detected exception.
+    Exception,
+    /// INT n, INT3, INTO or INT1.
+    Software(SoftIntKind),
+    /// An external interrupt (maskable).
+    External,
+    /// An NMI.
+    Nmi,
+}
+
+impl Source {
+    /// The EXT bit of error codes for faults during delivery: set unless the
+    /// event is a software interrupt (SDM Vol. 3A 6.13).
+    pub fn ext(self) -> bool {
+        !matches!(
+            self,
+            Source::Software(SoftIntKind::IntN | SoftIntKind::Int3 | SoftIntKind::Into)
+        )
+    }
+    /// True if the gate-DPL check applies (INT n, INT3, INTO; SDM 6.12.1.1).
+    pub fn checks_gate_dpl(self) -> bool {
+        matches!(
+            self,
+            Source::Software(SoftIntKind::IntN | SoftIntKind::Int3 | SoftIntKind::Into)
+        )
+    }
+}
+
+/// One event to deliver.
+#[derive(Clone, Copy, Debug)]
+pub struct Delivery {
+    /// The vector.
+    pub vector: u8,
+    /// The error code to push, if any.
+    pub error_code: Option<u32>,
+    /// The source.
+    pub source: Source,
+    /// The return address pushed (the faulting or the next instruction).
+    pub return_rip: u64,
+}
+
+impl Delivery {
+    /// The error code for an IDT-related fault while delivering this event.
+    pub fn idt_code(&self) -> u32 {
+        mmu::idt_error_code(self.vector, self.source.ext())
+    }
+}
+
+impl Machine {
+    /// Delivers an event raised by an instruction. Faults return to the
+    /// faulting instruction (`cpu.rip`, not advanced); traps were retired by the
+    /// loop first, so `cpu.rip` is the next instruction and `trap_rip` the
+    /// trapping one.
+    pub(crate) fn deliver_event(&mut self, ev: Event) -> Result<(), Stop> {
+        let rip = self.cpu.rip;
+        let d = match ev {
+            Event::Exception(e) => Delivery {
+                vector: e.vector.0,
+                error_code: e.error_code,
+                source: Source::Exception,
+                return_rip: rip,
+            },
+            Event::PageFault { code, linear } => {
+                self.cpu.sys.cr2 = linear;
+                Delivery {
+                    vector: 14,
+                    error_code: Some(code.bits()),
+                    source: Source::Exception,
+                    return_rip: rip,
+                }
+            }
+            Event::SoftwareInterrupt { vector, kind } => Delivery {
+                vector,
+                error_code: None,
+                source: Source::Software(kind),
+                return_rip: rip,
+            },
+            Event::DebugTrap { dr6 } => {
+                self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | dr6;
+                Delivery {
+                    vector: 1,
+                    error_code: None,
+                    source: Source::Exception,
+                    return_rip: rip,
+                }
+            }
+            Event::Stop(s) => return Err(*s),
+        };
+        self.deliver(d)
+    }
+
+    /// Delivers `d`, applying the double- and triple-fault rules to exceptions
+    /// detected during delivery.
+    pub(crate) fn deliver(&mut self, d: Delivery) -> Result<(), Stop> {
+        let fault_rip = match d.source {
+            Source::Software(_) => self.trap_rip,
+            _ => d.return_rip,
+        };
+        let mut cur = d;
+        let mut first_class = class_of(&d);
+        loop {
+            *self
+                .stats
+                .events
+                .entry(vector_name(cur.vector))
+                .or_default() += 1;
+            self.stats.cycles += self.config.cost.event_delivery as u64;
+            let second = match self.deliver_once(&cur) {
+                Ok(()) => {
+                    self.stop_block = true;
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            let (vector, error_code) = match second {
+                Event::Exception(e) => (e.vector, e.error_code),
+                Event::PageFault { code, linear } => {
+                    self.cpu.sys.cr2 = linear;
+                    (Vector::PF, Some(code.bits()))
+                }
+                Event::Stop(s) => return Err(*s),
+                other => {
+                    return Err(Stop::Shutdown(format!(
+                        "unexpected {other:?} during event delivery"
+                    )))
+                }
+            };
+            let outcome = if first_class == ExceptionClass::Benign {
+                SecondException::Serial
+            } else {
+                combine(Vector(cur.vector), vector)
+            };
+            // The second exception is a fault on the original instruction.
+            self.cpu.rip = fault_rip;
+            cur = match outcome {
+                SecondException::Serial => Delivery {
+                    vector: vector.0,
+                    error_code,
+                    source: Source::Exception,
+                    return_rip: fault_rip,
+                },
+                SecondException::DoubleFault => Delivery {
+                    vector: 8,
+                    error_code: Some(0),
+                    source: Source::Exception,
+                    return_rip: fault_rip,
+                },
+                SecondException::TripleFault => {
+                    return Err(Stop::Shutdown(format!(
+                        "triple fault ({:?} while delivering {:?})",
+                        vector,
+                        Vector(cur.vector)
+                    )))
+                }
+            };
+            first_class = class_of(&cur);
+        }
+    }
+
+    fn deliver_once(&mut self, d: &Delivery) -> Result<(), Event> {
+        if !self.cpu.sys.cr0.contains(mmu::Cr0::PE) {
+            self.deliver_real(d)
+        } else if self.cpu.sys.efer.contains(mmu::Efer::LMA) {
+            self.deliver_long(d)
+        } else {
+            self.deliver_protected(d)
+        }
+    }
+}
+
+fn class_of(d: &Delivery) -> ExceptionClass {
+    match d.source {
+        Source::Exception => Vector(d.vector).class(),
+        _ => ExceptionClass::Benign,
+    }
+}
+
+/// The name of a vector for the statistics.
+pub fn vector_name(v: u8) -> String {
+    match Vector(v).mnemonic() {
+        Some(m) => m.to_string(),
+        None => format!("vector_{v}"),
+    }
+}
+
+/// Page-fault error-code bits, re-exported for handlers.
+pub type PfCode = PfErrorCode;
+
+/// A stack being written during event delivery or a far transfer: pushes are
+/// limit-checked against `ss` (not yet loaded) and made at `cpl`, and nothing
+/// is committed until every push succeeded.
+pub(crate) struct NewStack {
+    /// The stack segment the pushes go to.
+    pub ss: mmu::SegmentCache,
+    /// The stack pointer after the pushes so far.
+    pub sp: u64,
+    /// 64-bit stack (IA-32e delivery): no limit checks, canonical checks.
+    pub long: bool,
+    /// The privilege level of the pushes.
+    pub cpl: u8,
+    /// Error code of a #SS on a limit violation.
+    pub fault_code: u32,
+}
+
+impl NewStack {
+    /// The current stack.
+    pub fn current(m: &Machine, fault_code: u32) -> Self {
+        Self {
+            ss: *m.cpu.seg(mmu::SegReg::Ss),
+            sp: m.cpu.gpr[4],
+            long: m.cpu.long64(),
+            cpl: m.cpu.cpl(),
+            fault_code,
+        }
+    }
+
+    fn sp_mask(&self) -> u64 {
+        if self.long {
+            u64::MAX
+        } else if self.ss.attr.db() {
+            0xffff_ffff
+        } else {
+            0xffff
+        }
+    }
+
+    /// Pushes `size` bytes of `v`.
+    pub fn push(&mut self, m: &mut Machine, v: u64, size: usize) -> Result<(), Event> {
+        let mask = self.sp_mask();
+        let sp = self.sp.wrapping_sub(size as u64) & mask;
+        let la = if self.long {
+            if !mmu::is_canonical(sp, m.config.model.widths.linear_bits) {
+                return Err(Event::ss(self.fault_code));
+            }
+            sp
+        } else {
+            let limit = self.ss.limit as u64;
+            let last = sp + size as u64 - 1;
+            let ok = if self.ss.attr.expand_down() {
+                sp > limit && last <= mask
+            } else {
+                last <= limit
+            };
+            if !ok {
+                return Err(Event::ss(self.fault_code));
+            }
+            self.ss.base.wrapping_add(sp) & 0xffff_ffff
+        };
+        m.write_linear(la, size, v, crate::memory::access::Privilege::AtCpl(self.cpl))?;
+        self.sp = sp;
+        Ok(())
+    }
+
+    /// The new RSP value to commit, merged for a 16-bit stack.
+    pub fn rsp(&self, old: u64) -> u64 {
+        let mask = self.sp_mask();
+        (old & !mask) | (self.sp & mask)
+    }
+}

@@ -1,0 +1,248 @@
+//! The machine: one CPU, RAM, devices, the decoded-code cache and the counters,
+//! and the loop that runs them (DESIGN.md, "The machine").
+
+use crate::cost::CostModel;
+use crate::cpu::cpuid::CpuModel;
+use crate::cpu::Cpu;
+use crate::devices::Devices;
+use crate::event::{Event, Stop};
+use crate::interp::cache::CodeCache;
+use crate::interp::BlockRef;
+use crate::memory::Ram;
+use crate::stats::Stats;
+use mmu::Rflags;
+
+/// What a machine is built from.
+#[derive(Clone, Debug)]
+pub struct MachineConfig {
+    /// The CPU model (`--cpu`).
+    pub model: CpuModel,
+    /// RAM in bytes (`--mem`).
+    pub mem_bytes: u64,
+    /// Stop after this many instructions (`--max-insns`).
+    pub max_insns: Option<u64>,
+    /// Seed of the deterministic RDRAND/RDSEED source.
+    pub rng_seed: u64,
+    /// The cost model.
+    pub cost: CostModel,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        Self {
+            model: CpuModel::intel(),
+            mem_bytes: 256 << 20,
+            max_insns: None,
+            rng_seed: 0x6e65_7374_656d_7521,
+            cost: CostModel::default(),
+        }
+    }
+}
+
+/// The emulated machine.
+pub struct Machine {
+    /// The processor.
+    pub cpu: Cpu,
+    /// RAM.
+    pub ram: Ram,
+    /// Devices.
+    pub dev: Devices,
+    /// Decoded blocks.
+    pub code: CodeCache,
+    /// Configuration.
+    pub config: MachineConfig,
+    /// Counters and modelled cycles.
+    pub stats: Stats,
+    /// Address of the instruction after the current one; handlers that
+    /// transfer control set it.
+    pub(crate) next_rip: u64,
+    /// Set by handlers to end the current block after this instruction (mode or
+    /// paging changes, self-modifying code, interrupt-flag changes).
+    pub(crate) stop_block: bool,
+    /// State of the deterministic random-number source (xorshift64*).
+    pub(crate) rng: u64,
+    /// RIP of the instruction that raised the trap being delivered (a fault
+    /// during its delivery is reported on it).
+    pub(crate) trap_rip: u64,
+}
+
+impl core::fmt::Debug for Machine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Machine")
+            .field("rip", &self.cpu.rip)
+            .field("ram", &self.ram)
+            .finish()
+    }
+}
+
+impl Machine {
+    /// A machine in its reset state with zeroed RAM.
+    pub fn new(config: MachineConfig) -> Self {
+        let ram = Ram::new(config.mem_bytes);
+        let rng = config.rng_seed | 1;
+        Self {
+            cpu: Cpu::reset(),
+            ram,
+            dev: Devices::default(),
+            code: CodeCache::default(),
+            stats: Stats::default(),
+            next_rip: 0,
+            stop_block: false,
+            rng,
+            trap_rip: 0,
+            config,
+        }
+    }
+
+    /// Runs until the machine stops.
+    pub fn run(&mut self) -> Stop {
+        loop {
+            if let Some(stop) = self.run_slice() {
+                return stop;
+            }
+        }
+    }
+
+    /// Runs one block (or one instruction when single-stepping or in an
+    /// interrupt shadow). Returns why the machine stopped, if it did.
+    pub fn run_slice(&mut self) -> Option<Stop> {
+        let mut budget = match self.config.max_insns {
+            Some(n) if self.stats.instructions >= n => return Some(Stop::InstructionLimit),
+            Some(n) => n - self.stats.instructions,
+            None => u64::MAX,
+        };
+        if let Err(stop) = self.service_boundary() {
+            return Some(stop);
+        }
+        if self.cpu.events.halted {
+            return None;
+        }
+        let ev = &self.cpu.events;
+        let shadow = ev.sti_blocking || ev.movss_blocking;
+        let single_step = self.cpu.flags.has(Rflags::TF);
+        if shadow || single_step {
+            budget = 1;
+        }
+        let block = match self.fetch_block() {
+            Ok(b) => b,
+            Err(ev) => return self.raise(ev),
+        };
+        let result = self.execute(block, budget);
+        // The shadow covers exactly one instruction (SDM Vol. 3A 6.8.3).
+        if shadow {
+            self.cpu.events.sti_blocking = false;
+            self.cpu.events.movss_blocking = false;
+        }
+        match result {
+            Ok(()) => {
+                if single_step && !self.cpu.events.movss_blocking {
+                    // SDM Vol. 3B 18.3.1.4: a single-step trap follows every
+                    // instruction that began with TF = 1.
+                    return self.raise(Event::DebugTrap {
+                        dr6: mmu::dr6::BS,
+                    });
+                }
+                None
+            }
+            Err(ev) => self.raise(ev),
+        }
+    }
+
+    /// Executes up to `budget` instructions of `block`.
+    #[inline]
+    fn execute(&mut self, block: BlockRef, budget: u64) -> Result<(), Event> {
+        let ip_mask = ip_mask(self.cpu.mode.code_bits);
+        match block {
+            BlockRef::Cached(idx) => {
+                let n = (self.code.block(idx).insns.len() as u64).min(budget) as usize;
+                for i in 0..n {
+                    let d = self.code.block(idx).insns[i];
+                    self.next_rip = self.cpu.rip.wrapping_add(d.insn.len() as u64) & ip_mask;
+                    if let Err(e) = (d.handler)(self, &d.insn) {
+                        return Err(self.on_event(e, d.cost));
+                    }
+                    self.retire(d.cost);
+                    if self.stop_block {
+                        self.stop_block = false;
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            BlockRef::Transient(d) => {
+                self.next_rip = self.cpu.rip.wrapping_add(d.insn.len() as u64) & ip_mask;
+                if let Err(e) = (d.handler)(self, &d.insn) {
+                    return Err(self.on_event(e, d.cost));
+                }
+                self.retire(d.cost);
+                self.stop_block = false;
+                Ok(())
+            }
+        }
+    }
+
+    /// An instruction raised an event: traps (software interrupts, debug traps)
+    /// complete the instruction first, so delivery pushes the next RIP.
+    #[cold]
+    fn on_event(&mut self, e: Event, cost: u32) -> Event {
+        if matches!(e, Event::SoftwareInterrupt { .. } | Event::DebugTrap { .. }) {
+            self.trap_rip = self.cpu.rip;
+            self.retire(cost);
+        }
+        e
+    }
+
+    /// Completes an instruction: RIP advances, counters move.
+    #[inline(always)]
+    fn retire(&mut self, cost: u32) {
+        self.cpu.rip = self.next_rip;
+        self.stats.instructions += 1;
+        self.stats.cycles += cost as u64;
+    }
+
+    /// Work at an instruction boundary: wake from HLT, deliver pending events.
+    fn service_boundary(&mut self) -> Result<(), Stop> {
+        if self.cpu.events.halted {
+            // No interrupt source is modelled yet: nothing can wake the CPU.
+            return Err(Stop::HaltForever);
+        }
+        Ok(())
+    }
+
+    /// Delivers an event raised by an instruction; returns a stop if the machine
+    /// cannot continue.
+    pub(crate) fn raise(&mut self, ev: Event) -> Option<Stop> {
+        self.stop_block = false;
+        match ev {
+            Event::Stop(s) => Some(*s),
+            other => self.deliver_event(other).err(),
+        }
+    }
+
+    /// Takes the serial output produced so far.
+    pub fn take_serial(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.dev.com1.output)
+    }
+
+    /// The next value of the deterministic random source (RDRAND/RDSEED).
+    pub(crate) fn next_random(&mut self) -> u64 {
+        // xorshift64* (Vigna, "An experimental exploration of Marsaglia's
+        // xorshift generators, scrambled"), seeded from the configuration.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// The instruction-pointer mask for a code-segment size.
+#[inline(always)]
+pub(crate) fn ip_mask(code_bits: u8) -> u64 {
+    match code_bits {
+        16 => 0xffff,
+        32 => 0xffff_ffff,
+        _ => u64::MAX,
+    }
+}

@@ -1,0 +1,161 @@
+//! Guest-physical memory: RAM and the map of where it lives.
+//!
+//! RAM is one zero-initialized host allocation. Hosts commit zero pages lazily
+//! (the allocator asks the OS for fresh zeroed mappings), so a 4 GiB guest that
+//! touches 100 MiB costs about 100 MiB of host memory.
+//!
+//! The map follows the PC layout QEMU's `pc` machine uses: RAM from 0 up to at
+//! most 3.5 GiB, the rest above 4 GiB, leaving the hole below 4 GiB for the APIC,
+//! I/O APIC and other MMIO.
+
+pub mod access;
+pub mod paging;
+
+use serde::{Deserialize, Serialize};
+
+/// Where RAM below 4 GiB ends at most.
+pub const LOW_RAM_LIMIT: u64 = 0xe000_0000;
+/// Where RAM above 4 GiB starts.
+pub const HIGH_RAM_BASE: u64 = 0x1_0000_0000;
+/// Page size.
+pub const PAGE: u64 = 4096;
+
+/// The physical-memory layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryMap {
+    /// Bytes of RAM starting at 0.
+    pub low: u64,
+    /// Bytes of RAM starting at 4 GiB.
+    pub high: u64,
+}
+
+impl MemoryMap {
+    /// The layout for `bytes` of RAM.
+    pub fn for_size(bytes: u64) -> Self {
+        let low = bytes.min(LOW_RAM_LIMIT);
+        Self {
+            low,
+            high: bytes - low,
+        }
+    }
+    /// Total RAM.
+    pub fn total(&self) -> u64 {
+        self.low + self.high
+    }
+    /// The offset of `pa` in the RAM buffer, if `pa` is RAM.
+    #[inline(always)]
+    pub fn ram_offset(&self, pa: u64) -> Option<u64> {
+        if pa < self.low {
+            Some(pa)
+        } else if pa.wrapping_sub(HIGH_RAM_BASE) < self.high {
+            Some(pa - HIGH_RAM_BASE + self.low)
+        } else {
+            None
+        }
+    }
+    /// The end of RAM in the physical address space (exclusive).
+    pub fn top(&self) -> u64 {
+        if self.high == 0 {
+            self.low
+        } else {
+            HIGH_RAM_BASE + self.high
+        }
+    }
+}
+
+/// The machine's RAM.
+#[derive(Clone)]
+pub struct Ram {
+    bytes: Vec<u8>,
+    /// The layout.
+    pub map: MemoryMap,
+}
+
+impl core::fmt::Debug for Ram {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Ram").field("map", &self.map).finish()
+    }
+}
+
+impl Ram {
+    /// Allocates `bytes` of zeroed RAM (committed lazily by the host).
+    pub fn new(bytes: u64) -> Self {
+        let map = MemoryMap::for_size(bytes);
+        Self {
+            bytes: vec![0u8; bytes as usize],
+            map,
+        }
+    }
+
+    /// Total size.
+    pub fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    /// The RAM buffer offset of physical address `pa`, if it is RAM and `len`
+    /// bytes from it stay within the same RAM region.
+    #[inline(always)]
+    pub fn offset(&self, pa: u64, len: u64) -> Option<usize> {
+        let off = self.map.ram_offset(pa)?;
+        let end_ok = if pa < self.map.low {
+            pa + len <= self.map.low
+        } else {
+            off + len <= self.size()
+        };
+        end_ok.then_some(off as usize)
+    }
+
+    /// The bytes at buffer offset `off`.
+    #[inline(always)]
+    pub fn slice(&self, off: usize, len: usize) -> &[u8] {
+        &self.bytes[off..off + len]
+    }
+
+    /// The bytes at buffer offset `off`, mutably.
+    #[inline(always)]
+    pub fn slice_mut(&mut self, off: usize, len: usize) -> &mut [u8] {
+        &mut self.bytes[off..off + len]
+    }
+
+    /// Reads a little-endian value of `N` bytes at buffer offset `off`.
+    #[inline(always)]
+    pub fn read_le<const N: usize>(&self, off: usize) -> [u8; N] {
+        self.bytes[off..off + N].try_into().expect("length N")
+    }
+
+    /// Writes `N` bytes at buffer offset `off`.
+    #[inline(always)]
+    pub fn write_le<const N: usize>(&mut self, off: usize, v: [u8; N]) {
+        self.bytes[off..off + N].copy_from_slice(&v);
+    }
+
+    /// The whole buffer (for snapshots and the differential tester).
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_splits_at_3_5_gib() {
+        let m = MemoryMap::for_size(4 << 30);
+        assert_eq!(m.low, LOW_RAM_LIMIT);
+        assert_eq!(m.high, (4 << 30) - LOW_RAM_LIMIT);
+        assert_eq!(m.ram_offset(0x1000), Some(0x1000));
+        assert_eq!(m.ram_offset(0xfee0_0000), None);
+        assert_eq!(m.ram_offset(HIGH_RAM_BASE), Some(LOW_RAM_LIMIT));
+        assert_eq!(m.ram_offset(m.top()), None);
+    }
+
+    #[test]
+    fn small_ram_has_no_high_part() {
+        let r = Ram::new(16 << 20);
+        assert_eq!(r.map.high, 0);
+        assert_eq!(r.offset(0xff_fffc, 4), Some(0xff_fffc));
+        assert_eq!(r.offset(0xff_fffd, 4), None);
+        assert_eq!(r.offset(HIGH_RAM_BASE, 1), None);
+    }
+}
