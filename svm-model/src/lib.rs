@@ -1,4 +1,14 @@
-//! `svm-model`: AMD-V (AMD APM Vol. 2 chapter 15) as pure semantics over data.
-//! Given a VMCB and the state handed in, it decides what the hardware does and
-//! returns it as a value. `emu` binds it to the interpreter.
+//! `svm-model`: AMD-V (AMD APM Vol. 2 chapter 15, "Secure Virtual Machine") as
+//! pure semantics over data. Given a VMCB and the state handed in, it decides
+//! what the hardware does and returns it as a value. `emu` binds it to the
+//! interpreter.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod exit_code;
+pub mod features;
+pub mod msr;
+
+pub use exit_code::ExitCode;
+pub use features::{SvmConfig, SvmFeatures};
+pub use msr::{SvmMsrs, VmCr};
