@@ -5,10 +5,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bitmaps;
 pub mod exit_code;
 pub mod features;
+pub mod mem;
 pub mod msr;
+pub mod state;
+pub mod vmcb;
 
 pub use exit_code::ExitCode;
 pub use features::{SvmConfig, SvmFeatures};
+pub use mem::{PageMem, PhysMem, SvmAccess};
 pub use msr::{SvmMsrs, VmCr};
+pub use state::{AddressSize, CpuState};
+pub use vmcb::{VmcbField, VmcbImage};
