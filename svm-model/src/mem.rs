@@ -59,6 +59,13 @@ pub(crate) fn read_bytes<M: PhysMem + ?Sized>(
     }
 }
 
+/// Reads a little-endian u64.
+pub(crate) fn read_u64<M: PhysMem + ?Sized>(mem: &mut M, pa: u64, access: SvmAccess) -> u64 {
+    let mut b = [0u8; 8];
+    read_bytes(mem, pa, &mut b, access);
+    u64::from_le_bytes(b)
+}
+
 /// Reads one byte.
 pub(crate) fn read_u8<M: PhysMem + ?Sized>(mem: &mut M, pa: u64, access: SvmAccess) -> u8 {
     let mut b = [0u8; 1];
@@ -165,9 +172,7 @@ mod tests {
         let mut m = PageMem::with_limit(0x2000);
         m.poke(0x1ffe, &[1, 2]);
         assert_eq!(read_u8(&mut m, 0x1fff, SvmAccess::Iopm), 2);
-        let mut b = [0u8; 8];
-        read_bytes(&mut m, 0x1ffc, &mut b, SvmAccess::Iopm);
-        assert_eq!(b, [0xff; 8]);
+        assert_eq!(read_u64(&mut m, 0x1ffc, SvmAccess::Iopm), u64::MAX);
         assert!(!m.write(0x2000, &[0], SvmAccess::VmcbWrite));
         assert_eq!(m.log.len(), 3);
     }
