@@ -297,6 +297,12 @@ impl SvmConfig {
                 self.widths.phys_bits
             ));
         }
+        if !matches!(self.widths.linear_bits, 48 | 57) {
+            return Err(format!(
+                "linear-address width {} is neither 48 nor 57",
+                self.widths.linear_bits
+            ));
+        }
         if self.features.svm && !self.long_mode {
             // Not architecturally required, but the model's VMCB and state
             // handling assume a 64-bit capable processor.

@@ -78,7 +78,7 @@ impl PauseFilter {
                 }
             }
         }
-        self.counter -= 1;
+        self.counter = self.counter.saturating_sub(1);
         self.counter < 0
     }
 }
