@@ -21,8 +21,8 @@ use crate::guest::{GuestControls, NestedPaging};
 use crate::mem::{PhysMem, SvmAccess};
 use crate::state::CpuState;
 use crate::vmcb::{
-    write_field, write_field_bytes, EventInj, IntState, VmcbField, VmcbImage, VmcbSeg, VmcbSegment,
-    VmcbTable,
+    write_field, write_field_bytes, EventInj, EventType, IntState, VIntr, VmcbField, VmcbImage,
+    VmcbSeg, VmcbSegment, VmcbTable,
 };
 use crate::vmrun::{load_pdptes, load_seg, load_table, HOST_SAVE_FIELDS};
 use mmu::{Cr0, Cr4, Dr7, Efer, Rflags, SegReg};
@@ -139,7 +139,18 @@ pub fn vmexit<M: PhysMem + ?Sized>(
 ) -> HostLoad {
     let mut img = VmcbImage::zeroed();
     let mut fields: Vec<VmcbField> = Vec::with_capacity(48);
-    save_guest(&mut img, &mut fields, ctl, guest, interrupt_shadow);
+    let mut vintr = ctl.vintr;
+    if ctl.vnmi
+        && exit
+            .exit_int_info
+            .is_some_and(|e| e.typ() == Some(EventType::Nmi))
+    {
+        // A #VMEXIT while delivering the virtual NMI saves V_NMI_MASK as 0
+        // (15.21.10); with NMI virtualization, physical NMIs are intercepted,
+        // so an NMI being delivered is the virtual (or injected) one.
+        vintr.v_nmi_mask = false;
+    }
+    save_guest(&mut img, &mut fields, vintr, ctl, guest, interrupt_shadow);
     let mut put = |f: VmcbField, v: u64| {
         img.set(f, v);
         fields.push(f);
@@ -182,6 +193,7 @@ pub fn vmexit<M: PhysMem + ?Sized>(
 fn save_guest(
     img: &mut VmcbImage,
     fields: &mut Vec<VmcbField>,
+    vintr: VIntr,
     ctl: &GuestControls,
     guest: &CpuState,
     shadow: bool,
@@ -223,7 +235,7 @@ fn save_guest(
     if ctl.nested.is_some() {
         put(VmcbField::GPat, r.pat);
     }
-    put(VmcbField::VIntrControl, ctl.vintr.to_raw().into());
+    put(VmcbField::VIntrControl, vintr.to_raw().into());
     let mut st = IntState::empty();
     st.set(IntState::INTERRUPT_SHADOW, shadow);
     st.set(

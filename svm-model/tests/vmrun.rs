@@ -406,8 +406,14 @@ fn injected_nmi_sets_v_nmi_mask_under_vnmi() {
         })
         .event(EventInj::new(EventType::Nmi, 2, None))
         .build();
-    let e = entered(run(&img).0);
+    let (out, mut mem) = run(&img);
+    let e = entered(out);
     assert!(e.controls.vnmi && e.controls.vintr.v_nmi_mask);
+    // A #VMEXIT during the NMI's delivery saves V_NMI_MASK as 0 (15.21.10).
+    let exit = ExitInfo::new(ExitCode::VMEXIT_NPF).during_delivery(e.inject.unwrap().raw);
+    exit_now(&SvmConfig::amd(), &e, &exit, &mut mem);
+    let back = VIntr::from_raw(mem.peek_u64(VMCB + 0x60) as u32, 0);
+    assert!(back.vnmi_enable && !back.v_nmi_mask);
 }
 
 fn exit_now(cfg: &SvmConfig, e: &GuestEntry, exit: &ExitInfo, mem: &mut PageMem) -> HostLoad {
