@@ -105,7 +105,7 @@ edx_features! {
     /// BusLockThreshold (APM Vol. 2 15.14.5).
     bus_lock_threshold = 29, "BusLockThreshold", false;
     /// IdleHltIntercept: the idle-HLT intercept (APM Vol. 2 15.9).
-    idle_hlt = 30, "IdleHltIntercept", false;
+    idle_hlt = 30, "IdleHltIntercept", true;
 }
 
 impl Default for SvmFeatures {
@@ -181,6 +181,7 @@ impl SvmFeatures {
             vmsave_virt: true,
             vgif: true,
             vnmi: true,
+            idle_hlt: true,
             ..Self::none()
         }
     }
@@ -329,7 +330,7 @@ mod tests {
         assert_eq!(ebx, 32768);
         assert_eq!(ecx, 0);
         // NP, SVML, NRIPS, TscRateMsr, VmcbClean, FlushByAsid, DecodeAssists,
-        // PauseFilter, PFThreshold, VMSAVEvirt, VGIF, VNMI.
+        // PauseFilter, PFThreshold, VMSAVEvirt, VGIF, VNMI, IdleHltIntercept.
         let want = (1 << 0)
             | (1 << 2)
             | (1 << 3)
@@ -341,7 +342,8 @@ mod tests {
             | (1 << 12)
             | (1 << 15)
             | (1 << 16)
-            | (1 << 25);
+            | (1 << 25)
+            | (1 << 30);
         assert_eq!(edx, want);
         assert_eq!(f.cpuid_80000001_ecx(), 1 << 2);
         assert!(SvmConfig::amd().validate().is_ok());

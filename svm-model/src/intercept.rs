@@ -335,15 +335,16 @@ pub fn pause(
         .then(|| ExitInfo::new(ExitCode::VMEXIT_PAUSE).with_next_rip(next_rip))
 }
 
-/// HLT: the HLT intercept takes priority over the idle-HLT intercept, which
-/// only triggers when no virtual interrupt (V_IRQ or V_NMI) is pending.
-pub fn hlt(ctl: &GuestControls, next_rip: u64) -> Option<ExitInfo> {
+/// HLT: the HLT intercept takes priority over the idle-HLT intercept (honoured
+/// when the preset has IdleHltIntercept), which only triggers when no virtual
+/// interrupt (V_IRQ or V_NMI) is pending.
+pub fn hlt(cfg: &SvmConfig, ctl: &GuestControls, next_rip: u64) -> Option<ExitInfo> {
     let i = &ctl.intercepts;
     if i.misc1.contains(Misc1::HLT) {
         return Some(ExitInfo::new(ExitCode::VMEXIT_HLT).with_next_rip(next_rip));
     }
     let pending = ctl.vintr.v_irq || (ctl.vnmi && ctl.vintr.v_nmi);
-    (i.misc3.contains(Misc3::IDLE_HLT) && !pending)
+    (cfg.features.idle_hlt && i.misc3.contains(Misc3::IDLE_HLT) && !pending)
         .then(|| ExitInfo::new(ExitCode::VMEXIT_IDLE_HLT).with_next_rip(next_rip))
 }
 

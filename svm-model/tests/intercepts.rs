@@ -360,18 +360,27 @@ fn hlt_mwait_and_task_switch() {
         misc3: Misc3::IDLE_HLT,
         ..Intercepts::default()
     });
-    assert_eq!(intercept::hlt(&ctl, 0).unwrap().code, ExitCode::VMEXIT_HLT);
+    let amd = SvmConfig::amd();
+    assert_eq!(
+        intercept::hlt(&amd, &ctl, 0).unwrap().code,
+        ExitCode::VMEXIT_HLT
+    );
     let mut idle = controls(Intercepts {
         misc3: Misc3::IDLE_HLT,
         ..Intercepts::default()
     });
     assert_eq!(
-        intercept::hlt(&idle, 0).unwrap().code,
+        intercept::hlt(&amd, &idle, 0).unwrap().code,
         ExitCode::VMEXIT_IDLE_HLT
+    );
+    let first = SvmConfig::first_generation();
+    assert!(
+        intercept::hlt(&first, &idle, 0).is_none(),
+        "not advertised: ignored"
     );
     idle.vintr.v_irq = true;
     assert!(
-        intercept::hlt(&idle, 0).is_none(),
+        intercept::hlt(&amd, &idle, 0).is_none(),
         "a virtual interrupt is pending"
     );
     assert_eq!(
