@@ -7,12 +7,9 @@
 
 use crate::features::SvmConfig;
 use bitflags::bitflags;
-use mmu::msr::{AMD_TSC_RATIO, AMD_VM_CR, AMD_VM_HSAVE_PA};
+use mmu::msr::{AMD_SVM_KEY, AMD_TSC_RATIO, AMD_VM_CR, AMD_VM_HSAVE_PA};
 use mmu::{Efer, Exception};
 use serde::{Deserialize, Serialize};
-
-/// SVM_KEY, MSR C001_0118h (APM Vol. 2 15.31.1). Not in `mmu`'s MSR table yet.
-pub const AMD_SVM_KEY: u32 = 0xc001_0118;
 
 bitflags! {
     /// VM_CR, MSR C001_0114h (APM Vol. 2 15.30.1, figure 15-27).
