@@ -111,46 +111,65 @@ fn ud() -> InsnOutcome {
     InsnOutcome::Fault(Exception::ud())
 }
 
-fn gp0() -> InsnOutcome {
-    InsnOutcome::Fault(Exception::gp0())
-}
-
 /// Applies the rules of `insn` in context `ctx`.
 pub fn execute(cfg: &SvmConfig, insn: SvmInsn, ctx: &InsnContext<'_>) -> InsnOutcome {
-    let f = &cfg.features;
     if insn == SvmInsn::Vmmcall {
         // 15.18: no CPL check; the intercept takes priority over the #UD.
-        if let Some(g) = ctx.guest {
-            if let Some(e) = intercept::simple(g, Intercept::Vmmcall, ctx.next_rip) {
-                return InsnOutcome::Exit(e);
-            }
-        }
-        return ud();
+        return match ctx
+            .guest
+            .and_then(|g| intercept::simple(g, Intercept::Vmmcall, ctx.next_rip))
+        {
+            Some(e) => InsnOutcome::Exit(e),
+            None => ud(),
+        };
     }
+    if let Some(fault) = fault(cfg, insn, ctx) {
+        return InsnOutcome::Fault(fault);
+    }
+    let simple = intercept_of(insn);
+    if let Some(e) = ctx
+        .guest
+        .and_then(|g| intercept::simple(g, simple, ctx.next_rip))
+    {
+        return InsnOutcome::Exit(e);
+    }
+    perform(insn, ctx)
+}
+
+/// The exceptions checked before the intercept, in order: #UD (SVM or SKINIT
+/// absent, real or virtual-8086 mode, not enabled), #GP(0) for CPL > 0, #GP(0)
+/// for a misaligned or beyond-MAXPHYADDR VMCB address.
+fn fault(cfg: &SvmConfig, insn: SvmInsn, ctx: &InsnContext<'_>) -> Option<Exception> {
+    let f = &cfg.features;
     if !f.svm || (insn == SvmInsn::Skinit && !f.skinit) {
-        return ud();
+        return Some(Exception::ud());
     }
     // Only recognized in protected mode (APM Vol. 3).
     if matches!(ctx.mode, CpuMode::Real | CpuMode::Virtual8086) {
-        return ud();
+        return Some(Exception::ud());
     }
     // 15.4: STGI and SKINIT are usable with SVME = 0 when SKINIT (or SVM-Lock,
     // 15.31) is supported; the others need EFER.SVME.
     let enabled = ctx.efer.contains(Efer::SVME)
         || (matches!(insn, SvmInsn::Stgi | SvmInsn::Skinit) && (f.skinit || f.svml));
     if !enabled {
-        return ud();
+        return Some(Exception::ud());
     }
     if ctx.cpl != 0 {
-        return gp0();
+        return Some(Exception::gp0());
     }
     let addr = ctx.address_size.mask(ctx.rax);
     if matches!(insn, SvmInsn::Vmrun | SvmInsn::Vmload | SvmInsn::Vmsave)
         && (addr & 0xfff != 0 || addr & cfg.phys_reserved() != 0)
     {
-        return gp0();
+        return Some(Exception::gp0());
     }
-    let simple = match insn {
+    None
+}
+
+/// The intercept an SVM instruction checks.
+const fn intercept_of(insn: SvmInsn) -> Intercept {
+    match insn {
         SvmInsn::Vmrun => Intercept::Vmrun,
         SvmInsn::Vmload => Intercept::Vmload,
         SvmInsn::Vmsave => Intercept::Vmsave,
@@ -159,12 +178,12 @@ pub fn execute(cfg: &SvmConfig, insn: SvmInsn, ctx: &InsnContext<'_>) -> InsnOut
         SvmInsn::Invlpga => Intercept::Invlpga,
         SvmInsn::Skinit => Intercept::Skinit,
         SvmInsn::Vmmcall => Intercept::Vmmcall,
-    };
-    if let Some(g) = ctx.guest {
-        if let Some(e) = intercept::simple(g, simple, ctx.next_rip) {
-            return InsnOutcome::Exit(e);
-        }
     }
+}
+
+/// What a non-faulting, non-intercepted SVM instruction does.
+fn perform(insn: SvmInsn, ctx: &InsnContext<'_>) -> InsnOutcome {
+    let addr = ctx.address_size.mask(ctx.rax);
     match insn {
         SvmInsn::Vmrun => InsnOutcome::Vmrun { vmcb_pa: addr },
         SvmInsn::Vmload | SvmInsn::Vmsave => {
@@ -172,9 +191,8 @@ pub fn execute(cfg: &SvmConfig, insn: SvmInsn, ctx: &InsnContext<'_>) -> InsnOut
                 VirtVmload::Off => VmcbAddress::System(addr),
                 VirtVmload::On => VmcbAddress::GuestPhysical(addr),
                 VirtVmload::Exit => {
-                    return InsnOutcome::Exit(
-                        ExitInfo::new(simple.exit_code()).with_next_rip(ctx.next_rip),
-                    )
+                    let code = intercept_of(insn).exit_code();
+                    return InsnOutcome::Exit(ExitInfo::new(code).with_next_rip(ctx.next_rip));
                 }
             };
             if insn == SvmInsn::Vmload {

@@ -115,47 +115,68 @@ pub fn vmrun<M: PhysMem + ?Sized>(
 ) -> VmrunOutcome {
     let img = VmcbImage::read(mem, vmcb_pa, SvmAccess::VmcbRead);
     let (merged, clean) = cache.merge(cfg, vmcb_pa, &img);
+    let (failures, pdptes) = validate(cfg, host, &merged, mem);
+    // Every check has run; from here on, commit.
+    save_host(mem, hsave_pa, host);
+    let Some(&check) = failures.first() else {
+        let entry = enter(cfg, host, vmcb_pa, hsave_pa, &merged, clean, pdptes);
+        cache.store(cfg, vmcb_pa, &merged);
+        return VmrunOutcome::Entered(Box::new(entry));
+    };
+    cache.invalidate(vmcb_pa);
+    for (f, v) in [
+        (VmcbField::ExitCode, ExitCode::VMEXIT_INVALID.0),
+        (VmcbField::ExitInfo1, 0),
+        (VmcbField::ExitInfo2, 0),
+        (VmcbField::EventInj, 0),
+    ] {
+        write_field(mem, vmcb_pa, f, v, SvmAccess::VmcbWrite);
+    }
+    let host = reload_host(cfg, mem, hsave_pa, host, None);
+    VmrunOutcome::Invalid(Box::new(InvalidVmrun {
+        check,
+        all: failures,
+        host,
+    }))
+}
 
-    // Validate.
-    let mut failures = checks::guest_failures(cfg, &merged, host);
-    let np = checks::np_enabled(cfg, &merged);
+/// Runs every consistency check on the merged state, then, for a legacy-PAE
+/// guest without nested paging, loads and checks its PDPEs. Reads memory only.
+fn validate<M: PhysMem + ?Sized>(
+    cfg: &SvmConfig,
+    host: &CpuState,
+    merged: &VmcbImage,
+    mem: &mut M,
+) -> (Vec<CheckId>, Option<[u64; 4]>) {
+    let mut failures = checks::guest_failures(cfg, merged, host);
     let mut pdptes = None;
-    if failures.is_empty() && legacy_pae_paging(&merged) && !np {
+    if failures.is_empty() && legacy_pae_paging(merged) && !checks::np_enabled(cfg, merged) {
         let p = load_pdptes(mem, merged.get(VmcbField::Cr3));
         if p.iter().any(|e| checks::pdpte_reserved(cfg, *e)) {
             failures.push(CheckId::PdpteReserved);
         }
         pdptes = Some(p);
     }
+    (failures, pdptes)
+}
 
-    // Commit.
-    save_host(mem, hsave_pa, host);
-    if let Some(&check) = failures.first() {
-        cache.invalidate(vmcb_pa);
-        for (f, v) in [
-            (VmcbField::ExitCode, ExitCode::VMEXIT_INVALID.0),
-            (VmcbField::ExitInfo1, 0),
-            (VmcbField::ExitInfo2, 0),
-            (VmcbField::EventInj, 0),
-        ] {
-            write_field(mem, vmcb_pa, f, v, SvmAccess::VmcbWrite);
-        }
-        let host = reload_host(cfg, mem, hsave_pa, host, None);
-        return VmrunOutcome::Invalid(Box::new(InvalidVmrun {
-            check,
-            all: failures,
-            host,
-        }));
-    }
-
-    let state = load_guest(cfg, host, &merged, np);
-    let mut controls = controls(cfg, host, vmcb_pa, hsave_pa, &merged, np);
-    let inject = injection(cfg, &merged, &state);
-    if let Some(ev) = inject {
-        if ev.typ == EventType::Nmi && controls.vnmi {
-            // Injecting an NMI with NMI virtualization sets V_NMI_MASK (15.21.10).
-            controls.vintr.v_nmi_mask = true;
-        }
+/// The guest VMRUN enters once every check has passed.
+fn enter(
+    cfg: &SvmConfig,
+    host: &CpuState,
+    vmcb_pa: u64,
+    hsave_pa: u64,
+    merged: &VmcbImage,
+    clean: CleanBits,
+    pdptes: Option<[u64; 4]>,
+) -> GuestEntry {
+    let np = checks::np_enabled(cfg, merged);
+    let state = load_guest(cfg, host, merged, np);
+    let mut controls = controls(cfg, host, vmcb_pa, hsave_pa, merged, np);
+    let inject = injection(cfg, merged, &state);
+    if inject.is_some_and(|ev| ev.typ == EventType::Nmi) && controls.vnmi {
+        // Injecting an NMI with NMI virtualization sets V_NMI_MASK (15.21.10).
+        controls.vintr.v_nmi_mask = true;
     }
     let tlb = TlbFlush::decode(
         merged.get(VmcbField::TlbControl) as u8,
@@ -164,8 +185,7 @@ pub fn vmrun<M: PhysMem + ?Sized>(
     );
     let shadow = IntState::from_bits_retain(merged.get(VmcbField::InterruptShadow))
         .contains(IntState::INTERRUPT_SHADOW);
-    cache.store(cfg, vmcb_pa, &merged);
-    VmrunOutcome::Entered(Box::new(GuestEntry {
+    GuestEntry {
         state,
         controls,
         interrupt_shadow: shadow,
@@ -173,7 +193,7 @@ pub fn vmrun<M: PhysMem + ?Sized>(
         tlb,
         pdptes,
         clean,
-    }))
+    }
 }
 
 /// True if the VMCB's guest runs with legacy (non-long) PAE paging.
