@@ -188,7 +188,28 @@ fn check_vmrun(cfg: &SvmConfig, host: &CpuState, img: &VmcbImage) -> Result<(), 
     img.write(&mut mem, VMCB, SvmAccess::VmcbWrite);
     let mut cache = VmcbCache::default();
     let want = reference(cfg, img, host);
-    match vmrun(cfg, host, VMCB, HSAVE, &mut mem, &mut cache) {
+    mem.log.clear();
+    let out = vmrun(cfg, host, VMCB, HSAVE, &mut mem, &mut cache);
+    // Validate, then commit: VMRUN reads the VMCB and PDPEs before it writes
+    // anything, and writes only the host save area and, on failure, the exit
+    // fields of the VMCB.
+    let first_write = mem.log.iter().position(|a| a.3).unwrap_or(mem.log.len());
+    for (tag, pa, _, write) in &mem.log[first_write..] {
+        prop_assert!(
+            *write || *tag == SvmAccess::HostSaveRead,
+            "{:?} read at {:#x} after the commit began",
+            tag,
+            pa
+        );
+        if *write && *tag == SvmAccess::VmcbWrite {
+            prop_assert!(
+                matches!(pa - VMCB, 0x70 | 0x78 | 0x80 | 0xa8),
+                "VMCB write at {:#x}",
+                pa
+            );
+        }
+    }
+    match out {
         VmrunOutcome::Entered(e) => {
             prop_assert!(want.is_empty(), "entered although {:?} fail", want);
             // Leave again with an arbitrary exit: never panics, host restored.
