@@ -154,6 +154,17 @@ mod tests {
     }
 
     #[test]
+    fn cache_survives_a_snapshot() {
+        let cfg = SvmConfig::amd();
+        let mut cache = VmcbCache::default();
+        cache.store(&cfg, 0x1000, &VmcbBuilder::long_mode().build());
+        let json = serde_json::to_string(&cache).unwrap();
+        let back: VmcbCache = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, cache);
+        assert!(serde_json::from_str::<VmcbImage>("[1,2,3]").is_err());
+    }
+
+    #[test]
     fn capacity_evicts_least_recent() {
         let cfg = SvmConfig::amd();
         let mut cache = VmcbCache::new(2);
