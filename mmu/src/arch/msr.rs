@@ -93,6 +93,7 @@ msrs! {
     AMD_IGNNE = 0xc001_0115;
     AMD_SMM_CTL = 0xc001_0116;
     AMD_VM_HSAVE_PA = 0xc001_0117;
+    AMD_SVM_KEY = 0xc001_0118;
     AMD_TSC_RATIO = 0xc000_0104;
 }
 
