@@ -102,12 +102,20 @@ fn parse_number(flag: &str, v: &str) -> Result<u64, UsageError> {
 pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     let mut it = args.iter().peekable();
     let sub = match it.peek().map(|s| s.as_str()) {
-        None => return Ok(Command::Demo { cpu: "intel".into() }),
+        None => {
+            return Ok(Command::Demo {
+                cpu: "intel".into(),
+            })
+        }
         Some("-h" | "--help" | "help") => return Ok(Command::Help),
         Some("-V" | "--version") => return Ok(Command::Version),
         Some("run") | Some("demo") => it.next().cloned().unwrap_or_default(),
         Some(other) if other.starts_with('-') => "run".to_string(),
-        Some(other) => return Err(UsageError(format!("unknown command '{other}' (try --help)"))),
+        Some(other) => {
+            return Err(UsageError(format!(
+                "unknown command '{other}' (try --help)"
+            )))
+        }
     };
     let mut o = RunOptions {
         cpu: "intel".into(),
@@ -134,10 +142,16 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             "--mem" if sub == "run" => o.mem_mib = parse_number("--mem", &value("--mem")?)?,
             "--append" if sub == "run" => o.append = value("--append")?,
             "--initrd" if sub == "run" => o.initrd = Some(value("--initrd")?),
-            "--max-insns" => o.max_insns = Some(parse_number("--max-insns", &value("--max-insns")?)?),
+            "--max-insns" => {
+                o.max_insns = Some(parse_number("--max-insns", &value("--max-insns")?)?)
+            }
             "--stats" => o.stats = Some(value("--stats")?),
             "--serial" => o.serial = Some(value("--serial")?),
-            _ => return Err(UsageError(format!("unknown option '{arg}' for '{sub}' (try --help)"))),
+            _ => {
+                return Err(UsageError(format!(
+                    "unknown option '{arg}' for '{sub}' (try --help)"
+                )))
+            }
         }
     }
     if sub == "demo" {
@@ -150,10 +164,16 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         return Err(UsageError("--mem must be at least 1 MiB".into()));
     }
     if o.mem_mib > 1 << 20 {
-        return Err(UsageError(format!("--mem {} MiB is more than the 1 TiB nestemu supports", o.mem_mib)));
+        return Err(UsageError(format!(
+            "--mem {} MiB is more than the 1 TiB nestemu supports",
+            o.mem_mib
+        )));
     }
     if CpuModel::preset(&o.cpu).is_none() {
-        return Err(UsageError(format!("unknown CPU model '{}' (intel or amd)", o.cpu)));
+        return Err(UsageError(format!(
+            "unknown CPU model '{}' (intel or amd)",
+            o.cpu
+        )));
     }
     Ok(Command::Run(o))
 }
@@ -164,7 +184,8 @@ fn read_file(path: &str, what: &str) -> Result<Vec<u8>, LoadError> {
 
 /// Builds and loads the machine for `o`.
 pub fn prepare(o: &RunOptions) -> Result<Machine, LoadError> {
-    let model = CpuModel::preset(&o.cpu).ok_or_else(|| LoadError(format!("unknown CPU model '{}'", o.cpu)))?;
+    let model = CpuModel::preset(&o.cpu)
+        .ok_or_else(|| LoadError(format!("unknown CPU model '{}'", o.cpu)))?;
     let image = read_file(&o.kernel, "kernel")?;
     let mut m = Machine::new(MachineConfig {
         model,
@@ -311,8 +332,13 @@ mod tests {
 
     #[test]
     fn parses_run() {
-        let c = parse(&args("run --kernel k.elf --mem 64 --cpu amd --max-insns 0x100 --stats=s.json")).unwrap();
-        let Command::Run(o) = c else { panic!("not run") };
+        let c = parse(&args(
+            "run --kernel k.elf --mem 64 --cpu amd --max-insns 0x100 --stats=s.json",
+        ))
+        .unwrap();
+        let Command::Run(o) = c else {
+            panic!("not run")
+        };
         assert_eq!(o.kernel, "k.elf");
         assert_eq!(o.mem_mib, 64);
         assert_eq!(o.cpu, "amd");
@@ -327,6 +353,11 @@ mod tests {
         assert!(parse(&args("run")).is_err());
         assert!(parse(&args("run --kernel k --cpu z80")).is_err());
         assert!(parse(&args("run --kernel k --mem lots")).is_err());
-        assert_eq!(parse(&[]).unwrap(), Command::Demo { cpu: "intel".into() });
+        assert_eq!(
+            parse(&[]).unwrap(),
+            Command::Demo {
+                cpu: "intel".into()
+            }
+        );
     }
 }

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod cost;
 pub mod cpu;
+pub mod demo;
 pub mod devices;
 pub mod event;
 pub mod interp;
@@ -14,7 +15,6 @@ pub mod loader;
 pub mod machine;
 pub mod memory;
 pub mod stats;
-pub mod demo;
 
 pub use event::{Event, Stop};
 pub use machine::{Machine, MachineConfig};

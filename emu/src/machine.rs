@@ -138,9 +138,7 @@ impl Machine {
                 if single_step && !self.cpu.events.movss_blocking {
                     // SDM Vol. 3B 18.3.1.4: a single-step trap follows every
                     // instruction that began with TF = 1.
-                    return self.raise(Event::DebugTrap {
-                        dr6: mmu::dr6::BS,
-                    });
+                    return self.raise(Event::DebugTrap { dr6: mmu::dr6::BS });
                 }
                 None
             }

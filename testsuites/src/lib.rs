@@ -47,7 +47,9 @@ pub fn config() -> MachineConfig {
 
 /// Builds `p` and runs it on a machine made from `cfg`.
 pub fn run(p: &Program, cfg: MachineConfig) -> Outcome {
-    let built = p.build().unwrap_or_else(|e| panic!("building the guest: {e}"));
+    let built = p
+        .build()
+        .unwrap_or_else(|e| panic!("building the guest: {e}"));
     run_built(&built, cfg)
 }
 

@@ -404,7 +404,12 @@ mod tests {
     fn table_has_no_duplicate_bits() {
         for (i, a) in FEATURES.iter().enumerate() {
             for b in &FEATURES[i + 1..] {
-                assert!(!(a.2 == b.2 && a.3 == b.3), "{} and {} share a bit", a.1, b.1);
+                assert!(
+                    !(a.2 == b.2 && a.3 == b.3),
+                    "{} and {} share a bit",
+                    a.1,
+                    b.1
+                );
                 assert_ne!(a.1, b.1);
             }
         }

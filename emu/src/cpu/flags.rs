@@ -345,10 +345,7 @@ mod tests {
         // ADC 0xff + 0xff + 1 = 0x1ff: CF, SF, PF, AF.
         assert_eq!(st(LazyOp::Adc1, 8, 0xff, 0xff, 0x1ff), CF | SF | PF | AF);
         // ADC 0 + 0xffffffff + 1 wraps to 0 with CF.
-        assert_eq!(
-            st(LazyOp::Adc1, 32, 0, 0xffff_ffff, 0) & (CF | ZF),
-            CF | ZF
-        );
+        assert_eq!(st(LazyOp::Adc1, 32, 0, 0xffff_ffff, 0) & (CF | ZF), CF | ZF);
     }
 
     #[test]
@@ -376,7 +373,10 @@ mod tests {
         assert_eq!(st(LazyOp::Neg, 8, 0x80, 0, 0x80) & (CF | OF), CF | OF);
         assert_eq!(st(LazyOp::Neg, 8, 0, 0, 0) & (CF | ZF), ZF);
         // SHL 0x80 by 1 -> 0: CF=1, OF = MSB(r) ^ CF = 1.
-        assert_eq!(st(LazyOp::Shl, 8, 0x80, 1, 0x100) & (CF | OF | ZF), CF | OF | ZF);
+        assert_eq!(
+            st(LazyOp::Shl, 8, 0x80, 1, 0x100) & (CF | OF | ZF),
+            CF | OF | ZF
+        );
         // SHR 0x81 by 1: CF=1, OF=MSB(original)=1.
         assert_eq!(st(LazyOp::Shr, 8, 0x81, 1, 0x40) & (CF | OF), CF | OF);
         // SAR 0x80 by 7: result 0xff, CF = bit 6 = 0.

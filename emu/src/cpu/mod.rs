@@ -7,7 +7,7 @@ pub mod flags;
 pub mod msr;
 pub mod segmentation;
 
-use mmu::{Cr0, CpuMode, Efer, Rflags, SegReg, SegmentCache, SystemRegs, TableRegister};
+use mmu::{CpuMode, Cr0, Efer, Rflags, SegReg, SegmentCache, SystemRegs, TableRegister};
 use serde::{Deserialize, Serialize};
 
 pub use flags::{Flags, LazyOp};

@@ -14,7 +14,12 @@ use mmu::Rflags;
 /// compute, record the flags lazily, and write the destination unless the
 /// instruction only compares.
 #[inline(always)]
-fn alu2(m: &mut Machine, i: &Instruction, op: impl Fn(&mut Machine, u64, u64, u8) -> u64, write: bool) -> Flow {
+fn alu2(
+    m: &mut Machine,
+    i: &Instruction,
+    op: impl Fn(&mut Machine, u64, u64, u8) -> u64,
+    write: bool,
+) -> Flow {
     let size = m.op_size(i, 0);
     let mask = size_mask(size);
     let a = m.read_op(i, 0)? & mask;
@@ -28,87 +33,132 @@ fn alu2(m: &mut Machine, i: &Instruction, op: impl Fn(&mut Machine, u64, u64, u8
 
 /// ADD.
 pub fn add(m: &mut Machine, i: &Instruction) -> Flow {
-    alu2(m, i, |m, a, b, w| {
-        let r = a.wrapping_add(b);
-        m.cpu.flags.set_lazy(LazyOp::Add, w, a, b, r);
-        r
-    }, true)
+    alu2(
+        m,
+        i,
+        |m, a, b, w| {
+            let r = a.wrapping_add(b);
+            m.cpu.flags.set_lazy(LazyOp::Add, w, a, b, r);
+            r
+        },
+        true,
+    )
 }
 
 /// ADC.
 pub fn adc(m: &mut Machine, i: &Instruction) -> Flow {
-    alu2(m, i, |m, a, b, w| {
-        let c = m.cpu.flags.cf();
-        let r = a.wrapping_add(b).wrapping_add(c as u64);
-        let op = if c { LazyOp::Adc1 } else { LazyOp::Add };
-        m.cpu.flags.set_lazy(op, w, a, b, r);
-        r
-    }, true)
+    alu2(
+        m,
+        i,
+        |m, a, b, w| {
+            let c = m.cpu.flags.cf();
+            let r = a.wrapping_add(b).wrapping_add(c as u64);
+            let op = if c { LazyOp::Adc1 } else { LazyOp::Add };
+            m.cpu.flags.set_lazy(op, w, a, b, r);
+            r
+        },
+        true,
+    )
 }
 
 /// SUB.
 pub fn sub(m: &mut Machine, i: &Instruction) -> Flow {
-    alu2(m, i, |m, a, b, w| {
-        let r = a.wrapping_sub(b);
-        m.cpu.flags.set_lazy(LazyOp::Sub, w, a, b, r);
-        r
-    }, true)
+    alu2(
+        m,
+        i,
+        |m, a, b, w| {
+            let r = a.wrapping_sub(b);
+            m.cpu.flags.set_lazy(LazyOp::Sub, w, a, b, r);
+            r
+        },
+        true,
+    )
 }
 
 /// SBB.
 pub fn sbb(m: &mut Machine, i: &Instruction) -> Flow {
-    alu2(m, i, |m, a, b, w| {
-        let c = m.cpu.flags.cf();
-        let r = a.wrapping_sub(b).wrapping_sub(c as u64);
-        let op = if c { LazyOp::Sbb1 } else { LazyOp::Sub };
-        m.cpu.flags.set_lazy(op, w, a, b, r);
-        r
-    }, true)
+    alu2(
+        m,
+        i,
+        |m, a, b, w| {
+            let c = m.cpu.flags.cf();
+            let r = a.wrapping_sub(b).wrapping_sub(c as u64);
+            let op = if c { LazyOp::Sbb1 } else { LazyOp::Sub };
+            m.cpu.flags.set_lazy(op, w, a, b, r);
+            r
+        },
+        true,
+    )
 }
 
 /// CMP.
 pub fn cmp(m: &mut Machine, i: &Instruction) -> Flow {
-    alu2(m, i, |m, a, b, w| {
-        let r = a.wrapping_sub(b);
-        m.cpu.flags.set_lazy(LazyOp::Sub, w, a, b, r);
-        r
-    }, false)
+    alu2(
+        m,
+        i,
+        |m, a, b, w| {
+            let r = a.wrapping_sub(b);
+            m.cpu.flags.set_lazy(LazyOp::Sub, w, a, b, r);
+            r
+        },
+        false,
+    )
 }
 
 /// AND.
 pub fn and(m: &mut Machine, i: &Instruction) -> Flow {
-    alu2(m, i, |m, a, b, w| {
-        let r = a & b;
-        m.cpu.flags.set_lazy(LazyOp::Logic, w, a, b, r);
-        r
-    }, true)
+    alu2(
+        m,
+        i,
+        |m, a, b, w| {
+            let r = a & b;
+            m.cpu.flags.set_lazy(LazyOp::Logic, w, a, b, r);
+            r
+        },
+        true,
+    )
 }
 
 /// OR.
 pub fn or(m: &mut Machine, i: &Instruction) -> Flow {
-    alu2(m, i, |m, a, b, w| {
-        let r = a | b;
-        m.cpu.flags.set_lazy(LazyOp::Logic, w, a, b, r);
-        r
-    }, true)
+    alu2(
+        m,
+        i,
+        |m, a, b, w| {
+            let r = a | b;
+            m.cpu.flags.set_lazy(LazyOp::Logic, w, a, b, r);
+            r
+        },
+        true,
+    )
 }
 
 /// XOR.
 pub fn xor(m: &mut Machine, i: &Instruction) -> Flow {
-    alu2(m, i, |m, a, b, w| {
-        let r = a ^ b;
-        m.cpu.flags.set_lazy(LazyOp::Logic, w, a, b, r);
-        r
-    }, true)
+    alu2(
+        m,
+        i,
+        |m, a, b, w| {
+            let r = a ^ b;
+            m.cpu.flags.set_lazy(LazyOp::Logic, w, a, b, r);
+            r
+        },
+        true,
+    )
 }
 
 /// TEST.
 pub fn test(m: &mut Machine, i: &Instruction) -> Flow {
-    alu2(m, i, |m, a, b, w| {
-        let r = a & b;
-        m.cpu.flags.set_lazy(LazyOp::Logic, w, a, b, r);
-        r
-    }, false)
+    alu2(
+        m,
+        i,
+        |m, a, b, w| {
+            let r = a & b;
+            m.cpu.flags.set_lazy(LazyOp::Logic, w, a, b, r);
+            r
+        },
+        false,
+    )
 }
 
 /// NOT (no flags).
@@ -182,7 +232,9 @@ pub fn cmpxchg(m: &mut Machine, i: &Instruction) -> Flow {
         }
         m.write_gpr(acc_reg, d);
     }
-    m.cpu.flags.set_lazy(LazyOp::Sub, (size * 8) as u8, acc, d, r);
+    m.cpu
+        .flags
+        .set_lazy(LazyOp::Sub, (size * 8) as u8, acc, d, r);
     Ok(())
 }
 
@@ -338,7 +390,9 @@ pub fn aas(m: &mut Machine, _: &Instruction) -> Flow {
     let adjust = ax & 0xf > 9 || m.cpu.flags.has(Rflags::AF);
     let ax = if adjust {
         let al = (ax as u8).wrapping_sub(6);
-        let ah = ((ax >> 8) as u8).wrapping_sub(1).wrapping_sub(((ax as u8) < 6) as u8);
+        let ah = ((ax >> 8) as u8)
+            .wrapping_sub(1)
+            .wrapping_sub(((ax as u8) < 6) as u8);
         (ah as u16) << 8 | al as u16
     } else {
         ax

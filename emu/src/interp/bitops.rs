@@ -183,7 +183,11 @@ pub fn bzhi(m: &mut Machine, i: &Instruction) -> Flow {
     let w = (size * 8) as u64;
     let v = m.read_op(i, 1)? & size_mask(size);
     let n = m.read_op(i, 2)? & 0xff;
-    let (r, cf) = if n < w { (v & ((1u64 << n) - 1), false) } else { (v, true) };
+    let (r, cf) = if n < w {
+        (v & ((1u64 << n) - 1), false)
+    } else {
+        (v, true)
+    };
     bmi_flags(m, r, size, cf);
     m.write_op(i, 0, r)
 }

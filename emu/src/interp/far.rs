@@ -90,7 +90,11 @@ impl Machine {
     /// Reads a call gate (8 bytes, or 16 in IA-32e mode) and validates it for
     /// a transfer through it: returns (target selector, offset, 32-bit gate,
     /// parameter count).
-    fn read_call_gate(&mut self, sel: Selector, d: Descriptor) -> Result<(Selector, u64, bool, u8), Event> {
+    fn read_call_gate(
+        &mut self,
+        sel: Selector,
+        d: Descriptor,
+    ) -> Result<(Selector, u64, bool, u8), Event> {
         let cpl = self.cpu.cpl();
         let ar = d.access_rights();
         let code = sel_code(sel, false);
@@ -139,11 +143,20 @@ pub fn jmp_far(m: &mut Machine, i: &Instruction) -> Flow {
         let cs = gate_code_segment(m, tsel, true)?;
         m.check_code_offset(&cs, toff)?;
         let cpl = m.cpu.cpl();
-        m.commit_cs(SegmentCache { selector: Selector((tsel.0 & !3) | cpl as u16), ..cs }, toff);
+        m.commit_cs(
+            SegmentCache {
+                selector: Selector((tsel.0 & !3) | cpl as u16),
+                ..cs
+            },
+            toff,
+        );
         return Ok(());
     }
     if !ar.s() && matches!(ar.typ(), 1 | 5 | 9) {
-        return Err(Event::unimplemented("JMP far to a TSS or task gate (task switch)", m.cpu.rip));
+        return Err(Event::unimplemented(
+            "JMP far to a TSS or task gate (task switch)",
+            m.cpu.rip,
+        ));
     }
     Err(Event::gp(sel_code(sel, false)))
 }
@@ -152,7 +165,10 @@ fn is_call_gate(m: &Machine, typ: u8) -> bool {
     if m.cpu.sys.efer.contains(mmu::Efer::LMA) {
         typ == mmu::system_type::CALL_GATE
     } else {
-        matches!(typ, mmu::system_type::CALL_GATE | mmu::system_type::CALL_GATE16)
+        matches!(
+            typ,
+            mmu::system_type::CALL_GATE | mmu::system_type::CALL_GATE16
+        )
     }
 }
 
@@ -214,7 +230,10 @@ pub fn call_far(m: &mut Machine, i: &Instruction) -> Flow {
         return call_gate(m, sel, d);
     }
     if !ar.s() && matches!(ar.typ(), 1 | 5 | 9) {
-        return Err(Event::unimplemented("CALL far to a TSS or task gate (task switch)", m.cpu.rip));
+        return Err(Event::unimplemented(
+            "CALL far to a TSS or task gate (task switch)",
+            m.cpu.rip,
+        ));
     }
     Err(Event::gp(sel_code(sel, false)))
 }
@@ -225,14 +244,27 @@ fn call_gate(m: &mut Machine, sel: Selector, d: Descriptor) -> Flow {
     let cs = gate_code_segment(m, tsel, false)?;
     let cpl = m.cpu.cpl();
     let lma = m.cpu.sys.efer.contains(mmu::Efer::LMA);
-    let size = if lma { 8 } else if gate32 { 4 } else { 2 };
+    let size = if lma {
+        8
+    } else if gate32 {
+        4
+    } else {
+        2
+    };
     m.check_code_offset(&cs, toff)?;
     let old_cs = m.cpu.seg(SegReg::Cs).selector.0 as u64;
     let old_ss = *m.cpu.seg(SegReg::Ss);
     let old_sp = m.cpu.gpr[4];
     let ret = m.next_rip;
-    let new_cpl = if cs.attr.conforming() { cpl } else { cs.attr.dpl() };
-    let new_cs = SegmentCache { selector: Selector((tsel.0 & !3) | new_cpl as u16), ..cs };
+    let new_cpl = if cs.attr.conforming() {
+        cpl
+    } else {
+        cs.attr.dpl()
+    };
+    let new_cs = SegmentCache {
+        selector: Selector((tsel.0 & !3) | new_cpl as u16),
+        ..cs
+    };
     if new_cpl < cpl {
         // More privileged: switch stacks from the TSS and copy parameters.
         let mut st = if lma {
@@ -242,7 +274,13 @@ fn call_gate(m: &mut Machine, sel: Selector, d: Descriptor) -> Flow {
                 return Err(Event::ts(sel_code(tr.selector, false)));
             }
             let rsp = m.read_linear(tr.base.wrapping_add(o), 8, Privilege::System)?;
-            NewStack { ss: null_ss(Selector(new_cpl as u16), new_cpl), sp: rsp, long: true, cpl: new_cpl, fault_code: 0 }
+            NewStack {
+                ss: null_ss(Selector(new_cpl as u16), new_cpl),
+                sp: rsp,
+                long: true,
+                cpl: new_cpl,
+                fault_code: 0,
+            }
         } else {
             m.tss_stack_for_call(new_cpl)?
         };
@@ -288,8 +326,16 @@ impl Machine {
         if ss_off + 1 > tr.limit as u64 {
             return Err(Event::ts(tr_code));
         }
-        let sp = self.read_linear(tr.base.wrapping_add(sp_off) & 0xffff_ffff, sp_size, Privilege::System)?;
-        let ss = Selector(self.read_linear(tr.base.wrapping_add(ss_off) & 0xffff_ffff, 2, Privilege::System)? as u16);
+        let sp = self.read_linear(
+            tr.base.wrapping_add(sp_off) & 0xffff_ffff,
+            sp_size,
+            Privilege::System,
+        )?;
+        let ss = Selector(self.read_linear(
+            tr.base.wrapping_add(ss_off) & 0xffff_ffff,
+            2,
+            Privilege::System,
+        )? as u16);
         let code = sel_code(ss, false);
         if ss.is_null() || self.descriptor_address(ss).is_none() {
             return Err(Event::ts(code));
@@ -303,7 +349,13 @@ impl Machine {
             return Err(Event::ss(code));
         }
         self.set_descriptor_accessed(ss, d)?;
-        Ok(NewStack { ss: d.with_accessed().to_cache(ss), sp, long: false, cpl: new_cpl, fault_code: code })
+        Ok(NewStack {
+            ss: d.with_accessed().to_cache(ss),
+            sp,
+            long: false,
+            cpl: new_cpl,
+            fault_code: code,
+        })
     }
 
     /// Validates a return CS for RETF/IRET (SDM Vol. 2B RET "PROTECTED-MODE"):
@@ -319,7 +371,8 @@ impl Machine {
         if !ar.is_code() || sel.rpl() < cpl {
             return Err(Event::gp(code));
         }
-        if (ar.conforming() && ar.dpl() > sel.rpl()) || (!ar.conforming() && ar.dpl() != sel.rpl()) {
+        if (ar.conforming() && ar.dpl() > sel.rpl()) || (!ar.conforming() && ar.dpl() != sel.rpl())
+        {
             return Err(Event::gp(code));
         }
         if !ar.present() {
@@ -335,7 +388,12 @@ impl Machine {
     /// Validates the SS of a return to an outer level: RPL and DPL equal the
     /// new CPL, writable data, present (a null SS only for a 64-bit return to
     /// CPL < 3).
-    fn return_stack_segment(&mut self, sel: Selector, new_cpl: u8, to_64: bool) -> Result<SegmentCache, Event> {
+    fn return_stack_segment(
+        &mut self,
+        sel: Selector,
+        new_cpl: u8,
+        to_64: bool,
+    ) -> Result<SegmentCache, Event> {
         if sel.is_null() {
             if to_64 && new_cpl < 3 {
                 return Ok(null_ss(sel, new_cpl));
@@ -377,7 +435,11 @@ pub fn retf(m: &mut Machine, i: &Instruction) -> Flow {
         iced_x86::Code::Retfd | iced_x86::Code::Retfd_imm16 => 4,
         _ => 8,
     };
-    let release = if i.op_count() > 0 { i.immediate16() as u64 } else { 0 };
+    let release = if i.op_count() > 0 {
+        i.immediate16() as u64
+    } else {
+        0
+    };
     let off = m.peek_stack(0, size)? & size_mask(size);
     let sel = m.peek_stack(size as u64, size)? as u16;
     if matches!(m.cpu.mode.mode, CpuMode::Real | CpuMode::Virtual8086) {
@@ -403,8 +465,19 @@ pub fn retf(m: &mut Machine, i: &Instruction) -> Flow {
     let ss = m.return_stack_segment(ss_sel, sel.rpl(), to_64)?;
     m.cpu.sys.segs[SegReg::Ss as usize] = ss;
     m.commit_cs(cs, off);
-    let sp = if ss.attr.db() || to_64 { new_sp } else { (m.cpu.gpr[4] & !0xffff) | (new_sp & 0xffff) };
-    m.cpu.gpr[4] = sp.wrapping_add(release) & if to_64 { u64::MAX } else if ss.attr.db() { 0xffff_ffff } else { u64::MAX };
+    let sp = if ss.attr.db() || to_64 {
+        new_sp
+    } else {
+        (m.cpu.gpr[4] & !0xffff) | (new_sp & 0xffff)
+    };
+    m.cpu.gpr[4] = sp.wrapping_add(release)
+        & if to_64 {
+            u64::MAX
+        } else if ss.attr.db() {
+            0xffff_ffff
+        } else {
+            u64::MAX
+        };
     m.invalidate_inaccessible_segments();
     Ok(())
 }
@@ -462,7 +535,10 @@ pub fn iret(m: &mut Machine, i: &Instruction) -> Flow {
         if lma {
             return Err(Event::gp0());
         }
-        return Err(Event::unimplemented("IRET with NT=1 (task return)", m.cpu.rip));
+        return Err(Event::unimplemented(
+            "IRET with NT=1 (task return)",
+            m.cpu.rip,
+        ));
     }
     if !lma && flags & Rflags::VM.bits() != 0 && m.cpu.cpl() == 0 && size == 4 {
         return iret_to_v86(m, off, sel, flags);
@@ -478,7 +554,11 @@ pub fn iret(m: &mut Machine, i: &Instruction) -> Flow {
         let ss_sel = Selector(m.peek_stack(4 * size as u64, size)? as u16);
         let ss = m.return_stack_segment(ss_sel, sel.rpl(), to_64)?;
         m.cpu.sys.segs[SegReg::Ss as usize] = ss;
-        m.cpu.gpr[4] = if size == 2 { (m.cpu.gpr[4] & !0xffff) | (new_sp & 0xffff) } else { new_sp & size_mask(size) };
+        m.cpu.gpr[4] = if size == 2 {
+            (m.cpu.gpr[4] & !0xffff) | (new_sp & 0xffff)
+        } else {
+            new_sp & size_mask(size)
+        };
         m.cpu.flags.set_masked(flags, mask);
         m.commit_cs(cs, off);
         if sel.rpl() > cpl {
@@ -504,7 +584,14 @@ fn iret_to_v86(m: &mut Machine, off: u64, sel: u16, flags: u64) -> Flow {
     }
     let [esp, ss, es, ds, fs, gs] = vals;
     m.cpu.flags.set(flags & Rflags::DEFINED);
-    for (s, v) in [(SegReg::Cs, sel as u64), (SegReg::Ss, ss), (SegReg::Es, es), (SegReg::Ds, ds), (SegReg::Fs, fs), (SegReg::Gs, gs)] {
+    for (s, v) in [
+        (SegReg::Cs, sel as u64),
+        (SegReg::Ss, ss),
+        (SegReg::Es, es),
+        (SegReg::Ds, ds),
+        (SegReg::Fs, fs),
+        (SegReg::Gs, gs),
+    ] {
         m.cpu.sys.segs[s as usize] = SegmentCache::real_mode(v as u16, true);
     }
     m.cpu.sys.segs[SegReg::Cs as usize].attr = mmu::AccessRights(0xfb);

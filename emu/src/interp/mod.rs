@@ -10,15 +10,17 @@ pub mod bitops;
 pub mod cache;
 pub mod control;
 pub mod data;
-pub mod features;
 pub mod far;
+pub mod features;
 pub mod flagops;
 pub mod muldiv;
 pub mod operand;
 pub mod shift;
+pub mod sse;
 pub mod stack;
 pub mod string;
 pub mod system;
+pub mod x87;
 
 use crate::cost::InsnClass;
 use crate::event::{Event, Flow};
@@ -85,10 +87,23 @@ pub fn handler_for(m: &Machine, i: &Instruction) -> (Handler, InsnClass) {
     use InsnClass as K;
     use Mnemonic as M;
     if i.is_invalid() {
-        return (if i.len() >= 15 { too_long } else { invalid_opcode }, K::Simple);
+        return (
+            if i.len() >= 15 {
+                too_long
+            } else {
+                invalid_opcode
+            },
+            K::Simple,
+        );
     }
     if !features::available(&m.config.model, i.cpuid_features()) {
         return (invalid_opcode, K::Simple);
+    }
+    if let Some(h) = x87::handler_for(m, i) {
+        return h;
+    }
+    if let Some(h) = sse::handler_for(m, i) {
+        return h;
     }
     let h: (Handler, InsnClass) = match i.mnemonic() {
         M::Mov => match uses_cr_or_dr(i) {
@@ -113,13 +128,38 @@ pub fn handler_for(m: &Machine, i: &Instruction) -> (Handler, InsnClass) {
         M::Lfence | M::Mfence | M::Sfence => (data::nop, K::Simple),
         M::Lahf => (flagops::lahf, K::Simple),
         M::Sahf => (flagops::sahf, K::Simple),
-        M::Cmova | M::Cmovae | M::Cmovb | M::Cmovbe | M::Cmove | M::Cmovg | M::Cmovge
-        | M::Cmovl | M::Cmovle | M::Cmovne | M::Cmovno | M::Cmovnp | M::Cmovns | M::Cmovo
-        | M::Cmovp | M::Cmovs => (data::cmovcc, K::Simple),
-        M::Seta | M::Setae | M::Setb | M::Setbe | M::Sete | M::Setg | M::Setge | M::Setl
-        | M::Setle | M::Setne | M::Setno | M::Setnp | M::Setns | M::Seto | M::Setp | M::Sets => {
-            (data::setcc, K::Simple)
-        }
+        M::Cmova
+        | M::Cmovae
+        | M::Cmovb
+        | M::Cmovbe
+        | M::Cmove
+        | M::Cmovg
+        | M::Cmovge
+        | M::Cmovl
+        | M::Cmovle
+        | M::Cmovne
+        | M::Cmovno
+        | M::Cmovnp
+        | M::Cmovns
+        | M::Cmovo
+        | M::Cmovp
+        | M::Cmovs => (data::cmovcc, K::Simple),
+        M::Seta
+        | M::Setae
+        | M::Setb
+        | M::Setbe
+        | M::Sete
+        | M::Setg
+        | M::Setge
+        | M::Setl
+        | M::Setle
+        | M::Setne
+        | M::Setno
+        | M::Setnp
+        | M::Setns
+        | M::Seto
+        | M::Setp
+        | M::Sets => (data::setcc, K::Simple),
         M::Add => (arith::add, K::Simple),
         M::Adc => (arith::adc, K::Simple),
         M::Sub => (arith::sub, K::Simple),
@@ -204,8 +244,22 @@ pub fn handler_for(m: &Machine, i: &Instruction) -> (Handler, InsnClass) {
         },
         M::Ret => (control::ret, K::Simple),
         M::Retf => (control::retf, K::System),
-        M::Ja | M::Jae | M::Jb | M::Jbe | M::Je | M::Jg | M::Jge | M::Jl | M::Jle | M::Jne
-        | M::Jno | M::Jnp | M::Jns | M::Jo | M::Jp | M::Js => (control::jcc, K::Simple),
+        M::Ja
+        | M::Jae
+        | M::Jb
+        | M::Jbe
+        | M::Je
+        | M::Jg
+        | M::Jge
+        | M::Jl
+        | M::Jle
+        | M::Jne
+        | M::Jno
+        | M::Jnp
+        | M::Jns
+        | M::Jo
+        | M::Jp
+        | M::Js => (control::jcc, K::Simple),
         M::Jcxz | M::Jecxz | M::Jrcxz => (control::jcxz, K::Simple),
         M::Loop | M::Loope | M::Loopne => (control::loop_, K::Simple),
         M::Int | M::Int3 | M::Into | M::Int1 => (control::int, K::System),
@@ -394,7 +448,12 @@ impl Machine {
             let pa = self.translate(la + k as u64, AccessKind::Execute, Privilege::Current)?;
             *b = self.phys_read(pa, 1) as u8;
         }
-        let mut dec = Decoder::with_ip(bits as u32, &buf[..first], self.cpu.rip, self.decoder_options());
+        let mut dec = Decoder::with_ip(
+            bits as u32,
+            &buf[..first],
+            self.cpu.rip,
+            self.decoder_options(),
+        );
         let mut insn = dec.decode();
         if dec.last_error() == DecoderError::NoMoreBytes {
             let la2 = self.wrap_linear(la + first as u64);

@@ -59,7 +59,9 @@ pub fn shl(m: &mut Machine, i: &Instruction) -> Flow {
         return count_zero(m, i, &s);
     }
     let r = if s.count >= 64 { 0 } else { s.value << s.count } & s.mask;
-    m.cpu.flags.set_lazy(LazyOp::Shl, s.width as u8, s.value, s.count as u64, r);
+    m.cpu
+        .flags
+        .set_lazy(LazyOp::Shl, s.width as u8, s.value, s.count as u64, r);
     m.write_op(i, 0, r)
 }
 
@@ -70,7 +72,9 @@ pub fn shr(m: &mut Machine, i: &Instruction) -> Flow {
         return count_zero(m, i, &s);
     }
     let r = if s.count >= 64 { 0 } else { s.value >> s.count };
-    m.cpu.flags.set_lazy(LazyOp::Shr, s.width as u8, s.value, s.count as u64, r);
+    m.cpu
+        .flags
+        .set_lazy(LazyOp::Shr, s.width as u8, s.value, s.count as u64, r);
     m.write_op(i, 0, r)
 }
 
@@ -82,7 +86,9 @@ pub fn sar(m: &mut Machine, i: &Instruction) -> Flow {
     }
     let sv = sign_extend(s.value, s.width as u8);
     let r = (sv >> s.count.min(63)) as u64 & s.mask;
-    m.cpu.flags.set_lazy(LazyOp::Sar, s.width as u8, s.value, s.count as u64, r);
+    m.cpu
+        .flags
+        .set_lazy(LazyOp::Sar, s.width as u8, s.value, s.count as u64, r);
     m.write_op(i, 0, r)
 }
 

@@ -72,7 +72,11 @@ pub fn push(m: &mut Machine, i: &Instruction) -> Flow {
 /// old contents, SDM Vol. 2B PUSH).
 pub fn push_sreg(m: &mut Machine, i: &Instruction) -> Flow {
     let size = stack_size(i);
-    let sel = m.cpu.seg(super::operand::seg_of(i.op0_register())).selector.0 as u64;
+    let sel = m
+        .cpu
+        .seg(super::operand::seg_of(i.op0_register()))
+        .selector
+        .0 as u64;
     if size == 2 {
         return m.push(sel, 2);
     }
@@ -99,7 +103,11 @@ pub fn pop(m: &mut Machine, i: &Instruction) -> Flow {
 
 /// PUSHA / PUSHAD.
 pub fn pusha(m: &mut Machine, i: &Instruction) -> Flow {
-    let size = if i.mnemonic() == iced_x86::Mnemonic::Pushad { 4 } else { 2 };
+    let size = if i.mnemonic() == iced_x86::Mnemonic::Pushad {
+        4
+    } else {
+        2
+    };
     let old = m.cpu.gpr[4];
     let sp = old & size_mask(size);
     for r in 0..8 {
@@ -114,7 +122,11 @@ pub fn pusha(m: &mut Machine, i: &Instruction) -> Flow {
 
 /// POPA / POPAD (the stored SP is skipped).
 pub fn popa(m: &mut Machine, i: &Instruction) -> Flow {
-    let size = if i.mnemonic() == iced_x86::Mnemonic::Popad { 4 } else { 2 };
+    let size = if i.mnemonic() == iced_x86::Mnemonic::Popad {
+        4
+    } else {
+        2
+    };
     let mut vals = [0u64; 8];
     for (k, v) in vals.iter_mut().enumerate() {
         *v = m.peek_stack((k * size) as u64, size)?;

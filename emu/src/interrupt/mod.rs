@@ -263,7 +263,12 @@ impl NewStack {
             }
             self.ss.base.wrapping_add(sp) & 0xffff_ffff
         };
-        m.write_linear(la, size, v, crate::memory::access::Privilege::AtCpl(self.cpl))?;
+        m.write_linear(
+            la,
+            size,
+            v,
+            crate::memory::access::Privilege::AtCpl(self.cpl),
+        )?;
         self.sp = sp;
         Ok(())
     }

@@ -145,8 +145,16 @@ impl Machine {
         if ss_off + 1 > tr.limit as u64 {
             return Err(Event::ts(tr_code));
         }
-        let sp = self.read_linear(tr.base.wrapping_add(sp_off) & 0xffff_ffff, sp_size, Privilege::System)?;
-        let ss_sel = Selector(self.read_linear(tr.base.wrapping_add(ss_off) & 0xffff_ffff, 2, Privilege::System)? as u16);
+        let sp = self.read_linear(
+            tr.base.wrapping_add(sp_off) & 0xffff_ffff,
+            sp_size,
+            Privilege::System,
+        )?;
+        let ss_sel = Selector(self.read_linear(
+            tr.base.wrapping_add(ss_off) & 0xffff_ffff,
+            2,
+            Privilege::System,
+        )? as u16);
         let ss_code = sel_code(ss_sel, ext);
         if ss_sel.is_null() {
             return Err(Event::ts(ext as u32));

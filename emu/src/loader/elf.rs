@@ -33,9 +33,11 @@ pub struct Elf {
 const PT_LOAD: u32 = 1;
 
 fn rd(b: &[u8], off: usize, n: usize, what: &str) -> Result<u64, LoadError> {
-    let s = b
-        .get(off..off + n)
-        .ok_or_else(|| LoadError(format!("truncated ELF: {what} lies beyond the end of the file")))?;
+    let s = b.get(off..off + n).ok_or_else(|| {
+        LoadError(format!(
+            "truncated ELF: {what} lies beyond the end of the file"
+        ))
+    })?;
     let mut v = [0u8; 8];
     v[..n].copy_from_slice(s);
     Ok(u64::from_le_bytes(v))

@@ -58,8 +58,14 @@ impl Machine {
         }
         let cpu = &mut self.cpu;
         cpu.sys.cr0 = Cr0::PE | Cr0::ET;
-        cpu.sys.gdtr = TableRegister { base: gdt, limit: 31 };
-        cpu.sys.idtr = TableRegister { base: 0, limit: 0x3ff };
+        cpu.sys.gdtr = TableRegister {
+            base: gdt,
+            limit: 31,
+        };
+        cpu.sys.idtr = TableRegister {
+            base: 0,
+            limit: 0x3ff,
+        };
         for s in SegReg::ALL {
             cpu.sys.segs[s as usize] = SegmentCache::flat(BOOT_DS, 0x3, 0, true, false);
         }
@@ -77,7 +83,10 @@ impl Machine {
             cpu.sys.segs[s as usize] = SegmentCache::real_mode(0, false);
         }
         cpu.sys.segs[SegReg::Cs as usize].attr = mmu::AccessRights(0x9b);
-        cpu.sys.idtr = TableRegister { base: 0, limit: 0x3ff };
+        cpu.sys.idtr = TableRegister {
+            base: 0,
+            limit: 0x3ff,
+        };
         cpu.flags.set(2);
         cpu.rip = entry;
         cpu.gpr[4] = 0x7c00;

@@ -86,7 +86,10 @@ pub fn load_kernel(m: &mut Machine, image: &[u8]) -> Result<Loaded, LoadError> {
         return Err(LoadError("the kernel file is empty".into()));
     }
     let h = find_header(image).ok_or_else(|| {
-        LoadError("no Multiboot header (magic 1BADB002H with a valid checksum) in the first 8192 bytes".into())
+        LoadError(
+            "no Multiboot header (magic 1BADB002H with a valid checksum) in the first 8192 bytes"
+                .into(),
+        )
     })?;
     let unsupported = h.flags & 0xffff & !(FLAG_PAGE_ALIGN | FLAG_MEMORY_INFO | FLAG_VIDEO_MODE);
     if unsupported != 0 {
@@ -105,9 +108,9 @@ pub fn load_kernel(m: &mut Machine, image: &[u8]) -> Result<Loaded, LoadError> {
         let len = if load_end == 0 {
             image.len() as u64 - file_start
         } else {
-            (load_end as u64).checked_sub(load_addr).ok_or_else(|| {
-                LoadError("Multiboot load_end_addr is below load_addr".into())
-            })?
+            (load_end as u64)
+                .checked_sub(load_addr)
+                .ok_or_else(|| LoadError("Multiboot load_end_addr is below load_addr".into()))?
         };
         if file_start + len > image.len() as u64 {
             return Err(LoadError(format!(
@@ -121,7 +124,10 @@ pub fn load_kernel(m: &mut Machine, image: &[u8]) -> Result<Loaded, LoadError> {
             load_addr + len
         };
         check_ram(m, load_addr, end - load_addr, "the kernel image")?;
-        m.load_phys(load_addr, &image[file_start as usize..(file_start + len) as usize]);
+        m.load_phys(
+            load_addr,
+            &image[file_start as usize..(file_start + len) as usize],
+        );
         m.load_phys(load_addr + len, &vec![0; (end - load_addr - len) as usize]);
         return Ok(Loaded {
             entry: entry as u64,
@@ -130,7 +136,8 @@ pub fn load_kernel(m: &mut Machine, image: &[u8]) -> Result<Loaded, LoadError> {
     }
     if !elf::is_elf(image) {
         return Err(LoadError(
-            "the Multiboot header does not set the a.out kludge flag and the file is not ELF".into(),
+            "the Multiboot header does not set the a.out kludge flag and the file is not ELF"
+                .into(),
         ));
     }
     let e = elf::parse(image)?;
@@ -166,7 +173,12 @@ pub fn load_kernel(m: &mut Machine, image: &[u8]) -> Result<Loaded, LoadError> {
 }
 
 /// Writes the information block at `at` and returns its address.
-fn write_info(m: &mut Machine, at: u64, cmdline: &str, modules: &[Module]) -> Result<(u64, u64), LoadError> {
+fn write_info(
+    m: &mut Machine,
+    at: u64,
+    cmdline: &str,
+    modules: &[Module],
+) -> Result<(u64, u64), LoadError> {
     let mut pos = at;
     // Modules, page-aligned (flag 0 asks for it; aligning always is allowed).
     let mut mods = Vec::new();
@@ -190,7 +202,10 @@ fn write_info(m: &mut Machine, at: u64, cmdline: &str, modules: &[Module]) -> Re
     blob.extend_from_slice(&[0u8; 32]);
     let cmd_addr = put_str(&mut blob, cmdline);
     let name_addr = put_str(&mut blob, "nestemu");
-    let mod_strings: Vec<u64> = modules.iter().map(|md| put_str(&mut blob, &md.string)).collect();
+    let mod_strings: Vec<u64> = modules
+        .iter()
+        .map(|md| put_str(&mut blob, &md.string))
+        .collect();
     while !blob.len().is_multiple_of(8) {
         blob.push(0);
     }
@@ -235,9 +250,16 @@ fn write_info(m: &mut Machine, at: u64, cmdline: &str, modules: &[Module]) -> Re
     for v in info {
         blob.extend_from_slice(&v.to_le_bytes());
     }
-    check_ram(m, base, blob.len() as u64, "the Multiboot information block")?;
+    check_ram(
+        m,
+        base,
+        blob.len() as u64,
+        "the Multiboot information block",
+    )?;
     if base + blob.len() as u64 > u32::MAX as u64 {
-        return Err(LoadError("the Multiboot information block would lie above 4 GiB".into()));
+        return Err(LoadError(
+            "the Multiboot information block would lie above 4 GiB".into(),
+        ));
     }
     m.load_phys(base, &blob);
     Ok((info_addr, base))
@@ -245,7 +267,12 @@ fn write_info(m: &mut Machine, at: u64, cmdline: &str, modules: &[Module]) -> Re
 
 /// Loads a Multiboot kernel with its command line and modules and puts the CPU
 /// at its entry. `cmdline` is the whole command line ("<kernel> <append>").
-pub fn boot(m: &mut Machine, image: &[u8], cmdline: &str, modules: &[Module]) -> Result<Loaded, LoadError> {
+pub fn boot(
+    m: &mut Machine,
+    image: &[u8],
+    cmdline: &str,
+    modules: &[Module],
+) -> Result<Loaded, LoadError> {
     let k = load_kernel(m, image)?;
     let (info, gdt) = write_info(m, k.end, cmdline, modules)?;
     m.enter_protected_flat(k.entry, gdt);

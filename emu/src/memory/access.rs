@@ -182,7 +182,12 @@ impl Machine {
     /// Writes bytes at a linear address; both pages of a page-crossing write
     /// are translated (and may fault) before anything is written
     /// (SDM Vol. 3A 4.10.? "page-crossing accesses" behave as one access).
-    pub fn write_linear_bytes(&mut self, la: u64, data: &[u8], who: Privilege) -> Result<(), Event> {
+    pub fn write_linear_bytes(
+        &mut self,
+        la: u64,
+        data: &[u8],
+        who: Privilege,
+    ) -> Result<(), Event> {
         let pages = self.translate_range(la, data.len(), AccessKind::Write, who)?;
         let mut done = 0;
         for (pa, n) in pages.into_iter().flatten() {

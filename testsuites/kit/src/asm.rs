@@ -30,7 +30,9 @@ pub struct Asm {
 
 impl core::fmt::Debug for Asm {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Asm").field("labels", &self.labels.len()).finish()
+        f.debug_struct("Asm")
+            .field("labels", &self.labels.len())
+            .finish()
     }
 }
 
@@ -94,7 +96,12 @@ pub struct Chunk {
     pub labels: Vec<u64>,
 }
 
-fn pass(bits: u32, base: u64, known: Option<Vec<u64>>, gen: &dyn Fn(&mut Asm) -> AsmResult) -> Result<Chunk, String> {
+fn pass(
+    bits: u32,
+    base: u64,
+    known: Option<Vec<u64>>,
+    gen: &dyn Fn(&mut Asm) -> AsmResult,
+) -> Result<Chunk, String> {
     let mut asm = Asm {
         a: CodeAssembler::new(bits).map_err(|e| e.to_string())?,
         labels: Vec::new(),
@@ -122,7 +129,10 @@ pub fn build(bits: u32, base: u64, gen: impl Fn(&mut Asm) -> AsmResult) -> Resul
     let first = pass(bits, base, None, &gen)?;
     let second = pass(bits, base, Some(first.labels.clone()), &gen)?;
     if first.labels != second.labels {
-        return Err("code layout changed between passes: use fixed-size encodings for label addresses".into());
+        return Err(
+            "code layout changed between passes: use fixed-size encodings for label addresses"
+                .into(),
+        );
     }
     Ok(second)
 }

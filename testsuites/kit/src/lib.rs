@@ -43,7 +43,8 @@ pub struct Record {
 impl Record {
     /// Decodes a 256-byte record.
     pub fn parse(b: &[u8]) -> Self {
-        let q = |o: u64| u64::from_le_bytes(b[o as usize..o as usize + 8].try_into().expect("8 bytes"));
+        let q =
+            |o: u64| u64::from_le_bytes(b[o as usize..o as usize + 8].try_into().expect("8 bytes"));
         let mut gprs = [0; 16];
         for (n, g) in gprs.iter_mut().enumerate() {
             *g = q(8 * n as u64);
@@ -56,7 +57,13 @@ impl Record {
         Self {
             gprs,
             rflags: q(layout::rec::RFLAGS),
-            exception: (vec != 0).then(|| ((vec - 1) as u8, q(layout::rec::EXC_ERROR), q(layout::rec::EXC_RIP))),
+            exception: (vec != 0).then(|| {
+                (
+                    (vec - 1) as u8,
+                    q(layout::rec::EXC_ERROR),
+                    q(layout::rec::EXC_RIP),
+                )
+            }),
             cr2: q(layout::rec::EXC_CR2),
             done: q(layout::rec::DONE) == 1,
             user,

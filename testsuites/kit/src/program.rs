@@ -81,11 +81,17 @@ impl Program {
         }
         let c16 = asm::build(16, LOW16, |a| self.chunk16(a))?;
         if c16.bytes.len() as u64 > CHUNK16_MAX {
-            return Err(format!("16-bit chunk is {} bytes, over {CHUNK16_MAX}", c16.bytes.len()));
+            return Err(format!(
+                "16-bit chunk is {} bytes, over {CHUNK16_MAX}",
+                c16.bytes.len()
+            ));
         }
         let c32 = asm::build(32, CHUNK32, |a| self.chunk32(a, n_real))?;
         if c32.bytes.len() as u64 > CHUNK32_MAX {
-            return Err(format!("32-bit chunk is {} bytes, over {CHUNK32_MAX}", c32.bytes.len()));
+            return Err(format!(
+                "32-bit chunk is {} bytes, over {CHUNK32_MAX}",
+                c32.bytes.len()
+            ));
         }
         let mut stubs64 = 0;
         let mut stubs32 = 0;
@@ -363,7 +369,10 @@ fn idt32(stubs: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(2048);
     for v in 0..256u64 {
         let off = stubs + 16 * v;
-        let d = (off & 0xffff) | (sel::CODE32 as u64) << 16 | (0x8e | gate_dpl(v) << 5) << 40 | ((off >> 16) & 0xffff) << 48;
+        let d = (off & 0xffff)
+            | (sel::CODE32 as u64) << 16
+            | (0x8e | gate_dpl(v) << 5) << 40
+            | ((off >> 16) & 0xffff) << 48;
         out.extend_from_slice(&d.to_le_bytes());
     }
     out

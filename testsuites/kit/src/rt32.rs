@@ -100,7 +100,11 @@ impl Rt32 {
         a.test(ebx, ebx)?;
         let mut no_case = a.label();
         a.jz(no_case.l)?;
-        for (frame, slot) in [(8, rec::EXC_VECTOR), (12, rec::EXC_ERROR), (16, rec::EXC_RIP)] {
+        for (frame, slot) in [
+            (8, rec::EXC_VECTOR),
+            (12, rec::EXC_ERROR),
+            (16, rec::EXC_RIP),
+        ] {
             a.mov(eax, dword_ptr(esp + frame))?;
             if slot == rec::EXC_VECTOR {
                 a.inc(eax)?;

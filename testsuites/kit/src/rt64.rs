@@ -142,7 +142,11 @@ impl Rt64 {
         a.test(rbx, rbx)?;
         let mut no_case = a.label();
         a.jz(no_case.l)?;
-        for (frame, slot) in [(16, rec::EXC_VECTOR), (24, rec::EXC_ERROR), (32, rec::EXC_RIP)] {
+        for (frame, slot) in [
+            (16, rec::EXC_VECTOR),
+            (24, rec::EXC_ERROR),
+            (32, rec::EXC_RIP),
+        ] {
             a.mov(rax, qword_ptr(rsp + frame))?;
             if slot == rec::EXC_VECTOR {
                 a.inc(rax)?;
@@ -202,7 +206,9 @@ pub fn emit_case(a: &mut Asm, index: usize, body: &dyn Fn(&mut Asm) -> AsmResult
     a.mov(abs(VARS + var::SAVED_SP), rsp)?;
     a.push(2i32)?;
     a.popfq()?;
-    for reg in [eax, ecx, edx, ebx, ebp, esi, edi, r8d, r9d, r10d, r11d, r12d, r13d, r14d, r15d] {
+    for reg in [
+        eax, ecx, edx, ebx, ebp, esi, edi, r8d, r9d, r10d, r11d, r12d, r13d, r14d, r15d,
+    ] {
         a.xor(reg, reg)?;
     }
     body(a)?;
@@ -211,7 +217,9 @@ pub fn emit_case(a: &mut Asm, index: usize, body: &dyn Fn(&mut Asm) -> AsmResult
     a.mov(rsp, abs(VARS + var::SAVED_SP))?;
     a.pushfq()?;
     a.pop(abs(r + rec::RFLAGS))?;
-    let regs = [rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15];
+    let regs = [
+        rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15,
+    ];
     for (n, reg) in regs.iter().enumerate() {
         if n != 4 {
             a.mov(abs(r + 8 * n as u64), *reg)?;

@@ -19,7 +19,10 @@ pub fn mov_cr(m: &mut Machine, i: &Instruction) -> Flow {
     } else {
         (i.op1_register(), i.op0_register())
     };
-    if !matches!(cr, Register::CR0 | Register::CR2 | Register::CR3 | Register::CR4 | Register::CR8) {
+    if !matches!(
+        cr,
+        Register::CR0 | Register::CR2 | Register::CR3 | Register::CR4 | Register::CR8
+    ) {
         return Err(Event::ud());
     }
     if !to_cr {
@@ -132,7 +135,9 @@ impl Machine {
         let pcide = self.cpu.sys.cr4.contains(Cr4::PCIDE);
         let no_flush = pcide && v & (1 << 63) != 0;
         let v = if pcide { v & !(1 << 63) } else { v };
-        if self.cpu.sys.efer.contains(Efer::LMA) && self.config.model.widths.exceeds_phys(v & !0xfff) {
+        if self.cpu.sys.efer.contains(Efer::LMA)
+            && self.config.model.widths.exceeds_phys(v & !0xfff)
+        {
             return Err(Event::gp0());
         }
         let pae_legacy = self.cpu.sys.cr0.contains(Cr0::PG)
@@ -141,7 +146,11 @@ impl Machine {
         if pae_legacy {
             self.load_pdptes(v)?;
         }
-        self.cpu.sys.cr3 = if self.cpu.sys.efer.contains(Efer::LMA) { v } else { v & 0xffff_ffff };
+        self.cpu.sys.cr3 = if self.cpu.sys.efer.contains(Efer::LMA) {
+            v
+        } else {
+            v & 0xffff_ffff
+        };
         if !no_flush {
             self.flush_tlb(false);
         }
@@ -163,7 +172,10 @@ impl Machine {
         if lma && (old ^ new).contains(Cr4::LA57) {
             return Err(Event::gp0());
         }
-        if new.contains(Cr4::PCIDE) && !old.contains(Cr4::PCIDE) && (!lma || self.cpu.sys.cr3 & 0xfff != 0) {
+        if new.contains(Cr4::PCIDE)
+            && !old.contains(Cr4::PCIDE)
+            && (!lma || self.cpu.sys.cr3 & 0xfff != 0)
+        {
             return Err(Event::gp0());
         }
         if self.cpu.sys.cr0.contains(Cr0::PG)
@@ -174,7 +186,9 @@ impl Machine {
             self.load_pdptes(self.cpu.sys.cr3)?;
         }
         self.cpu.sys.cr4 = new;
-        if (old ^ new).intersects(Cr4::PGE | Cr4::PAE | Cr4::PSE | Cr4::PCIDE | Cr4::SMEP | Cr4::SMAP | Cr4::LA57) {
+        if (old ^ new).intersects(
+            Cr4::PGE | Cr4::PAE | Cr4::PSE | Cr4::PCIDE | Cr4::SMEP | Cr4::SMAP | Cr4::LA57,
+        ) {
             self.flush_tlb(true);
         }
         self.cpu.update_mode();

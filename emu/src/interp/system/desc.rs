@@ -47,7 +47,10 @@ pub fn lgdt_lidt(m: &mut Machine, i: &Instruction) -> Flow {
 fn has_osize32(i: &Instruction) -> bool {
     matches!(
         i.code(),
-        iced_x86::Code::Lgdt_m1632 | iced_x86::Code::Lidt_m1632 | iced_x86::Code::Sgdt_m1632 | iced_x86::Code::Sidt_m1632
+        iced_x86::Code::Lgdt_m1632
+            | iced_x86::Code::Lidt_m1632
+            | iced_x86::Code::Sgdt_m1632
+            | iced_x86::Code::Sidt_m1632
     )
 }
 
@@ -117,7 +120,10 @@ pub fn ltr(m: &mut Machine, i: &Instruction) -> Flow {
     let ok_type = if lma {
         ar.typ() == mmu::system_type::TSS_AVAILABLE
     } else {
-        matches!(ar.typ(), mmu::system_type::TSS_AVAILABLE | mmu::system_type::TSS16_AVAILABLE)
+        matches!(
+            ar.typ(),
+            mmu::system_type::TSS_AVAILABLE | mmu::system_type::TSS16_AVAILABLE
+        )
     };
     if ar.s() || !ok_type {
         return Err(Event::gp(code));
@@ -154,7 +160,11 @@ pub fn sldt_str(m: &mut Machine, i: &Instruction) -> Flow {
 /// The descriptor `sel` names if it is visible to LAR/LSL/VERR/VERW at the
 /// current CPL and RPL (SDM Vol. 2A LAR "Operation"), with its type allowed by
 /// `system_ok`.
-fn visible_descriptor(m: &mut Machine, sel: Selector, system_ok: fn(u8, bool) -> bool) -> Result<Option<Descriptor>, Event> {
+fn visible_descriptor(
+    m: &mut Machine,
+    sel: Selector,
+    system_ok: fn(u8, bool) -> bool,
+) -> Result<Option<Descriptor>, Event> {
     if sel.is_null() || m.descriptor_address(sel).is_none() {
         return Ok(None);
     }
@@ -179,13 +189,29 @@ pub fn lar_lsl(m: &mut Machine, i: &Instruction) -> Flow {
     let sel = Selector(m.read_op(i, 1)? as u16);
     let lar = i.mnemonic() == Mnemonic::Lar;
     let ok_types: fn(u8, bool) -> bool = if lar {
-        |t, lma| if lma { matches!(t, 2 | 9 | 11 | 12) } else { matches!(t, 1..=5 | 9 | 11 | 12) }
+        |t, lma| {
+            if lma {
+                matches!(t, 2 | 9 | 11 | 12)
+            } else {
+                matches!(t, 1..=5 | 9 | 11 | 12)
+            }
+        }
     } else {
-        |t, lma| if lma { matches!(t, 2 | 9 | 11) } else { matches!(t, 1 | 2 | 3 | 9 | 11) }
+        |t, lma| {
+            if lma {
+                matches!(t, 2 | 9 | 11)
+            } else {
+                matches!(t, 1 | 2 | 3 | 9 | 11)
+            }
+        }
     };
     match visible_descriptor(m, sel, ok_types)? {
         Some(d) => {
-            let v = if lar { (d.0 >> 32) & 0x00f0_ff00 } else { d.limit() as u64 };
+            let v = if lar {
+                (d.0 >> 32) & 0x00f0_ff00
+            } else {
+                d.limit() as u64
+            };
             m.write_op(i, 0, v)?;
             m.cpu.flags.assign(Rflags::ZF, true);
         }

@@ -34,7 +34,9 @@ pub fn syscall(m: &mut Machine, _: &Instruction) -> Flow {
     } else {
         m.cpu.sys.cstar
     };
-    m.cpu.flags.set(flags & !m.cpu.sys.sfmask & !Rflags::RF.bits());
+    m.cpu
+        .flags
+        .set(flags & !m.cpu.sys.sfmask & !Rflags::RF.bits());
     set_flat(m, sel, sel.wrapping_add(8), 0, true);
     m.next_rip = target;
     Ok(())
@@ -52,7 +54,11 @@ pub fn sysret(m: &mut Machine, i: &Instruction) -> Flow {
     let star = m.cpu.sys.star;
     let base = ((star >> 48) & 0xfffc) as u16;
     let to64 = i.code() == Code::Sysretq;
-    let rip = if to64 { m.cpu.gpr[1] } else { m.cpu.gpr[1] & 0xffff_ffff };
+    let rip = if to64 {
+        m.cpu.gpr[1]
+    } else {
+        m.cpu.gpr[1] & 0xffff_ffff
+    };
     if to64 && !mmu::is_canonical(rip, m.config.model.widths.linear_bits) {
         return Err(Event::gp0());
     }

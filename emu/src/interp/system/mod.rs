@@ -12,8 +12,8 @@ mod msr;
 
 pub use cr::{clts, lmsw, mov_cr, mov_dr, smsw};
 pub use desc::{
-    arpl, fsgsbase, lar_lsl, lgdt_lidt, lldt, load_far_pointer, ltr, mov_sreg, pop_sreg,
-    sgdt_sidt, sldt_str, swapgs, verr_verw,
+    arpl, fsgsbase, lar_lsl, lgdt_lidt, lldt, load_far_pointer, ltr, mov_sreg, pop_sreg, sgdt_sidt,
+    sldt_str, swapgs, verr_verw,
 };
 pub use fastcall::{syscall, sysenter, sysexit, sysret};
 pub use io::{in_, out};

@@ -39,7 +39,9 @@ impl Machine {
     /// The time-stamp counter: modelled cycles plus the software offset
     /// (SDM Vol. 3B 18.17).
     pub fn tsc(&self) -> u64 {
-        self.stats.cycles.wrapping_add(self.cpu.msr.tsc_offset as u64)
+        self.stats
+            .cycles
+            .wrapping_add(self.cpu.msr.tsc_offset as u64)
     }
 
     /// Reads an MSR; `None` if it does not exist on this model.
@@ -117,7 +119,9 @@ impl Machine {
                 }
                 self.cpu.msr.apic_base = v;
             }
-            IA32_FEATURE_CONTROL if self.config.model.vendor == crate::cpu::cpuid::Vendor::Intel => {
+            IA32_FEATURE_CONTROL
+                if self.config.model.vendor == crate::cpu::cpuid::Vendor::Intel =>
+            {
                 if self.cpu.msr.feature_control & 1 != 0 {
                     return gp;
                 }
@@ -201,7 +205,10 @@ impl Machine {
                 }
             }
             IA32_FMASK => self.cpu.sys.sfmask = v & 0xffff_ffff,
-            IA32_TSC_AUX if self.config.model.has(Feature::Rdtscp) || self.config.model.has(Feature::Rdpid) => {
+            IA32_TSC_AUX
+                if self.config.model.has(Feature::Rdtscp)
+                    || self.config.model.has(Feature::Rdpid) =>
+            {
                 if v >> 32 != 0 {
                     return gp;
                 }
@@ -219,7 +226,9 @@ fn fixed_mtrr_index(i: u32) -> Option<usize> {
         IA32_MTRR_FIX64K_00000 => Some(0),
         IA32_MTRR_FIX16K_80000 => Some(1),
         IA32_MTRR_FIX16K_A0000 => Some(2),
-        IA32_MTRR_FIX4K_C0000..=IA32_MTRR_FIX4K_F8000 => Some(3 + (i - IA32_MTRR_FIX4K_C0000) as usize),
+        IA32_MTRR_FIX4K_C0000..=IA32_MTRR_FIX4K_F8000 => {
+            Some(3 + (i - IA32_MTRR_FIX4K_C0000) as usize)
+        }
         _ => None,
     }
 }
