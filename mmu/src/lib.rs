@@ -12,5 +12,10 @@
 #![forbid(unsafe_code)]
 
 pub mod arch;
+pub mod paging;
 
 pub use arch::*;
+pub use paging::{
+    Access, AccessKind, NestedPaging, PageSize, PagingFeatures, PagingMode, PagingRegs, PhysMemory,
+    TranslateFault, Translation, WalkRecorder, WalkRef,
+};

@@ -367,7 +367,7 @@ mod tests {
     fn selectors() {
         let s = Selector(0x2b);
         assert_eq!(s.rpl(), 3);
-        assert!(s.ti() == false);
+        assert!(!s.ti());
         assert_eq!(s.index(), 5);
         assert!(Selector(3).is_null());
     }
