@@ -107,7 +107,7 @@ impl Legacy32 {
     pub fn new(pse: bool, widths: AddressWidths) -> Self {
         Self {
             pse,
-            m: (widths.phys_bits as u32).min(40),
+            m: (widths.phys_bits as u32).clamp(32, 40),
         }
     }
 

@@ -36,12 +36,19 @@ impl NestedPaging {
             NestedPaging::Npt(n) => n.ncr3 & 0x000f_ffff_ffff_f000,
         }
     }
-    /// Number of levels of the nested structures.
+    /// Number of levels of the nested structures: 4 or 5. (VM entry and
+    /// VMRUN reject other EPTP page-walk lengths; anything but 5 is walked as
+    /// 4 here so no value can make the model misbehave.)
     #[inline]
     pub fn levels(&self) -> u8 {
-        match self {
+        let l = match self {
             NestedPaging::Ept(e) => e.eptp.walk_length(),
             NestedPaging::Npt(n) => n.levels,
+        };
+        if l == 5 {
+            5
+        } else {
+            4
         }
     }
     /// True if the nested dimension sets accessed and dirty flags: EPT with
@@ -186,7 +193,7 @@ impl NestedPolicy for EptContext {
         self.eptp.root(widths)
     }
     fn walk_levels(&self) -> u8 {
-        self.eptp.walk_length()
+        NestedPaging::Ept(*self).levels()
     }
     fn treats_as_write(&self, req: &NestedReq) -> bool {
         req.kind == AccessKind::Write || (req.is_table() && self.eptp.ad_enabled())
@@ -246,7 +253,7 @@ impl NestedPolicy for NptContext {
         NptContext::root(self, widths)
     }
     fn walk_levels(&self) -> u8 {
-        self.levels
+        NestedPaging::Npt(*self).levels()
     }
     fn treats_as_write(&self, req: &NestedReq) -> bool {
         req.kind == AccessKind::Write || req.is_table()
