@@ -2,6 +2,7 @@
 //! independent reference walkers (in `reference.rs`).
 #![allow(dead_code)]
 
+pub mod builder;
 pub mod reference;
 
 use mmu::paging::{EntrySize, PhysMemory};
