@@ -653,9 +653,19 @@ fn mov_cr4_and_cr0_rules() {
     w.mem
         .write_u64(w.pte[0][6], (DATA + 0xb000) | P | RW | US | AD | G);
     let cr4 = t.regs().cr4;
-    // SMAP changes flush nothing (rights are checked at every hit anyway).
-    mmu.mov_cr4(&t, cr4, cr4 | Cr4::SMAP);
+    // SMAP, PKE and PSE changes are not in the SDM's list: nothing flushed
+    // (rights are checked against the registers at every hit anyway).
+    mmu.mov_cr4(&t, cr4, cr4 | Cr4::SMAP | Cr4::PKE | Cr4::PSE);
     assert_eq!(read(&mut mmu, &mut w, &t, la(6)), old);
+    // SMEP going 0 -> 1 flushes the current PCID (its global entries with
+    // it), not the other PCIDs.
+    let p1 = ctx(&w, 3);
+    let in_p1 = read(&mut mmu, &mut w, &p1, la(2));
+    w.mem
+        .write_u64(w.pte[1][2], (DATA + 0xc000) | P | RW | US | AD);
+    mmu.mov_cr4(&t, cr4, cr4 | Cr4::SMEP);
+    assert_eq!(read(&mut mmu, &mut w, &t, la(6)), DATA + 0xb000);
+    assert_eq!(read(&mut mmu, &mut w, &p1, la(2)), in_p1);
     // Toggling PGE flushes everything, global entries included.
     mmu.mov_cr4(&t, cr4, cr4 - Cr4::PGE);
     assert_eq!(read(&mut mmu, &mut w, &t, la(6)), DATA + 0xb000);

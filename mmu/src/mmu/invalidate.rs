@@ -180,14 +180,18 @@ impl Mmu {
     }
 
     /// MOV to CR4 from `old` to `new`: a change of PGE, or PCIDE going 1 -> 0,
-    /// invalidates everything of every PCID (current VPID); a change of PAE
-    /// or PSE, or SMEP going 0 -> 1, invalidates everything of the current PCID.
+    /// invalidates everything of every PCID (current VPID); a change of PAE,
+    /// or SMEP going 0 -> 1, invalidates everything of the current PCID.
+    /// Nothing else: the SDM's list does not include PSE, SMAP or PKE (the
+    /// model checks rights against the current registers on every hit, so
+    /// those need no flush; cached 4-MByte translations survive a PSE change
+    /// until software invalidates them, as the SDM permits).
     pub fn mov_cr4(&mut self, ctx: &TranslationContext, old: Cr4, new: Cr4) {
         let changed = old ^ new;
         let all =
             changed.contains(Cr4::PGE) || (old.contains(Cr4::PCIDE) && !new.contains(Cr4::PCIDE));
-        let current = changed.intersects(Cr4::PAE | Cr4::PSE)
-            || (!old.contains(Cr4::SMEP) && new.contains(Cr4::SMEP));
+        let current =
+            changed.contains(Cr4::PAE) || (!old.contains(Cr4::SMEP) && new.contains(Cr4::SMEP));
         if all {
             let s = Scope::vpid(ctx.vpid());
             self.apply(s, s);
@@ -201,9 +205,8 @@ impl Mmu {
     }
 
     /// A VM entry or VM exit with the "enable VPID" control 0: linear and
-    /// combined mappings of VPID 0000H are invalidated (SDM Vol. 3C 29.4.3.3,
-    /// "Guidelines for use of the INVVPID instruction", and 29.4.3.1). With
-    /// VPIDs enabled, transitions invalidate nothing.
+    /// combined mappings of VPID 0000H (every EP4TA) are invalidated (SDM
+    /// Vol. 3C 29.4.3.1). With VPIDs enabled, transitions invalidate nothing.
     pub fn vm_transition(&mut self, vpid_enabled: bool) {
         if !vpid_enabled {
             let s = Scope::vpid(0);

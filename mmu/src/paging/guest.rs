@@ -11,10 +11,19 @@
 //! 4. in a 2-D walk the final guest-physical address is translated
 //!    (EPT violation / #NPF);
 //! 5. accessed and dirty flags are set, only now that the access is known to
-//!    succeed (the SDM is silent on faulting walks; Intel processors update
-//!    the flags after a successful walk, which is also what Bochs and KVM
-//!    model). In a 2-D walk without EPT A/D the flag write needs EPT write
-//!    permission on the guest table's page (SDM Vol. 3C 29.3.3.2).
+//!    succeed, top level first. SDM Vol. 3A 4.8 says the processor sets the
+//!    accessed flag of every entry "used as part of linear-address
+//!    translation" and is silent on walks that fault; 4.10.3.1 allows a
+//!    processor to create paging-structure-cache entries (setting the
+//!    accessed flags of the upper entries) "even if there are no
+//!    translations", so an A flag set by a faulting walk is permitted, not
+//!    required. Intel processors update the flags after a successful walk
+//!    (KVM's commit "Update accessed and dirty bits after guest pagetable
+//!    walk" says so; Bochs does the same), and this model follows them:
+//!    a faulting walk writes nothing and fills no cache. In a 2-D walk
+//!    without EPT A/D the flag write needs EPT write permission on the guest
+//!    table's page (SDM Vol. 3C 29.3.3.2); all such permissions are checked
+//!    before any flag is written.
 
 use super::cache::{NoCaches, PscEntry, WalkCaches, WalkStats};
 use super::format::{

@@ -20,7 +20,7 @@ pub enum RefKind {
     /// Read the entry during the walk.
     Read,
     /// Wrote the entry to set its accessed and/or dirty flag (SDM Vol. 3A 4.8,
-    /// SDM Vol. 3C 29.3.5).
+    /// SDM Vol. 3C 29.3.4, "Accessed and dirty flags for EPT").
     AdUpdate,
 }
 

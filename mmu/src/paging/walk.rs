@@ -269,10 +269,10 @@ pub fn ad_updates<F: Format>(fmt: &F, path: &Path, write: bool) -> ([(u8, u64); 
 }
 
 /// Sets accessed and dirty flags along a successful walk (SDM Vol. 3A 4.8;
-/// SDM Vol. 3C 29.3.5 for EPT): accessed in every entry read, dirty in the
-/// leaf for a write. Each update is a locked compare-exchange; returns false
-/// if an entry changed since it was read (the caller walks again, as a
-/// processor would).
+/// for EPT, SDM Vol. 3C 29.3.4, "Accessed and dirty flags for EPT"):
+/// accessed in every entry read, dirty in the leaf for a write. Each update
+/// is a locked compare-exchange; returns false if an entry changed since it
+/// was read (the caller walks again, as a processor would).
 #[allow(clippy::too_many_arguments)]
 pub fn set_ad<F: Format, M: PhysMemory + ?Sized, R: WalkRecorder + ?Sized>(
     fmt: &F,
