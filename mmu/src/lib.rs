@@ -12,5 +12,16 @@
 #![forbid(unsafe_code)]
 
 pub mod arch;
+pub mod counters;
+mod mmu;
+pub mod paging;
+pub mod tlb;
 
 pub use arch::*;
+pub use counters::{MmuCounters, TlbCounters};
+pub use mmu::{InveptType, InvpcidType, InvvpidType, Mmu, TlbControl, TranslationContext};
+pub use paging::{
+    Access, AccessKind, NestedPaging, PageSize, PagingFeatures, PagingMode, PagingRegs, PhysMemory,
+    TranslateFault, Translation, WalkRecorder, WalkRef,
+};
+pub use tlb::TlbConfig;

@@ -1,0 +1,502 @@
+//! The MMU facade the interpreter calls: TLB lookup on the fast path, a walk
+//! (one- or two-dimensional) on a miss, the invalidation instructions, and the
+//! counters.
+
+mod context;
+mod invalidate;
+
+pub use context::TranslationContext;
+pub use invalidate::{InveptType, InvpcidType, InvvpidType, TlbControl};
+
+use crate::counters::{MmuCounters, TlbCounters};
+use crate::paging::cache::{PscEntry, WalkCaches, WalkStats};
+use crate::paging::format::{Rights, EPT_R, EPT_UX, EPT_W, EPT_X, RIGHT_U, RIGHT_W, RIGHT_X};
+use crate::paging::nested::{nested_translate, NestedReq, NestedTranslation, Stage};
+use crate::paging::{
+    guest, pdpte, Access, AccessKind, NestedPaging, PagingMode, PdpteError, PhysMemory,
+    TranslateFault, Translation, WalkEvent, WalkRecorder,
+};
+use crate::tlb::entry::{
+    code_for_shift, code_shift, DIRTY_OK, GLOBAL, OK_FETCH, OK_READ, OK_WRITE,
+};
+use crate::tlb::psc::NestedTlb;
+use crate::tlb::{
+    GlobalRule, GuestPsc, NestedPsc, RootSel, Scope, TlbConfig, TlbConfigError, TlbEntry, TlbLevel,
+    VpidSel,
+};
+use crate::{GuestPhysAddr, LinearAddr, PhysAddr};
+use serde::{Deserialize, Serialize};
+
+/// The modelled MMU of one logical processor: TLBs, paging-structure caches,
+/// nested TLB, counters. Its state is plain data (serde) and deterministic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mmu {
+    config: TlbConfig,
+    itlb: TlbLevel,
+    dtlb: TlbLevel,
+    stlb: TlbLevel,
+    guest_psc: GuestPsc,
+    nested_psc: NestedPsc,
+    nested_tlb: NestedTlb,
+    counters: MmuCounters,
+}
+
+impl Mmu {
+    /// An MMU with empty caches of the configured sizes.
+    pub fn new(config: TlbConfig) -> Result<Self, TlbConfigError> {
+        config.validate()?;
+        Ok(Self {
+            itlb: TlbLevel::new(&config.itlb),
+            dtlb: TlbLevel::new(&config.dtlb),
+            stlb: TlbLevel::new(&config.stlb),
+            guest_psc: GuestPsc::new(&config.guest_psc),
+            nested_psc: NestedPsc::new(&config.nested_psc),
+            nested_tlb: NestedTlb::new(config.nested_tlb),
+            counters: MmuCounters::default(),
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TlbConfig {
+        &self.config
+    }
+
+    /// Translates linear address `la` for `access`: a TLB lookup, and on a
+    /// miss a walk that fills the TLBs. Returns the machine-physical address,
+    /// or the fault to deliver (#PF, EPT violation or misconfiguration,
+    /// #NPF). `la` must already have passed the canonicality and segment
+    /// checks, which are the caller's.
+    #[inline]
+    pub fn translate<M, R>(
+        &mut self,
+        ctx: &TranslationContext,
+        la: LinearAddr,
+        access: Access,
+        mem: &mut M,
+        rec: &mut R,
+    ) -> Result<PhysAddr, TranslateFault>
+    where
+        M: PhysMemory + ?Sized,
+        R: WalkRecorder + ?Sized,
+    {
+        self.counters.translations += 1;
+        if ctx.is_identity() {
+            self.counters.untranslated += 1;
+            return Ok(PhysAddr(la.0));
+        }
+        let fetch = access.is_fetch();
+        let l1 = if fetch {
+            &mut self.itlb
+        } else {
+            &mut self.dtlb
+        };
+        if let Some(e) = l1.lookup(la.0, ctx.tag()) {
+            if e.permits(access, ctx.policy()) {
+                let pa = e.pa(la.0);
+                self.tlb_counters(fetch).l1_hits += 1;
+                rec.event(WalkEvent::TlbHit { level: 1 });
+                return Ok(PhysAddr(pa));
+            }
+        } else if let Some(e) = self.stlb.lookup(la.0, ctx.tag()) {
+            if e.permits(access, ctx.policy()) {
+                let e = *e;
+                l1.insert(e);
+                self.tlb_counters(fetch).l2_hits += 1;
+                rec.event(WalkEvent::TlbHit { level: 2 });
+                return Ok(PhysAddr(e.pa(la.0)));
+            }
+        }
+        self.translate_miss(ctx, la, access, mem, rec).map(|t| t.pa)
+    }
+
+    /// Like [`Mmu::translate`] but always walks (filling the caches and TLBs
+    /// as a miss would) and returns the whole [`Translation`]: for debuggers,
+    /// viewers and tests.
+    pub fn translate_walk<M, R>(
+        &mut self,
+        ctx: &TranslationContext,
+        la: LinearAddr,
+        access: Access,
+        mem: &mut M,
+        rec: &mut R,
+    ) -> Result<Translation, TranslateFault>
+    where
+        M: PhysMemory + ?Sized,
+        R: WalkRecorder + ?Sized,
+    {
+        self.counters.translations += 1;
+        self.translate_miss(ctx, la, access, mem, rec)
+    }
+
+    #[inline(never)]
+    fn translate_miss<M, R>(
+        &mut self,
+        ctx: &TranslationContext,
+        la: LinearAddr,
+        access: Access,
+        mem: &mut M,
+        rec: &mut R,
+    ) -> Result<Translation, TranslateFault>
+    where
+        M: PhysMemory + ?Sized,
+        R: WalkRecorder + ?Sized,
+    {
+        let fetch = access.is_fetch();
+        self.tlb_counters(fetch).misses += 1;
+        let mut stats = WalkStats::default();
+        let res = {
+            let mut caches = self.caches(ctx);
+            guest::translate(
+                ctx.config(),
+                ctx.policy(),
+                ctx.nested(),
+                la.0,
+                access,
+                mem,
+                rec,
+                &mut caches,
+                &mut stats,
+            )
+        };
+        self.counters.add_walk(&stats, res.is_err());
+        if let Ok(t) = &res {
+            let e = tlb_entry(ctx, la.0, t);
+            self.stlb.insert(e);
+            if fetch {
+                self.itlb.insert(e);
+            } else {
+                self.dtlb.insert(e);
+            }
+        }
+        res
+    }
+
+    /// Translates a guest-physical address through EPT/NPT for an access made
+    /// by guest-physical address (not part of a linear translation: the exit
+    /// information says so). Identity without nested paging.
+    pub fn translate_gpa<M, R>(
+        &mut self,
+        ctx: &TranslationContext,
+        gpa: GuestPhysAddr,
+        kind: AccessKind,
+        mem: &mut M,
+        rec: &mut R,
+    ) -> Result<PhysAddr, TranslateFault>
+    where
+        M: PhysMemory + ?Sized,
+        R: WalkRecorder + ?Sized,
+    {
+        let Some(n) = ctx.nested() else {
+            return Ok(PhysAddr(gpa.0));
+        };
+        let req = NestedReq {
+            gpa: gpa.0,
+            kind,
+            stage: Stage::Physical,
+        };
+        let mut stats = WalkStats::default();
+        let res = {
+            let mut caches = self.caches(ctx);
+            nested_translate(n, ctx.widths(), &req, mem, rec, &mut caches, &mut stats)
+        };
+        self.count_nested_only(&stats, res.is_err());
+        res.map(|t| t.hpa)
+    }
+
+    /// Loads the four PAE PDPTEs from `cr3` (SDM Vol. 3A 4.4.1), through
+    /// EPT/NPT when the context has nested paging. `Err(Reserved)` means
+    /// #GP(0).
+    pub fn load_pdptes<M, R>(
+        &mut self,
+        ctx: &TranslationContext,
+        cr3: u64,
+        mem: &mut M,
+        rec: &mut R,
+    ) -> Result<[u64; 4], PdpteError>
+    where
+        M: PhysMemory + ?Sized,
+        R: WalkRecorder + ?Sized,
+    {
+        let mut stats = WalkStats::default();
+        let res = {
+            let mut caches = self.caches(ctx);
+            pdpte::load(
+                cr3,
+                ctx.widths(),
+                ctx.nested(),
+                mem,
+                rec,
+                &mut caches,
+                &mut stats,
+            )
+        };
+        self.counters.add_walk(&stats, res.is_err());
+        res
+    }
+
+    fn count_nested_only(&mut self, stats: &WalkStats, faulted: bool) {
+        if stats.nested_reads == 0 && stats.nested_tlb_hits > 0 {
+            self.counters.nested_tlb_hits += stats.nested_tlb_hits as u64;
+        } else {
+            self.counters.add_walk(stats, faulted);
+        }
+    }
+
+    #[inline]
+    fn tlb_counters(&mut self, fetch: bool) -> &mut TlbCounters {
+        if fetch {
+            &mut self.counters.itlb
+        } else {
+            &mut self.counters.dtlb
+        }
+    }
+
+    fn caches<'a>(&'a mut self, ctx: &'a TranslationContext) -> MmuCaches<'a> {
+        MmuCaches {
+            ctx,
+            guest_psc: &mut self.guest_psc,
+            nested_psc: &mut self.nested_psc,
+            nested_tlb: &mut self.nested_tlb,
+            tlbs: [&mut self.itlb, &mut self.dtlb, &mut self.stlb],
+        }
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> &MmuCounters {
+        &self.counters
+    }
+
+    /// The counters, mutably.
+    pub fn counters_mut(&mut self) -> &mut MmuCounters {
+        &mut self.counters
+    }
+
+    /// Returns the counters and starts new ones (for attributing work to a
+    /// level at VM entries and exits).
+    pub fn take_counters(&mut self) -> MmuCounters {
+        core::mem::take(&mut self.counters)
+    }
+
+    /// Every valid entry of the first-level TLB for `kind` and of the shared
+    /// TLB, for tests and viewers.
+    pub fn tlb_entries(&self, kind: AccessKind) -> impl Iterator<Item = &TlbEntry> {
+        let l1 = if kind == AccessKind::Execute {
+            &self.itlb
+        } else {
+            &self.dtlb
+        };
+        l1.entries().chain(self.stlb.entries())
+    }
+
+    /// Numbers of valid entries in the guest and nested paging-structure
+    /// caches and the nested TLB.
+    pub fn cache_occupancy(&self) -> (usize, usize, usize) {
+        (
+            self.guest_psc.len(),
+            self.nested_psc.len(),
+            self.nested_tlb.len(),
+        )
+    }
+
+    fn flush_tlbs(&mut self, scope: &Scope) {
+        self.itlb.invalidate(scope);
+        self.dtlb.invalidate(scope);
+        self.stlb.invalidate(scope);
+    }
+}
+
+/// Builds the TLB entry for a successful translation.
+fn tlb_entry(ctx: &TranslationContext, la: u64, t: &Translation) -> TlbEntry {
+    let unpaged = ctx.regs().mode == PagingMode::Disabled;
+    let guest_shift = if unpaged { 30 } else { t.page_size.shift() };
+    let shift = t
+        .nested
+        .map_or(guest_shift, |n| guest_shift.min(n.size.shift()));
+    let code = code_for_shift(shift);
+    let size_shift = code_shift(code);
+    let mut rights: Rights = 0;
+    if t.writable {
+        rights |= RIGHT_W;
+    }
+    if t.user {
+        rights |= RIGHT_U;
+    }
+    if !t.nx {
+        rights |= RIGHT_X;
+    }
+    let (nested_ok, nested_dirty) = match (ctx.nested(), &t.nested) {
+        // Paging off: the linear address counts as supervisor-mode for
+        // mode-based execute control (as the walker decided).
+        (Some(n), Some(nt)) => (nested_ok(n, nt, t.user && !unpaged), nt.dirty),
+        _ => (OK_READ | OK_WRITE | OK_FETCH, true),
+    };
+    let global = t.global && !unpaged;
+    let tag = ctx.tag();
+    TlbEntry {
+        key: TlbEntry::make_key(la, code),
+        root: tag.root,
+        frame: t.pa.0 & !((1u64 << size_shift) - 1),
+        vpid: tag.vpid,
+        pcid: tag.pcid | if global { GLOBAL } else { 0 },
+        rights,
+        nested_ok,
+        flags: if t.dirty && nested_dirty { DIRTY_OK } else { 0 },
+        pkey: t.pkey,
+        guest_shift: guest_shift as u8,
+    }
+}
+
+/// What the nested dimension allows for a cached combined translation.
+fn nested_ok(n: &NestedPaging, nt: &NestedTranslation, user_la: bool) -> u8 {
+    let r = nt.rights;
+    let mut ok = 0;
+    match n {
+        NestedPaging::Ept(e) => {
+            if r & EPT_R != 0 {
+                ok |= OK_READ;
+            }
+            if r & EPT_W != 0 {
+                ok |= OK_WRITE;
+            }
+            let x = if e.mbec && user_la { EPT_UX } else { EPT_X };
+            if r & x != 0 {
+                ok |= OK_FETCH;
+            }
+        }
+        NestedPaging::Npt(c) => {
+            if c.allows(r, false, false) {
+                ok |= OK_READ;
+            }
+            if c.allows(r, true, false) {
+                ok |= OK_WRITE;
+            }
+            if c.allows(r, false, true) {
+                ok |= OK_FETCH;
+            }
+        }
+    }
+    ok
+}
+
+/// The MMU's caches as the walkers see them, tagged for one context.
+struct MmuCaches<'a> {
+    ctx: &'a TranslationContext,
+    guest_psc: &'a mut GuestPsc,
+    nested_psc: &'a mut NestedPsc,
+    nested_tlb: &'a mut NestedTlb,
+    tlbs: [&'a mut TlbLevel; 3],
+}
+
+impl WalkCaches for MmuCaches<'_> {
+    fn guest_psc_lookup(&mut self, la: u64, mode: PagingMode) -> Option<PscEntry> {
+        self.guest_psc.lookup(la, mode, self.ctx.tag())
+    }
+    fn guest_psc_fill(&mut self, la: u64, mode: PagingMode, entry: PscEntry) {
+        self.guest_psc.fill(la, mode, self.ctx.tag(), entry)
+    }
+    fn guest_fault(&mut self, la: u64, mode: PagingMode) {
+        let tag = *self.ctx.tag();
+        self.guest_psc.invalidate_for(la, mode, &tag);
+        let scope = Scope {
+            vpid: VpidSel::Only(tag.vpid),
+            pcid: Some(tag.pcid),
+            root: RootSel::Only(tag.root),
+            page: Some(la),
+            globals: GlobalRule::FlushAnyPcid,
+        };
+        for t in self.tlbs.iter_mut() {
+            t.invalidate(&scope);
+        }
+    }
+    fn nested_tlb_lookup(&mut self, gpa: u64) -> Option<NestedTranslation> {
+        let (root, vpid) = self.ctx.nested_tag();
+        self.nested_tlb.lookup(gpa, root, vpid)
+    }
+    fn nested_tlb_fill(&mut self, gpa: u64, t: &NestedTranslation) {
+        let (root, vpid) = self.ctx.nested_tag();
+        self.nested_tlb.fill(gpa, root, vpid, t)
+    }
+    fn nested_psc_lookup(&mut self, gpa: u64, levels: u8) -> Option<PscEntry> {
+        let (root, vpid) = self.ctx.nested_tag();
+        self.nested_psc.lookup(gpa, levels, root, vpid)
+    }
+    fn nested_psc_fill(&mut self, gpa: u64, entry: PscEntry) {
+        let (root, vpid) = self.ctx.nested_tag();
+        self.nested_psc.fill(gpa, root, vpid, entry)
+    }
+    fn nested_fault(&mut self, gpa: u64) {
+        let (root, vpid) = self.ctx.nested_tag();
+        self.nested_tlb.invalidate_page(gpa, root, vpid);
+        self.nested_psc.invalidate_for(gpa, root, vpid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paging::{PagingFeatures, PagingRegs, SparseMemory};
+    use crate::{AddressWidths, Cr0, Cr4, Efer};
+
+    #[test]
+    fn state_round_trips_through_serde() {
+        let mut mem = SparseMemory::new();
+        // Identity-map 0x5000 with 4-level paging rooted at 0x1000.
+        mem.write_u64(0x1000, 0x2000 | 0x27);
+        mem.write_u64(0x2000, 0x3000 | 0x27);
+        mem.write_u64(0x3000, 0x4000 | 0x27);
+        mem.write_u64(0x4000 + 5 * 8, 0x5000 | 0x67);
+        let regs = PagingRegs::new(Cr0::PG | Cr0::PE, 0x1000, Cr4::PAE, Efer::LME | Efer::LMA);
+        let ctx =
+            TranslationContext::new(regs, AddressWidths::default(), PagingFeatures::default());
+        let mut mmu = Mmu::new(TlbConfig::amd()).unwrap();
+        let pa = mmu
+            .translate(
+                &ctx,
+                LinearAddr(0x5123),
+                Access::read(false),
+                &mut mem,
+                &mut (),
+            )
+            .unwrap();
+        assert_eq!(pa, PhysAddr(0x5123));
+        let json = serde_json::to_string(&mmu).unwrap();
+        let back: Mmu = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, mmu);
+        assert_eq!(back.tlb_entries(AccessKind::Read).count(), 2);
+        assert_eq!(
+            Mmu::new(TlbConfig::none())
+                .unwrap()
+                .tlb_entries(AccessKind::Read)
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn paging_off_without_nesting_is_the_identity() {
+        let regs = PagingRegs::new(Cr0::PE, 0, Cr4::empty(), Efer::empty());
+        let ctx =
+            TranslationContext::new(regs, AddressWidths::default(), PagingFeatures::default());
+        let mut mmu = Mmu::new(TlbConfig::intel()).unwrap();
+        let pa = mmu
+            .translate(
+                &ctx,
+                LinearAddr(0xb8000),
+                Access::write(false),
+                &mut SparseMemory::new(),
+                &mut (),
+            )
+            .unwrap();
+        assert_eq!(pa, PhysAddr(0xb8000));
+        assert_eq!(mmu.counters().untranslated, 1);
+        assert_eq!(mmu.counters().walks, 0);
+    }
+
+    #[test]
+    fn invalid_configs_are_refused() {
+        let mut c = TlbConfig::intel();
+        c.guest_psc.pd = 65;
+        assert!(Mmu::new(c).is_err());
+    }
+}

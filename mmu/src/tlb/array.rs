@@ -1,0 +1,164 @@
+//! A set-associative array with FIFO replacement: the storage of every modelled
+//! TLB and paging-structure cache.
+//!
+//! Replacement is first-in first-out per set: a fill that finds no entry for
+//! the same key takes the way the set's pointer names and advances the
+//! pointer. Hits change nothing, so the hit path does no bookkeeping and
+//! results never depend on host speed or hash order. (Real TLBs use
+//! pseudo-LRU variants; FIFO gives the same capacity behaviour for streaming
+//! and is easy to reason about in tests.)
+
+use serde::{Deserialize, Serialize};
+
+/// What the array needs from an entry.
+pub trait Slot: Copy + Default {
+    /// True if the slot holds an entry.
+    fn valid(&self) -> bool;
+}
+
+/// `sets * ways` slots; set = key mod sets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAssoc<E> {
+    slots: Vec<E>,
+    fifo: Vec<u16>,
+    sets: u32,
+    ways: u32,
+}
+
+impl<E: Slot> SetAssoc<E> {
+    /// An array of `entries` slots in sets of `ways`. `entries` must be a
+    /// multiple of `ways` with a power-of-two quotient (checked by the config);
+    /// zero entries make an array that never holds anything.
+    pub fn new(entries: u32, ways: u32) -> Self {
+        let (sets, ways) = if entries == 0 || ways == 0 {
+            (0, 0)
+        } else {
+            (entries / ways, ways)
+        };
+        Self {
+            slots: vec![E::default(); (sets * ways) as usize],
+            fifo: vec![0; sets as usize],
+            sets,
+            ways,
+        }
+    }
+
+    /// True if the array has no slots.
+    #[inline]
+    pub fn is_absent(&self) -> bool {
+        self.sets == 0
+    }
+
+    /// Capacity.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Number of valid entries.
+    pub fn len(&self) -> usize {
+        self.slots.iter().filter(|e| e.valid()).count()
+    }
+
+    /// True if no entry is valid.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline]
+    fn set_range(&self, key: u64) -> core::ops::Range<usize> {
+        let set = (key & (self.sets as u64 - 1)) as usize;
+        let w = self.ways as usize;
+        set * w..set * w + w
+    }
+
+    /// The first entry of `key`'s set satisfying `hit`.
+    #[inline]
+    pub fn find(&self, key: u64, hit: impl Fn(&E) -> bool) -> Option<&E> {
+        if self.sets == 0 {
+            return None;
+        }
+        self.slots[self.set_range(key)].iter().find(|e| hit(e))
+    }
+
+    /// Inserts `e` into `key`'s set, replacing an entry for which `same`
+    /// holds, else the FIFO victim.
+    pub fn insert(&mut self, key: u64, e: E, same: impl Fn(&E) -> bool) {
+        if self.sets == 0 {
+            return;
+        }
+        let range = self.set_range(key);
+        let set = range.start / self.ways as usize;
+        if let Some(slot) = self.slots[range.clone()]
+            .iter_mut()
+            .find(|x| x.valid() && same(x))
+        {
+            *slot = e;
+            return;
+        }
+        let way = self.fifo[set] as usize;
+        self.slots[range.start + way] = e;
+        self.fifo[set] = ((way + 1) % self.ways as usize) as u16;
+    }
+
+    /// Invalidates every entry of `key`'s set satisfying `kill`.
+    pub fn invalidate_in_set(&mut self, key: u64, kill: impl Fn(&E) -> bool) -> usize {
+        if self.sets == 0 {
+            return 0;
+        }
+        let range = self.set_range(key);
+        kill_where(&mut self.slots[range], kill)
+    }
+
+    /// Invalidates every entry satisfying `kill`.
+    pub fn invalidate_all_where(&mut self, kill: impl Fn(&E) -> bool) -> usize {
+        kill_where(&mut self.slots, kill)
+    }
+
+    /// Every valid entry.
+    pub fn iter(&self) -> impl Iterator<Item = &E> {
+        self.slots.iter().filter(|e| e.valid())
+    }
+}
+
+fn kill_where<E: Slot>(slots: &mut [E], kill: impl Fn(&E) -> bool) -> usize {
+    let mut n = 0;
+    for s in slots.iter_mut() {
+        if s.valid() && kill(s) {
+            *s = E::default();
+            n += 1;
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Copy, Default, Debug, PartialEq)]
+    struct E(u64);
+    impl Slot for E {
+        fn valid(&self) -> bool {
+            self.0 != 0
+        }
+    }
+
+    #[test]
+    fn fifo_per_set_and_replace_in_place() {
+        let mut a = SetAssoc::<E>::new(4, 2); // 2 sets of 2
+        a.insert(1, E(1), |x| x.0 == 1);
+        a.insert(3, E(3), |x| x.0 == 3);
+        a.insert(5, E(5), |x| x.0 == 5); // evicts 1 (first in)
+        assert!(a.find(1, |x| x.0 == 1).is_none());
+        assert!(a.find(3, |x| x.0 == 3).is_some());
+        a.insert(3, E(3), |x| x.0 == 3); // same key: in place, pointer unchanged
+        a.insert(7, E(7), |x| x.0 == 7); // evicts 3 (pointer at way 1)
+        assert!(a.find(3, |x| x.0 == 3).is_none());
+        assert!(a.find(5, |x| x.0 == 5).is_some());
+        assert_eq!(a.len(), 2);
+        assert_eq!(a.invalidate_all_where(|x| x.0 == 5), 1);
+        let mut z = SetAssoc::<E>::new(0, 0);
+        z.insert(1, E(1), |_| true);
+        assert!(z.find(1, |_| true).is_none() && z.is_absent());
+    }
+}
