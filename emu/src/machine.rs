@@ -64,6 +64,10 @@ pub struct Machine {
     /// RIP of the instruction that raised the trap being delivered (a fault
     /// during its delivery is reported on it).
     pub(crate) trap_rip: u64,
+    /// The modelled MMU: TLBs, paging-structure caches, walk counters.
+    pub mmu: mmu::Mmu,
+    /// The translation context of the current register state.
+    pub(crate) tctx: mmu::TranslationContext,
 }
 
 impl core::fmt::Debug for Machine {
@@ -80,8 +84,14 @@ impl Machine {
     pub fn new(config: MachineConfig) -> Self {
         let ram = Ram::new(config.mem_bytes);
         let rng = config.rng_seed | 1;
-        Self {
-            cpu: Cpu::reset(),
+        let tlb = match config.model.vendor {
+            crate::cpu::cpuid::Vendor::Intel => mmu::TlbConfig::intel(),
+            crate::cpu::cpuid::Vendor::Amd => mmu::TlbConfig::amd(),
+        };
+        let mmu = mmu::Mmu::new(tlb).expect("the built-in TLB presets are valid");
+        let cpu = Cpu::reset();
+        let mut m = Self {
+            cpu,
             ram,
             dev: Devices::default(),
             code: CodeCache::default(),
@@ -90,8 +100,21 @@ impl Machine {
             stop_block: false,
             rng,
             trap_rip: 0,
+            mmu,
+            tctx: Self::reset_context(),
             config,
-        }
+        };
+        m.paging_changed();
+        m
+    }
+
+    /// A placeholder context, replaced from the registers in [`Machine::new`].
+    fn reset_context() -> mmu::TranslationContext {
+        mmu::TranslationContext::new(
+            mmu::PagingRegs::new(mmu::Cr0::empty(), 0, mmu::Cr4::empty(), mmu::Efer::empty()),
+            mmu::AddressWidths::default(),
+            mmu::PagingFeatures::default(),
+        )
     }
 
     /// Runs until the machine stops.

@@ -73,6 +73,7 @@ impl Machine {
         cpu.flags.set(2);
         cpu.rip = entry;
         cpu.update_mode();
+        self.paging_changed();
     }
 
     /// Puts the CPU in real mode at `0:entry` (as a boot sector is entered).
@@ -91,5 +92,6 @@ impl Machine {
         cpu.rip = entry;
         cpu.gpr[4] = 0x7c00;
         cpu.update_mode();
+        self.paging_changed();
     }
 }

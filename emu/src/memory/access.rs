@@ -99,19 +99,6 @@ impl Machine {
             && self.cpu.flags.has(Rflags::AC)
     }
 
-    /// Translates a linear address for an access that stays within one page.
-    #[inline(always)]
-    pub fn translate(&mut self, la: u64, kind: AccessKind, who: Privilege) -> Result<u64, Event> {
-        if !self.cpu.sys.cr0.contains(Cr0::PG) {
-            return Ok(la & 0xffff_ffff);
-        }
-        let _ = (kind, who);
-        Err(Event::stop(Stop::Unimplemented {
-            what: "paging (CR0.PG=1)".into(),
-            address: self.cpu.rip,
-        }))
-    }
-
     /// Reads `size` (1, 2, 4 or 8) bytes at `seg:off`.
     #[inline(always)]
     pub fn read_mem(&mut self, seg: SegReg, off: u64, size: usize) -> Result<u64, Event> {

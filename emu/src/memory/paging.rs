@@ -1,32 +1,158 @@
-//! The interpreter's side of address translation: PDPTE loading and TLB
-//! invalidation requested by instructions. The translation model itself lives
-//! in the `mmu` crate.
+//! The interpreter's side of address translation: the `mmu` crate's walker
+//! reaches guest RAM through [`WalkMemory`], the machine keeps the translation
+//! context current, and instructions' TLB invalidations are forwarded.
 
+use super::access::{AccessKind, Privilege};
+use super::Ram;
 use crate::event::{Event, Flow};
+use crate::interp::cache::CodeCache;
 use crate::machine::Machine;
+use mmu::paging::mem::EntrySize;
+use mmu::paging::pdpte::{load_pdptes, PdpteError};
+use mmu::{
+    Access, Cr0, LinearAddr, PagingFeatures, PagingRegs, PhysAddr, PhysMemory, Rflags,
+    TranslateFault, TranslationContext,
+};
+
+/// Guest RAM as the page walker sees it. Entries outside RAM read as all ones
+/// and cannot be updated. Accessed/dirty updates keep the code cache exact.
+pub(crate) struct WalkMemory<'a> {
+    pub ram: &'a mut Ram,
+    pub code: &'a mut CodeCache,
+    pub stop_block: &'a mut bool,
+}
+
+impl PhysMemory for WalkMemory<'_> {
+    #[inline]
+    fn read_entry(&mut self, pa: PhysAddr, size: EntrySize) -> u64 {
+        let n = size.bytes() as usize;
+        match self.ram.offset(pa.0, n as u64) {
+            Some(off) => {
+                let mut b = [0u8; 8];
+                b[..n].copy_from_slice(self.ram.slice(off, n));
+                u64::from_le_bytes(b)
+            }
+            None => u64::MAX >> (64 - 8 * n),
+        }
+    }
+
+    fn cmpxchg_entry(&mut self, pa: PhysAddr, size: EntrySize, old: u64, new: u64) -> bool {
+        let n = size.bytes() as usize;
+        let Some(off) = self.ram.offset(pa.0, n as u64) else {
+            return false;
+        };
+        if self.read_entry(pa, size) != old {
+            return false;
+        }
+        if self.code.is_code_page(pa.0) {
+            self.code.invalidate_page(pa.0);
+            *self.stop_block = true;
+        }
+        self.ram
+            .slice_mut(off, n)
+            .copy_from_slice(&new.to_le_bytes()[..n]);
+        true
+    }
+}
 
 impl Machine {
-    /// Loads the four PAE PDPTE registers from the table CR3 points to, with
+    /// The paging registers of the current state.
+    pub fn paging_regs(&self) -> PagingRegs {
+        let s = &self.cpu.sys;
+        let mut r = PagingRegs::new(s.cr0, s.cr3, s.cr4, s.efer);
+        r.pdptes = self.cpu.pdptes;
+        r.pkru = self.cpu.pkru;
+        r
+    }
+
+    /// The translation context of the current state.
+    pub fn translation_context(&self) -> TranslationContext {
+        let features = PagingFeatures {
+            page_1g: self.config.model.has(crate::cpu::cpuid::Feature::Pdpe1gb),
+        };
+        TranslationContext::new(self.paging_regs(), self.config.model.widths, features)
+    }
+
+    /// Records that a register paging depends on changed (CR0, CR3, CR4,
+    /// EFER, PDPTEs, PKRU): the context is rebuilt before the next
+    /// translation.
+    #[inline]
+    pub fn paging_changed(&mut self) {
+        self.tctx = self.translation_context();
+    }
+
+    /// Translates a linear address for an access within one page.
+    #[inline(always)]
+    pub fn translate(&mut self, la: u64, kind: AccessKind, who: Privilege) -> Result<u64, Event> {
+        if !self.cpu.sys.cr0.contains(Cr0::PG) {
+            return Ok(la & 0xffff_ffff);
+        }
+        self.translate_paged(la, kind, who)
+    }
+
+    #[inline]
+    fn translate_paged(&mut self, la: u64, kind: AccessKind, who: Privilege) -> Result<u64, Event> {
+        let kind = match kind {
+            AccessKind::Read => mmu::AccessKind::Read,
+            AccessKind::Write => mmu::AccessKind::Write,
+            AccessKind::Execute => mmu::AccessKind::Execute,
+        };
+        let access = match who {
+            Privilege::System => Access::implicit(kind),
+            Privilege::Current => Access::new(kind, self.cpu.mode.cpl == 3),
+            Privilege::AtCpl(c) => Access::new(kind, c == 3),
+        }
+        .with_ac(self.cpu.flags.has(Rflags::AC));
+        let mut mem = WalkMemory {
+            ram: &mut self.ram,
+            code: &mut self.code,
+            stop_block: &mut self.stop_block,
+        };
+        match self
+            .mmu
+            .translate(&self.tctx, LinearAddr(la), access, &mut mem, &mut ())
+        {
+            Ok(pa) => Ok(pa.0),
+            Err(f) => Err(self.translate_fault(f)),
+        }
+    }
+
+    /// Turns a translation fault into the event to deliver.
+    #[cold]
+    fn translate_fault(&mut self, f: TranslateFault) -> Event {
+        match f {
+            TranslateFault::PageFault { error_code, linear } => Event::PageFault {
+                code: error_code,
+                linear,
+            },
+            other => Event::unimplemented(
+                format!("nested-paging fault {other:?} (VM exits are not wired yet)"),
+                self.cpu.rip,
+            ),
+        }
+    }
+
+    /// Loads the four PAE PDPTE registers from the table `cr3` points to, with
     /// the reserved-bit checks of MOV to CR0/CR3/CR4 (SDM Vol. 3A 4.4.1: a
     /// present PDPTE with a reserved bit set is #GP(0)).
     pub fn load_pdptes(&mut self, cr3: u64) -> Flow {
-        let base = cr3 & 0xffff_ffe0;
-        let mut p = [0u64; 4];
-        let phys_mask = self.config.model.widths.phys_mask();
-        for (k, e) in p.iter_mut().enumerate() {
-            *e = self.phys_read(base + 8 * k as u64, 8);
-            let reserved = 0x1e6 | !phys_mask;
-            if *e & 1 != 0 && *e & reserved != 0 {
-                return Err(Event::gp0());
+        let mut mem = WalkMemory {
+            ram: &mut self.ram,
+            code: &mut self.code,
+            stop_block: &mut self.stop_block,
+        };
+        match load_pdptes(cr3, self.config.model.widths, &mut mem) {
+            Ok(p) => {
+                self.cpu.pdptes = p;
+                Ok(())
             }
+            Err(PdpteError::Reserved { .. }) => Err(Event::gp0()),
+            Err(PdpteError::Nested(f)) => Err(self.translate_fault(f)),
         }
-        self.cpu.pdptes = p;
-        Ok(())
     }
 
-    /// Invalidates translations for the page of `la` (INVLPG).
-    pub fn invalidate_page(&mut self, _la: u64) {}
-
-    /// Invalidates translations: non-global ones, or all with `global`.
-    pub fn flush_tlb(&mut self, _global: bool) {}
+    /// INVLPG: invalidates translations for the page of `la`.
+    pub fn invalidate_page(&mut self, la: u64) {
+        self.mmu.invlpg(&self.tctx, LinearAddr(la));
+    }
 }

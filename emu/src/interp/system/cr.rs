@@ -121,9 +121,9 @@ impl Machine {
         }
         self.cpu.sys.cr0 = new;
         self.cpu.sys.efer = efer;
-        if (old ^ new).intersects(Cr0::PG | Cr0::WP | Cr0::PE | Cr0::CD) {
-            self.flush_tlb(true);
-        }
+        let before = self.tctx;
+        self.paging_changed();
+        self.mmu.mov_cr0(&before, old, new);
         self.cpu.update_mode();
         self.stop_block = true;
         Ok(())
@@ -151,9 +151,8 @@ impl Machine {
         } else {
             v & 0xffff_ffff
         };
-        if !no_flush {
-            self.flush_tlb(false);
-        }
+        self.paging_changed();
+        self.mmu.flush_cr3(&self.tctx, no_flush);
         self.stop_block = true;
         Ok(())
     }
@@ -186,11 +185,9 @@ impl Machine {
             self.load_pdptes(self.cpu.sys.cr3)?;
         }
         self.cpu.sys.cr4 = new;
-        if (old ^ new).intersects(
-            Cr4::PGE | Cr4::PAE | Cr4::PSE | Cr4::PCIDE | Cr4::SMEP | Cr4::SMAP | Cr4::LA57,
-        ) {
-            self.flush_tlb(true);
-        }
+        let before = self.tctx;
+        self.paging_changed();
+        self.mmu.mov_cr4(&before, old, new);
         self.cpu.update_mode();
         self.stop_block = true;
         Ok(())

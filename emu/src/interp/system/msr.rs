@@ -156,7 +156,6 @@ impl Machine {
                     return gp;
                 }
                 self.cpu.sys.pat = v;
-                self.flush_tlb(true);
             }
             IA32_SYSENTER_CS => self.cpu.sys.sysenter_cs = v & 0xffff,
             IA32_SYSENTER_ESP | IA32_SYSENTER_EIP => {
@@ -188,8 +187,11 @@ impl Machine {
                 }
                 self.cpu.sys.efer = (new & writable) | (old & Efer::LMA);
                 if (old ^ new).contains(Efer::NXE) {
-                    self.flush_tlb(true);
+                    // Cached translations hold the XD bits they were built
+                    // with; NXE changes their meaning.
+                    self.mmu.flush_all();
                 }
+                self.paging_changed();
             }
             IA32_STAR => self.cpu.sys.star = v,
             IA32_LSTAR | IA32_CSTAR | IA32_FS_BASE | IA32_GS_BASE | IA32_KERNEL_GS_BASE => {
