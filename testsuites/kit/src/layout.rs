@@ -122,6 +122,16 @@ pub mod rec {
     pub const EXC_CR2: u64 = 0xa0;
     /// Set to 1 when the case finished.
     pub const DONE: u64 = 0xa8;
-    /// Free slots for the body (0xb0..0x100).
-    pub const USER: u64 = 0xb0;
+    /// CS the exception pushed.
+    pub const EXC_CS: u64 = 0xb0;
+    /// RFLAGS the exception pushed.
+    pub const EXC_RFLAGS: u64 = 0xb8;
+    /// RSP the exception pushed (64-bit mode).
+    pub const EXC_RSP: u64 = 0xc0;
+    /// SS the exception pushed (64-bit mode).
+    pub const EXC_SS: u64 = 0xc8;
+    /// DR6 at the exception.
+    pub const EXC_DR6: u64 = 0xd0;
+    /// Free slots for the body (0xd8..0x100).
+    pub const USER: u64 = 0xd8;
 }

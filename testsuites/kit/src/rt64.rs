@@ -146,6 +146,10 @@ impl Rt64 {
             (16, rec::EXC_VECTOR),
             (24, rec::EXC_ERROR),
             (32, rec::EXC_RIP),
+            (40, rec::EXC_CS),
+            (48, rec::EXC_RFLAGS),
+            (56, rec::EXC_RSP),
+            (64, rec::EXC_SS),
         ] {
             a.mov(rax, qword_ptr(rsp + frame))?;
             if slot == rec::EXC_VECTOR {
@@ -155,6 +159,8 @@ impl Rt64 {
         }
         a.mov(rax, cr2)?;
         a.mov(qword_ptr(rbx + rec::EXC_CR2 as i32), rax)?;
+        a.mov(rax, dr6)?;
+        a.mov(qword_ptr(rbx + rec::EXC_DR6 as i32), rax)?;
         a.set(&mut no_case)?;
         a.mov(rax, abs(VARS + var::RESUME))?;
         a.test(rax, rax)?;
@@ -162,6 +168,8 @@ impl Rt64 {
         a.jz(unexpected.l)?;
         a.mov(qword_ptr(abs_u(VARS + var::RESUME)), 0i32)?;
         a.mov(qword_ptr(rsp + 32), rax)?;
+        // Resume without single-stepping or resume flag.
+        a.and(qword_ptr(rsp + 48), !0x1_0100i32)?;
         a.pop(rbx)?;
         a.pop(rax)?;
         a.add(rsp, 16i32)?;
