@@ -717,10 +717,10 @@ fn exception_cases(s: &mut Suite) {
     s.long(
         "supervisor write to read-only page with CR0.WP = 0",
         |a| {
-            a.mov(rax, qword_ptr(guestkit::layout::PD + 8 * 512))?;
+            a.mov(rax, qword_ptr(guestkit::layout::PD + 8 * 20))?;
             a.and(rax, !2i32)?;
-            a.mov(qword_ptr(guestkit::layout::PD + 8 * 512), rax)?;
-            a.mov(rbx, 0x4000_0020u64)?;
+            a.mov(qword_ptr(guestkit::layout::PD + 8 * 20), rax)?;
+            a.mov(rbx, 0x0280_0020u64)?;
             a.invlpg(qword_ptr(rbx))?;
             a.mov(dword_ptr(rbx), 7i32)?;
             a.mov(ecx, dword_ptr(rbx))
@@ -730,21 +730,21 @@ fn exception_cases(s: &mut Suite) {
     s.long(
         "#PF write to read-only page",
         |a| {
-            // Make the 2-MiB page at 1 GiB read-only, then write to it. CR0.WP
+            // Make the 2-MiB page at 40 MiB read-only, then write to it. CR0.WP
             // makes supervisor writes honour R/W (SDM Vol. 3A 4.6.1).
             a.mov(rax, cr0)?;
             a.or(rax, 0x1_0000i32)?;
             a.mov(cr0, rax)?;
-            a.mov(rax, qword_ptr(guestkit::layout::PD + 8 * 512))?;
+            a.mov(rax, qword_ptr(guestkit::layout::PD + 8 * 20))?;
             a.and(rax, !2i32)?;
-            a.mov(qword_ptr(guestkit::layout::PD + 8 * 512), rax)?;
-            a.mov(rbx, 0x4000_0010u64)?;
+            a.mov(qword_ptr(guestkit::layout::PD + 8 * 20), rax)?;
+            a.mov(rbx, 0x0280_0010u64)?;
             a.invlpg(qword_ptr(rbx))?;
             a.mov(dword_ptr(rbx), 1i32)
         },
         vec![
             exception(14, Some(3)),
-            that("CR2", |r| r.cr2 == 0x4000_0010),
+            that("CR2", |r| r.cr2 == 0x0280_0010),
         ],
     );
     s.long(
