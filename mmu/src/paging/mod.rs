@@ -9,7 +9,7 @@
 //! [`crate::tlb`] and the [`crate::Mmu`] facade.
 //!
 //! One generic walk loop ([`walk`]) serves every format; each format
-//! ([`format`]) says how its entries are laid out, and each dimension's policy
+//! ([`mod@format`]) says how its entries are laid out, and each dimension's policy
 //! (guest #PF rules in [`perm`], EPT in [`ept`], NPT in [`npt`]) decides what
 //! the accumulated rights allow.
 
