@@ -325,6 +325,9 @@ pub enum TranslateFault {
     NestedPageFault(NestedPageFault),
 }
 
+// Every translation returns this in a Result: keep it small.
+const _: () = assert!(core::mem::size_of::<Result<PhysAddr, TranslateFault>>() <= 40);
+
 impl TranslateFault {
     /// The page-fault error code, if this is a #PF.
     pub fn page_fault_code(&self) -> Option<PfErrorCode> {
