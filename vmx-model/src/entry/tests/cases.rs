@@ -1,0 +1,5 @@
+use crate::testkit::Machine;
+#[test]
+fn placeholder() {
+    let _ = Machine::intel();
+}
