@@ -423,5 +423,77 @@ impl Machine {
     }
 }
 
+impl Machine {
+    /// Sets bits in the secondary processor-based controls.
+    pub fn enable2(&mut self, bits: crate::controls::Proc2Controls) -> &mut Self {
+        self.or(Field::SecondaryProcBasedControls, bits.bits() as u64)
+    }
+
+    /// Enables EPT with a valid EPTP (4-level, write-back) at [`addr::EPT_PML4`].
+    pub fn enable_ept(&mut self) -> &mut Self {
+        self.enable2(crate::controls::Proc2Controls::ENABLE_EPT);
+        self.set(Field::EptPointer, addr::EPT_PML4 | 0x1e)
+    }
+
+    /// Enables "unrestricted guest" (and EPT, which it requires).
+    pub fn enable_unrestricted(&mut self) -> &mut Self {
+        self.enable_ept();
+        self.enable2(crate::controls::Proc2Controls::UNRESTRICTED_GUEST)
+    }
+
+    /// Puts the guest in virtual-8086 mode under 32-bit PAE paging: RFLAGS.VM,
+    /// segments with base = selector * 16, limit FFFFH, access rights F3H.
+    pub fn make_v86_guest(&mut self) {
+        self.make_pae_guest();
+        self.set(Field::GuestRflags, 0x2_0002);
+        let segs = [
+            (
+                Field::GuestCsSelector,
+                Field::GuestCsBase,
+                Field::GuestCsLimit,
+                Field::GuestCsAccessRights,
+            ),
+            (
+                Field::GuestSsSelector,
+                Field::GuestSsBase,
+                Field::GuestSsLimit,
+                Field::GuestSsAccessRights,
+            ),
+            (
+                Field::GuestDsSelector,
+                Field::GuestDsBase,
+                Field::GuestDsLimit,
+                Field::GuestDsAccessRights,
+            ),
+            (
+                Field::GuestEsSelector,
+                Field::GuestEsBase,
+                Field::GuestEsLimit,
+                Field::GuestEsAccessRights,
+            ),
+            (
+                Field::GuestFsSelector,
+                Field::GuestFsBase,
+                Field::GuestFsLimit,
+                Field::GuestFsAccessRights,
+            ),
+            (
+                Field::GuestGsSelector,
+                Field::GuestGsBase,
+                Field::GuestGsLimit,
+                Field::GuestGsAccessRights,
+            ),
+        ];
+        for (i, (sel, base, limit, ar)) in segs.into_iter().enumerate() {
+            let s = 0x1000 + 0x100 * i as u64;
+            self.set(sel, s)
+                .set(base, s << 4)
+                .set(limit, 0xffff)
+                .set(ar, 0xf3);
+        }
+        self.set(Field::GuestRip, 0x100);
+    }
+}
+
 /// The IA32_EFER index, re-exported for tests.
 pub const IA32_EFER: u32 = msr::IA32_EFER;

@@ -7,6 +7,18 @@
 //! (so error 7 versus 8 for a VMCS that breaks both kinds of rule is
 //! implementation-specific) and likewise for the guest-state checks of 27.3.1; this
 //! model fixes the listed order so every outcome is deterministic.
+//!
+//! Rules that can never be the first to fail are left out, with the reason:
+//! * 27.2.4 "if 'host address-space size' is 0, 'IA-32e mode guest' must be 0" is
+//!   implied by the two rules before it (outside IA-32e mode the guest control
+//!   must be 0; inside it the host control must be 1).
+//! * The SMM rules of 27.2.1.3 and 27.3.1.5 ("entry to SMM", "deactivate
+//!   dual-monitor treatment", wait-for-SIPI with entry to SMM, SMI blocking with
+//!   entry to SMM): this processor never advertises those controls, so setting
+//!   them fails the reserved-bit check first.
+//! * Rules for features this model never advertises (CET, PKRS, BNDCFGS,
+//!   IA32_RTIT_CTL, IA32_LBR_CTL, IA32_PERF_GLOBAL_CTRL, mode-based execute
+//!   control, sub-page permissions, PT using guest-physical addresses): likewise.
 
 use crate::error::VmInstructionError;
 use crate::vmcs::Field;
@@ -146,7 +158,6 @@ checks! {
     OutsideIa32eWithIa32eGuest => H, "27.2.4", Some(F::EntryControls), "Outside IA-32e mode (IA32_EFER.LMA = 0), \"IA-32e mode guest\" must be 0";
     OutsideIa32eWithHostAddressSpaceSize => H, "27.2.4", Some(F::ExitControls), "Outside IA-32e mode, \"host address-space size\" must be 0";
     InIa32eWithoutHostAddressSpaceSize => H, "27.2.4", Some(F::ExitControls), "In IA-32e mode (IA32_EFER.LMA = 1), \"host address-space size\" must be 1";
-    Host32WithIa32eGuest => H, "27.2.4", Some(F::EntryControls), "If \"host address-space size\" is 0, \"IA-32e mode guest\" must be 0";
     Host32Pcide => H, "27.2.4", Some(F::HostCr4), "If \"host address-space size\" is 0, host CR4.PCIDE must be 0";
     Host32RipHigh => H, "27.2.4", Some(F::HostRip), "If \"host address-space size\" is 0, bits 63:32 of the host RIP must be 0";
     Host64WithoutPae => H, "27.2.4", Some(F::HostCr4), "If \"host address-space size\" is 1, host CR4.PAE must be 1";

@@ -93,7 +93,6 @@ pub(crate) fn address_space_size(env: &mut EntryEnv<'_>) -> CheckResult {
     let cr4 = Cr4::from_bits_retain(v.get(Field::HostCr4));
     let rip = v.get(Field::HostRip);
     if !c.host64() {
-        ensure!(!c.ia32e_guest(), Host32WithIa32eGuest);
         ensure!(!cr4.contains(Cr4::PCIDE), Host32Pcide);
         ensure!(rip >> 32 == 0, Host32RipHigh);
     } else {

@@ -1,5 +1,0 @@
-use crate::testkit::Machine;
-#[test]
-fn placeholder() {
-    let _ = Machine::intel();
-}
