@@ -8,6 +8,7 @@
 
 pub mod caps;
 pub mod controls;
+pub mod decide;
 pub mod entry;
 pub mod ept;
 pub mod error;
