@@ -13,6 +13,9 @@ pub mod qual;
 mod reason;
 mod save;
 
+#[cfg(test)]
+mod tests;
+
 pub use host::{load_host_state, HostLoad};
 pub use reason::{ExitReason, ExitTiming};
 
