@@ -17,6 +17,7 @@ pub mod exit;
 pub mod insn;
 pub mod mem;
 pub mod msr_area;
+pub mod report;
 pub mod sdm;
 pub mod testkit;
 pub mod vmcs;

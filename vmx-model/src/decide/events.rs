@@ -119,3 +119,47 @@ impl PauseLoop {
         tsc.wrapping_sub(self.first) > c.ple_window as u64
     }
 }
+
+/// A VM exit caused by the monitor trap flag occurs after an instruction (or event
+/// delivery) completes in non-root operation if "monitor trap flag" is 1 (SDM Vol.
+/// 3C 26.5.2, "Monitor Trap Flag"), with the priorities the machine applies.
+pub fn monitor_trap_flag(c: &Controls) -> bool {
+    c.proc.contains(ProcControls::MONITOR_TRAP_FLAG)
+}
+
+/// INIT signals always exit in VMX non-root operation, except in the wait-for-SIPI
+/// state where they are blocked (SDM Vol. 3C 26.2).
+pub fn init_signal_exits(activity: ActivityState) -> bool {
+    activity != ActivityState::WaitForSipi
+}
+
+/// A start-up IPI exits only in the wait-for-SIPI state; the exit qualification is
+/// its vector (SDM Vol. 3C 26.2). Elsewhere SIPIs are blocked and discarded.
+pub fn sipi_exit(activity: ActivityState, vector: u8) -> Option<ExitInfo> {
+    (activity == ActivityState::WaitForSipi)
+        .then(|| ExitInfo::new(ExitReason::StartupIpi, vector as u64))
+}
+
+/// A triple fault in non-root operation always exits (reason 2) instead of
+/// shutting down (SDM Vol. 3C 26.2).
+pub fn triple_fault_exit() -> ExitInfo {
+    ExitInfo::new(ExitReason::TripleFault, 0)
+}
+
+/// Task switches always exit in non-root operation (SDM Vol. 3C 26.4.2,
+/// "Treatment of Task Switches"), after the checks on the task gate and TSS
+/// descriptor the machine performs; the qualification names the new TSS and the
+/// source, and an instruction-caused switch records the instruction length.
+pub fn task_switch_exit(
+    selector: u16,
+    source: crate::exit::qual::TaskSwitchSource,
+    instruction_len: Option<u32>,
+) -> ExitInfo {
+    ExitInfo {
+        instruction_len,
+        ..ExitInfo::new(
+            ExitReason::TaskSwitch,
+            crate::exit::qual::task_switch(selector, source),
+        )
+    }
+}

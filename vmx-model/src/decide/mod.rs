@@ -19,8 +19,9 @@ pub use cr::{
     lmsw_exits, lmsw_value, tpr_below_threshold, vtpr_from_cr8, CrKind,
 };
 pub use events::{
-    exception_exits, external_interrupt_exit, guest_tsc, interrupt_window_exit, nmi_exits,
-    nmi_window_exit, preemption_timer_decrements, PauseLoop,
+    exception_exits, external_interrupt_exit, guest_tsc, init_signal_exits, interrupt_window_exit,
+    monitor_trap_flag, nmi_exits, nmi_window_exit, preemption_timer_decrements, sipi_exit,
+    task_switch_exit, triple_fault_exit, PauseLoop,
 };
 pub use insn::{instruction, Decision, Insn};
 pub use io_msr::{io_exits, msr_exits};

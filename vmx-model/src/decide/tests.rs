@@ -329,3 +329,17 @@ fn tsc_timer_and_pause_loop() {
     }
     assert_eq!(t, 155);
 }
+
+#[test]
+fn signals_task_switch_and_mtf() {
+    use crate::exit::qual::TaskSwitchSource;
+    assert!(init_signal_exits(A::Hlt));
+    assert!(!init_signal_exits(A::WaitForSipi));
+    assert_eq!(sipi_exit(A::Active, 0x9a), None);
+    let s = sipi_exit(A::WaitForSipi, 0x9a).unwrap();
+    assert_eq!((s.reason, s.qualification), (R::StartupIpi, 0x9a));
+    assert_eq!(triple_fault_exit().reason, R::TripleFault);
+    let t = task_switch_exit(0x28, TaskSwitchSource::Jmp, Some(5));
+    assert_eq!((t.qualification, t.instruction_len), (0x8000_0028, Some(5)));
+    assert!(monitor_trap_flag(&ctl(P1::MONITOR_TRAP_FLAG, P2::empty())));
+}
