@@ -163,117 +163,95 @@ fn host_state(v: &mut Vmcs) {
     }
 }
 
+/// Guest segments of the known-good VMCS: (selector, base, limit, access rights)
+/// fields and values, ES..GS in check order CS, SS, DS, ES, FS, GS, then LDTR and
+/// TR. CS is 64-bit code, the data segments flat, LDTR unusable, TR a busy 64-bit TSS.
+const GUEST_SEGS: [([Field; 4], [u64; 4]); 8] = {
+    use Field as F;
+    let data = [0x10, 0, 0xffff_ffff, 0xc093];
+    [
+        (
+            [
+                F::GuestCsSelector,
+                F::GuestCsBase,
+                F::GuestCsLimit,
+                F::GuestCsAccessRights,
+            ],
+            [0x08, 0, 0xffff_ffff, 0xa09b],
+        ),
+        (
+            [
+                F::GuestSsSelector,
+                F::GuestSsBase,
+                F::GuestSsLimit,
+                F::GuestSsAccessRights,
+            ],
+            data,
+        ),
+        (
+            [
+                F::GuestDsSelector,
+                F::GuestDsBase,
+                F::GuestDsLimit,
+                F::GuestDsAccessRights,
+            ],
+            data,
+        ),
+        (
+            [
+                F::GuestEsSelector,
+                F::GuestEsBase,
+                F::GuestEsLimit,
+                F::GuestEsAccessRights,
+            ],
+            data,
+        ),
+        (
+            [
+                F::GuestFsSelector,
+                F::GuestFsBase,
+                F::GuestFsLimit,
+                F::GuestFsAccessRights,
+            ],
+            data,
+        ),
+        (
+            [
+                F::GuestGsSelector,
+                F::GuestGsBase,
+                F::GuestGsLimit,
+                F::GuestGsAccessRights,
+            ],
+            data,
+        ),
+        (
+            [
+                F::GuestLdtrSelector,
+                F::GuestLdtrBase,
+                F::GuestLdtrLimit,
+                F::GuestLdtrAccessRights,
+            ],
+            [0, 0, 0, 0x1_0000],
+        ),
+        (
+            [
+                F::GuestTrSelector,
+                F::GuestTrBase,
+                F::GuestTrLimit,
+                F::GuestTrAccessRights,
+            ],
+            [0x18, 0x23000, 0x67, 0x8b],
+        ),
+    ]
+};
+
 fn guest_state(v: &mut Vmcs) {
-    let seg = |v: &mut Vmcs, s: [Field; 4], sel: u64, base: u64, limit: u64, ar: u64| {
-        for (f, x) in s.into_iter().zip([sel, base, limit, ar]) {
+    use Field as F;
+    for (fields, values) in GUEST_SEGS {
+        for (f, x) in fields.into_iter().zip(values) {
             v.set(f, x);
         }
-    };
-    use Field as F;
-    seg(
-        v,
-        [
-            F::GuestCsSelector,
-            F::GuestCsBase,
-            F::GuestCsLimit,
-            F::GuestCsAccessRights,
-        ],
-        0x08,
-        0,
-        0xffff_ffff,
-        0xa09b,
-    );
-    seg(
-        v,
-        [
-            F::GuestSsSelector,
-            F::GuestSsBase,
-            F::GuestSsLimit,
-            F::GuestSsAccessRights,
-        ],
-        0x10,
-        0,
-        0xffff_ffff,
-        0xc093,
-    );
-    seg(
-        v,
-        [
-            F::GuestDsSelector,
-            F::GuestDsBase,
-            F::GuestDsLimit,
-            F::GuestDsAccessRights,
-        ],
-        0x10,
-        0,
-        0xffff_ffff,
-        0xc093,
-    );
-    seg(
-        v,
-        [
-            F::GuestEsSelector,
-            F::GuestEsBase,
-            F::GuestEsLimit,
-            F::GuestEsAccessRights,
-        ],
-        0x10,
-        0,
-        0xffff_ffff,
-        0xc093,
-    );
-    seg(
-        v,
-        [
-            F::GuestFsSelector,
-            F::GuestFsBase,
-            F::GuestFsLimit,
-            F::GuestFsAccessRights,
-        ],
-        0x10,
-        0,
-        0xffff_ffff,
-        0xc093,
-    );
-    seg(
-        v,
-        [
-            F::GuestGsSelector,
-            F::GuestGsBase,
-            F::GuestGsLimit,
-            F::GuestGsAccessRights,
-        ],
-        0x10,
-        0,
-        0xffff_ffff,
-        0xc093,
-    );
-    seg(
-        v,
-        [
-            F::GuestLdtrSelector,
-            F::GuestLdtrBase,
-            F::GuestLdtrLimit,
-            F::GuestLdtrAccessRights,
-        ],
-        0,
-        0,
-        0,
-        0x1_0000,
-    );
-    seg(
-        v,
-        [
-            F::GuestTrSelector,
-            F::GuestTrBase,
-            F::GuestTrLimit,
-            F::GuestTrAccessRights,
-        ],
-        0x18,
-        0x23000,
-        0x67,
-        0x8b,
-    );
+    }
     let cr0 = (Cr0::PE | Cr0::MP | Cr0::ET | Cr0::NE | Cr0::WP | Cr0::PG).bits();
     for (f, x) in [
         (F::GuestCr0, cr0),
@@ -446,50 +424,12 @@ impl Machine {
     pub fn make_v86_guest(&mut self) {
         self.make_pae_guest();
         self.set(Field::GuestRflags, 0x2_0002);
-        let segs = [
-            (
-                Field::GuestCsSelector,
-                Field::GuestCsBase,
-                Field::GuestCsLimit,
-                Field::GuestCsAccessRights,
-            ),
-            (
-                Field::GuestSsSelector,
-                Field::GuestSsBase,
-                Field::GuestSsLimit,
-                Field::GuestSsAccessRights,
-            ),
-            (
-                Field::GuestDsSelector,
-                Field::GuestDsBase,
-                Field::GuestDsLimit,
-                Field::GuestDsAccessRights,
-            ),
-            (
-                Field::GuestEsSelector,
-                Field::GuestEsBase,
-                Field::GuestEsLimit,
-                Field::GuestEsAccessRights,
-            ),
-            (
-                Field::GuestFsSelector,
-                Field::GuestFsBase,
-                Field::GuestFsLimit,
-                Field::GuestFsAccessRights,
-            ),
-            (
-                Field::GuestGsSelector,
-                Field::GuestGsBase,
-                Field::GuestGsLimit,
-                Field::GuestGsAccessRights,
-            ),
-        ];
-        for (i, (sel, base, limit, ar)) in segs.into_iter().enumerate() {
-            let s = 0x1000 + 0x100 * i as u64;
-            self.set(sel, s)
-                .set(base, s << 4)
-                .set(limit, 0xffff)
-                .set(ar, 0xf3);
+        for (i, (f, _)) in GUEST_SEGS[..6].iter().enumerate() {
+            let sel = 0x1000 + 0x100 * i as u64;
+            self.set(f[0], sel)
+                .set(f[1], sel << 4)
+                .set(f[2], 0xffff)
+                .set(f[3], 0xf3);
         }
         self.set(Field::GuestRip, 0x100);
     }

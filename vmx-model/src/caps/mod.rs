@@ -8,6 +8,7 @@
 //! feature by clearing its bit; nothing else needs to change.
 
 mod msrs;
+mod presets;
 
 pub use msrs::{FeatureControl, VmxCaps};
 
@@ -113,95 +114,19 @@ impl Default for VmxFeatures {
 impl VmxFeatures {
     /// The `intel` preset: every feature this model implements (issue 4's list).
     pub fn intel() -> Self {
-        use EntryControls as En;
-        use ExitControls as Ex;
-        use PinControls as Pin;
-        use Proc2Controls as P2;
-        use ProcControls as P1;
         Self {
             revision_id: 0x0000_0012,
             true_controls: true,
-            pin: Pin::EXTERNAL_INTERRUPT_EXITING
-                | Pin::NMI_EXITING
-                | Pin::VIRTUAL_NMIS
-                | Pin::ACTIVATE_PREEMPTION_TIMER,
-            proc: P1::INTERRUPT_WINDOW_EXITING
-                | P1::USE_TSC_OFFSETTING
-                | P1::HLT_EXITING
-                | P1::INVLPG_EXITING
-                | P1::MWAIT_EXITING
-                | P1::RDPMC_EXITING
-                | P1::RDTSC_EXITING
-                | P1::CR3_LOAD_EXITING
-                | P1::CR3_STORE_EXITING
-                | P1::CR8_LOAD_EXITING
-                | P1::CR8_STORE_EXITING
-                | P1::USE_TPR_SHADOW
-                | P1::NMI_WINDOW_EXITING
-                | P1::MOV_DR_EXITING
-                | P1::UNCONDITIONAL_IO_EXITING
-                | P1::USE_IO_BITMAPS
-                | P1::MONITOR_TRAP_FLAG
-                | P1::USE_MSR_BITMAPS
-                | P1::MONITOR_EXITING
-                | P1::PAUSE_EXITING
-                | P1::ACTIVATE_SECONDARY_CONTROLS,
-            proc2: P2::ENABLE_EPT
-                | P2::DESCRIPTOR_TABLE_EXITING
-                | P2::ENABLE_RDTSCP
-                | P2::ENABLE_VPID
-                | P2::WBINVD_EXITING
-                | P2::UNRESTRICTED_GUEST
-                | P2::PAUSE_LOOP_EXITING
-                | P2::RDRAND_EXITING
-                | P2::ENABLE_INVPCID
-                | P2::RDSEED_EXITING
-                | P2::ENABLE_XSAVES
-                | P2::USE_TSC_SCALING,
-            exit: Ex::SAVE_DEBUG_CONTROLS
-                | Ex::HOST_ADDRESS_SPACE_SIZE
-                | Ex::ACKNOWLEDGE_INTERRUPT_ON_EXIT
-                | Ex::SAVE_PAT
-                | Ex::LOAD_PAT
-                | Ex::SAVE_EFER
-                | Ex::LOAD_EFER
-                | Ex::SAVE_PREEMPTION_TIMER,
-            entry: En::LOAD_DEBUG_CONTROLS | En::IA32E_MODE_GUEST | En::LOAD_PAT | En::LOAD_EFER,
-            ept_vpid: EptVpidCap::EXECUTE_ONLY
-                | EptVpidCap::PAGE_WALK_4
-                | EptVpidCap::MEMORY_TYPE_UC
-                | EptVpidCap::MEMORY_TYPE_WB
-                | EptVpidCap::PDE_2MB_PAGES
-                | EptVpidCap::PDPTE_1GB_PAGES
-                | EptVpidCap::INVEPT
-                | EptVpidCap::INVEPT_SINGLE_CONTEXT
-                | EptVpidCap::INVEPT_ALL_CONTEXT
-                | EptVpidCap::INVVPID
-                | EptVpidCap::INVVPID_INDIVIDUAL_ADDRESS
-                | EptVpidCap::INVVPID_SINGLE_CONTEXT
-                | EptVpidCap::INVVPID_ALL_CONTEXT
-                | EptVpidCap::INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS,
+            pin: presets::INTEL_PIN,
+            proc: presets::INTEL_PROC,
+            proc2: presets::INTEL_PROC2,
+            exit: presets::INTEL_EXIT,
+            entry: presets::INTEL_ENTRY,
+            ept_vpid: presets::INTEL_EPT_VPID,
             vmfunc: VmFuncControls::empty(),
             misc: MiscFeatures::default(),
             cr0_fixed1: 0xffff_ffff,
-            cr4_fixed1: (Cr4::VME
-                | Cr4::PVI
-                | Cr4::TSD
-                | Cr4::DE
-                | Cr4::PSE
-                | Cr4::PAE
-                | Cr4::MCE
-                | Cr4::PGE
-                | Cr4::PCE
-                | Cr4::OSFXSR
-                | Cr4::OSXMMEXCPT
-                | Cr4::VMXE
-                | Cr4::FSGSBASE
-                | Cr4::PCIDE
-                | Cr4::OSXSAVE
-                | Cr4::SMEP
-                | Cr4::SMAP)
-                .bits(),
+            cr4_fixed1: presets::INTEL_CR4.bits(),
             widths: AddressWidths::default(),
             debugctl_valid: 0x3,
             efer_valid: 0xd01,

@@ -191,30 +191,9 @@ pub(crate) fn vm_entry(
         return Some(fail(state, caps, reason, qual, fc, regs, env.mem, msrs));
     }
     let mut entry = load::guest(&mut env, regs);
-    let loaded = load_area(
-        env.mem,
-        vmcs.get(Field::EntryMsrLoadAddress),
-        vmcs.get32(Field::EntryMsrLoadCount),
-        caps.max_msr_list(),
-        &mut entry.regs,
-        msrs,
-    );
-    let writes = loaded.other;
-    if let Some(LoadFailure { index, why }) = loaded.failed {
-        let fc = FailedCheck::new(msr_check(why));
-        let r = entry.regs.clone();
-        let reason = ExitReason::EntryFailureMsrLoading;
-        let mut result = fail(state, caps, reason, index as u64, fc, &r, env.mem, msrs);
-        if let EntryResult::Failed(f) = &mut result {
-            if let Ok(h) = &mut f.host {
-                let mut all = writes;
-                all.append(&mut h.msr_writes);
-                h.msr_writes = all;
-            }
-        }
-        return Some(result);
+    if let Err(failed) = load_msrs(state, caps, &vmcs, &mut entry, env.mem, msrs) {
+        return Some(failed);
     }
-    entry.msr_writes = writes;
     if let Some(cur) = state.current.as_mut() {
         if launch {
             cur.launch = LaunchState::Launched;
@@ -222,6 +201,50 @@ pub(crate) fn vm_entry(
     }
     state.non_root = true;
     Some(EntryResult::Entered(Box::new(entry)))
+}
+
+/// 27.4: the VM-entry MSR-load area, applied to the loaded guest state. On a
+/// refused entry the VM entry fails (exit 34) with the MSRs before it loaded.
+fn load_msrs(
+    state: &mut VmxState,
+    caps: &VmxCaps,
+    vmcs: &Vmcs,
+    entry: &mut GuestEntry,
+    mem: &mut dyn PhysMem,
+    msrs: &mut dyn MsrOracle,
+) -> Result<(), EntryResult> {
+    let loaded = load_area(
+        mem,
+        vmcs.get(Field::EntryMsrLoadAddress),
+        vmcs.get32(Field::EntryMsrLoadCount),
+        caps.max_msr_list(),
+        &mut entry.regs,
+        msrs,
+    );
+    let Some(LoadFailure { index, why }) = loaded.failed else {
+        entry.msr_writes = loaded.other;
+        return Ok(());
+    };
+    let fc = FailedCheck::new(msr_check(why));
+    let reason = ExitReason::EntryFailureMsrLoading;
+    let mut result = fail(
+        state,
+        caps,
+        reason,
+        index as u64,
+        fc,
+        &entry.regs,
+        mem,
+        msrs,
+    );
+    if let EntryResult::Failed(f) = &mut result {
+        if let Ok(h) = &mut f.host {
+            let mut all = loaded.other;
+            all.append(&mut h.msr_writes);
+            h.msr_writes = all;
+        }
+    }
+    Err(result)
 }
 
 fn msr_check(why: Option<LoadRefusal>) -> CheckId {
