@@ -2,7 +2,7 @@
 //! instruction at hand, does the processor in VMX non-root operation exit to the
 //! VMM (SDM Vol. 3C 26.1, "Instructions That Cause VM Exits"; 26.2, "Other Causes
 //! of VM Exits"; 26.3, "Changes to Instruction Behavior in VMX Non-Root
-//! Operation")? Every function is pure; bitmaps are read through [`PhysMem`].
+//! Operation")? Every function is pure; bitmaps are read through [`crate::PhysMem`].
 //!
 //! The machine still applies, before asking, the faults that take priority over
 //! VM exits (SDM Vol. 3C 26.1.1, "Relative Priority of Faults and VM Exits"):

@@ -77,7 +77,7 @@ pub fn vmxoff(state: &mut VmxState, ctx: &InsnCtx, mem: &mut dyn PhysMem) -> Out
 }
 
 /// VMCALL. In VMX non-root operation it exits; in root operation, with the
-/// dual-monitor treatment of SMIs not supported (IA32_SMM_MONITOR_CTL[0] = 0), it
+/// dual-monitor treatment of SMIs not supported (bit 0 of IA32_SMM_MONITOR_CTL is 0), it
 /// fails with error 1.
 pub fn vmcall(state: &mut VmxState, ctx: &InsnCtx) -> Outcome {
     if !state.in_vmx_operation() {

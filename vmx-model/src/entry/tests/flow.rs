@@ -290,3 +290,30 @@ fn preemption_timer_vpid_and_tpr_threshold_exit() {
             == 0x30
     );
 }
+
+#[test]
+fn good_vmcs_enters_under_every_preset() {
+    for f in [
+        VmxFeatures::intel(),
+        VmxFeatures::everything(),
+        VmxFeatures::first_generation(),
+    ] {
+        let mut m = Machine::new(VmxCaps::new(f));
+        assert!(matches!(m.launch(), LaunchOutcome::Entered(_)));
+    }
+}
+
+#[test]
+fn failed_check_names_rule_field_and_section() {
+    let mut m = Machine::intel();
+    m.set(Field::GuestCsAccessRights, 0xa091);
+    let LaunchOutcome::EntryFailed(f) = m.launch() else {
+        panic!("expected an entry failure");
+    };
+    assert_eq!(
+        f.check.to_string(),
+        "GuestCsAccessRightsType: CS type must be 9, 11, 13 or 15 (accessed code) when \
+         \"unrestricted guest\" is 0; field Guest CS access rights (0x4816); SDM Vol. 3C \
+         27.3.1.2 (Checks on Guest Segment Registers)"
+    );
+}
