@@ -208,3 +208,102 @@ proptest! {
         let _ = m.launch();
     }
 }
+
+/// An independent, per-register reading of SDM Vol. 3C 27.3.1.2 for a guest that
+/// is not virtual-8086, with flat 4-GByte limits (so G must be 1 where checked).
+mod reference {
+    fn bits(ar: u32) -> (u32, bool, u32, bool, bool) {
+        let typ = ar & 0xf;
+        let s = ar & 0x10 != 0;
+        let dpl = (ar >> 5) & 3;
+        let p = ar & 0x80 != 0;
+        let unusable = ar & 0x1_0000 != 0;
+        (typ, s, dpl, p, unusable)
+    }
+    fn common(ar: u32) -> bool {
+        let (_, s, _, p, _) = bits(ar);
+        let g = ar & 0x8000 != 0;
+        s && p && ar & 0xf00 == 0 && g && ar & 0xfffe_0000 == 0
+    }
+    pub fn cs(ar: u32, ss_ar: u32, ug: bool, ia32e: bool) -> bool {
+        let (typ, _, dpl, _, _) = bits(ar);
+        let (_, _, ss_dpl, _, _) = bits(ss_ar);
+        let type_ok = matches!(typ, 9 | 11 | 13 | 15) || (ug && typ == 3);
+        let dpl_ok = match typ {
+            3 => dpl == 0,
+            9 | 11 => dpl == ss_dpl,
+            13 | 15 => dpl <= ss_dpl,
+            _ => true,
+        };
+        let l_db = !(ia32e && ar & 0x2000 != 0 && ar & 0x4000 != 0);
+        type_ok && dpl_ok && common(ar) && l_db
+    }
+    pub fn ss(ar: u32, rpl: u32, cs_ar: u32, ug: bool) -> bool {
+        let (typ, _, dpl, _, unusable) = bits(ar);
+        let rpl_ok = ug || dpl == rpl;
+        let zero_ok = cs_ar & 0xf != 3 || dpl == 0;
+        rpl_ok && zero_ok && (unusable || (matches!(typ, 3 | 7) && common(ar)))
+    }
+    pub fn data(ar: u32, rpl: u32, ug: bool) -> bool {
+        let (typ, _, dpl, _, unusable) = bits(ar);
+        if unusable {
+            return true;
+        }
+        let accessed = typ & 1 != 0;
+        let readable = typ & 8 == 0 || typ & 2 != 0;
+        let dpl_ok = ug || typ > 11 || dpl >= rpl;
+        accessed && readable && dpl_ok && common(ar)
+    }
+}
+
+fn access_rights() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        4 => proptest::sample::select(vec![0xa09bu32, 0xc093, 0xc09b, 0xa093, 0xc0f3, 0xa0ff, 0x1_0000, 0xc09f]),
+        4 => (0u32..0x100).prop_map(|low| 0xc000 | low),
+        1 => 0u32..0x2_0000,
+        1 => any::<u32>(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 2048,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn segment_checks_agree_with_an_independent_reading_of_the_sdm(
+        cs_ar in access_rights(),
+        ss_ar in access_rights(),
+        ds_ar in access_rights(),
+        cs_rpl in 0u64..4,
+        ss_rpl in 0u64..4,
+        ds_rpl in 0u64..4,
+        ug: bool,
+    ) {
+        let mut m = Machine::intel();
+        if ug {
+            m.enable_unrestricted();
+        }
+        m.set(Field::GuestCsAccessRights, cs_ar as u64)
+            .set(Field::GuestSsAccessRights, ss_ar as u64)
+            .set(Field::GuestDsAccessRights, ds_ar as u64)
+            .set(Field::GuestCsSelector, 0x08 | cs_rpl)
+            .set(Field::GuestSsSelector, 0x10 | ss_rpl)
+            .set(Field::GuestDsSelector, 0x10 | ds_rpl);
+        let expect = (ug || cs_rpl == ss_rpl)
+            && reference::cs(cs_ar, ss_ar, ug, true)
+            && reference::ss(ss_ar, ss_rpl as u32, cs_ar, ug)
+            && reference::data(ds_ar, ds_rpl as u32, ug);
+        let v = m.vmcs().clone();
+        let got = check(&m.caps.clone(), &v, true, m.state.current_ptr(), &mut m.mem);
+        match got {
+            Ok(()) => prop_assert!(expect, "checks passed, the reference says invalid"),
+            Err(fc) => {
+                prop_assert!(!expect, "checks failed with {}, the reference says valid", fc);
+                prop_assert_eq!(fc.id.section(), "27.3.1.2");
+            }
+        }
+    }
+}
