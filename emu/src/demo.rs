@@ -43,7 +43,11 @@ pub fn program() -> Program {
         a.bswap(eax)
     });
     p.body64(|a, rt| {
-        print(a, rt, "nestemu demo: Multiboot -> real mode -> protected mode -> long mode\n")?;
+        print(
+            a,
+            rt,
+            "nestemu demo: Multiboot -> real mode -> protected mode -> long mode\n",
+        )?;
         // CPUID vendor string.
         print(a, rt, "CPU vendor: ")?;
         a.xor(eax, eax)?;
@@ -52,12 +56,16 @@ pub fn program() -> Program {
             for k in 0..4 {
                 a.mov(eax, r)?;
                 if k > 0 {
-                    a.shr(eax, (8 * k) as i32)?;
+                    a.shr(eax, 8 * k)?;
                 }
                 a.call(rt.putc.l)?;
             }
         }
-        print(a, rt, "\nsieve of Eratosthenes over 8 MiB with paging on...\n")?;
+        print(
+            a,
+            rt,
+            "\nsieve of Eratosthenes over 8 MiB with paging on...\n",
+        )?;
         // Clear the sieve: byte k stands for the number k.
         a.mov(rdi, SIEVE_BASE)?;
         a.mov(rcx, SIEVE_BYTES)?;

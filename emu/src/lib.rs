@@ -15,6 +15,7 @@ pub mod loader;
 pub mod machine;
 pub mod memory;
 pub mod stats;
+pub mod virt;
 
 pub use event::{Event, Stop};
 pub use machine::{Machine, MachineConfig};

@@ -68,6 +68,8 @@ pub struct Machine {
     pub mmu: mmu::Mmu,
     /// The translation context of the current register state.
     pub(crate) tctx: mmu::TranslationContext,
+    /// VT-x and AMD-V state.
+    pub virt: crate::virt::Virt,
 }
 
 impl core::fmt::Debug for Machine {
@@ -102,6 +104,7 @@ impl Machine {
             trap_rip: 0,
             mmu,
             tctx: Self::reset_context(),
+            virt: crate::virt::Virt::default(),
             config,
         };
         m.paging_changed();
@@ -236,6 +239,7 @@ impl Machine {
         self.stop_block = false;
         match ev {
             Event::Stop(s) => Some(*s),
+            Event::GuestExit(e) => self.perform_guest_exit(*e).err(),
             other => self.deliver_event(other).err(),
         }
     }

@@ -544,7 +544,7 @@ fn string_cases(s: &mut Suite) {
         "rep movsb forward",
         |a| {
             a.mov(rsi, SCRATCH as i64)?;
-            a.mov(rax, 0x0504_0302_01u64)?;
+            a.mov(rax, 0x0005_0403_0201_u64)?;
             a.mov(qword_ptr(rsi), rax)?;
             a.lea(rdi, qword_ptr(rsi + 0x40))?;
             a.mov(ecx, 5i32)?;
@@ -552,7 +552,7 @@ fn string_cases(s: &mut Suite) {
             a.mov(rax, qword_ptr(SCRATCH + 0x40))
         },
         vec![
-            gpr(0, 0x0504_0302_01),
+            gpr(0, 0x0005_0403_0201),
             gpr(1, 0),
             gpr(6, SCRATCH + 5),
             gpr(7, SCRATCH + 0x45),
@@ -562,7 +562,7 @@ fn string_cases(s: &mut Suite) {
         "rep movsb backward",
         |a| {
             a.mov(rsi, SCRATCH as i64)?;
-            a.mov(rax, 0x0504_0302_01u64)?;
+            a.mov(rax, 0x0005_0403_0201_u64)?;
             a.mov(qword_ptr(rsi), rax)?;
             a.add(rsi, 4i32)?;
             a.lea(rdi, qword_ptr(rsi + 0x40))?;
@@ -573,7 +573,7 @@ fn string_cases(s: &mut Suite) {
             a.mov(rax, qword_ptr(SCRATCH + 0x40))
         },
         vec![
-            gpr(0, 0x0504_0302_01),
+            gpr(0, 0x0005_0403_0201),
             gpr(6, SCRATCH - 1),
             gpr(7, SCRATCH + 0x3f),
         ],

@@ -140,6 +140,11 @@ pub fn nop(_: &mut Machine, _: &Instruction) -> Flow {
     Ok(())
 }
 
+/// PAUSE: a spin-loop hint, interceptable by a hypervisor.
+pub fn pause(m: &mut Machine, i: &Instruction) -> Flow {
+    m.intercept(i, crate::virt::Intercept::Pause)
+}
+
 /// CMOVcc. The source is always read (and may fault); a 32-bit destination is
 /// zero-extended in 64-bit mode even when the condition is false (SDM Vol. 2A
 /// CMOVcc, "Operation").

@@ -508,6 +508,7 @@ pub fn iret(m: &mut Machine, i: &Instruction) -> Flow {
         iced_x86::Mnemonic::Iretd => 4,
         _ => 8,
     };
+    m.intercept(i, crate::virt::Intercept::Iret)?;
     let mode = m.cpu.mode.mode;
     if mode == CpuMode::Virtual8086 && m.cpu.flags.rflags().iopl() < 3 {
         return Err(Event::gp0());

@@ -99,6 +99,9 @@ pub fn handler_for(m: &Machine, i: &Instruction) -> (Handler, InsnClass) {
     if !features::available(&m.config.model, i.cpuid_features()) {
         return (invalid_opcode, K::Simple);
     }
+    if let Some(h) = crate::virt::handler_for(m, i) {
+        return h;
+    }
     if let Some(h) = x87::handler_for(m, i) {
         return h;
     }
@@ -121,7 +124,8 @@ pub fn handler_for(m: &Machine, i: &Instruction) -> (Handler, InsnClass) {
         M::Cbw | M::Cwde | M::Cdqe => (data::cbw, K::Simple),
         M::Cwd | M::Cdq | M::Cqo => (data::cwd, K::Simple),
         M::Xlatb => (data::xlat, K::Simple),
-        M::Nop | M::Pause | M::Fnop => (data::nop, K::Simple),
+        M::Nop | M::Fnop => (data::nop, K::Simple),
+        M::Pause => (data::pause, K::Simple),
         M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 | M::Prefetchw => {
             (data::nop, K::Simple)
         }

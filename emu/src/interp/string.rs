@@ -178,6 +178,8 @@ pub fn ins(m: &mut Machine, i: &Instruction) -> Flow {
     let size = i.memory_size().size();
     let port = m.cpu.gpr[2] as u16;
     m.check_io(port, size)?;
+    let rep = rep_of(i) != Rep::None;
+    m.intercept(i, super::system::io_intercept(port, size, true, true, rep))?;
     repeat(m, i, false, |m, asize| {
         let off = m.cpu.gpr[7] & size_mask(asize);
         let la = m.linear(SegReg::Es, off, size, true)?;
@@ -195,6 +197,8 @@ pub fn outs(m: &mut Machine, i: &Instruction) -> Flow {
     let port = m.cpu.gpr[2] as u16;
     let seg = m.mem_seg(i);
     m.check_io(port, size)?;
+    let rep = rep_of(i) != Rep::None;
+    m.intercept(i, super::system::io_intercept(port, size, false, true, rep))?;
     repeat(m, i, false, |m, asize| {
         let v = m.read_mem(seg, m.cpu.gpr[6] & size_mask(asize), size)?;
         m.port_out(port, size, v)?;

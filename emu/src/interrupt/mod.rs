@@ -102,6 +102,7 @@ impl Machine {
                 }
             }
             Event::Stop(s) => return Err(*s),
+            Event::GuestExit(e) => return self.perform_guest_exit(*e),
         };
         self.deliver(d)
     }
@@ -115,7 +116,19 @@ impl Machine {
         };
         let mut cur = d;
         let mut first_class = class_of(&d);
+        let mut vectoring: Option<Delivery> = None;
         loop {
+            if self.in_guest() {
+                if let Err(ev) = self.event_intercept(&cur, vectoring.as_ref()) {
+                    return match ev {
+                        Event::GuestExit(e) => self.perform_guest_exit(*e),
+                        Event::Stop(s) => Err(*s),
+                        other => Err(Stop::Shutdown(format!(
+                            "unexpected {other:?} from an event intercept"
+                        ))),
+                    };
+                }
+            }
             *self
                 .stats
                 .events
@@ -136,6 +149,10 @@ impl Machine {
                     (Vector::PF, Some(code.bits()))
                 }
                 Event::Stop(s) => return Err(*s),
+                // A VM exit during delivery (an intercepted exception, an EPT
+                // violation on the stack push): the binding records the event
+                // being delivered as IDT-vectoring information.
+                Event::GuestExit(e) => return self.perform_guest_exit(*e),
                 other => {
                     return Err(Stop::Shutdown(format!(
                         "unexpected {other:?} during event delivery"
@@ -149,6 +166,7 @@ impl Machine {
             };
             // The second exception is a fault on the original instruction.
             self.cpu.rip = fault_rip;
+            let being_delivered = cur;
             cur = match outcome {
                 SecondException::Serial => Delivery {
                     vector: vector.0,
@@ -170,6 +188,7 @@ impl Machine {
                     )))
                 }
             };
+            vectoring = Some(being_delivered);
             first_class = class_of(&cur);
         }
     }

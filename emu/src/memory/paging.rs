@@ -70,7 +70,8 @@ impl Machine {
         let features = PagingFeatures {
             page_1g: self.config.model.has(crate::cpu::cpuid::Feature::Pdpe1gb),
         };
-        TranslationContext::new(self.paging_regs(), self.config.model.widths, features)
+        let ctx = TranslationContext::new(self.paging_regs(), self.config.model.widths, features);
+        self.guest_translation_context(ctx)
     }
 
     /// Records that a register paging depends on changed (CR0, CR3, CR4,
@@ -84,7 +85,7 @@ impl Machine {
     /// Translates a linear address for an access within one page.
     #[inline(always)]
     pub fn translate(&mut self, la: u64, kind: AccessKind, who: Privilege) -> Result<u64, Event> {
-        if !self.cpu.sys.cr0.contains(Cr0::PG) {
+        if !self.cpu.sys.cr0.contains(Cr0::PG) && !self.in_guest() {
             return Ok(la & 0xffff_ffff);
         }
         self.translate_paged(la, kind, who)
@@ -125,10 +126,7 @@ impl Machine {
                 code: error_code,
                 linear,
             },
-            other => Event::unimplemented(
-                format!("nested-paging fault {other:?} (VM exits are not wired yet)"),
-                self.cpu.rip,
-            ),
+            nested => self.nested_fault_exit(nested),
         }
     }
 

@@ -7,6 +7,7 @@ use super::{require_cpl0, umip_check};
 use crate::cpu::cpuid::Feature;
 use crate::event::{Event, Flow};
 use crate::machine::Machine;
+use crate::virt::Intercept;
 use iced_x86::{Instruction, Register};
 use mmu::{Cr0, Cr4, Dr7, Efer, SegReg};
 
@@ -25,7 +26,9 @@ pub fn mov_cr(m: &mut Machine, i: &Instruction) -> Flow {
     ) {
         return Err(Event::ud());
     }
+    let crn = (cr as u32 - Register::CR0 as u32) as u8;
     if !to_cr {
+        m.intercept(i, Intercept::CrRead { cr: crn })?;
         let v = match cr {
             Register::CR0 => m.cpu.sys.cr0.bits(),
             Register::CR2 => m.cpu.sys.cr2,
@@ -37,6 +40,7 @@ pub fn mov_cr(m: &mut Machine, i: &Instruction) -> Flow {
         return Ok(());
     }
     let v = m.read_gpr(gpr);
+    m.intercept(i, Intercept::CrWrite { cr: crn, value: v })?;
     match cr {
         Register::CR0 => m.write_cr0(v),
         Register::CR2 => {
@@ -214,6 +218,12 @@ pub fn mov_dr(m: &mut Machine, i: &Instruction) -> Flow {
     if n > 7 {
         return Err(Event::ud());
     }
+    let what = if to_dr {
+        Intercept::DrWrite { dr: n as u8 }
+    } else {
+        Intercept::DrRead { dr: n as u8 }
+    };
+    m.intercept(i, what)?;
     if m.cpu.sys.dr7.contains(Dr7::GD) {
         m.cpu.sys.dr7.remove(Dr7::GD);
         m.cpu.sys.dr6 |= mmu::dr6::BD;
@@ -242,7 +252,9 @@ pub fn mov_dr(m: &mut Machine, i: &Instruction) -> Flow {
 /// LMSW: loads CR0 bits 3:0 (PE, MP, EM, TS); PE can be set but not cleared.
 pub fn lmsw(m: &mut Machine, i: &Instruction) -> Flow {
     require_cpl0(m)?;
-    let v = m.read_op(i, 0)? & 0xf;
+    let src = m.read_op(i, 0)?;
+    m.intercept(i, Intercept::Lmsw { value: src as u16 })?;
+    let v = src & 0xf;
     let cr0 = m.cpu.sys.cr0.bits();
     let new = (cr0 & !0xe) | (v & 0xe) | (cr0 & 1) | (v & 1);
     m.write_cr0(new)
@@ -251,13 +263,15 @@ pub fn lmsw(m: &mut Machine, i: &Instruction) -> Flow {
 /// SMSW: stores CR0 (the low word to memory; register width otherwise).
 pub fn smsw(m: &mut Machine, i: &Instruction) -> Flow {
     umip_check(m)?;
+    m.intercept(i, Intercept::CrRead { cr: 0 })?;
     let v = m.cpu.sys.cr0.bits();
     m.write_op(i, 0, v)
 }
 
 /// CLTS: clears CR0.TS.
-pub fn clts(m: &mut Machine, _: &Instruction) -> Flow {
+pub fn clts(m: &mut Machine, i: &Instruction) -> Flow {
     require_cpl0(m)?;
+    m.intercept(i, Intercept::Clts)?;
     m.cpu.sys.cr0.remove(Cr0::TS);
     Ok(())
 }

@@ -5,6 +5,7 @@ use crate::devices::IoEffect;
 use crate::event::{Event, Flow, Stop};
 use crate::machine::Machine;
 use crate::memory::access::Privilege;
+use crate::virt::Intercept;
 use iced_x86::{Instruction, OpKind};
 use mmu::CpuMode;
 
@@ -54,6 +55,17 @@ impl Machine {
     }
 }
 
+/// The intercept of an I/O instruction.
+pub(crate) fn io(port: u16, size: usize, input: bool, string: bool, rep: bool) -> Intercept {
+    Intercept::Io {
+        port,
+        size: size as u8,
+        input,
+        string,
+        rep,
+    }
+}
+
 /// The port operand: DX or an immediate.
 fn port_of(m: &Machine, i: &Instruction, n: u32) -> u16 {
     if i.op_kind(n) == OpKind::Register {
@@ -68,6 +80,7 @@ pub fn in_(m: &mut Machine, i: &Instruction) -> Flow {
     let size = m.op_size(i, 0);
     let port = port_of(m, i, 1);
     m.check_io(port, size)?;
+    m.intercept(i, io(port, size, true, false, false))?;
     let v = m.port_in(port, size)?;
     m.write_op(i, 0, v)
 }
@@ -77,6 +90,7 @@ pub fn out(m: &mut Machine, i: &Instruction) -> Flow {
     let size = m.op_size(i, 1);
     let port = port_of(m, i, 0);
     m.check_io(port, size)?;
+    m.intercept(i, io(port, size, false, false, false))?;
     let v = m.read_op(i, 1)?;
     m.port_out(port, size, v)
 }
