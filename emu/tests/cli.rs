@@ -189,33 +189,6 @@ fn instruction_limit_and_triple_fault() {
 }
 
 #[test]
-fn unimplemented_is_named_with_status_6() {
-    // LGDT a table whose entry 08H is an available 32-bit TSS, then JMP FAR
-    // 0008:0. Task switches are not implemented yet, so the run stops with
-    // status 6 naming the operation and its address. (When task switching
-    // lands, point this test at whatever is still unimplemented.)
-    let mut code = vec![0x0f, 0x01, 0x15]; // lgdt [disp32]
-    code.extend_from_slice(&0x10_0030u32.to_le_bytes());
-    code.extend_from_slice(&[0xea, 0, 0, 0, 0, 0x08, 0x00]); // jmp far 0008:00000000
-    let mut k = aout_kernel(0x10_0000, &code);
-    k.resize(0x30, 0);
-    k.extend_from_slice(&15u16.to_le_bytes());
-    k.extend_from_slice(&0x10_0040u32.to_le_bytes());
-    k.resize(0x40, 0);
-    k.extend_from_slice(&0u64.to_le_bytes());
-    k.extend_from_slice(&0x0000_8920_0000_0067u64.to_le_bytes());
-    let p = tmp("taskswitch.bin", &k);
-    let o = nestemu(&["run", "--kernel", p.to_str().unwrap(), "--mem", "8"]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(6), "{err}");
-    assert!(
-        err.contains("unimplemented") && err.contains("task switch"),
-        "{err}"
-    );
-    assert!(err.contains("0x100027"), "names the address: {err}");
-}
-
-#[test]
 fn serial_and_stats_files_deterministic() {
     // Print "hi" on COM1 then exit 0.
     let mut code = Vec::new();

@@ -153,6 +153,12 @@ impl Machine {
                 // violation on the stack push): the binding records the event
                 // being delivered as IDT-vectoring information.
                 Event::GuestExit(e) => return self.perform_guest_exit(*e),
+                // A task switch through a task gate whose new TSS has T = 1:
+                // the switch completed; the debug trap follows.
+                Event::DebugTrap { dr6 } => {
+                    self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | dr6;
+                    (Vector::DB, None)
+                }
                 other => {
                     return Err(Stop::Shutdown(format!(
                         "unexpected {other:?} during event delivery"

@@ -161,6 +161,13 @@ pub enum Intercept {
     Popf,
     /// VMCALL (VMX) or VMMCALL (SVM).
     Hypercall,
+    /// A task switch to the TSS `selector` (by CALL, JMP, IRET or a task
+    /// gate): an unconditional VM exit in VMX non-root operation, the task-
+    /// switch intercept in SVM.
+    TaskSwitch {
+        /// The new TSS selector.
+        selector: u16,
+    },
 }
 
 /// A VM exit on its way: the binding built it; the machine performs it after
