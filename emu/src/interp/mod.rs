@@ -532,7 +532,7 @@ mod coverage {
                 continue;
             }
             let (h, _) = handler_for(m, &i);
-            if h as usize == unimplemented_insn as usize {
+            if std::ptr::fn_addr_eq(h, unimplemented_insn as Handler) {
                 out.push(code);
             }
         }
