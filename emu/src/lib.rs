@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod cost;
 pub mod cpu;
+pub mod debug;
 pub mod demo;
 pub mod devices;
 pub mod event;

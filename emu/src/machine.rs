@@ -70,6 +70,8 @@ pub struct Machine {
     pub(crate) tctx: mmu::TranslationContext,
     /// VT-x and AMD-V state.
     pub virt: crate::virt::Virt,
+    /// Decoded breakpoints and pending data/I/O breakpoint hits.
+    pub(crate) dbg: crate::debug::DebugState,
 }
 
 impl core::fmt::Debug for Machine {
@@ -105,6 +107,7 @@ impl Machine {
             mmu,
             tctx: Self::reset_context(),
             virt: crate::virt::Virt::default(),
+            dbg: crate::debug::DebugState::default(),
             config,
         };
         m.paging_changed();
@@ -146,8 +149,12 @@ impl Machine {
         let ev = &self.cpu.events;
         let shadow = ev.sti_blocking || ev.movss_blocking;
         let single_step = self.cpu.flags.has(Rflags::TF);
-        if shadow || single_step {
+        let resume = self.cpu.flags.has(Rflags::RF);
+        if shadow || single_step || resume || self.dbg.any() {
             budget = 1;
+            if let Some(stop) = self.before_single_instruction(resume) {
+                return stop;
+            }
         }
         let block = match self.fetch_block() {
             Ok(b) => b,
@@ -161,14 +168,21 @@ impl Machine {
         }
         match result {
             Ok(()) => {
+                let mut dr6 = std::mem::take(&mut self.dbg.pending);
                 if single_step && !self.cpu.events.movss_blocking {
                     // SDM Vol. 3B 18.3.1.4: a single-step trap follows every
                     // instruction that began with TF = 1.
-                    return self.raise(Event::DebugTrap { dr6: mmu::dr6::BS });
+                    dr6 |= mmu::dr6::BS;
+                }
+                if dr6 != 0 {
+                    return self.raise(Event::DebugTrap { dr6 });
                 }
                 None
             }
-            Err(ev) => self.raise(ev),
+            Err(ev) => {
+                self.dbg.pending = 0;
+                self.raise(ev)
+            }
         }
     }
 
@@ -214,6 +228,37 @@ impl Machine {
             self.retire(cost);
         }
         e
+    }
+
+    /// Before an instruction executed alone: the instruction-breakpoint check
+    /// (a fault, suppressed by RF), then RF is cleared (SDM Vol. 3B 18.3.1.1:
+    /// "the RF flag is cleared at the start of the instruction after the check
+    /// for code breakpoint").
+    #[cold]
+    fn before_single_instruction(&mut self, resume: bool) -> Option<Option<Stop>> {
+        if self.dbg.exec_armed && !resume {
+            let la = self
+                .cpu
+                .seg(mmu::SegReg::Cs)
+                .base
+                .wrapping_add(self.cpu.rip);
+            let hits = self.exec_breakpoints(self.wrap_linear(la));
+            if hits != 0 {
+                self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | hits;
+                let d = crate::interrupt::Delivery {
+                    vector: 1,
+                    error_code: None,
+                    source: crate::interrupt::Source::Exception,
+                    return_rip: self.cpu.rip,
+                    push_rf: false,
+                };
+                return Some(self.deliver(d).err());
+            }
+        }
+        if resume {
+            self.cpu.flags.assign(Rflags::RF, false);
+        }
+        None
     }
 
     /// Completes an instruction: RIP advances, counters move.

@@ -149,6 +149,7 @@ impl Machine {
         // A task switch clears the local breakpoint enables (SDM Vol. 3B
         // 18.2.4).
         self.cpu.sys.dr7 = mmu::Dr7::from_bits_retain(self.cpu.sys.dr7.bits() & !0x155);
+        self.debug_changed();
         self.load_task_state(new_state, source, new32)?;
         if let TaskSource::Interrupt {
             error_code: Some(e),

@@ -54,6 +54,21 @@ pub struct Delivery {
     pub source: Source,
     /// The return address pushed (the faulting or the next instruction).
     pub return_rip: u64,
+    /// Push RFLAGS.RF = 1: fault-class exceptions other than instruction
+    /// breakpoints, and events between iterations of a REP string instruction
+    /// (SDM Vol. 3B 18.3.1.1).
+    pub push_rf: bool,
+}
+
+impl Delivery {
+    /// The RFLAGS image to push.
+    pub fn pushed_flags(&self, flags: u64) -> u64 {
+        if self.push_rf {
+            flags | mmu::Rflags::RF.bits()
+        } else {
+            flags
+        }
+    }
 }
 
 impl Delivery {
@@ -76,6 +91,7 @@ impl Machine {
                 error_code: e.error_code,
                 source: Source::Exception,
                 return_rip: rip,
+                push_rf: true,
             },
             Event::PageFault { code, linear } => {
                 self.cpu.sys.cr2 = linear;
@@ -84,6 +100,7 @@ impl Machine {
                     error_code: Some(code.bits()),
                     source: Source::Exception,
                     return_rip: rip,
+                    push_rf: true,
                 }
             }
             Event::SoftwareInterrupt { vector, kind } => Delivery {
@@ -91,6 +108,7 @@ impl Machine {
                 error_code: None,
                 source: Source::Software(kind),
                 return_rip: rip,
+                push_rf: false,
             },
             Event::DebugTrap { dr6 } => {
                 self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | dr6;
@@ -99,6 +117,7 @@ impl Machine {
                     error_code: None,
                     source: Source::Exception,
                     return_rip: rip,
+                    push_rf: false,
                 }
             }
             Event::Stop(s) => return Err(*s),
@@ -179,12 +198,15 @@ impl Machine {
                     error_code,
                     source: Source::Exception,
                     return_rip: fault_rip,
+                    // A #DB here is a debug trap (a task switch's T bit).
+                    push_rf: vector != Vector::DB,
                 },
                 SecondException::DoubleFault => Delivery {
                     vector: 8,
                     error_code: Some(0),
                     source: Source::Exception,
                     return_rip: fault_rip,
+                    push_rf: true,
                 },
                 SecondException::TripleFault => {
                     return Err(Stop::Shutdown(format!(

@@ -119,6 +119,9 @@ impl Machine {
         if who == Privilege::Current && self.misaligned(la, size) {
             return Err(Event::Exception(mmu::Exception::ac()));
         }
+        if self.dbg.data_armed && who != Privilege::System {
+            self.check_data_breakpoints(la, size, false);
+        }
         if (la & 0xfff) as usize + size <= 0x1000 {
             let pa = self.translate(la, AccessKind::Read, who)?;
             return Ok(self.phys_read(pa, size));
@@ -140,6 +143,9 @@ impl Machine {
         if who == Privilege::Current && self.misaligned(la, size) {
             return Err(Event::Exception(mmu::Exception::ac()));
         }
+        if self.dbg.data_armed && who != Privilege::System {
+            self.check_data_breakpoints(la, size, true);
+        }
         if (la & 0xfff) as usize + size <= 0x1000 {
             let pa = self.translate(la, AccessKind::Write, who)?;
             return self.phys_write(pa, size, v);
@@ -155,6 +161,9 @@ impl Machine {
         buf: &mut [u8],
         who: Privilege,
     ) -> Result<(), Event> {
+        if self.dbg.data_armed && who != Privilege::System {
+            self.check_data_breakpoints(la, buf.len(), false);
+        }
         let pages = self.translate_range(la, buf.len(), AccessKind::Read, who)?;
         let mut done = 0;
         for (pa, n) in pages.into_iter().flatten() {
@@ -175,6 +184,9 @@ impl Machine {
         data: &[u8],
         who: Privilege,
     ) -> Result<(), Event> {
+        if self.dbg.data_armed && who != Privilege::System {
+            self.check_data_breakpoints(la, data.len(), true);
+        }
         let pages = self.translate_range(la, data.len(), AccessKind::Write, who)?;
         let mut done = 0;
         for (pa, n) in pages.into_iter().flatten() {

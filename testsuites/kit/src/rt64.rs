@@ -236,5 +236,8 @@ pub fn emit_case(a: &mut Asm, index: usize, body: &dyn Fn(&mut Asm) -> AsmResult
     a.mov(abs(VARS + var::RESUME), 0i32)?;
     a.mov(abs(VARS + var::RECORD), 0i32)?;
     a.mov(abs(r + rec::DONE), 1i32)?;
+    // No breakpoint outlives its case.
+    a.xor(eax, eax)?;
+    a.mov(dr7, rax)?;
     Ok(())
 }

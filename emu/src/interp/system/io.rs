@@ -43,11 +43,17 @@ impl Machine {
 
     /// Reads `size` bytes from an I/O port.
     pub fn port_in(&mut self, port: u16, size: usize) -> Result<u64, Event> {
+        if self.dbg.io_armed {
+            self.check_io_breakpoints(port, size);
+        }
         Ok(self.dev.port_read(port, size as u8) as u64)
     }
 
     /// Writes `size` bytes to an I/O port; device effects become events.
     pub fn port_out(&mut self, port: u16, size: usize, v: u64) -> Flow {
+        if self.dbg.io_armed {
+            self.check_io_breakpoints(port, size);
+        }
         match self.dev.port_write(port, size as u8, v as u32) {
             IoEffect::None => Ok(()),
             IoEffect::DebugExit(x) => Err(Event::stop(Stop::DebugExit(x))),
