@@ -31,6 +31,7 @@ fn debug_registers_and_rf() {
         p.long_case(name, f);
         t.push((name.into(), c));
     };
+    // (The closure borrows `p` and `t` until its last use below.)
     case(
         "instruction breakpoint is a fault with RF = 0",
         |a| {
@@ -177,7 +178,6 @@ fn debug_registers_and_rf() {
             that("RF not pushed", |r| r.frame[1] & RF == 0),
         ],
     );
-    drop(case);
     let o = run(&p, config());
     assert!(o.passed(), "stop {:?}, serial:\n{}", o.stop, o.serial);
     verify(&o, &t);
