@@ -46,7 +46,7 @@ impl Machine {
     /// for a 64-bit segment).
     fn check_code_offset(&self, cs: &SegmentCache, off: u64) -> Flow {
         if cs.attr.l() && self.cpu.sys.efer.contains(mmu::Efer::LMA) {
-            if !mmu::is_canonical(off, self.config.model.widths.linear_bits) {
+            if !mmu::is_canonical(off, self.canonical_bits()) {
                 return Err(Event::gp0());
             }
         } else if off > cs.limit as u64 {

@@ -300,6 +300,10 @@ pub fn handler_for(m: &Machine, i: &Instruction) -> (Handler, InsnClass) {
         M::Smsw => (system::smsw, K::System),
         M::Clts => (system::clts, K::System),
         M::Invlpg => (system::invlpg, K::System),
+        M::Invpcid => (system::invpcid, K::System),
+        M::Stac | M::Clac => (system::stac_clac, K::Simple),
+        M::Rdpkru => (system::rdpkru, K::Simple),
+        M::Wrpkru => (system::wrpkru, K::System),
         M::Wbinvd | M::Invd => (system::wbinvd, K::System),
         M::Clflush | M::Clflushopt => (system::clflush, K::Simple),
         M::Lds | M::Les | M::Lfs | M::Lgs | M::Lss => (system::load_far_pointer, K::System),
@@ -379,7 +383,7 @@ impl Machine {
     fn fetch_linear(&self) -> Result<u64, Event> {
         let rip = self.cpu.rip;
         if self.cpu.long64() {
-            if !mmu::is_canonical(rip, self.config.model.widths.linear_bits) {
+            if !mmu::is_canonical(rip, self.canonical_bits()) {
                 return Err(Event::gp0());
             }
             return Ok(rip);

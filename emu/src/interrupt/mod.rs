@@ -293,7 +293,7 @@ impl NewStack {
         let mask = self.sp_mask();
         let sp = self.sp.wrapping_sub(size as u64) & mask;
         let la = if self.long {
-            if !mmu::is_canonical(sp, m.config.model.widths.linear_bits) {
+            if !mmu::is_canonical(sp, m.canonical_bits()) {
                 return Err(Event::ss(self.fault_code));
             }
             sp

@@ -33,6 +33,19 @@ pub enum Privilege {
 }
 
 impl Machine {
+    /// The linear-address width canonical checks of accesses use: 57 with
+    /// 5-level paging (CR4.LA57), else 48 (SDM Vol. 3A 3.3.7.1, 4.5.1).
+    /// Loads of bases into MSRs and descriptor-table registers check against
+    /// the processor's width instead ([`mmu::AddressWidths::linear_bits`]).
+    #[inline(always)]
+    pub fn canonical_bits(&self) -> u8 {
+        if self.cpu.sys.cr4.contains(mmu::Cr4::LA57) {
+            57
+        } else {
+            48
+        }
+    }
+
     /// Applies segmentation to `off` for an access of `size` bytes and returns
     /// the linear address, or #GP(0) / #SS(0) (SDM Vol. 3A 5.3 limit checks,
     /// 5.4.1 type checks, 3.3.7.1 canonical addresses in 64-bit mode).
@@ -53,7 +66,7 @@ impl Machine {
                 0
             };
             let la = off.wrapping_add(base);
-            let bits = self.config.model.widths.linear_bits;
+            let bits = self.canonical_bits();
             let last = la.wrapping_add(size as u64 - 1);
             if !mmu::is_canonical(la, bits) || !mmu::is_canonical(last, bits) {
                 return Err(fault());

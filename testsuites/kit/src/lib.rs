@@ -21,7 +21,7 @@ pub mod rt64;
 
 pub use asm::{Asm, AsmResult, Chunk, Label};
 pub use program::{Built, Program};
-pub use rt64::Rt64;
+pub use rt64::{enter_user, Rt64};
 
 /// A decoded case record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
