@@ -20,6 +20,10 @@ USAGE:
     nestemu                         run the built-in demo
     nestemu demo [--cpu intel|amd]  run the built-in demo
     nestemu run --kernel FILE [OPTIONS]
+    nestemu explain-walk [--address LA] [--guest-levels 4|5] [--nested ept|npt|none]
+                 [--nested-levels 4|5] [--caches intel|amd|none] [--warm] [--svg FILE]
+                                    show a 2-D page walk step by step (text, and an
+                                    SVG picture with --svg)
 
 RUN OPTIONS:
     --kernel FILE     Multiboot kernel (ELF32, ELF64 or a.out kludge), as QEMU -kernel
@@ -79,10 +83,124 @@ pub enum Command {
         /// CPU preset.
         cpu: String,
     },
+    /// `nestemu explain-walk ...`.
+    ExplainWalk(ExplainOptions),
     /// `--help`.
     Help,
     /// `--version`.
     Version,
+}
+
+/// Options of `explain-walk`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExplainOptions {
+    /// The linear address.
+    pub address: u64,
+    /// Guest levels (4 or 5).
+    pub guest_levels: u8,
+    /// `ept`, `npt` or `none`.
+    pub nested: String,
+    /// Nested levels (4 or 5).
+    pub nested_levels: u8,
+    /// Warm the caches first.
+    pub warm: bool,
+    /// `intel`, `amd` or `none` (no caches).
+    pub caches: String,
+    /// Write an SVG picture here.
+    pub svg: Option<String>,
+}
+
+fn parse_explain(args: &[String]) -> Result<Command, UsageError> {
+    let mut o = ExplainOptions {
+        address: 0x0000_7f12_3456_7000,
+        guest_levels: 4,
+        nested: "ept".into(),
+        nested_levels: 4,
+        warm: false,
+        caches: "intel".into(),
+        svg: None,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, UsageError> {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| UsageError(format!("{name} needs a value")))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--address" => o.address = parse_number("--address", &value("--address")?)?,
+            "--guest-levels" => {
+                o.guest_levels = parse_number("--guest-levels", &value("--guest-levels")?)? as u8
+            }
+            "--nested" => o.nested = value("--nested")?,
+            "--nested-levels" => {
+                o.nested_levels = parse_number("--nested-levels", &value("--nested-levels")?)? as u8
+            }
+            "--warm" => o.warm = true,
+            "--caches" => o.caches = value("--caches")?,
+            "--svg" => o.svg = Some(value("--svg")?),
+            _ => {
+                return Err(UsageError(format!(
+                    "unknown option '{arg}' for 'explain-walk' (try --help)"
+                )))
+            }
+        }
+    }
+    if !matches!(o.nested.as_str(), "ept" | "npt" | "none") {
+        return Err(UsageError(format!(
+            "--nested must be ept, npt or none, not '{}'",
+            o.nested
+        )));
+    }
+    if !matches!(o.caches.as_str(), "intel" | "amd" | "none") {
+        return Err(UsageError(format!(
+            "--caches must be intel, amd or none, not '{}'",
+            o.caches
+        )));
+    }
+    Ok(Command::ExplainWalk(o))
+}
+
+/// Runs `explain-walk`: the text on stdout, the SVG to a file.
+pub fn explain_walk(o: &ExplainOptions) -> i32 {
+    use crate::explain::{explain, NestedKind, Scenario};
+    let s = Scenario {
+        address: o.address,
+        guest_levels: o.guest_levels,
+        nested: match o.nested.as_str() {
+            "npt" => NestedKind::Npt,
+            "none" => NestedKind::None,
+            _ => NestedKind::Ept,
+        },
+        nested_levels: o.nested_levels,
+        warm: o.warm,
+        tlb: match o.caches.as_str() {
+            "amd" => mmu::TlbConfig::amd(),
+            "none" => mmu::TlbConfig::none(),
+            _ => mmu::TlbConfig::intel(),
+        },
+    };
+    let e = match explain(&s) {
+        Ok(e) => e,
+        Err(msg) => {
+            eprintln!("nestemu: {msg}");
+            return EXIT_USAGE;
+        }
+    };
+    print!("{}", crate::explain::text::render(&e));
+    if let Some(path) = &o.svg {
+        if let Err(err) = std::fs::write(path, crate::explain::svg::render(&e)) {
+            eprintln!("nestemu: cannot write '{path}': {err}");
+            return EXIT_USAGE;
+        }
+    }
+    0
 }
 
 /// A usage error.
@@ -109,6 +227,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         }
         Some("-h" | "--help" | "help") => return Ok(Command::Help),
         Some("-V" | "--version") => return Ok(Command::Version),
+        Some("explain-walk") => return parse_explain(&args[1..]),
         Some("run") | Some("demo") => it.next().cloned().unwrap_or_default(),
         Some(other) if other.starts_with('-') => "run".to_string(),
         Some(other) => {
@@ -315,6 +434,7 @@ pub fn main_with_args(args: &[String]) -> i32 {
         }
         Ok(Command::Run(o)) => run(&o),
         Ok(Command::Demo { cpu }) => crate::demo::run(&cpu),
+        Ok(Command::ExplainWalk(o)) => explain_walk(&o),
         Err(UsageError(msg)) => {
             eprintln!("nestemu: {msg}");
             EXIT_USAGE

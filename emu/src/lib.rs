@@ -10,6 +10,7 @@ pub mod debug;
 pub mod demo;
 pub mod devices;
 pub mod event;
+pub mod explain;
 pub mod interp;
 pub mod interrupt;
 pub mod loader;

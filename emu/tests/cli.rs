@@ -243,3 +243,44 @@ fn help_is_followable() {
         assert!(text.contains(needle), "help mentions {needle}");
     }
 }
+
+#[test]
+fn explain_walk_counts_and_draws() {
+    let o = nestemu(&["explain-walk", "--caches", "none"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("24 references: 4 guest, 20 nested"), "{text}");
+    let svg = tmp("walk.svg", b"");
+    let o = nestemu(&[
+        "explain-walk",
+        "--caches",
+        "none",
+        "--guest-levels",
+        "5",
+        "--nested-levels",
+        "5",
+        "--nested",
+        "npt",
+        "--address",
+        "0x00ff123456789000",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("35 references: 5 guest, 30 nested"));
+    let pic = std::fs::read_to_string(&svg).unwrap();
+    assert!(pic.starts_with("<svg") && pic.contains(">35</text>"));
+    let o = nestemu(&["explain-walk", "--warm"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("Cache hits that spared references"), "{text}");
+    bad_input(&["explain-walk", "--nested", "shadow"], "--nested must be");
+    bad_input(
+        &["explain-walk", "--address", "0x8000000000000"],
+        "not canonical",
+    );
+}
