@@ -159,6 +159,40 @@ impl Tables {
 
 /// Builds the scenario's tables and walks its address.
 pub fn explain(s: &Scenario) -> Result<Explained, String> {
+    let (mut mem, ctx) = tables(s)?;
+    let page = s.address & !0xfff;
+    let mut mmu = Mmu::new(s.tlb.clone()).map_err(|e| format!("{e:?}"))?;
+    if s.warm {
+        mmu.translate(
+            &ctx,
+            LinearAddr(page ^ 0x1000),
+            Access::read(false),
+            &mut mem,
+            &mut (),
+        )
+        .map_err(|f| format!("warming walk faulted: {f:?}"))?;
+    }
+    let mut trace = Trace::default();
+    let tr = mmu
+        .translate_walk(
+            &ctx,
+            LinearAddr(s.address),
+            Access::read(false),
+            &mut mem,
+            &mut trace,
+        )
+        .map_err(|f| format!("the walk faulted: {f:?}"))?;
+    Ok(Explained {
+        scenario: s.clone(),
+        trace,
+        pa: tr.pa.0,
+        gpa: tr.gpa.map(|g| g.0),
+    })
+}
+
+/// The scenario's page tables and the translation context that uses them:
+/// the scenario's address and its neighbouring page are mapped.
+pub fn tables(s: &Scenario) -> Result<(SparseMemory, TranslationContext), String> {
     if !matches!(s.guest_levels, 4 | 5) {
         return Err(format!(
             "guest levels must be 4 or 5, not {}",
@@ -243,33 +277,7 @@ pub fn explain(s: &Scenario) -> Result<Explained, String> {
         };
         ctx = ctx.with_vpid(1).with_nested(nested);
     }
-    let mut mmu = Mmu::new(s.tlb.clone()).map_err(|e| format!("{e:?}"))?;
-    if s.warm {
-        mmu.translate(
-            &ctx,
-            LinearAddr(warm_page),
-            Access::read(false),
-            &mut t.mem,
-            &mut (),
-        )
-        .map_err(|f| format!("warming walk faulted: {f:?}"))?;
-    }
-    let mut trace = Trace::default();
-    let tr = mmu
-        .translate_walk(
-            &ctx,
-            LinearAddr(s.address),
-            Access::read(false),
-            &mut t.mem,
-            &mut trace,
-        )
-        .map_err(|f| format!("the walk faulted: {f:?}"))?;
-    Ok(Explained {
-        scenario: s.clone(),
-        trace,
-        pa: tr.pa.0,
-        gpa: tr.gpa.map(|g| g.0),
-    })
+    Ok((t.mem, ctx))
 }
 
 /// The name of an entry at `level` of a structure with `levels` levels.
