@@ -1,6 +1,8 @@
 //! x87 FPU instructions (SDM Vol. 1 chapter 8; Vol. 2 entries F2XM1..FYL2XP1)
 //! and FXSAVE/FXRSTOR.
 
+pub mod float;
+
 use super::Handler;
 use crate::cost::InsnClass;
 use crate::machine::Machine;

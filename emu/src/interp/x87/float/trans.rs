@@ -1,0 +1,698 @@
+//! The transcendental instructions F2XM1, FYL2X, FYL2XP1, FSIN, FCOS,
+//! FSINCOS, FPTAN and FPATAN, computed in [`Bf`] (128-bit significands) and
+//! rounded once to 64 bits, so results are correctly rounded except within
+//! about 2^-60 ulp of a rounding boundary: inside the "within 1 ulp" the SDM
+//! states (Vol. 1 8.3.10, "Transcendental Instruction Accuracy").
+//!
+//! FSIN, FCOS, FSINCOS and FPTAN reduce their argument with the 66-bit
+//! approximation of pi the x87 FPU uses (Vol. 1 8.3.8, "Approximation of
+//! Pi"), exactly, so large arguments give the hardware's result rather than
+//! the true sine; arguments of magnitude 2^63 and above are out of range
+//! (C2 = 1, operand unchanged).
+
+use super::arith::{propagate_nan, propagate_nan1};
+use super::big::{Bf, U256};
+use super::round::round_reg;
+use super::{exc, Env, Fx, F80};
+use core::cmp::Ordering;
+use core::ops::{Add, Div, Mul, Neg, Shl, Shr, Sub};
+
+/// pi to 128 bits (truncated).
+const PI: Bf = Bf {
+    neg: false,
+    exp: 1,
+    m: 0xc90f_daa2_2168_c234_c4c6_628b_80dc_1cd1,
+};
+/// ln 2 to 128 bits (truncated).
+const LN2: Bf = Bf {
+    neg: false,
+    exp: -1,
+    m: 0xb172_17f7_d1cf_79ab_c9e3_b398_03f2_f6af,
+};
+/// log2 e to 128 bits (truncated).
+const LOG2E: Bf = Bf {
+    neg: false,
+    exp: 0,
+    m: 0xb8aa_3b29_5c17_f0bb_be87_fed0_691d_3e88,
+};
+/// The x87 FPU's 66-bit pi as an integer: pi ~= PI66 / 2^64.
+const PI66: u128 = 0x3_243f_6a88_85a3_08d3;
+
+/// Rounds an approximation (never exactly representable unless `exact`) to
+/// a register with 64-bit precision.
+fn round_bf(v: Bf, exact: bool, env: Env, fx: &mut Fx) -> F80 {
+    if v.is_zero() {
+        return F80::ZERO.with_sign(v.neg);
+    }
+    round_reg(v.neg, v.exp, v.m | (!exact) as u128, env.extended(), fx)
+}
+
+/// Rounds `base + c` where `base` is exact and `c` an approximation with
+/// |c| < |base|, keeping `c` to 256 bits below `base`'s leading bit (and its
+/// sign as a sticky bit beyond), so a result that is `base` nudged by a
+/// tiny amount still rounds the right way.
+fn round_sum(base: Bf, c: Bf, env: Env, fx: &mut Fx) -> F80 {
+    if c.is_zero() {
+        return round_bf(base, true, env, fx);
+    }
+    debug_assert!(base.cmp_abs(c) == Ordering::Greater);
+    let b = U256 { hi: base.m, lo: 0 }.shr(1);
+    let shift = (base.exp - c.exp) as u32;
+    let cw = U256 { hi: c.m, lo: 0 }.shr(1);
+    let cs = cw.shr(shift.min(256));
+    // The approximation of c always has bits beyond 128; treat them sticky.
+    let sticky = true;
+    let s = if base.neg == c.neg {
+        b.add(cs)
+    } else {
+        b.sub(cs).sub(U256::from_u128(sticky as u128))
+    };
+    let lz = s.leading_zeros();
+    let n = s.shl(lz);
+    let sig = n.hi | (n.lo != 0 || sticky) as u128;
+    round_reg(base.neg, base.exp + 1 - lz as i32, sig, env.extended(), fx)
+}
+
+/// Sums a series whose terms come from `next(k, previous)`, starting from
+/// `first`, until terms no longer matter at 2^-135 of the first term.
+fn series(first: Bf, mut next: impl FnMut(u64, Bf) -> Bf) -> Bf {
+    let mut sum = first;
+    let mut term = first;
+    let limit = first.exp - 135;
+    for k in 1..200 {
+        term = next(k, term);
+        if term.is_zero() || term.exp < limit {
+            break;
+        }
+        sum = sum.add(term);
+    }
+    sum
+}
+
+fn div_n(v: Bf, n: u64) -> Bf {
+    v.div(Bf::from_u64(n))
+}
+
+/// sin(r) - r and cos(r) - 1 for |r| <= pi/4.
+fn sin_cos_corr(r: Bf) -> (Bf, Bf) {
+    if r.is_zero() {
+        return (Bf::ZERO, Bf::ZERO);
+    }
+    let r2 = r.mul(r);
+    let s = series(div_n(r2.mul(r), 6).neg(), |k, t| {
+        div_n(t.mul(r2), (2 * k + 2) * (2 * k + 3)).neg()
+    });
+    let c = series(div_n(r2, 2).neg(), |k, t| {
+        div_n(t.mul(r2), (2 * k + 1) * (2 * k + 2)).neg()
+    });
+    (s, c)
+}
+
+/// atan(t) - t for 0 <= t <= 1/8.
+fn atan_corr(t: Bf) -> Bf {
+    if t.is_zero() {
+        return Bf::ZERO;
+    }
+    let t2 = t.mul(t);
+    let mut pow = t;
+    let mut k = 0u64;
+    series(div_n(t2.mul(t), 3).neg(), |_, _| {
+        k += 1;
+        pow = pow.mul(t2);
+        let p = pow.mul(t2);
+        let term = div_n(p, 2 * k + 3);
+        if k % 2 == 1 {
+            term
+        } else {
+            term.neg()
+        }
+    })
+}
+
+/// atan(t) for 0 <= t <= 1 as a plain approximation.
+fn atan_full(t: Bf) -> Bf {
+    // atan(t) = 2 atan(t / (1 + sqrt(1 + t^2))) until t <= 1/8.
+    let mut t = t;
+    let mut doublings = 0;
+    while t.exp >= -3 && !t.is_zero() {
+        let d = Bf::ONE.add(Bf::ONE.add(t.mul(t)).sqrt());
+        t = t.div(d);
+        doublings += 1;
+    }
+    t.add(atan_corr(t)).scale(doublings)
+}
+
+/// ln(1 + z) for |z| < 1/2, z given as a value.
+fn ln1p(z: Bf) -> Bf {
+    if z.is_zero() {
+        return Bf::ZERO;
+    }
+    // ln(1 + z) = 2 atanh(z / (2 + z)).
+    let t = z.div(Bf::from_u64(2).add(z));
+    let t2 = t.mul(t);
+    let mut pow = t;
+    let mut k = 0u64;
+    let s = series(t, |_, _| {
+        k += 1;
+        pow = pow.mul(t2);
+        div_n(pow, 2 * k + 1)
+    });
+    s.scale(1)
+}
+
+/// log2(v) for finite v > 0: (integer part, fractional part as a value).
+fn log2_parts(v: Bf) -> (i32, Bf) {
+    // v = m * 2^e with m in [sqrt(2)/2, sqrt(2)).
+    const SQRT2: u128 = 0xb504_f333_f9de_6484_597d_89b3_754a_be9f;
+    let (e, m_exp) = if v.m > SQRT2 {
+        (v.exp + 1, -1)
+    } else {
+        (v.exp, 0)
+    };
+    let m = Bf::new(false, m_exp, v.m);
+    let z = m.sub(Bf::ONE);
+    (e, ln1p(z).mul(LOG2E))
+}
+
+/// log2(v) for finite v > 0 as one value.
+fn log2(v: Bf) -> Bf {
+    let (e, frac) = log2_parts(v);
+    Bf::new(e < 0, 127, e.unsigned_abs() as u128).add(frac)
+}
+
+fn pi_times(num: u64, den_log2: i32) -> Bf {
+    PI.mul(Bf::from_u64(num)).scale(-den_log2)
+}
+
+/// Reduces |x| < 2^63 by the 66-bit pi / 2: (quadrant k mod 4, remainder r
+/// with |r| <= pi/4 (about), exact).
+fn reduce(x: F80) -> (u32, Bf) {
+    let u = x.unpack();
+    if u.exp < -1 {
+        return (0, Bf::from_f80(x.abs()));
+    }
+    // |x| in units of 2^-65: sig * 2^(exp - 63 + 65).
+    let xu = U256::from_u128(u.sig as u128).shl((u.exp + 2) as u32);
+    // pi66 / 2 in units of 2^-65 is PI66 itself.
+    let num = xu.shl(1).add(U256::from_u128(PI66));
+    let (k, _) = num.div_rem(2 * PI66);
+    // r = x - k * P (may be negative).
+    let kp = U256::mul128(k, PI66);
+    let (neg, mag) = if xu >= kp {
+        (false, xu.sub(kp))
+    } else {
+        (true, kp.sub(xu))
+    };
+    debug_assert!(mag.hi == 0);
+    let r = Bf::new(neg, 127 - 65, mag.lo);
+    ((k & 3) as u32, r)
+}
+
+/// Validates a one-operand trigonometric argument: returns the result for
+/// special operands, or `None` for a finite value to compute.
+fn trig_special(a: F80, zero: impl Fn(F80) -> F80, fx: &mut Fx) -> Option<F80> {
+    if a.is_unsupported() || a.is_inf() {
+        fx.raise(exc::IE);
+        return Some(F80::INDEFINITE);
+    }
+    if a.is_nan() {
+        return Some(propagate_nan1(a, fx));
+    }
+    if a.is_zero() {
+        return Some(zero(a));
+    }
+    if a.is_denormal() {
+        fx.raise(exc::DE);
+    }
+    None
+}
+
+/// True if |a| >= 2^63: FSIN/FCOS/FSINCOS/FPTAN leave the operand and set
+/// C2 (SDM Vol. 2A FSIN "Source operand is out of range").
+pub fn out_of_range(a: F80) -> bool {
+    a.exp() != 0x7fff && a.exp() >= 0x3fff + 63 && a.sig & super::J != 0
+}
+
+/// Rounds with the sign applied first, so directed rounding sees the sign of
+/// the final result.
+fn signed(neg: bool, f: impl FnOnce(Env, &mut Fx) -> F80, env: Env, fx: &mut Fx) -> F80 {
+    // Rounding is symmetric except for RC up/down: round the magnitude with
+    // the mode mirrored for negative results.
+    let mirrored = if neg {
+        Env {
+            rc: match env.rc {
+                super::Rc::Up => super::Rc::Down,
+                super::Rc::Down => super::Rc::Up,
+                rc => rc,
+            },
+            ..env
+        }
+    } else {
+        env
+    };
+    f(mirrored, fx).with_sign(neg)
+}
+
+/// FSIN: `None` if out of range.
+pub fn sin(a: F80, env: Env, fx: &mut Fx) -> Option<F80> {
+    if let Some(r) = trig_special(a, |z| z, fx) {
+        return Some(r);
+    }
+    if out_of_range(a) {
+        return None;
+    }
+    let (k, r) = reduce(a);
+    let (cs, cc) = sin_cos_corr(r);
+    Some(quadrant_sin(a.sign(), k, r, cs, cc, env, fx))
+}
+
+fn quadrant_sin(neg_x: bool, k: u32, r: Bf, cs: Bf, cc: Bf, env: Env, fx: &mut Fx) -> F80 {
+    match k {
+        0 | 2 => {
+            let neg = r.neg ^ (k == 2) ^ neg_x;
+            signed(
+                neg,
+                |e, f| round_sum(r.abs(), cs.with_neg(cs.neg ^ r.neg), e, f),
+                env,
+                fx,
+            )
+        }
+        _ => {
+            let neg = (k == 3) ^ neg_x;
+            signed(neg, |e, f| round_sum(Bf::ONE, cc, e, f), env, fx)
+        }
+    }
+}
+
+fn quadrant_cos(k: u32, r: Bf, cs: Bf, cc: Bf, env: Env, fx: &mut Fx) -> F80 {
+    match k {
+        0 | 2 => {
+            let neg = k == 2;
+            signed(neg, |e, f| round_sum(Bf::ONE, cc, e, f), env, fx)
+        }
+        _ => {
+            // cos(P + r) = -sin r; cos(3P + r) = sin r.
+            let neg = r.neg ^ (k == 1);
+            signed(
+                neg,
+                |e, f| round_sum(r.abs(), cs.with_neg(cs.neg ^ r.neg), e, f),
+                env,
+                fx,
+            )
+        }
+    }
+}
+
+/// FCOS: `None` if out of range.
+pub fn cos(a: F80, env: Env, fx: &mut Fx) -> Option<F80> {
+    if let Some(r) = trig_special(a, |_| F80::ONE, fx) {
+        return Some(r);
+    }
+    if out_of_range(a) {
+        return None;
+    }
+    let (k, r) = reduce(a);
+    let (cs, cc) = sin_cos_corr(r);
+    Some(quadrant_cos(k, r, cs, cc, env, fx))
+}
+
+/// FSINCOS: (sin, cos), `None` if out of range. The flags of both roundings
+/// are merged; C1 reports the cosine's rounding (the value left in ST(0)).
+pub fn sincos(a: F80, env: Env, fx: &mut Fx) -> Option<(F80, F80)> {
+    if a.is_unsupported() || a.is_inf() || a.is_nan() {
+        let mut f2 = *fx;
+        let s = sin(a, env, fx)?;
+        let _ = cos(a, env, &mut f2);
+        return Some((s, s));
+    }
+    if a.is_zero() {
+        return Some((a, F80::ONE));
+    }
+    if out_of_range(a) {
+        return None;
+    }
+    if a.is_denormal() {
+        fx.raise(exc::DE);
+    }
+    let (k, r) = reduce(a);
+    let (cs, cc) = sin_cos_corr(r);
+    let mut fs = Fx::default();
+    let s = quadrant_sin(a.sign(), k, r, cs, cc, env, &mut fs);
+    let mut fc = Fx::default();
+    let c = quadrant_cos(k, r, cs, cc, env, &mut fc);
+    fx.flags |= fs.flags | fc.flags;
+    fx.up = fc.up;
+    Some((s, c))
+}
+
+/// FPTAN: tan(a), `None` if out of range.
+pub fn tan(a: F80, env: Env, fx: &mut Fx) -> Option<F80> {
+    if let Some(r) = trig_special(a, |z| z, fx) {
+        return Some(r);
+    }
+    if out_of_range(a) {
+        return None;
+    }
+    let (k, r) = reduce(a);
+    let (cs, cc) = sin_cos_corr(r);
+    let neg_x = a.sign();
+    if k & 1 == 0 {
+        // tan r = r + (cs - r*cc) / (1 + cc).
+        let c = cs.sub(r.mul(cc)).div(Bf::ONE.add(cc));
+        let neg = r.neg ^ neg_x;
+        let (rr, cc2) = (r.abs(), c.with_neg(c.neg ^ r.neg));
+        return Some(signed(neg, |e, f| round_sum(rr, cc2, e, f), env, fx));
+    }
+    // tan(P + r) = -cos r / sin r.
+    let s = r.add(cs);
+    let c = Bf::ONE.add(cc);
+    let v = c.div(s).neg();
+    let v = if neg_x { v.neg() } else { v };
+    Some(signed(
+        v.neg,
+        |e, f| round_bf(v.abs(), false, e, f),
+        env,
+        fx,
+    ))
+}
+
+/// F2XM1: 2^x - 1 (SDM Vol. 2A F2XM1). The architecture defines it for
+/// -1 <= x <= +1 only; for |x| >= 1 processors (and Bochs) return x itself,
+/// except -1, which gives -1/2, with #P raised.
+pub fn f2xm1(a: F80, env: Env, fx: &mut Fx) -> F80 {
+    if a.is_unsupported() {
+        fx.raise(exc::IE);
+        return F80::INDEFINITE;
+    }
+    if a.is_nan() {
+        return propagate_nan1(a, fx);
+    }
+    if a.is_inf() {
+        return if a.sign() { F80::ONE.neg() } else { a };
+    }
+    if a.is_zero() {
+        return a;
+    }
+    if a.is_denormal() {
+        fx.raise(exc::DE);
+    }
+    fx.raise(exc::PE);
+    if a.exp() >= 0x3fff {
+        return if a == F80::ONE.neg() {
+            F80::new(true, 0x3ffe, super::J)
+        } else {
+            a
+        };
+    }
+    let v = expm1(Bf::from_f80(a).mul(LN2));
+    signed(v.neg, |e, f| round_bf(v.abs(), false, e, f), env, fx)
+}
+
+/// e^y - 1 for |y| < 1.
+fn expm1(y: Bf) -> Bf {
+    series(y, |k, t| div_n(t.mul(y), k + 1))
+}
+
+/// y * log2(x) with the special values of FYL2X (SDM Vol. 2A FYL2X table):
+/// `x` is ST(0), `y` is ST(1). Every result but the exact special ones
+/// reports #P, as processors do.
+pub fn fyl2x(x: F80, y: F80, env: Env, fx: &mut Fx) -> F80 {
+    if x.is_unsupported() || y.is_unsupported() {
+        fx.raise(exc::IE);
+        return F80::INDEFINITE;
+    }
+    if x.is_nan() || y.is_nan() {
+        return propagate_nan(y, x, fx);
+    }
+    let invalid = |fx: &mut Fx| {
+        fx.raise(exc::IE);
+        F80::INDEFINITE
+    };
+    let below_one = x.exp() < 0x3fff;
+    let is_one = x == F80::ONE;
+    if x.is_inf() {
+        if x.sign() {
+            return invalid(fx);
+        }
+        if y.is_zero() {
+            return invalid(fx);
+        }
+        if y.is_denormal() {
+            fx.raise(exc::DE);
+        }
+        return F80::INF.with_sign(y.sign());
+    }
+    if y.is_inf() {
+        if x.sign() && !x.is_zero() {
+            return invalid(fx);
+        }
+        if x.is_denormal() {
+            fx.raise(exc::DE);
+        }
+        if below_one {
+            return F80::INF.with_sign(!y.sign());
+        }
+        if is_one {
+            return invalid(fx);
+        }
+        return F80::INF.with_sign(y.sign());
+    }
+    if x.is_zero() {
+        if y.is_zero() {
+            return invalid(fx);
+        }
+        fx.raise(exc::ZE);
+        return F80::INF.with_sign(!y.sign());
+    }
+    if x.sign() {
+        return invalid(fx);
+    }
+    if x.is_denormal() {
+        fx.raise(exc::DE);
+    }
+    if y.is_zero() {
+        return F80::ZERO.with_sign(y.sign() ^ below_one);
+    }
+    if y.is_denormal() {
+        fx.raise(exc::DE);
+    }
+    if is_one {
+        return F80::ZERO.with_sign(y.sign());
+    }
+    fx.raise(exc::PE);
+    let (e, frac) = log2_parts(Bf::from_f80(x));
+    let l = Bf::new(e < 0, 127, e.unsigned_abs() as u128).add(frac);
+    let v = Bf::from_f80(y).mul(l);
+    let exact = frac.is_zero();
+    let r = signed(v.neg, |en, f| round_bf(v.abs(), exact, en, f), env, fx);
+    if exact && r.is_denormal() && !env.unmasked(exc::UE) {
+        // An exact tiny product still counts as inexact (#P is always
+        // reported), so the masked underflow is reported too.
+        fx.raise(exc::UE);
+    }
+    r
+}
+
+/// y * log2(x + 1) (FYL2XP1; defined for |x| < 1 - sqrt(2)/2): `x` is
+/// ST(0), `y` ST(1). Outside the range processors compute on regardless;
+/// for x <= -1 they return x.
+pub fn fyl2xp1(x: F80, y: F80, env: Env, fx: &mut Fx) -> F80 {
+    if x.is_unsupported() || y.is_unsupported() {
+        fx.raise(exc::IE);
+        return F80::INDEFINITE;
+    }
+    if x.is_nan() || y.is_nan() {
+        return propagate_nan(y, x, fx);
+    }
+    let invalid = |fx: &mut Fx| {
+        fx.raise(exc::IE);
+        F80::INDEFINITE
+    };
+    let sign = x.sign() ^ y.sign();
+    if x.is_inf() {
+        if x.sign() || y.is_zero() {
+            return invalid(fx);
+        }
+        if y.is_denormal() {
+            fx.raise(exc::DE);
+        }
+        return F80::INF.with_sign(y.sign());
+    }
+    if y.is_inf() {
+        if x.is_zero() {
+            return invalid(fx);
+        }
+        if x.is_denormal() {
+            fx.raise(exc::DE);
+        }
+        return F80::INF.with_sign(sign);
+    }
+    if x.is_zero() {
+        if y.is_denormal() {
+            fx.raise(exc::DE);
+        }
+        return F80::ZERO.with_sign(sign);
+    }
+    if x.is_denormal() {
+        fx.raise(exc::DE);
+    }
+    if y.is_zero() {
+        return F80::ZERO.with_sign(sign);
+    }
+    if y.is_denormal() {
+        fx.raise(exc::DE);
+    }
+    fx.raise(exc::PE);
+    if x.sign() && x.exp() >= 0x3fff {
+        return x;
+    }
+    let xb = Bf::from_f80(x);
+    let l = if xb.exp < -1 {
+        ln1p(xb).mul(LOG2E)
+    } else {
+        // Outside the architectural range: log2 of 1 + x (exact in Bf).
+        log2(Bf::ONE.add(xb))
+    };
+    let v = Bf::from_f80(y).mul(l);
+    signed(v.neg, |en, f| round_bf(v.abs(), false, en, f), env, fx)
+}
+
+/// FPATAN: atan2(y, x) with `y` = ST(1), `x` = ST(0) (SDM Vol. 2A FPATAN
+/// table).
+pub fn atan2(y: F80, x: F80, env: Env, fx: &mut Fx) -> F80 {
+    if x.is_unsupported() || y.is_unsupported() {
+        fx.raise(exc::IE);
+        return F80::INDEFINITE;
+    }
+    if x.is_nan() || y.is_nan() {
+        return propagate_nan(y, x, fx);
+    }
+    if x.is_denormal() || y.is_denormal() {
+        fx.raise(exc::DE);
+    }
+    let neg = y.sign();
+    let xneg = x.sign();
+    let konst = |num: u64, den: i32, fx: &mut Fx| {
+        signed(
+            neg,
+            |e, f| round_bf(pi_times(num, den), false, e, f),
+            env,
+            fx,
+        )
+    };
+    if y.is_zero() {
+        return if xneg { konst(1, 0, fx) } else { y };
+    }
+    if y.is_inf() {
+        return if x.is_inf() {
+            if xneg {
+                konst(3, 2, fx)
+            } else {
+                konst(1, 2, fx)
+            }
+        } else {
+            konst(1, 1, fx)
+        };
+    }
+    if x.is_zero() {
+        return konst(1, 1, fx);
+    }
+    if x.is_inf() {
+        return if xneg {
+            konst(1, 0, fx)
+        } else {
+            F80::ZERO.with_sign(neg)
+        };
+    }
+    let (ya, xa) = (Bf::from_f80(y.abs()), Bf::from_f80(x.abs()));
+    let v = match ya.cmp_abs(xa) {
+        Ordering::Equal => pi_times(1, 2),
+        Ordering::Less => {
+            let t = ya.div(xa);
+            if !xneg && t.exp < -3 {
+                // Small angles: keep t exact-relative for the rounding.
+                let c = atan_corr(t);
+                return signed(neg, |e, f| round_sum(t, c, e, f), env, fx);
+            }
+            atan_full(t)
+        }
+        Ordering::Greater => pi_times(1, 1).sub(atan_full(xa.div(ya))),
+    };
+    let v = if xneg { PI.sub(v) } else { v };
+    signed(neg, |e, f| round_bf(v, false, e, f), env, fx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::convert::from_i64;
+    use super::super::{Pc, Rc};
+    use super::*;
+
+    const ENV: Env = Env {
+        rc: Rc::Nearest,
+        pc: Pc::Extended,
+        masks: exc::ALL,
+    };
+
+    #[test]
+    fn constants_agree_with_series() {
+        // pi = 16 atan(1/5) - 4 atan(1/239).
+        let a5 = atan_full(Bf::ONE.div(Bf::from_u64(5)));
+        let a239 = atan_full(Bf::ONE.div(Bf::from_u64(239)));
+        let pi = a5.scale(4).sub(a239.scale(2));
+        let err = pi.sub(PI);
+        assert!(err.is_zero() || err.exp < -120, "{err:?}");
+        // ln 2 = ln1p(1/2) - ln1p(-1/4) - ... use ln(2) = -ln(1/2) = -ln1p(-1/2)
+        let ln2 = ln1p(Bf::ONE.scale(-1).neg()).neg();
+        let err = ln2.sub(LN2);
+        assert!(err.is_zero() || err.exp < -120, "{err:?}");
+        let one = LN2.mul(LOG2E);
+        let err = one.sub(Bf::ONE);
+        assert!(err.is_zero() || err.exp < -120, "{err:?}");
+    }
+
+    #[test]
+    fn exact_special_values() {
+        let mut fx = Fx::default();
+        assert_eq!(fyl2x(from_i64(8), from_i64(3), ENV, &mut fx), from_i64(9));
+        assert_eq!(f2xm1(F80::ONE, ENV, &mut fx), F80::ONE);
+        assert_eq!(fx.flags, exc::PE, "processors report #P even when exact");
+        let mut fx = Fx::default();
+        assert_eq!(fyl2x(F80::ONE, from_i64(3), ENV, &mut fx), F80::ZERO);
+        assert_eq!(fx.flags, 0);
+        assert_eq!(sin(F80::ZERO.neg(), ENV, &mut fx), Some(F80::ZERO.neg()));
+        assert_eq!(cos(F80::ZERO, ENV, &mut fx), Some(F80::ONE));
+    }
+
+    #[test]
+    fn known_values() {
+        let mut fx = Fx::default();
+        // sin(1), cos(1), atan(1) = pi/4, log2(10), 2^0.5 - 1.
+        let s = sin(F80::ONE, ENV, &mut fx).unwrap();
+        assert_eq!(s, F80::new(false, 0x3ffe, 0xd76a_a478_4867_7021));
+        let c = cos(F80::ONE, ENV, &mut fx).unwrap();
+        assert_eq!(c, F80::new(false, 0x3ffe, 0x8a51_407d_a834_5c92));
+        let q = atan2(F80::ONE, F80::ONE, ENV, &mut fx);
+        assert_eq!(q, F80::new(false, 0x3ffe, 0xc90f_daa2_2168_c235));
+        let l = fyl2x(from_i64(10), F80::ONE, ENV, &mut fx);
+        assert_eq!(l, F80::new(false, 0x4000, 0xd49a_784b_cd1b_8afe));
+        let half = F80::new(false, 0x3ffe, 1 << 63);
+        let e = f2xm1(half, ENV, &mut fx);
+        assert_eq!(e, F80::new(false, 0x3ffd, 0xd413_cccf_e779_9211));
+        assert_eq!(fx.flags, exc::PE);
+    }
+
+    #[test]
+    fn tiny_sine_rounds_toward_zero_when_truncating() {
+        let tiny = F80::new(false, 0x3fff - 100, 0x8000_0000_0000_0000);
+        let mut fx = Fx::default();
+        assert_eq!(sin(tiny, ENV, &mut fx), Some(tiny));
+        let rz = Env {
+            rc: Rc::Zero,
+            ..ENV
+        };
+        let r = sin(tiny, rz, &mut fx).unwrap();
+        assert_eq!(r, F80::new(false, 0x3fff - 101, u64::MAX));
+        assert_eq!(fx.flags, exc::PE);
+    }
+}
