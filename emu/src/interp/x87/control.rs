@@ -91,3 +91,21 @@ pub fn fnop(m: &mut Machine, i: &Instruction) -> Flow {
     }
     check_nm(m)
 }
+
+/// The FWAIT-prefixed forms FINIT, FCLEX, FSTCW, FSTSW, FSTENV, FSAVE, FENI,
+/// FDISI and FSETPM as single instructions: the WAIT, then the no-wait form.
+/// (The decoder delivers 9B and the FN instruction separately; these codes
+/// come only from callers that build instructions themselves.)
+pub fn waited(m: &mut Machine, i: &Instruction) -> Flow {
+    use iced_x86::Mnemonic as M;
+    fwait(m, i)?;
+    match i.mnemonic() {
+        M::Finit => fninit(m, i),
+        M::Fclex => fnclex(m, i),
+        M::Fstcw => fnstcw(m, i),
+        M::Fstsw => fnstsw(m, i),
+        M::Fstenv => super::env::fnstenv(m, i),
+        M::Fsave => super::env::fnsave(m, i),
+        _ => check_nm(m),
+    }
+}

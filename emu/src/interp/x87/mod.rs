@@ -79,6 +79,15 @@ pub fn handler_for(_m: &Machine, i: &Instruction) -> Option<(Handler, InsnClass)
         M::Fnstsw => control::fnstsw,
         M::Wait => control::fwait,
         M::Fnop | M::Fneni | M::Fndisi | M::Fnsetpm => control::fnop,
+        M::Finit
+        | M::Fclex
+        | M::Fstcw
+        | M::Fstsw
+        | M::Fstenv
+        | M::Fsave
+        | M::Feni
+        | M::Fdisi
+        | M::Fsetpm => control::waited,
         M::Fnstenv => env::fnstenv,
         M::Fldenv => env::fldenv,
         M::Fnsave => env::fnsave,
