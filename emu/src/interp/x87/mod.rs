@@ -18,6 +18,8 @@ pub mod float;
 pub mod fxsave;
 pub mod loadstore;
 pub mod state;
+#[cfg(test)]
+mod tests;
 pub mod transcendental;
 
 use super::Handler;

@@ -22,6 +22,8 @@
 pub mod arith;
 pub mod big;
 pub mod convert;
+#[cfg(test)]
+mod proptests;
 pub mod rem;
 pub mod round;
 pub mod trans;
