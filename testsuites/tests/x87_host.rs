@@ -405,23 +405,42 @@ fn operand(r: &mut Rng, code: Code) -> Mem {
         };
         m8[..8].copy_from_slice(&v.to_le_bytes());
     } else if name.contains("bcd") {
+        // Mostly valid digits; sometimes nibbles above 9 and stray bits in
+        // the sign byte (undefined by the SDM: taken at face value).
+        let wild = r.chance(10);
         for x in m8.iter_mut().take(9) {
-            *x = ((r.below(10) << 4) | r.below(10)) as u8;
+            *x = if wild {
+                r.next() as u8
+            } else {
+                ((r.below(10) << 4) | r.below(10)) as u8
+            };
         }
-        m8[9] = if r.chance(50) { 0x80 } else { 0 };
+        m8[9] = if wild {
+            r.next() as u8
+        } else if r.chance(50) {
+            0x80
+        } else {
+            0
+        };
     } else if name.contains("m80fp") {
         let (sig, se) = value(r);
         m8[..8].copy_from_slice(&sig.to_le_bytes());
         m8[8..10].copy_from_slice(&se.to_le_bytes());
     } else if name.contains("m2byte") {
-        // A control word: any rounding and precision, some masks clear.
-        let v = r.next() as u16 & 0xff3f | if r.chance(60) { 0x3f } else { 0 };
+        // A control word: any bits, reserved ones included; masks mostly set.
+        let v = r.next() as u16 | if r.chance(60) { 0x3f } else { 0 };
         m8[..2].copy_from_slice(&v.to_le_bytes());
     } else if name.contains("m108byte") || name.contains("m28byte") {
         let s = state(r, false);
         m8[..108].copy_from_slice(&s);
-        // Any flags, masks and pointers, even a pending exception.
+        // Any flags, masks, tags and pointers, even a pending exception.
         m8[4] = r.next() as u8;
+        if r.chance(30) {
+            m8[0] = r.next() as u8;
+            m8[1] = r.next() as u8;
+            m8[8] = r.next() as u8;
+            m8[9] = r.next() as u8;
+        }
         m8[12..28].iter_mut().for_each(|x| *x = r.next() as u8);
     } else if name.contains("m94byte") || name.contains("m14byte") {
         let s = state(r, false);

@@ -268,7 +268,7 @@ fn opcode_of(m: &mut Machine, i: &Instruction) -> u16 {
     let mut prev: Option<u8> = None;
     for k in 0..i.len() as u64 {
         let la = m.wrap_linear(base.wrapping_add(m.cpu.rip).wrapping_add(k));
-        let Ok(pa) = m.translate(la, AccessKind::Execute, Privilege::System) else {
+        let Ok(pa) = m.translate(la, AccessKind::Execute, Privilege::Current) else {
             break;
         };
         let b = m.phys_read(pa, 1) as u8;
