@@ -190,3 +190,106 @@ fn mmx_style_registers_alias_physical_registers() {
     assert_eq!(F80::from_bytes(&m.cpu.fpu.st[7]), F80::ONE);
     assert_eq!(m.cpu.fpu.phys(0), 7);
 }
+
+/// A real-mode machine with CS = 0100H (base 1000H), IP = 10H.
+fn real_machine() -> Machine {
+    let mut m = Machine::new(MachineConfig {
+        mem_bytes: 1 << 20,
+        ..Default::default()
+    });
+    m.cpu.sys.cr0 = Cr0::NE | Cr0::ET;
+    m.cpu.sys.segs[SegReg::Cs as usize] = SegmentCache::real_mode(0x100, false);
+    for s in [SegReg::Ds, SegReg::Es, SegReg::Ss] {
+        m.cpu.sys.segs[s as usize] = SegmentCache::real_mode(0, false);
+    }
+    m.cpu.update_mode();
+    m.cpu.rip = 0x10;
+    m
+}
+
+/// Executes at CS:IP (the code is placed at the linear address).
+fn exec_real(m: &mut Machine, bytes: &[u8]) -> Flow {
+    let ip = m.cpu.rip;
+    let base = m.cpu.seg(SegReg::Cs).base;
+    let mut d = Decoder::with_ip(16, bytes, ip, DecoderOptions::NONE);
+    let i = d.decode();
+    m.load_phys(base + ip, bytes);
+    m.next_rip = ip + i.len() as u64;
+    let (h, _) = crate::interp::handler_for(m, &i);
+    let r = h(m, &i);
+    if r.is_ok() {
+        m.cpu.rip = m.next_rip;
+    }
+    r
+}
+
+#[test]
+fn real_mode_environments_carry_linear_pointers() {
+    for (store, load, len) in [
+        (
+            &[0xd9u8, 0x36, 0x00, 0x30][..],
+            &[0xd9u8, 0x26, 0x00, 0x30][..],
+            14,
+        ),
+        (
+            &[0x66, 0xd9, 0x36, 0x00, 0x30][..],
+            &[0x66, 0xd9, 0x26, 0x00, 0x30][..],
+            28,
+        ),
+    ] {
+        let mut m = real_machine();
+        // FLD1 at 0100:0010 (linear 1010H), FDIV by a zero word at DS:2000H
+        // so FOP and FDP are recorded, with #Z unmasked.
+        m.cpu.fpu.fcw = 0x037b;
+        exec_real(&mut m, &FLD1).unwrap();
+        exec_real(&mut m, &[0xde, 0x36, 0x00, 0x20]).unwrap(); // FIDIV word [2000H]
+        let fip = m.cpu.fpu.fip;
+        assert_eq!(fip, 0x12);
+        exec_real(&mut m, store).unwrap(); // FNSTENV [3000H]
+        let mut img = [0u8; 28];
+        m.peek_phys(0x3000, &mut img[..len]);
+        let w16 = |o: usize| u16::from_le_bytes([img[o], img[o + 1]]);
+        let (ip_lo, ip_hi_fop, dp_lo) = if len == 14 {
+            (w16(6), w16(8), w16(10))
+        } else {
+            (w16(12), w16(16), w16(20))
+        };
+        assert_eq!(ip_lo, 0x1012, "FIP: linear address of the FIDIV");
+        assert_eq!(ip_hi_fop & 0x7ff, 0x636, "FOP of DE /6, ModR/M 36H");
+        assert_eq!(dp_lo, 0x2000);
+        // Load it back: FIP is the linear address, FCS 0; storing again
+        // gives the same image.
+        m.cpu.fpu.init_x87();
+        exec_real(&mut m, load).unwrap();
+        assert_eq!((m.cpu.fpu.fip, m.cpu.fpu.fcs), (0x1012, 0));
+        assert_eq!(m.cpu.fpu.fop, 0x636);
+        assert_ne!(m.cpu.fpu.fsw & 0x80, 0, "#Z still pending");
+        let mut again = [0u8; 28];
+        exec_real(&mut m, store).unwrap(); // FNSTENV does not wait
+        m.peek_phys(0x3000, &mut again[..len]);
+        assert_eq!(again[..len], img[..len]);
+    }
+}
+
+#[test]
+fn fisttp_truncates_whatever_rc() {
+    // FISTTP is an SSE3 instruction (dispatch gives #UD until SSE3 is
+    // advertised); its handler is exercised directly.
+    let mut m = machine(32);
+    m.cpu.fpu.fcw = 0x037f; // round to nearest
+    m.cpu.gpr[6] = 0x3000;
+    exec(&mut m, &FLD1).unwrap();
+    exec(&mut m, &FLD1).unwrap();
+    exec(&mut m, &[0xde, 0xc1]).unwrap(); // FADDP: 2
+    exec(&mut m, &FLD1).unwrap();
+    exec(&mut m, &[0xde, 0xc1]).unwrap(); // FADDP: 3
+    exec(&mut m, &[0xd9, 0xfa]).unwrap(); // FSQRT: 1.732, nearest would be 2
+    let mut d = Decoder::with_ip(32, &[0xdb, 0x0e], m.cpu.rip, DecoderOptions::NONE);
+    let i = d.decode();
+    m.next_rip = m.cpu.rip + 2;
+    super::loadstore::fist(&mut m, &i).unwrap(); // FISTTP dword [esi]
+    let mut b = [0u8; 4];
+    m.peek_phys(0x3000, &mut b);
+    assert_eq!(u32::from_le_bytes(b), 1);
+    assert!(m.cpu.fpu.is_empty(0), "popped");
+}
