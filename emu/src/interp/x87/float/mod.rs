@@ -22,6 +22,7 @@
 pub mod arith;
 pub mod big;
 pub mod convert;
+mod kernels;
 #[cfg(test)]
 mod proptests;
 pub mod rem;
