@@ -976,12 +976,6 @@ fn transcendentals_match_host() {
     for code in transcendental_forms() {
         differential(&page, &mut m, &mut r, code, 20_000, &mut t);
     }
-    eprintln!(
-        "x87 transcendental differential: {} cases, {} mismatches",
-        t.cases, t.mismatches
-    );
-    for line in t.report.iter().take(2000) {
-        eprintln!("{line}");
-    }
+    summarize("x87 transcendental differential", &t);
     assert_eq!(t.mismatches, 0);
 }
