@@ -51,7 +51,11 @@ struct ExecPage {
 
 const PAGE: usize = 4096;
 /// Offset of the instruction under test in the native stub.
-const NATIVE_AT: usize = 11;
+const NATIVE_AT: usize = 15;
+/// `mov ax, 1234h`, then after the instruction `mov [rsi+3e8h], ax`: AX
+/// (FNSTSW AX) lands in the compared memory. Same bytes in both modes.
+const AX_IN: [u8; 4] = [0x66, 0xb8, 0x34, 0x12];
+const AX_OUT: [u8; 7] = [0x66, 0x89, 0x86, 0xe8, 0x03, 0x00, 0x00];
 
 impl ExecPage {
     fn new() -> Self {
@@ -96,9 +100,11 @@ impl ExecPage {
         code.extend_from_slice(&[0xdd, 0x31]); // fnsave [rcx]
         code.extend_from_slice(&[0x0f, 0xae, 0x59, 0x6c]); // stmxcsr [rcx+108]
         code.extend_from_slice(&[0x41, 0x50, 0x9d]); // push r8; popfq
+        code.extend_from_slice(&AX_IN);
         code.extend_from_slice(&[0xdd, 0x27]); // frstor [rdi]
         assert_eq!(code.len(), NATIVE_AT);
         code.extend_from_slice(insn);
+        code.extend_from_slice(&AX_OUT);
         code.extend_from_slice(&[0xdd, 0x32]); // fnsave [rdx]
         code.extend_from_slice(&[0x9c, 0x58]); // pushfq; pop rax
         code.extend_from_slice(&[0xdd, 0x21]); // frstor [rcx]
@@ -203,8 +209,10 @@ fn protected_flat(m: &mut Machine) {
 /// Runs `insn` in the interpreter the same way.
 fn emulate(m: &mut Machine, insn: &[u8], input: &[u8; 108], mem: &mut Mem, flags: u64) -> Run {
     let mut code = Vec::new();
+    code.extend_from_slice(&AX_IN);
     code.extend_from_slice(&[0xdd, 0x27]); // frstor [edi]
     code.extend_from_slice(insn);
+    code.extend_from_slice(&AX_OUT);
     code.extend_from_slice(&[0xdd, 0x32]); // fnsave [edx]
     code.push(0xf4); // hlt
     m.load_phys(CODE, &code);
@@ -238,7 +246,7 @@ fn emulate(m: &mut Machine, insn: &[u8], input: &[u8; 108], mem: &mut Mem, flags
     Run {
         image: out,
         rflags: m.cpu.flags.get(),
-        insn_at: CODE as u32 + 2,
+        insn_at: CODE as u32 + 6,
         mem_at: MEM as u32,
     }
 }
@@ -483,6 +491,8 @@ fn encode(code: Code, st: u32) -> Vec<u8> {
         Instruction::with2(code, sti, Register::ST0)
     } else if name.ends_with("_sti") || name.contains("_sti_") {
         Instruction::with1(code, sti)
+    } else if name.ends_with("_AX") {
+        Instruction::with1(code, Register::AX)
     } else {
         Ok(Instruction::with(code))
     }
@@ -930,6 +940,10 @@ fn forms() -> Vec<Code> {
         C::Frstor_m94byte,
         C::Fxsave_m512byte,
         C::Fxrstor_m512byte,
+        C::Fneni,
+        C::Fndisi,
+        C::Fnsetpm,
+        C::Fnstsw_AX,
     ]
 }
 
