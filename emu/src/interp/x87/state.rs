@@ -286,7 +286,8 @@ fn opcode_of(m: &mut Machine, i: &Instruction) -> u16 {
 /// decides whether its result is delivered (SDM Vol. 1 4.9.2, 8.4-8.5,
 /// table 4-10 and 8.5.x "masked/unmasked response"):
 ///
-/// - #IA and #Z are reported alone and suppress the result when unmasked;
+/// - #IA (with #D if both were detected) and #Z are reported without the
+///   post-computation exceptions and suppress the result when unmasked;
 /// - #D is reported; unmasked, it suppresses the result and hides the
 ///   post-computation exceptions;
 /// - #O and #U unmasked deliver the exponent-adjusted result to a register,
