@@ -46,7 +46,7 @@ macro_rules! features {
 }
 
 features! {
-    Fpu = "fpu", L1Edx, 0, false;
+    Fpu = "fpu", L1Edx, 0, true;
     Vme = "vme", L1Edx, 1, false;
     De = "de", L1Edx, 2, true;
     Pse = "pse", L1Edx, 3, true;
@@ -65,7 +65,7 @@ features! {
     Pse36 = "pse36", L1Edx, 17, true;
     Clflush = "clflush", L1Edx, 19, true;
     Mmx = "mmx", L1Edx, 23, false;
-    Fxsr = "fxsr", L1Edx, 24, false;
+    Fxsr = "fxsr", L1Edx, 24, true;
     Sse = "sse", L1Edx, 25, false;
     Sse2 = "sse2", L1Edx, 26, false;
     Sse3 = "pni", L1Ecx, 0, false;
