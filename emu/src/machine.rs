@@ -107,6 +107,7 @@ impl Machine {
             virt: crate::virt::Virt::default(),
             config,
         };
+        m.virt.svm = crate::virt::svm::SvmCpu::with_config(crate::virt::svm::discovery::config(&m));
         m.paging_changed();
         m
     }
@@ -226,6 +227,9 @@ impl Machine {
 
     /// Work at an instruction boundary: wake from HLT, deliver pending events.
     fn service_boundary(&mut self) -> Result<(), Stop> {
+        if self.in_guest() {
+            self.guest_boundary()?;
+        }
         if self.cpu.events.halted {
             // No interrupt source is modelled yet: nothing can wake the CPU.
             return Err(Stop::HaltForever);

@@ -54,6 +54,9 @@ pub struct Delivery {
     pub source: Source,
     /// The return address pushed (the faulting or the next instruction).
     pub return_rip: u64,
+    /// For a page fault, the linear address CR2 receives when the fault is
+    /// delivered (not when a hypervisor intercepts it).
+    pub cr2: Option<u64>,
 }
 
 impl Delivery {
@@ -76,21 +79,21 @@ impl Machine {
                 error_code: e.error_code,
                 source: Source::Exception,
                 return_rip: rip,
+                cr2: None,
             },
-            Event::PageFault { code, linear } => {
-                self.cpu.sys.cr2 = linear;
-                Delivery {
-                    vector: 14,
-                    error_code: Some(code.bits()),
-                    source: Source::Exception,
-                    return_rip: rip,
-                }
-            }
+            Event::PageFault { code, linear } => Delivery {
+                vector: 14,
+                error_code: Some(code.bits()),
+                source: Source::Exception,
+                return_rip: rip,
+                cr2: Some(linear),
+            },
             Event::SoftwareInterrupt { vector, kind } => Delivery {
                 vector,
                 error_code: None,
                 source: Source::Software(kind),
                 return_rip: rip,
+                cr2: None,
             },
             Event::DebugTrap { dr6 } => {
                 self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | dr6;
@@ -99,6 +102,7 @@ impl Machine {
                     error_code: None,
                     source: Source::Exception,
                     return_rip: rip,
+                    cr2: None,
                 }
             }
             Event::Stop(s) => return Err(*s),
@@ -129,6 +133,9 @@ impl Machine {
                     };
                 }
             }
+            if let Some(la) = cur.cr2 {
+                self.cpu.sys.cr2 = la;
+            }
             *self
                 .stats
                 .events
@@ -142,12 +149,9 @@ impl Machine {
                 }
                 Err(e) => e,
             };
-            let (vector, error_code) = match second {
-                Event::Exception(e) => (e.vector, e.error_code),
-                Event::PageFault { code, linear } => {
-                    self.cpu.sys.cr2 = linear;
-                    (Vector::PF, Some(code.bits()))
-                }
+            let (vector, error_code, cr2) = match second {
+                Event::Exception(e) => (e.vector, e.error_code, None),
+                Event::PageFault { code, linear } => (Vector::PF, Some(code.bits()), Some(linear)),
                 Event::Stop(s) => return Err(*s),
                 // A VM exit during delivery (an intercepted exception, an EPT
                 // violation on the stack push): the binding records the event
@@ -173,19 +177,22 @@ impl Machine {
                     error_code,
                     source: Source::Exception,
                     return_rip: fault_rip,
+                    cr2,
                 },
                 SecondException::DoubleFault => Delivery {
                     vector: 8,
                     error_code: Some(0),
                     source: Source::Exception,
                     return_rip: fault_rip,
+                    // A page fault that turns into #DF still loads CR2.
+                    cr2,
                 },
                 SecondException::TripleFault => {
-                    return Err(Stop::Shutdown(format!(
+                    return self.shutdown(format!(
                         "triple fault ({:?} while delivering {:?})",
                         vector,
                         Vector(cur.vector)
-                    )))
+                    ))
                 }
             };
             vectoring = Some(being_delivered);

@@ -279,6 +279,37 @@ impl Machine {
     }
 }
 
+impl Machine {
+    /// Work at an instruction boundary while a guest runs, before the halt
+    /// check: pending virtual interrupts and NMIs, trap-like VM exits.
+    #[inline]
+    pub(crate) fn guest_boundary(&mut self) -> Result<(), crate::event::Stop> {
+        match self.virt.mode {
+            GuestMode::SvmGuest => svm::events::boundary(self),
+            _ => Ok(()),
+        }
+    }
+
+    /// A shutdown condition (triple fault): a VM exit if a guest runs and its
+    /// hypervisor intercepts it, else the machine stops.
+    pub(crate) fn shutdown(&mut self, why: String) -> Result<(), crate::event::Stop> {
+        match self.virt.mode {
+            GuestMode::SvmGuest => svm::events::shutdown(self, why),
+            _ => Err(crate::event::Stop::Shutdown(why)),
+        }
+    }
+
+    /// The time-stamp counter as the running context reads it, from the
+    /// host's value (TSC offsetting and scaling in a guest).
+    #[inline]
+    pub fn context_tsc(&self, host_tsc: u64) -> u64 {
+        match self.virt.mode {
+            GuestMode::SvmGuest => svm::discovery::tsc(self, host_tsc),
+            _ => host_tsc,
+        }
+    }
+}
+
 /// The MSRs of VT-x and AMD-V: `Some(None)` for one of theirs that does not
 /// exist on this model (#GP), `None` for any other MSR.
 pub fn read_msr(m: &Machine, idx: u32) -> Option<Option<u64>> {
