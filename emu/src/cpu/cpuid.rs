@@ -99,7 +99,7 @@ features! {
     La57 = "la57", L7Ecx, 16, false;
     Rdpid = "rdpid", L7Ecx, 22, true;
     LahfLm = "lahf_lm", E1Ecx, 0, true;
-    Svm = "svm", E1Ecx, 2, false;
+    Svm = "svm", E1Ecx, 2, true;
     Abm = "abm", E1Ecx, 5, true;
     Prefetchw = "3dnowprefetch", E1Ecx, 8, true;
     Syscall = "syscall", E1Edx, 11, true;

@@ -1,0 +1,94 @@
+//! SVM discovery and the first world switches: CPUID advertises exactly the
+//! bound features, EFER.SVME and VM_HSAVE_PA enable SVM, VMRUN enters an L2
+//! guest and VMMCALL brings it back with NRIP, and L1 resumes it.
+
+mod svm_common;
+
+use guestkit::svm::{self as ksvm, VMCB};
+use iced_x86::code_asm::*;
+use svm_common::*;
+use svm_model::{ExitCode, VmcbField as F};
+use testsuites::check::no_exception;
+
+#[test]
+fn vmmcall_round_trip() {
+    let mut s = Suite::new();
+    s.case(
+        "cpuid advertises svm",
+        |a, _| {
+            a.mov(eax, 0x8000_0000u32 as i32)?;
+            a.cpuid()?;
+            a.mov(r9d, eax)?;
+            a.mov(eax, 0x8000_0001u32 as i32)?;
+            a.cpuid()?;
+            a.mov(r10d, ecx)?;
+            a.mov(eax, 0x8000_000au32 as i32)?;
+            a.cpuid()?;
+            a.mov(r11d, eax)?;
+            a.mov(r12d, ebx)?;
+            a.mov(r13d, edx)?;
+            Ok(())
+        },
+        vec![
+            eq(9, 0x8000_000a),
+            testsuites::check::that("ECX.SVM", |r| r.gprs[10] & 4 != 0),
+            eq(11, 1),
+            eq(12, 32768),
+            eq(
+                13,
+                nestemu::virt::svm::discovery::implemented().cpuid_edx() as u64,
+            ),
+        ],
+    );
+    s.case(
+        "vmmcall exits",
+        |a, s| {
+            let l2 = l2_code(a, |a| {
+                a.mov(eax, 0x1234i32)?;
+                a.vmmcall()?;
+                a.hlt()
+            })?;
+            run_l2(a, s, &l2, |_| Ok(()))?;
+            // R9 := address of the VMMCALL (l2 + 5).
+            a.lea(r9, ptr(l2.l))?;
+            a.add(r9, 5i32)
+        },
+        vec![
+            no_exception(),
+            code(ExitCode::VMEXIT_VMMCALL),
+            eq(reg::GUEST_RAX, 0x1234),
+            testsuites::check::that("RIP at VMMCALL, NRIP after", |r| {
+                r.gprs[reg::RIP] == r.gprs[9] && r.gprs[reg::NRIP] == r.gprs[9] + 3
+            }),
+        ],
+    );
+    s.case(
+        "resume after vmmcall",
+        |a, s| {
+            let l2 = l2_code(a, |a| {
+                a.mov(eax, 1i32)?;
+                a.vmmcall()?;
+                a.add(eax, 1i32)?;
+                a.vmmcall()?;
+                a.hlt()
+            })?;
+            run_l2(a, s, &l2, |_| Ok(()))?;
+            a.mov(r9, rax)?;
+            // Continue at NRIP.
+            ksvm::get(a, rax, VMCB, F::NRip)?;
+            a.mov(
+                qword_ptr((VMCB + F::Rip.offset() as u64) as u32 as u64),
+                rax,
+            )?;
+            ksvm::vmrun(a, VMCB)?;
+            read_exit(a, VMCB)
+        },
+        vec![
+            no_exception(),
+            eq(9, ExitCode::VMEXIT_VMMCALL.0),
+            code(ExitCode::VMEXIT_VMMCALL),
+            eq(reg::GUEST_RAX, 2),
+        ],
+    );
+    s.run();
+}
