@@ -234,6 +234,8 @@ impl CpuModel {
     pub fn amd() -> Self {
         let mut features: BTreeSet<Feature> = BASE_FEATURES.iter().copied().collect();
         features.insert(Feature::Svm);
+        // Zen 2 has MONITOR/MWAIT (CPUID Fn0000_0001_ECX[3]).
+        features.insert(Feature::Monitor);
         Self {
             name: "amd".into(),
             vendor: Vendor::Amd,
