@@ -98,10 +98,12 @@ impl Machine {
     /// it counts for the level being left.
     pub fn switch_level(&mut self, to: Level, retiring: Option<u32>) {
         let (extra_i, extra_c) = retiring.map_or((0, 0), |c| (1, c as u64));
-        let insns = self.stats.instructions + extra_i;
-        let cycles = self.stats.cycles + extra_c;
         let mmu = self.mmu.take_counters();
         let l = &mut self.stats.levels;
+        // A switch back within the same instruction (an exit while VMRUN
+        // injects an event) finds the switching instruction counted already.
+        let insns = (self.stats.instructions + extra_i).max(l.mark_instructions);
+        let cycles = (self.stats.cycles + extra_c).max(l.mark_cycles);
         let part = l.parts.entry(l.current).or_default();
         part.instructions += insns - l.mark_instructions;
         part.cycles += cycles - l.mark_cycles;
@@ -128,8 +130,8 @@ impl Machine {
         let l = &self.stats.levels;
         let mut parts = l.parts.clone();
         let now = parts.entry(l.current).or_default();
-        now.instructions += self.stats.instructions - l.mark_instructions;
-        now.cycles += self.stats.cycles - l.mark_cycles;
+        now.instructions += self.stats.instructions.saturating_sub(l.mark_instructions);
+        now.cycles += self.stats.cycles.saturating_sub(l.mark_cycles);
         now.mmu.merge(self.mmu.counters());
         parts
     }

@@ -3,8 +3,8 @@
 //! #VMEXIT reported in their record's registers.
 #![allow(dead_code)]
 
-use guestkit::svm::{self, Svm, SvmProgram, ENABLE_CASE, VMCB};
-use guestkit::{Asm, AsmResult, Label};
+pub use guestkit::svm::{self, Svm, SvmProgram, ENABLE_CASE, VMCB};
+pub use guestkit::{Asm, AsmResult, Label};
 use iced_x86::code_asm::*;
 use nestemu::cpu::cpuid::CpuModel;
 use nestemu::MachineConfig;
@@ -118,7 +118,10 @@ pub fn run_l2(
 }
 
 /// Emits L2 code inline (jumped over) and returns its label.
-pub fn l2_code(a: &mut Asm, code: impl Fn(&mut Asm) -> AsmResult) -> Result<Label, IcedError> {
+pub fn l2_code(
+    a: &mut Asm,
+    mut code: impl FnMut(&mut Asm) -> AsmResult,
+) -> Result<Label, IcedError> {
     let mut l2 = a.label();
     let mut over = a.label();
     a.jmp(over.l)?;
@@ -149,5 +152,129 @@ pub fn code(c: svm_model::ExitCode) -> Check {
                 r.gprs[reg::RIP],
             )
         })
+    })
+}
+
+/// Registers holding the L2 addresses of the instruction under test
+/// ([`icase`]).
+pub mod at {
+    /// The instruction's address.
+    pub const INSN: usize = 9;
+    /// The next instruction's address.
+    pub const NEXT: usize = 10;
+}
+
+/// One instruction-intercept case: `setup` changes the template VMCB (and
+/// the permission maps), the L2 guest runs `pre`, then the instruction under
+/// test `insn` (at [`at::INSN`]), then VMMCALL (at [`at::NEXT`]). After the
+/// exit `post` may load more into R11-R15.
+pub fn icase(
+    s: &mut Suite,
+    name: &str,
+    setup: impl Fn(&mut Asm) -> AsmResult + 'static,
+    pre: impl Fn(&mut Asm) -> AsmResult + 'static,
+    insn: impl Fn(&mut Asm) -> AsmResult + 'static,
+    post: impl Fn(&mut Asm) -> AsmResult + 'static,
+    checks: Vec<Check>,
+) {
+    s.case(
+        name,
+        move |a, s| {
+            let mut l2 = a.label();
+            let mut at = a.label();
+            let mut next = a.label();
+            let mut over = a.label();
+            a.jmp(over.l)?;
+            a.set(&mut l2)?;
+            a.nop()?;
+            pre(a)?;
+            a.set(&mut at)?;
+            insn(a)?;
+            a.set(&mut next)?;
+            a.vmmcall()?;
+            a.hlt()?;
+            a.set(&mut over)?;
+            run_l2(a, s, &l2, &setup)?;
+            a.lea(r9, ptr(at.l))?;
+            a.lea(r10, ptr(next.l))?;
+            post(a)
+        },
+        checks,
+    );
+}
+
+/// No setup, no pre-code or no post-code.
+pub fn nothing(_: &mut Asm) -> AsmResult {
+    Ok(())
+}
+
+/// The exit was taken on the instruction under test (fault-like): RIP is
+/// the instruction, NRIP the next one.
+pub fn on_insn() -> Check {
+    Box::new(|r| {
+        let (rip, nrip) = (r.gprs[reg::RIP], r.gprs[reg::NRIP]);
+        let (i, n) = (r.gprs[at::INSN], r.gprs[at::NEXT]);
+        (rip == i && nrip == n)
+            .then_some(())
+            .ok_or_else(|| format!("RIP {rip:#x} NRIP {nrip:#x}, expected RIP {i:#x} NRIP {n:#x}"))
+    })
+}
+
+/// The exit was taken after the instruction (trap-like): RIP and NRIP are
+/// the next instruction.
+pub fn after_insn() -> Check {
+    Box::new(|r| {
+        let (rip, nrip) = (r.gprs[reg::RIP], r.gprs[reg::NRIP]);
+        let n = r.gprs[at::NEXT];
+        (rip == n && nrip == n)
+            .then_some(())
+            .ok_or_else(|| format!("RIP {rip:#x} NRIP {nrip:#x}, expected both {n:#x}"))
+    })
+}
+
+/// EXITINFO1 equals `v`.
+pub fn info1(v: u64) -> Check {
+    named("EXITINFO1", reg::INFO1, v)
+}
+
+/// EXITINFO2 equals `v`.
+pub fn info2(v: u64) -> Check {
+    named("EXITINFO2", reg::INFO2, v)
+}
+
+/// EXITINTINFO equals `v`.
+pub fn intinfo(v: u64) -> Check {
+    named("EXITINTINFO", reg::INTINFO, v)
+}
+
+/// Register `n` (described as `what`) equals `v`.
+pub fn named(what: &'static str, n: usize, v: u64) -> Check {
+    Box::new(move |r| {
+        (r.gprs[n] == v)
+            .then_some(())
+            .ok_or_else(|| format!("{what} = {:#x}, expected {v:#x}", r.gprs[n]))
+    })
+}
+
+/// Sets intercept bits in the VMCB: `f` |= `bits`.
+pub fn intercept(f: F, bits: u64) -> impl Fn(&mut Asm) -> AsmResult + 'static {
+    move |a| svm::or(a, VMCB, f, bits)
+}
+
+/// Loads the L2 log's `off` into `r`.
+pub fn l2_log(a: &mut Asm, r: AsmRegister64, off: u64) -> AsmResult {
+    a.mov(r, qword_ptr((svm::L2_LOG + off) as u32 as u64))
+}
+
+/// An event-like exit on the instruction under test: RIP is the
+/// instruction, NRIP is 0 (APM Vol. 2 15.7.1: nRIP is saved only for
+/// instruction intercepts and INT3/INTO/BOUND exceptions).
+pub fn on_insn_no_nrip() -> Check {
+    Box::new(|r| {
+        let (rip, nrip) = (r.gprs[reg::RIP], r.gprs[reg::NRIP]);
+        let i = r.gprs[at::INSN];
+        (rip == i && nrip == 0)
+            .then_some(())
+            .ok_or_else(|| format!("RIP {rip:#x} NRIP {nrip:#x}, expected RIP {i:#x} NRIP 0"))
     })
 }

@@ -3,7 +3,7 @@
 //! instruction boundary (15.17 GIF, 15.21 V_INTR, 15.21.10 virtual NMI, the
 //! physical NMI of table 15-13, and the trap-like write intercepts of 15.9).
 
-use super::{exit_event, Delivering, PendingExit, PendingTrap};
+use super::{exit_event, exit_event_at, Delivering, PendingExit, PendingTrap};
 use crate::event::{Event, Flow, SoftIntKind, Stop};
 use crate::interrupt::{Delivery, Source};
 use crate::machine::Machine;
@@ -82,7 +82,8 @@ pub fn event_intercept(m: &mut Machine, d: &Delivery, vectoring: Option<&Deliver
     // This event is not being delivered after all; the one it interrupted
     // (if any) is recorded in EXITINTINFO above.
     m.virt.svm.delivering = None;
-    Err(exit_event(e))
+    // #BP and #OF from INT3 and INTO are intercepted on their instruction.
+    Err(exit_event_at(e, rip))
 }
 
 /// True for a #PF on an instruction fetch.
@@ -202,7 +203,7 @@ fn take(m: &mut Machine, vector: u8, source: Source) -> Result<(), Stop> {
 
 /// A #VMEXIT at the boundary.
 fn exit_now(m: &mut Machine, info: ExitInfo) -> Result<(), Stop> {
-    super::perform_exit(m, PendingExit { info })
+    super::perform_exit(m, PendingExit { info, rip: None })
 }
 
 /// The trap-like #VMEXIT of a completed CR or EFER write: EXITINFO1 holds the

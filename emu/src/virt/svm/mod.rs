@@ -141,12 +141,21 @@ pub(crate) struct Delivering {
 pub struct PendingExit {
     /// Exit code and information.
     pub info: ExitInfo,
+    /// The guest RIP to save, if not the current one (a #BP or #OF from
+    /// INT3 or INTO is intercepted on its instruction, which has retired).
+    pub rip: Option<u64>,
 }
 
 /// The event of a #VMEXIT.
 #[cold]
 pub(crate) fn exit_event(info: ExitInfo) -> Event {
-    Event::guest_exit(super::GuestExit::Svm(PendingExit { info }))
+    exit_event_at(info, None)
+}
+
+/// The event of a #VMEXIT saving `rip` as the guest RIP.
+#[cold]
+pub(crate) fn exit_event_at(info: ExitInfo, rip: Option<u64>) -> Event {
+    Event::guest_exit(super::GuestExit::Svm(PendingExit { info, rip }))
 }
 
 /// Failed VMRUNs (VMEXIT_INVALID): which consistency check failed, how often,

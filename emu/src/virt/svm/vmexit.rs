@@ -21,13 +21,13 @@ pub fn perform_exit(m: &mut Machine, e: PendingExit) -> Result<(), Stop> {
             info.code
         )));
     };
-    let mut rip = m.cpu.rip;
+    let mut rip = e.rip.unwrap_or(m.cpu.rip);
     if let Some(d) = delivering {
         // The exit interrupted the delivery of an event: EXITINTINFO holds it
         // (APM Vol. 2 15.7.2), and a software interrupt is saved on its
         // instruction.
         info.exit_int_info.get_or_insert(d.event);
-        if let Some(r) = d.rip {
+        if let (Some(r), None) = (d.rip, e.rip) {
             rip = r;
         }
     }
