@@ -119,7 +119,12 @@ impl Machine {
     pub fn count_vmexit(&mut self, reason: &str) {
         let v = &mut self.stats.vmexits;
         v.total += 1;
-        *v.by_reason.entry(reason.to_string()).or_default() += 1;
+        match v.by_reason.get_mut(reason) {
+            Some(n) => *n += 1,
+            None => {
+                v.by_reason.insert(reason.to_string(), 1);
+            }
+        }
         let l = &mut self.stats.levels;
         l.parts.entry(l.current).or_default().vmexits += 1;
     }

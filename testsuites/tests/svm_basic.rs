@@ -92,3 +92,50 @@ fn vmmcall_round_trip() {
     );
     s.run();
 }
+
+/// Host-time throughput of #VMEXIT round trips (VMMCALL, resume at NRIP).
+/// Ignored by default: performance is measured, never asserted
+/// (DESIGN.md "Testing"); run with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn vmmcall_round_trips_per_second() {
+    const ROUND_TRIPS: u64 = 200_000;
+    let mut p = guestkit::svm::SvmProgram::new();
+    p.case("VMMCALL loop", |a, s| {
+        let l2 = l2_code(a, |a| {
+            let mut lp = a.label();
+            a.nop()?;
+            a.set(&mut lp)?;
+            a.vmmcall()?;
+            a.jmp(lp.l)
+        })?;
+        s.init_vmcb(a, VMCB)?;
+        ksvm::set_label(a, VMCB, F::Rip, &l2)?;
+        a.mov(r15, ROUND_TRIPS)?;
+        let mut lp = a.label();
+        a.set(&mut lp)?;
+        ksvm::vmrun(a, VMCB)?;
+        ksvm::set(a, VMCB, F::TlbControl, 0)?;
+        ksvm::get(a, rax, VMCB, F::NRip)?;
+        a.mov(
+            qword_ptr((VMCB + F::Rip.offset() as u64) as u32 as u64),
+            rax,
+        )?;
+        a.dec(r15)?;
+        a.jnz(lp.l)
+    });
+    let built = p.finish().build().expect("assembles");
+    let t = std::time::Instant::now();
+    let o = testsuites::run_built(&built, amd());
+    let secs = t.elapsed().as_secs_f64();
+    assert!(o.passed(), "{:?}", o.stop);
+    let n = o.machine.stats.vmexits.total;
+    assert_eq!(n, ROUND_TRIPS);
+    println!(
+        "{n} VMMCALL round trips in {secs:.3} s of host time: {:.0} per second \
+         ({} instructions, {:.1} MIPS)",
+        n as f64 / secs,
+        o.machine.stats.instructions,
+        o.machine.stats.instructions as f64 / secs / 1e6
+    );
+}

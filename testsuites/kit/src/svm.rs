@@ -83,8 +83,10 @@ pub const L2_CR0: u64 = Cr0::PE
     .bits();
 
 /// A known-good VMCB for an L2 guest in the kit's world: 64-bit, CPL 0,
-/// VMRUN and VMMCALL intercepted, ASID 1, the kit's permission maps. `idt`
-/// is the L2 IDT's address; RIP is left 0 for the case to set.
+/// VMRUN and VMMCALL intercepted, ASID 1, the kit's permission maps, and
+/// TLB_CONTROL 1 (every case reuses ASID 1 for a different guest, so VMRUN
+/// flushes the TLB, as a hypervisor must when it reuses an ASID, APM Vol. 2
+/// 15.16). `idt` is the L2 IDT's address; RIP is left 0 for the case to set.
 pub fn l2_vmcb(idt: u64) -> VmcbImage {
     let mut img = VmcbImage::zeroed();
     Intercepts {
@@ -95,6 +97,7 @@ pub fn l2_vmcb(idt: u64) -> VmcbImage {
     img.set(VmcbField::IopmBasePa, IOPM);
     img.set(VmcbField::MsrpmBasePa, MSRPM);
     img.set(VmcbField::GuestAsid, 1);
+    img.set(VmcbField::TlbControl, 1);
     img.set(VmcbField::Efer, L2_EFER);
     img.set(VmcbField::Cr0, L2_CR0);
     img.set(VmcbField::Cr3, PML4);

@@ -56,7 +56,7 @@ pub struct SvmCpu {
     /// Failed VMRUNs, for the diagnostic and `--stats`.
     pub failures: Failures,
     /// Tagged accesses to SVM structures in physical memory.
-    pub accesses: BTreeMap<&'static str, u64>,
+    pub accesses: state::AccessCounts,
     /// The event being delivered through the guest IDT, for EXITINTINFO.
     pub(crate) delivering: Option<Delivering>,
     /// The next delivery is the event VMRUN injects: no intercept check.
@@ -86,7 +86,7 @@ impl SvmCpu {
             cache: VmcbCache::default(),
             guest: None,
             failures: Failures::default(),
-            accesses: BTreeMap::new(),
+            accesses: state::AccessCounts::default(),
             delivering: None,
             injecting: false,
             fetching_bytes: false,

@@ -15,27 +15,58 @@ pub(crate) struct SvmPhys<'a> {
     pub ram: &'a mut Ram,
     pub code: &'a mut CodeCache,
     pub stop_block: &'a mut bool,
-    pub accesses: &'a mut BTreeMap<&'static str, u64>,
+    pub accesses: &'a mut AccessCounts,
 }
 
-/// The name an access tag is counted under.
-pub fn access_name(a: SvmAccess) -> &'static str {
-    match a {
-        SvmAccess::VmcbRead => "vmcb_read",
-        SvmAccess::VmcbWrite => "vmcb_write",
-        SvmAccess::HostSaveWrite => "host_save_write",
-        SvmAccess::HostSaveRead => "host_save_read",
-        SvmAccess::Iopm => "iopm",
-        SvmAccess::Msrpm => "msrpm",
-        SvmAccess::VmloadRead => "vmload_read",
-        SvmAccess::VmsaveWrite => "vmsave_write",
-        SvmAccess::Pdpte => "pdpte",
+/// Accesses to SVM structures in physical memory, by tag (DESIGN.md
+/// principle 7: the cost model charges from tags).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AccessCounts(pub [u64; ACCESS_TAGS.len()]);
+
+/// Every tag with the name it is reported under.
+pub const ACCESS_TAGS: [(SvmAccess, &str); 9] = [
+    (SvmAccess::VmcbRead, "vmcb_read"),
+    (SvmAccess::VmcbWrite, "vmcb_write"),
+    (SvmAccess::HostSaveWrite, "host_save_write"),
+    (SvmAccess::HostSaveRead, "host_save_read"),
+    (SvmAccess::Iopm, "iopm"),
+    (SvmAccess::Msrpm, "msrpm"),
+    (SvmAccess::VmloadRead, "vmload_read"),
+    (SvmAccess::VmsaveWrite, "vmsave_write"),
+    (SvmAccess::Pdpte, "pdpte"),
+];
+
+impl AccessCounts {
+    /// Counts one access.
+    #[inline]
+    pub fn count(&mut self, a: SvmAccess) {
+        let k = match a {
+            SvmAccess::VmcbRead => 0,
+            SvmAccess::VmcbWrite => 1,
+            SvmAccess::HostSaveWrite => 2,
+            SvmAccess::HostSaveRead => 3,
+            SvmAccess::Iopm => 4,
+            SvmAccess::Msrpm => 5,
+            SvmAccess::VmloadRead => 6,
+            SvmAccess::VmsaveWrite => 7,
+            SvmAccess::Pdpte => 8,
+        };
+        self.0[k] += 1;
+    }
+
+    /// The counts by tag name.
+    pub fn by_name(&self) -> BTreeMap<&'static str, u64> {
+        ACCESS_TAGS
+            .iter()
+            .zip(self.0)
+            .map(|((_, n), c)| (*n, c))
+            .collect()
     }
 }
 
 impl PhysMem for SvmPhys<'_> {
     fn read(&mut self, pa: u64, buf: &mut [u8], access: SvmAccess) -> bool {
-        *self.accesses.entry(access_name(access)).or_default() += 1;
+        self.accesses.count(access);
         match self.ram.offset(pa, buf.len() as u64) {
             Some(off) => {
                 buf.copy_from_slice(self.ram.slice(off, buf.len()));
@@ -46,16 +77,15 @@ impl PhysMem for SvmPhys<'_> {
     }
 
     fn write(&mut self, pa: u64, data: &[u8], access: SvmAccess) -> bool {
-        *self.accesses.entry(access_name(access)).or_default() += 1;
+        self.accesses.count(access);
         let Some(off) = self.ram.offset(pa, data.len() as u64) else {
             return false;
         };
         let last = pa + data.len() as u64 - 1;
-        for page in [pa, last] {
-            if self.code.is_code_page(page) {
-                self.code.invalidate_page(page);
-                *self.stop_block = true;
-            }
+        if self.code.is_code_page(pa) || self.code.is_code_page(last) {
+            self.code.invalidate_page(pa);
+            self.code.invalidate_page(last);
+            *self.stop_block = true;
         }
         self.ram.slice_mut(off, data.len()).copy_from_slice(data);
         true
