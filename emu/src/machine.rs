@@ -154,6 +154,7 @@ impl Machine {
             Ok(b) => b,
             Err(ev) => return self.raise(ev),
         };
+        let world = self.virt.mode;
         let result = self.execute(block, budget);
         // The shadow covers exactly one instruction (SDM Vol. 3A 6.8.3).
         if shadow {
@@ -162,9 +163,11 @@ impl Machine {
         }
         match result {
             Ok(()) => {
-                if single_step && !self.cpu.events.movss_blocking {
-                    // SDM Vol. 3B 18.3.1.4: a single-step trap follows every
-                    // instruction that began with TF = 1.
+                // SDM Vol. 3B 18.3.1.4: a single-step trap follows every
+                // instruction that began with TF = 1. An instruction that
+                // entered a guest (VMRUN) traps when it completes, after the
+                // VM exit back to the host (APM Vol. 2 15.5.1).
+                if single_step && !self.cpu.events.movss_blocking && self.virt.mode == world {
                     return self.raise(Event::DebugTrap { dr6: mmu::dr6::BS });
                 }
                 None

@@ -284,6 +284,9 @@ pub struct Report<'a> {
     pub walks: WalkReport,
     /// The split by level (the parts add up to the totals above).
     pub levels: LevelsReport,
+    /// AMD-V diagnostics: failed VMRUN checks, accesses to SVM structures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub svm: Option<crate::virt::svm::SvmReport<'a>>,
     /// Device accesses no device claimed.
     pub unclaimed: crate::devices::UnclaimedCounts,
     /// Decoded-code cache counters.
@@ -308,6 +311,7 @@ impl<'a> Report<'a> {
             tlb: all.tlb,
             walks: all.walks,
             levels: m.levels_report(),
+            svm: m.virt.svm.report(),
             unclaimed: m.dev.unclaimed,
             code_cache: CodeCacheCounts {
                 decoded_blocks: m.code.decoded_blocks,

@@ -381,6 +381,47 @@ fn tsc(s: &mut Suite) {
     let _ = Misc2::VMRUN;
 }
 
+fn single_step(s: &mut Suite) {
+    s.case(
+        "a single-stepped VMRUN traps after the #VMEXIT, in the host",
+        |a, s| {
+            let l2 = l2_code(a, |a| {
+                a.nop()?;
+                a.vmmcall()
+            })?;
+            s.init_vmcb(a, VMCB)?;
+            svm::set_label(a, VMCB, F::Rip, &l2)?;
+            let mut after = a.label();
+            a.mov(
+                rbx,
+                qword_ptr(guestkit::layout::VARS + guestkit::layout::var::RECORD),
+            )?;
+            a.lea(rax, ptr(after.l))?;
+            a.mov(qword_ptr(rbx + guestkit::layout::rec::USER as i32), rax)?;
+            a.mov(rax, VMCB)?;
+            a.pushfq()?;
+            a.or(qword_ptr(rsp), 0x100i32)?;
+            a.popfq()?;
+            a.vmrun()?;
+            a.set(&mut after)?;
+            a.nop()
+        },
+        vec![
+            exception(1, None),
+            testsuites::check::exc_rip_is_slot(0),
+            named("host RAX reloaded", 0, VMCB),
+        ],
+    );
+    s.case(
+        "... and the guest ran to its VMMCALL without a #DB",
+        |a, _| {
+            l2_log(a, r11, guestkit::svm::log::COUNT)?;
+            read_exit(a, VMCB)
+        },
+        vec![code(X::VMEXIT_VMMCALL), named("L2 events", 11, 0)],
+    );
+}
+
 #[test]
 fn enabling_instruction_rules_and_features() {
     let mut p = Program::new();
@@ -394,5 +435,6 @@ fn enabling_instruction_rules_and_features() {
     vmload_vmsave(&mut s);
     clean_bits(&mut s);
     tsc(&mut s);
+    single_step(&mut s);
     s.run();
 }

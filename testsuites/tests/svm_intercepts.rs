@@ -553,6 +553,74 @@ fn not_intercepted(s: &mut Suite) {
     );
     icase(
         s,
+        "MWAIT_CONDITIONAL: exits once MONITOR armed the monitor",
+        m2(Misc2::MWAIT_CONDITIONAL),
+        |a| {
+            a.mov(eax, 0x5000i32)?;
+            a.xor(ecx, ecx)?;
+            a.xor(edx, edx)?;
+            a.monitor()?;
+            a.xor(eax, eax)
+        },
+        |a| a.mwait(),
+        nothing,
+        vec![code(X::VMEXIT_MWAIT_CONDITIONAL), on_insn()],
+    );
+    icase(
+        s,
+        "MWAIT_CONDITIONAL: no exit while the monitor is not armed",
+        m2(Misc2::MWAIT_CONDITIONAL),
+        |a| {
+            a.xor(eax, eax)?;
+            a.xor(ecx, ecx)
+        },
+        |a| a.mwait(),
+        nothing,
+        vec![code(X::VMEXIT_VMMCALL)],
+    );
+    icase(
+        s,
+        "PAUSE filter threshold: a PAUSE long after the last reloads the count",
+        |a| {
+            svm::or(a, VMCB, F::InterceptMisc1, Misc1::PAUSE.bits() as u64)?;
+            svm::set(a, VMCB, F::PauseFilterCount, 1)?;
+            svm::set(a, VMCB, F::PauseFilterThreshold, 100)
+        },
+        |a| {
+            a.pause()?;
+            let mut lp = a.label();
+            a.mov(ecx, 200i32)?;
+            a.set(&mut lp)?;
+            a.dec(ecx)?;
+            a.jnz(lp.l)?;
+            a.pause()?;
+            a.pause()
+        },
+        |a| a.pause(),
+        nothing,
+        vec![code(X::VMEXIT_PAUSE), on_insn()],
+    );
+    icase(
+        s,
+        "PAUSE filter without the threshold's reload: the second PAUSE exits",
+        |a| {
+            svm::or(a, VMCB, F::InterceptMisc1, Misc1::PAUSE.bits() as u64)?;
+            svm::set(a, VMCB, F::PauseFilterCount, 1)
+        },
+        |a| {
+            a.pause()?;
+            let mut lp = a.label();
+            a.mov(ecx, 200i32)?;
+            a.set(&mut lp)?;
+            a.dec(ecx)?;
+            a.jnz(lp.l)
+        },
+        |a| a.pause(),
+        nothing,
+        vec![code(X::VMEXIT_PAUSE), on_insn()],
+    );
+    icase(
+        s,
         "SKINIT is #UD before its intercept: the preset does not advertise it",
         |a| {
             svm::or(a, VMCB, F::InterceptMisc2, Misc2::SKINIT.bits() as u64)?;

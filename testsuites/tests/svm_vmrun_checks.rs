@@ -304,4 +304,15 @@ fn each_check_violated_alone_is_vmexit_invalid() {
         o.machine.stats.vmexits.by_reason["VMEXIT_INVALID"],
         failures.len() as u64
     );
+    // --stats keeps the diagnostic.
+    let report = nestemu::stats::Report::of(&o.machine, 1, "done".into());
+    let json = serde_json::to_value(&report).unwrap();
+    let last = &json["svm"]["vmrun_failures"]["last"];
+    assert_eq!(last["name"], "PdpteReserved");
+    assert_eq!(last["section"], "15.5.1");
+    assert_eq!(
+        json["svm"]["vmrun_failures"]["by_check"]["Cr0CdNw"]["count"],
+        1
+    );
+    assert_eq!(json["entry_failures"]["svm:AsidZero"], 1);
 }

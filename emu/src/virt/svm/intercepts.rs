@@ -49,8 +49,20 @@ fn decide(m: &mut Machine, i: &Instruction, what: Intercept) -> Option<ExitInfo>
         Intercept::Rdtsc => one(Simple::Rdtsc),
         Intercept::Rdtscp => one(Simple::Rdtscp),
         Intercept::Rdrand | Intercept::Rdseed | Intercept::Hypercall => None,
-        Intercept::Monitor => one(Simple::Monitor),
-        Intercept::Mwait { armed } => icpt::mwait(ctl, armed, next),
+        Intercept::Monitor => {
+            let e = one(Simple::Monitor);
+            // A MONITOR that runs arms the monitor hardware; MWAIT's
+            // conditional intercept asks whether it is armed (table 15-7).
+            g.monitor_armed |= e.is_none();
+            e
+        }
+        Intercept::Mwait { armed } => {
+            let e = icpt::mwait(ctl, armed || g.monitor_armed, next);
+            if e.is_none() {
+                g.monitor_armed = false;
+            }
+            e
+        }
         Intercept::Xsetbv => one(Simple::Xsetbv),
         Intercept::Invpcid => one(Simple::Invpcid),
         Intercept::Pushf => one(Simple::Pushf),

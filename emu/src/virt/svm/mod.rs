@@ -97,6 +97,24 @@ impl SvmCpu {
     pub fn controls(&self) -> Option<&GuestControls> {
         self.guest.as_ref().map(|g| &g.controls)
     }
+
+    /// The `svm` section of `--stats`, if the CPU model has SVM.
+    pub fn report(&self) -> Option<SvmReport<'_>> {
+        self.cfg.features.svm.then(|| SvmReport {
+            vmrun_failures: &self.failures,
+            accesses: self.accesses.by_name(),
+        })
+    }
+}
+
+/// The `svm` section of `--stats`: failed VMRUNs by consistency check (with
+/// the last one in full), and the tagged accesses to SVM structures.
+#[derive(Clone, Debug, Serialize)]
+pub struct SvmReport<'a> {
+    /// Failed VMRUNs.
+    pub vmrun_failures: &'a Failures,
+    /// Accesses to the VMCB, host save area, permission maps and PDPEs.
+    pub accesses: BTreeMap<&'static str, u64>,
 }
 
 /// What the processor keeps while a guest runs (between VMRUN and #VMEXIT).
@@ -114,6 +132,9 @@ pub struct Guest {
     pub(crate) trap: Option<PendingTrap>,
     /// A guest IRET is in progress: if it completes, it unmasks virtual NMIs.
     pub(crate) iret: bool,
+    /// The guest ran MONITOR: the monitor hardware is armed until MWAIT
+    /// (the interpreter models no store that would disarm it).
+    pub(crate) monitor_armed: bool,
 }
 
 /// A CR or EFER write trap waiting for its instruction to complete.

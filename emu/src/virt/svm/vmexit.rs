@@ -41,7 +41,14 @@ pub fn perform_exit(m: &mut Machine, e: PendingExit) -> Result<(), Stop> {
     };
     m.stats.cycles += m.config.cost.vm_exit as u64;
     m.switch_level(Level::L1, None);
-    load_host(m, &host, Some(g.host_cr8))
+    load_host(m, &host, Some(g.host_cr8))?;
+    if host.single_step {
+        // The host single-stepped VMRUN: its #DB trap follows the #VMEXIT
+        // that completes it (APM Vol. 2 15.5.1, "VMRUN and TF/RF Bits").
+        m.trap_rip = m.cpu.rip;
+        return m.deliver_event(crate::event::Event::DebugTrap { dr6: mmu::dr6::BS });
+    }
+    Ok(())
 }
 
 /// Loads the host state of a #VMEXIT or a failed VMRUN (`host_cr8`: the host

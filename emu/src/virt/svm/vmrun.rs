@@ -73,6 +73,7 @@ fn run_guest(m: &mut Machine, entry: GuestEntry) -> Flow {
         last_pause: None,
         trap: None,
         iret: false,
+        monitor_armed: false,
     }));
     m.virt.svm.gif = true;
     m.virt.svm.delivering = None;
