@@ -156,8 +156,11 @@ impl Machine {
         };
         let world = self.virt.mode;
         let result = self.execute(block, budget);
-        // The shadow covers exactly one instruction (SDM Vol. 3A 6.8.3).
-        if shadow {
+        // The shadow covers exactly one instruction (SDM Vol. 3A 6.8.3). A VM
+        // exit on that instruction saves it for the guest (APM Vol. 2 15.6,
+        // SDM Vol. 3C 28.3.1.5); a VM entry loaded the guest's own.
+        let exiting = matches!(result, Err(Event::GuestExit(_)));
+        if shadow && !exiting && self.virt.mode == world {
             self.cpu.events.sti_blocking = false;
             self.cpu.events.movss_blocking = false;
         }

@@ -279,6 +279,19 @@ fn decode_assists(s: &mut Suite) {
     );
     icase(
         s,
+        "CR0 selective write: ET written as 0 is no change",
+        m1(Misc1::CR0_SEL_WRITE),
+        nothing,
+        |a| {
+            a.mov(rax, cr0)?;
+            a.btr(rax, 4i32)?;
+            a.mov(cr0, rax)
+        },
+        nothing,
+        vec![code(X::VMEXIT_VMMCALL)],
+    );
+    icase(
+        s,
         "CR0 selective write: WP changed",
         m1(Misc1::CR0_SEL_WRITE),
         |a| {
@@ -618,6 +631,34 @@ fn not_intercepted(s: &mut Suite) {
         |a| a.pause(),
         nothing,
         vec![code(X::VMEXIT_PAUSE), on_insn()],
+    );
+    icase(
+        s,
+        "an exit in the STI shadow saves INTERRUPT_SHADOW",
+        m1(Misc1::CPUID),
+        |a| a.sti(),
+        |a| a.cpuid(),
+        |a| svm::get(a, r11, VMCB, F::InterruptShadow),
+        vec![
+            code(X::VMEXIT_CPUID),
+            on_insn(),
+            named("INTERRUPT_SHADOW, GUEST_INTERRUPT_MASK", 11, 3),
+        ],
+    );
+    icase(
+        s,
+        "an exit after the shadow saves none",
+        m1(Misc1::CPUID),
+        |a| {
+            a.sti()?;
+            a.nop()
+        },
+        |a| a.cpuid(),
+        |a| svm::get(a, r11, VMCB, F::InterruptShadow),
+        vec![
+            code(X::VMEXIT_CPUID),
+            named("INTERRUPT_SHADOW, GUEST_INTERRUPT_MASK", 11, 2),
+        ],
     );
     icase(
         s,

@@ -120,6 +120,13 @@ fn decide(m: &mut Machine, i: &Instruction, what: Intercept) -> Option<ExitInfo>
             let how = CrWrite::Mov {
                 gpr: gpr_number(i.op1_register()),
             };
+            // CR0.ET is fixed at 1: writing 0 there changes nothing, so the
+            // selective write intercept does not see it change.
+            let value = if cr == 0 {
+                value | Cr0::ET.bits()
+            } else {
+                value
+            };
             cr_write(m, cr, how, value)
         }
         Intercept::Clts => {
