@@ -139,3 +139,51 @@ fn vmmcall_round_trips_per_second() {
         o.machine.stats.instructions as f64 / secs / 1e6
     );
 }
+
+/// Work and exits are attributed per level and per VMCB, and the parts add
+/// up to the totals.
+#[test]
+fn levels_split_by_vmcb() {
+    let mut s = Suite::new();
+    s.case(
+        "two guests",
+        |a, s| {
+            let l2 = l2_code(a, |a| {
+                let mut lp = a.label();
+                a.mov(ecx, 1000i32)?;
+                a.set(&mut lp)?;
+                a.dec(ecx)?;
+                a.jnz(lp.l)?;
+                a.vmmcall()
+            })?;
+            for vmcb in [VMCB, ksvm::VMCB2, VMCB] {
+                s.init_vmcb(a, vmcb)?;
+                ksvm::set_label(a, vmcb, F::Rip, &l2)?;
+                ksvm::vmrun(a, vmcb)?;
+            }
+            read_exit(a, VMCB)
+        },
+        vec![code(ExitCode::VMEXIT_VMMCALL)],
+    );
+    let o = s.run();
+    let m = &o.machine;
+    let l = m.levels_report();
+    assert_eq!(l.l2.by_control.len(), 2);
+    let a = &l.l2.by_control[&format!("{VMCB:#x}")];
+    let b = &l.l2.by_control[&format!("{:#x}", ksvm::VMCB2)];
+    assert_eq!((a.entries, a.vmexits), (2, 2));
+    assert_eq!((b.entries, b.vmexits), (1, 1));
+    assert_eq!(a.instructions, 2 * b.instructions);
+    assert!(b.instructions >= 2001);
+    assert_eq!(
+        l.l1.instructions + a.instructions + b.instructions,
+        m.stats.instructions
+    );
+    assert_eq!(l.l1.cycles + a.cycles + b.cycles, m.stats.cycles);
+    assert_eq!(m.stats.vmexits.total, 3);
+    let total = m.mmu_totals();
+    assert_eq!(
+        l.l1.tlb.hits + l.l2.total.tlb.hits,
+        total.itlb.hits() + total.dtlb.hits()
+    );
+}
