@@ -6,7 +6,7 @@ use crate::cpu::cpuid::CpuModel;
 use crate::event::Stop;
 use crate::loader::{multiboot, LoadError};
 use crate::machine::{Machine, MachineConfig};
-use crate::stats::{CodeCacheCounts, Report};
+use crate::stats::Report;
 use std::io::Write;
 
 /// Exit status for bad input or usage.
@@ -361,18 +361,7 @@ pub fn run_machine(m: &mut Machine, serial: &mut dyn Write) -> std::io::Result<S
 
 /// Writes the `--stats` report.
 pub fn write_stats(m: &Machine, stop: &Stop, path: &str) -> std::io::Result<()> {
-    let report = Report {
-        instructions: m.stats.instructions,
-        cycles: m.stats.cycles,
-        exit_status: stop.exit_status(),
-        stop: stop.describe(),
-        events: &m.stats.events,
-        unclaimed: m.dev.unclaimed,
-        code_cache: CodeCacheCounts {
-            decoded_blocks: m.code.decoded_blocks,
-            invalidated_blocks: m.code.invalidated_blocks,
-        },
-    };
+    let report = Report::of(m, stop.exit_status(), stop.describe());
     let mut text = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;
     text.push('\n');
     std::fs::write(path, text)

@@ -110,6 +110,7 @@ impl Machine {
             dbg: crate::debug::DebugState::default(),
             config,
         };
+        m.virt.svm = crate::virt::svm::SvmCpu::with_config(crate::virt::svm::discovery::config(&m));
         m.paging_changed();
         m
     }
@@ -160,18 +161,24 @@ impl Machine {
             Ok(b) => b,
             Err(ev) => return self.raise(ev),
         };
+        let world = self.virt.mode;
         let result = self.execute(block, budget);
-        // The shadow covers exactly one instruction (SDM Vol. 3A 6.8.3).
-        if shadow {
+        // The shadow covers exactly one instruction (SDM Vol. 3A 6.8.3). A VM
+        // exit on that instruction saves it for the guest (APM Vol. 2 15.6,
+        // SDM Vol. 3C 28.3.1.5); a VM entry loaded the guest's own.
+        let exiting = matches!(result, Err(Event::GuestExit(_)));
+        if shadow && !exiting && self.virt.mode == world {
             self.cpu.events.sti_blocking = false;
             self.cpu.events.movss_blocking = false;
         }
         match result {
             Ok(()) => {
                 let mut dr6 = std::mem::take(&mut self.dbg.pending);
-                if single_step && !self.cpu.events.movss_blocking {
-                    // SDM Vol. 3B 18.3.1.4: a single-step trap follows every
-                    // instruction that began with TF = 1.
+                // SDM Vol. 3B 18.3.1.4: a single-step trap follows every
+                // instruction that began with TF = 1. An instruction that
+                // entered a guest (VMRUN) traps when it completes, after the
+                // VM exit back to the host (APM Vol. 2 15.5.1).
+                if single_step && !self.cpu.events.movss_blocking && self.virt.mode == world {
                     dr6 |= mmu::dr6::BS;
                 }
                 if dr6 != 0 {
@@ -250,6 +257,7 @@ impl Machine {
                     error_code: None,
                     source: crate::interrupt::Source::Exception,
                     return_rip: self.cpu.rip,
+                    cr2: None,
                     push_rf: false,
                 };
                 return Some(self.deliver(d).err());
@@ -271,6 +279,9 @@ impl Machine {
 
     /// Work at an instruction boundary: wake from HLT, deliver pending events.
     fn service_boundary(&mut self) -> Result<(), Stop> {
+        if self.in_guest() {
+            self.guest_boundary()?;
+        }
         if self.cpu.events.halted {
             // No interrupt source is modelled yet: nothing can wake the CPU.
             return Err(Stop::HaltForever);

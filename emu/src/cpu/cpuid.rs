@@ -99,7 +99,7 @@ features! {
     La57 = "la57", L7Ecx, 16, true;
     Rdpid = "rdpid", L7Ecx, 22, true;
     LahfLm = "lahf_lm", E1Ecx, 0, true;
-    Svm = "svm", E1Ecx, 2, false;
+    Svm = "svm", E1Ecx, 2, true;
     Abm = "abm", E1Ecx, 5, true;
     Prefetchw = "3dnowprefetch", E1Ecx, 8, true;
     Syscall = "syscall", E1Edx, 11, true;
@@ -235,6 +235,8 @@ impl CpuModel {
     pub fn amd() -> Self {
         let mut features: BTreeSet<Feature> = BASE_FEATURES.iter().copied().collect();
         features.insert(Feature::Svm);
+        // Zen 2 has MONITOR/MWAIT (CPUID Fn0000_0001_ECX[3]).
+        features.insert(Feature::Monitor);
         Self {
             name: "amd".into(),
             vendor: Vendor::Amd,

@@ -320,6 +320,8 @@ pub fn handler_for(m: &Machine, i: &Instruction) -> (Handler, InsnClass) {
         M::Mwait => (system::mwait, K::System),
         M::Rdpmc => (system::rdpmc, K::System),
         M::Ud0 | M::Ud1 | M::Ud2 => (invalid_opcode, K::Simple),
+        // Outside SMM (nestemu has none), RSM is #UD.
+        M::Rsm => (invalid_opcode, K::Simple),
         M::Bound => (system::bound, K::Simple),
         M::Salc => (flagops::salc, K::Simple),
         _ => (unimplemented_insn, K::Simple),

@@ -100,9 +100,17 @@ impl Machine {
         if desc.limit() < new_max {
             return Err(Event::ts(code));
         }
-        if let Some(i) = i {
-            self.intercept(i, Intercept::TaskSwitch { selector: sel.0 })?;
-        }
+        // The task-switch VM exit / intercept comes after the new TSS
+        // descriptor checks (SDM Vol. 3C 26.4.2; APM Vol. 2 15.14.1). Task
+        // switches through an IDT task gate have no instruction of their own.
+        let none = iced_x86::Instruction::default();
+        self.intercept(
+            i.unwrap_or(&none),
+            Intercept::TaskSwitch {
+                selector: sel.0,
+                source,
+            },
+        )?;
         let old_tr = self.cpu.sys.tr;
         let old32 = matches!(old_tr.attr.typ(), 9 | 11);
         let old_max = if old32 { 0x5f } else { 0x29 };

@@ -54,6 +54,9 @@ pub struct Delivery {
     pub source: Source,
     /// The return address pushed (the faulting or the next instruction).
     pub return_rip: u64,
+    /// For a page fault, the linear address CR2 receives when the fault is
+    /// delivered (not when a hypervisor intercepts it).
+    pub cr2: Option<u64>,
     /// Push RFLAGS.RF = 1: fault-class exceptions other than instruction
     /// breakpoints, and events between iterations of a REP string instruction
     /// (SDM Vol. 3B 18.3.1.1).
@@ -69,9 +72,7 @@ impl Delivery {
             flags
         }
     }
-}
 
-impl Delivery {
     /// The error code for an IDT-related fault while delivering this event.
     pub fn idt_code(&self) -> u32 {
         mmu::idt_error_code(self.vector, self.source.ext())
@@ -92,23 +93,23 @@ impl Machine {
                 source: Source::Exception,
                 return_rip: rip,
                 push_rf: true,
+                cr2: None,
             },
-            Event::PageFault { code, linear } => {
-                self.cpu.sys.cr2 = linear;
-                Delivery {
-                    vector: 14,
-                    error_code: Some(code.bits()),
-                    source: Source::Exception,
-                    return_rip: rip,
-                    push_rf: true,
-                }
-            }
+            Event::PageFault { code, linear } => Delivery {
+                vector: 14,
+                error_code: Some(code.bits()),
+                source: Source::Exception,
+                return_rip: rip,
+                push_rf: true,
+                cr2: Some(linear),
+            },
             Event::SoftwareInterrupt { vector, kind } => Delivery {
                 vector,
                 error_code: None,
                 source: Source::Software(kind),
                 return_rip: rip,
                 push_rf: false,
+                cr2: None,
             },
             Event::DebugTrap { dr6 } => {
                 self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | dr6;
@@ -118,6 +119,7 @@ impl Machine {
                     source: Source::Exception,
                     return_rip: rip,
                     push_rf: false,
+                    cr2: None,
                 }
             }
             Event::Stop(s) => return Err(*s),
@@ -148,6 +150,9 @@ impl Machine {
                     };
                 }
             }
+            if let Some(la) = cur.cr2 {
+                self.cpu.sys.cr2 = la;
+            }
             *self
                 .stats
                 .events
@@ -161,12 +166,9 @@ impl Machine {
                 }
                 Err(e) => e,
             };
-            let (vector, error_code) = match second {
-                Event::Exception(e) => (e.vector, e.error_code),
-                Event::PageFault { code, linear } => {
-                    self.cpu.sys.cr2 = linear;
-                    (Vector::PF, Some(code.bits()))
-                }
+            let (vector, error_code, cr2) = match second {
+                Event::Exception(e) => (e.vector, e.error_code, None),
+                Event::PageFault { code, linear } => (Vector::PF, Some(code.bits()), Some(linear)),
                 Event::Stop(s) => return Err(*s),
                 // A VM exit during delivery (an intercepted exception, an EPT
                 // violation on the stack push): the binding records the event
@@ -176,7 +178,7 @@ impl Machine {
                 // the switch completed; the debug trap follows.
                 Event::DebugTrap { dr6 } => {
                     self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | dr6;
-                    (Vector::DB, None)
+                    (Vector::DB, None, None)
                 }
                 other => {
                     return Err(Stop::Shutdown(format!(
@@ -200,6 +202,7 @@ impl Machine {
                     return_rip: fault_rip,
                     // A #DB here is a debug trap (a task switch's T bit).
                     push_rf: vector != Vector::DB,
+                    cr2,
                 },
                 SecondException::DoubleFault => Delivery {
                     vector: 8,
@@ -207,13 +210,15 @@ impl Machine {
                     source: Source::Exception,
                     return_rip: fault_rip,
                     push_rf: true,
+                    // A page fault that turns into #DF still loads CR2.
+                    cr2,
                 },
                 SecondException::TripleFault => {
-                    return Err(Stop::Shutdown(format!(
+                    return self.shutdown(format!(
                         "triple fault ({:?} while delivering {:?})",
                         vector,
                         Vector(cur.vector)
-                    )))
+                    ))
                 }
             };
             vectoring = Some(being_delivered);

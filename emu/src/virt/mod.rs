@@ -167,6 +167,9 @@ pub enum Intercept {
     TaskSwitch {
         /// The new TSS selector.
         selector: u16,
+        /// What started it (with the error code of an exception through a
+        /// task gate).
+        source: crate::interp::task::TaskSource,
     },
 }
 
@@ -282,6 +285,37 @@ impl Machine {
             GuestMode::Host => Event::stop(crate::event::Stop::Shutdown(format!(
                 "nested-paging fault {f:?} outside a guest"
             ))),
+        }
+    }
+}
+
+impl Machine {
+    /// Work at an instruction boundary while a guest runs, before the halt
+    /// check: pending virtual interrupts and NMIs, trap-like VM exits.
+    #[inline]
+    pub(crate) fn guest_boundary(&mut self) -> Result<(), crate::event::Stop> {
+        match self.virt.mode {
+            GuestMode::SvmGuest => svm::events::boundary(self),
+            _ => Ok(()),
+        }
+    }
+
+    /// A shutdown condition (triple fault): a VM exit if a guest runs and its
+    /// hypervisor intercepts it, else the machine stops.
+    pub(crate) fn shutdown(&mut self, why: String) -> Result<(), crate::event::Stop> {
+        match self.virt.mode {
+            GuestMode::SvmGuest => svm::events::shutdown(self, why),
+            _ => Err(crate::event::Stop::Shutdown(why)),
+        }
+    }
+
+    /// The time-stamp counter as the running context reads it, from the
+    /// host's value (TSC offsetting and scaling in a guest).
+    #[inline]
+    pub fn context_tsc(&self, host_tsc: u64) -> u64 {
+        match self.virt.mode {
+            GuestMode::SvmGuest => svm::discovery::tsc(self, host_tsc),
+            _ => host_tsc,
         }
     }
 }
