@@ -35,7 +35,9 @@ RUN OPTIONS:
     --mem MIB         RAM in MiB (default 256)
     --append STRING   kernel command line (after the kernel path, as QEMU passes it)
     --initrd FILE     passed as the single Multiboot module
-    --max-insns N     stop after N instructions (exit status 124)
+    --max-insns N     stop after N instructions (exit status 124); events delivered
+                      and every 4096 iterations of a REP string instruction count
+                      toward N, so no guest can escape the limit
     --stats FILE      write run statistics as JSON
     --serial FILE     write COM1 output to FILE instead of stdout
 
@@ -297,7 +299,16 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     Ok(Command::Run(o))
 }
 
-fn read_file(path: &str, what: &str) -> Result<Vec<u8>, LoadError> {
+/// Reads a host file of at most `limit` bytes (the guest RAM it must fit).
+fn read_file(path: &str, what: &str, limit: u64) -> Result<Vec<u8>, LoadError> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| LoadError(format!("cannot read {what} '{path}': {e}")))?
+        .len();
+    if len > limit {
+        return Err(LoadError(format!(
+            "{what} '{path}' is {len} bytes, more than the {limit} bytes of guest RAM it must fit in"
+        )));
+    }
     std::fs::read(path).map_err(|e| LoadError(format!("cannot read {what} '{path}': {e}")))
 }
 
@@ -305,13 +316,15 @@ fn read_file(path: &str, what: &str) -> Result<Vec<u8>, LoadError> {
 pub fn prepare(o: &RunOptions) -> Result<Machine, LoadError> {
     let model = CpuModel::preset(&o.cpu)
         .ok_or_else(|| LoadError(format!("unknown CPU model '{}'", o.cpu)))?;
-    let image = read_file(&o.kernel, "kernel")?;
-    let mut m = Machine::new(MachineConfig {
+    let mem_bytes = o.mem_mib << 20;
+    let image = read_file(&o.kernel, "kernel", mem_bytes)?;
+    let mut m = Machine::try_new(MachineConfig {
         model,
-        mem_bytes: o.mem_mib << 20,
+        mem_bytes,
         max_insns: o.max_insns,
         ..Default::default()
-    });
+    })
+    .map_err(LoadError)?;
     if let Some(addr) = o.flat {
         if image.is_empty() {
             return Err(LoadError("the kernel file is empty".into()));
@@ -331,7 +344,7 @@ pub fn prepare(o: &RunOptions) -> Result<Machine, LoadError> {
     if let Some(path) = &o.initrd {
         modules.push(multiboot::Module {
             string: path.clone(),
-            data: read_file(path, "initrd")?,
+            data: read_file(path, "initrd", mem_bytes)?,
         });
     }
     let cmdline = if o.append.is_empty() {

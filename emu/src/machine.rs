@@ -70,6 +70,8 @@ pub struct Machine {
     pub(crate) tctx: mmu::TranslationContext,
     /// VT-x and AMD-V state.
     pub virt: crate::virt::Virt,
+    /// Events delivered and REP chunks yielded: counted by [`Machine::steps`].
+    pub(crate) extra_steps: u64,
     /// Decoded breakpoints and pending data/I/O breakpoint hits.
     pub(crate) dbg: crate::debug::DebugState,
 }
@@ -84,9 +86,15 @@ impl core::fmt::Debug for Machine {
 }
 
 impl Machine {
-    /// A machine in its reset state with zeroed RAM.
+    /// A machine in its reset state with zeroed RAM. Panics if the host cannot
+    /// allocate the RAM; see [`Machine::try_new`].
     pub fn new(config: MachineConfig) -> Self {
-        let ram = Ram::new(config.mem_bytes);
+        Self::try_new(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A machine in its reset state, or why the host cannot provide one.
+    pub fn try_new(config: MachineConfig) -> Result<Self, String> {
+        let ram = Ram::try_new(config.mem_bytes)?;
         let rng = config.rng_seed | 1;
         let tlb = match config.model.vendor {
             crate::cpu::cpuid::Vendor::Intel => mmu::TlbConfig::intel(),
@@ -107,12 +115,13 @@ impl Machine {
             mmu,
             tctx: Self::reset_context(),
             virt: crate::virt::Virt::default(),
+            extra_steps: 0,
             dbg: crate::debug::DebugState::default(),
             config,
         };
         m.virt.svm = crate::virt::svm::SvmCpu::with_config(crate::virt::svm::discovery::config(&m));
         m.paging_changed();
-        m
+        Ok(m)
     }
 
     /// A placeholder context, replaced from the registers in [`Machine::new`].
@@ -137,8 +146,8 @@ impl Machine {
     /// interrupt shadow). Returns why the machine stopped, if it did.
     pub fn run_slice(&mut self) -> Option<Stop> {
         let mut budget = match self.config.max_insns {
-            Some(n) if self.stats.instructions >= n => return Some(Stop::InstructionLimit),
-            Some(n) => n - self.stats.instructions,
+            Some(n) if self.steps() >= n => return Some(Stop::InstructionLimit),
+            Some(n) => n - self.steps(),
             None => u64::MAX,
         };
         if let Err(stop) = self.service_boundary() {
@@ -298,6 +307,15 @@ impl Machine {
             Event::GuestExit(e) => self.perform_guest_exit(*e).err(),
             other => self.deliver_event(other).err(),
         }
+    }
+
+    /// Work done, as the instruction limit counts it: instructions retired,
+    /// plus events delivered and partial executions of REP string
+    /// instructions, which retire nothing but must not escape the limit (an
+    /// exception whose handler faults forever, a REP with a huge count).
+    #[inline(always)]
+    pub fn steps(&self) -> u64 {
+        self.stats.instructions + self.extra_steps
     }
 
     /// Takes the serial output produced so far.

@@ -159,6 +159,7 @@ impl Machine {
                 .entry(vector_name(cur.vector))
                 .or_default() += 1;
             self.stats.cycles += self.config.cost.event_delivery as u64;
+            self.extra_steps += 1;
             let second = match self.deliver_once(&cur) {
                 Ok(()) => {
                     self.stop_block = true;

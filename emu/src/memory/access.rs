@@ -322,6 +322,19 @@ impl Machine {
         }
     }
 
+    /// Zeroes `len` bytes of physical memory (loaders: BSS), page by page,
+    /// without allocating.
+    pub fn zero_phys(&mut self, pa: u64, len: u64) {
+        const ZERO: [u8; 4096] = [0; 4096];
+        let mut done = 0u64;
+        while done < len {
+            let a = pa + done;
+            let n = (0x1000 - (a & 0xfff)).min(len - done);
+            self.load_phys(a, &ZERO[..n as usize]);
+            done += n;
+        }
+    }
+
     /// Reads bytes of physical memory (RAM only; other bytes read as 0xFF).
     pub fn peek_phys(&self, pa: u64, buf: &mut [u8]) {
         for (k, b) in buf.iter_mut().enumerate() {
