@@ -6,7 +6,7 @@ use crate::cpu::cpuid::CpuModel;
 use crate::event::Stop;
 use crate::loader::{multiboot, LoadError};
 use crate::machine::{Machine, MachineConfig};
-use crate::stats::{CodeCacheCounts, Report};
+use crate::stats::{CodeCacheCounts, EntryFailures, LevelsReport, Report};
 use std::io::Write;
 
 /// Exit status for bad input or usage.
@@ -242,12 +242,22 @@ pub fn run_machine(m: &mut Machine, serial: &mut dyn Write) -> std::io::Result<S
 
 /// Writes the `--stats` report.
 pub fn write_stats(m: &Machine, stop: &Stop, path: &str) -> std::io::Result<()> {
+    let levels = m.stats.levels_now(m.mmu.counters());
+    let (levels, total) = LevelsReport::new(&levels);
     let report = Report {
         instructions: m.stats.instructions,
         cycles: m.stats.cycles,
         exit_status: stop.exit_status(),
         stop: stop.describe(),
         events: &m.stats.events,
+        vmexits: &m.stats.vmexits,
+        walks: total.walks,
+        tlb: total.tlb,
+        levels,
+        vm_entry_failures: EntryFailures {
+            count: m.virt.vmx.diag.count,
+            last: m.virt.vmx.diag.last().cloned(),
+        },
         unclaimed: m.dev.unclaimed,
         code_cache: CodeCacheCounts {
             decoded_blocks: m.code.decoded_blocks,

@@ -104,7 +104,7 @@ impl Machine {
             trap_rip: 0,
             mmu,
             tctx: Self::reset_context(),
-            virt: crate::virt::Virt::default(),
+            virt: crate::virt::Virt::new(&config.model),
             config,
         };
         m.paging_changed();
@@ -137,16 +137,17 @@ impl Machine {
             Some(n) => n - self.stats.instructions,
             None => u64::MAX,
         };
-        if let Err(stop) = self.service_boundary() {
-            return Some(stop);
-        }
+        let guest_step = match self.service_boundary() {
+            Ok(step) => step,
+            Err(stop) => return Some(stop),
+        };
         if self.cpu.events.halted {
             return None;
         }
         let ev = &self.cpu.events;
         let shadow = ev.sti_blocking || ev.movss_blocking;
         let single_step = self.cpu.flags.has(Rflags::TF);
-        if shadow || single_step {
+        if shadow || single_step || guest_step {
             budget = 1;
         }
         let block = match self.fetch_block() {
@@ -154,8 +155,10 @@ impl Machine {
             Err(ev) => return self.raise(ev),
         };
         let result = self.execute(block, budget);
-        // The shadow covers exactly one instruction (SDM Vol. 3A 6.8.3).
-        if shadow {
+        // The shadow covers exactly one instruction (SDM Vol. 3A 6.8.3). A VM
+        // exit the instruction causes saves it as guest interruptibility state
+        // (SDM Vol. 3C 28.3.4); loading the host state then clears it.
+        if shadow && !matches!(result, Err(Event::GuestExit(_))) {
             self.cpu.events.sti_blocking = false;
             self.cpu.events.movss_blocking = false;
         }
@@ -224,13 +227,20 @@ impl Machine {
         self.stats.cycles += cost as u64;
     }
 
-    /// Work at an instruction boundary: wake from HLT, deliver pending events.
-    fn service_boundary(&mut self) -> Result<(), Stop> {
+    /// Work at an instruction boundary: the exits a guest takes there, waking
+    /// from HLT, delivering pending events. Returns true if the next slice
+    /// must be a single instruction (monitor trap flag).
+    fn service_boundary(&mut self) -> Result<bool, Stop> {
+        let step = if self.in_guest() {
+            self.guest_boundary()?
+        } else {
+            false
+        };
         if self.cpu.events.halted {
             // No interrupt source is modelled yet: nothing can wake the CPU.
             return Err(Stop::HaltForever);
         }
-        Ok(())
+        Ok(step)
     }
 
     /// Delivers an event raised by an instruction; returns a stop if the machine

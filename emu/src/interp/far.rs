@@ -2,7 +2,8 @@
 //! gates), RETF and IRET, in real, virtual-8086, protected and IA-32e modes
 //! (SDM Vol. 2A CALL, JMP, IRET; Vol. 2B RET; Vol. 3A 5.8 "Privilege level
 //! checking when transferring program control between code segments").
-//! Task gates and TSS targets (task switches) stop with "unimplemented".
+//! Task gates and TSS targets (task switches) stop with "unimplemented",
+//! except in VMX non-root operation, where they exit to the hypervisor.
 
 use super::operand::size_mask;
 use crate::cpu::segmentation::{null_ss, sel_code};
@@ -153,12 +154,51 @@ pub fn jmp_far(m: &mut Machine, i: &Instruction) -> Flow {
         return Ok(());
     }
     if !ar.s() && matches!(ar.typ(), 1 | 5 | 9) {
-        return Err(Event::unimplemented(
-            "JMP far to a TSS or task gate (task switch)",
-            m.cpu.rip,
-        ));
+        return task_switch(m, i, sel, d, false);
     }
     Err(Event::gp(sel_code(sel, false)))
+}
+
+/// JMP or CALL to an available TSS or a task gate: a task switch (SDM Vol. 3A
+/// 8.3, "Task switching"), after the checks on the gate and the TSS
+/// descriptor. IA-32e mode has no task switches (#GP). In VMX non-root
+/// operation the switch is a VM exit (SDM Vol. 3C 26.4.2); nestemu does not
+/// perform task switches itself yet.
+fn task_switch(m: &mut Machine, i: &Instruction, sel: Selector, d: Descriptor, call: bool) -> Flow {
+    let code = sel_code(sel, false);
+    let ar = d.access_rights();
+    if m.cpu.sys.efer.contains(mmu::Efer::LMA) || ar.dpl() < m.cpu.cpl().max(sel.rpl()) {
+        return Err(Event::gp(code));
+    }
+    if !ar.present() {
+        return Err(Event::np(code));
+    }
+    let tss = if ar.typ() == 5 {
+        let tss = d.gate_selector();
+        let tcode = sel_code(tss, false);
+        if tss.ti() {
+            return Err(Event::gp(tcode));
+        }
+        let td = m.read_descriptor(tss, false)?;
+        let tar = td.access_rights();
+        if tar.s() || !matches!(tar.typ(), 1 | 9) {
+            return Err(Event::gp(tcode));
+        }
+        if !tar.present() {
+            return Err(Event::np(tcode));
+        }
+        tss
+    } else {
+        sel
+    };
+    let source = if call { 0 } else { 2 };
+    if let Some(exit) = m.guest_task_switch(tss.0, source, Some(i.len() as u32)) {
+        return Err(exit);
+    }
+    Err(Event::unimplemented(
+        "JMP or CALL far to a TSS or task gate (task switch)",
+        m.cpu.rip,
+    ))
 }
 
 fn is_call_gate(m: &Machine, typ: u8) -> bool {
@@ -230,10 +270,7 @@ pub fn call_far(m: &mut Machine, i: &Instruction) -> Flow {
         return call_gate(m, sel, d);
     }
     if !ar.s() && matches!(ar.typ(), 1 | 5 | 9) {
-        return Err(Event::unimplemented(
-            "CALL far to a TSS or task gate (task switch)",
-            m.cpu.rip,
-        ));
+        return task_switch(m, i, sel, d, true);
     }
     Err(Event::gp(sel_code(sel, false)))
 }
@@ -535,6 +572,12 @@ pub fn iret(m: &mut Machine, i: &Instruction) -> Flow {
     if m.cpu.flags.has(Rflags::NT) {
         if lma {
             return Err(Event::gp0());
+        }
+        // The back link: the previous task's TSS selector (SDM Vol. 3A 8.4).
+        let tr = m.cpu.sys.tr.base;
+        let link = m.read_linear(tr & 0xffff_ffff, 2, Privilege::System)? as u16;
+        if let Some(exit) = m.guest_task_switch(link, 1, Some(i.len() as u32)) {
+            return Err(exit);
         }
         return Err(Event::unimplemented(
             "IRET with NT=1 (task return)",

@@ -54,6 +54,12 @@ pub struct Delivery {
     pub source: Source,
     /// The return address pushed (the faulting or the next instruction).
     pub return_rip: u64,
+    /// The exception's side payload, applied only when the event is actually
+    /// delivered through the IDT: the faulting linear address of a #PF (loaded
+    /// into CR2) or the DR6 bits of a #DB (merged into DR6). An exception a
+    /// hypervisor intercepts leaves CR2 and DR6 alone and reports the payload
+    /// in the exit information (SDM Vol. 3C 28.1; APM Vol. 2 15.12).
+    pub payload: Option<u64>,
 }
 
 impl Delivery {
@@ -76,31 +82,29 @@ impl Machine {
                 error_code: e.error_code,
                 source: Source::Exception,
                 return_rip: rip,
+                payload: None,
             },
-            Event::PageFault { code, linear } => {
-                self.cpu.sys.cr2 = linear;
-                Delivery {
-                    vector: 14,
-                    error_code: Some(code.bits()),
-                    source: Source::Exception,
-                    return_rip: rip,
-                }
-            }
+            Event::PageFault { code, linear } => Delivery {
+                vector: 14,
+                error_code: Some(code.bits()),
+                source: Source::Exception,
+                return_rip: rip,
+                payload: Some(linear),
+            },
             Event::SoftwareInterrupt { vector, kind } => Delivery {
                 vector,
                 error_code: None,
                 source: Source::Software(kind),
                 return_rip: rip,
+                payload: None,
             },
-            Event::DebugTrap { dr6 } => {
-                self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | dr6;
-                Delivery {
-                    vector: 1,
-                    error_code: None,
-                    source: Source::Exception,
-                    return_rip: rip,
-                }
-            }
+            Event::DebugTrap { dr6 } => Delivery {
+                vector: 1,
+                error_code: None,
+                source: Source::Exception,
+                return_rip: rip,
+                payload: Some(dr6),
+            },
             Event::Stop(s) => return Err(*s),
             Event::GuestExit(e) => return self.perform_guest_exit(*e),
         };
@@ -135,19 +139,20 @@ impl Machine {
                 .entry(vector_name(cur.vector))
                 .or_default() += 1;
             self.stats.cycles += self.config.cost.event_delivery as u64;
-            let second = match self.deliver_once(&cur) {
+            self.apply_payload(&cur);
+            self.virt.delivering = Some(cur);
+            let delivered = self.deliver_once(&cur);
+            self.virt.delivering = None;
+            let second = match delivered {
                 Ok(()) => {
                     self.stop_block = true;
                     return Ok(());
                 }
                 Err(e) => e,
             };
-            let (vector, error_code) = match second {
-                Event::Exception(e) => (e.vector, e.error_code),
-                Event::PageFault { code, linear } => {
-                    self.cpu.sys.cr2 = linear;
-                    (Vector::PF, Some(code.bits()))
-                }
+            let (vector, error_code, payload) = match second {
+                Event::Exception(e) => (e.vector, e.error_code, None),
+                Event::PageFault { code, linear } => (Vector::PF, Some(code.bits()), Some(linear)),
                 Event::Stop(s) => return Err(*s),
                 // A VM exit during delivery (an intercepted exception, an EPT
                 // violation on the stack push): the binding records the event
@@ -166,6 +171,10 @@ impl Machine {
             };
             // The second exception is a fault on the original instruction.
             self.cpu.rip = fault_rip;
+            if outcome != SecondException::Serial && vector == Vector::PF {
+                // A #PF that becomes #DF (or a triple fault) still loads CR2.
+                self.cpu.sys.cr2 = payload.unwrap_or(self.cpu.sys.cr2);
+            }
             let being_delivered = cur;
             cur = match outcome {
                 SecondException::Serial => Delivery {
@@ -173,23 +182,41 @@ impl Machine {
                     error_code,
                     source: Source::Exception,
                     return_rip: fault_rip,
+                    payload,
                 },
                 SecondException::DoubleFault => Delivery {
                     vector: 8,
                     error_code: Some(0),
                     source: Source::Exception,
                     return_rip: fault_rip,
+                    payload: None,
                 },
                 SecondException::TripleFault => {
+                    // In a guest, a triple fault is a VM exit (SDM Vol. 3C
+                    // 26.2) or a shutdown #VMEXIT (APM Vol. 2 15.11).
+                    if let Some(r) = self.guest_triple_fault() {
+                        return r;
+                    }
                     return Err(Stop::Shutdown(format!(
                         "triple fault ({:?} while delivering {:?})",
                         vector,
                         Vector(cur.vector)
-                    )))
+                    )));
                 }
             };
             vectoring = Some(being_delivered);
             first_class = class_of(&cur);
+        }
+    }
+
+    /// Loads CR2 for a #PF, DR6 for a #DB, as the event is delivered.
+    fn apply_payload(&mut self, d: &Delivery) {
+        match (d.source, d.vector, d.payload) {
+            (Source::Exception, 14, Some(linear)) => self.cpu.sys.cr2 = linear,
+            (Source::Exception, 1, Some(dr6)) => {
+                self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | dr6;
+            }
+            _ => {}
         }
     }
 

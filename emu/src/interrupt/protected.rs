@@ -34,6 +34,11 @@ impl Machine {
             return Err(Event::np(d.idt_code()));
         }
         if ar.typ() == 5 {
+            // A task gate: a task switch, which is a VM exit in VMX non-root
+            // operation (SDM Vol. 3C 26.4.2).
+            if let Some(exit) = self.guest_task_switch(gate.gate_selector().0, 3, None) {
+                return Err(exit);
+            }
             return Err(Event::unimplemented(
                 "task gate in the IDT (task switch)",
                 self.cpu.rip,

@@ -182,6 +182,20 @@ pub struct Virt {
     pub vmx: vmx::VmxCpu,
     /// AMD-V state.
     pub svm: svm::SvmCpu,
+    /// The event being delivered through the guest's IDT, while it is: a VM
+    /// exit in the middle (an EPT violation on the stack push) records it as
+    /// IDT-vectoring information / EXITINTINFO.
+    pub delivering: Option<crate::interrupt::Delivery>,
+}
+
+impl Virt {
+    /// The virtualization state of a processor of `model` after reset.
+    pub fn new(model: &crate::cpu::cpuid::CpuModel) -> Self {
+        Self {
+            vmx: vmx::VmxCpu::new(model),
+            ..Self::default()
+        }
+    }
 }
 
 impl Machine {
@@ -276,6 +290,83 @@ impl Machine {
                 "nested-paging fault {f:?} outside a guest"
             ))),
         }
+    }
+}
+
+impl Machine {
+    /// Work at an instruction boundary while a guest runs (exits that wait for
+    /// a boundary: monitor trap flag, preemption timer, interrupt and NMI
+    /// windows). Returns true if the next slice must be one instruction.
+    pub(crate) fn guest_boundary(&mut self) -> Result<bool, crate::event::Stop> {
+        match self.virt.mode {
+            GuestMode::VmxNonRoot => vmx::boundary(self),
+            _ => Ok(false),
+        }
+    }
+
+    /// A triple fault in a guest: the VM exit to perform instead of shutting
+    /// down, or `None` if the processor shuts down.
+    pub(crate) fn guest_triple_fault(&mut self) -> Option<Result<(), crate::event::Stop>> {
+        match self.virt.mode {
+            GuestMode::VmxNonRoot => Some(vmx::triple_fault(self)),
+            _ => None,
+        }
+    }
+
+    /// A task switch in a guest (`source`: 0 CALL, 1 IRET, 2 JMP, 3 IDT task
+    /// gate) to the TSS `selector`: the VM exit it causes, or `None`.
+    pub(crate) fn guest_task_switch(
+        &mut self,
+        selector: u16,
+        source: u8,
+        insn_len: Option<u32>,
+    ) -> Option<Event> {
+        match self.virt.mode {
+            GuestMode::VmxNonRoot => Some(vmx::task_switch(self, selector, source, insn_len)),
+            _ => None,
+        }
+    }
+}
+
+/// The value MOV from CR0/CR4 and SMSW return (read shadows in VMX non-root
+/// operation).
+#[inline]
+pub fn cr_read(m: &Machine, cr: u8, real: u64) -> u64 {
+    match m.virt.mode {
+        GuestMode::VmxNonRoot => vmx::cr_read(m, cr, real),
+        _ => real,
+    }
+}
+
+/// The value MOV to CR0/CR4, LMSW and CLTS load (guest/host masks, VMX-fixed
+/// bits), or the fault.
+#[inline]
+pub fn cr_write(m: &Machine, cr: u8, value: u64) -> Result<u64, Event> {
+    vmx::cr_write(m, cr, value)
+}
+
+/// MOV from CR8 when the hypervisor virtualizes it (TPR shadow), else `None`.
+pub fn cr8_read(m: &mut Machine) -> Option<u64> {
+    match m.virt.mode {
+        GuestMode::VmxNonRoot => vmx::cr8_read(m),
+        _ => None,
+    }
+}
+
+/// MOV to CR8 when the hypervisor virtualizes it (TPR shadow), else `None`.
+pub fn cr8_write(m: &mut Machine, v: u64) -> Option<Flow> {
+    match m.virt.mode {
+        GuestMode::VmxNonRoot => vmx::cr8_write(m, v),
+        _ => None,
+    }
+}
+
+/// The TSC as the running guest reads it (offset and scaling).
+#[inline]
+pub fn guest_tsc(m: &Machine, tsc: u64) -> u64 {
+    match m.virt.mode {
+        GuestMode::VmxNonRoot => vmx::guest_tsc(m, tsc),
+        _ => tsc,
     }
 }
 

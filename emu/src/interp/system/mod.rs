@@ -10,7 +10,7 @@ mod io;
 mod misc;
 mod msr;
 
-pub use cr::{clts, lmsw, mov_cr, mov_dr, smsw};
+pub use cr::{clts, cr4_allowed_for, lmsw, mov_cr, mov_dr, smsw};
 pub use desc::{
     arpl, fsgsbase, lar_lsl, lgdt_lidt, lldt, load_far_pointer, ltr, mov_sreg, pop_sreg, sgdt_sidt,
     sldt_str, swapgs, verr_verw,

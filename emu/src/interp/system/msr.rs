@@ -46,11 +46,14 @@ fn pat_valid(v: u64) -> bool {
 
 impl Machine {
     /// The time-stamp counter: modelled cycles plus the software offset
-    /// (SDM Vol. 3B 18.17).
+    /// (SDM Vol. 3B 18.17), as the running guest sees it (TSC offsetting and
+    /// scaling in VMX non-root operation, SDM Vol. 3C 26.3).
     pub fn tsc(&self) -> u64 {
-        self.stats
+        let tsc = self
+            .stats
             .cycles
-            .wrapping_add(self.cpu.msr.tsc_offset as u64)
+            .wrapping_add(self.cpu.msr.tsc_offset as u64);
+        crate::virt::guest_tsc(self, tsc)
     }
 
     /// Reads an MSR; `None` if it does not exist on this model.
