@@ -320,6 +320,13 @@ pub fn store_user(a: &mut Asm, slot: u64, reg: AsmRegister64) -> AsmResult {
     a.mov(qword_ptr(rbx + (rec::USER + 8 * slot) as i32), reg)
 }
 
+/// Sets L2 register `n` (RAX = 0 ... R15 = 15) for the next VMRESUME
+/// (clobbers RAX).
+pub fn set_guest_gpr(a: &mut Asm, n: u64, value: u64) -> AsmResult {
+    a.mov(rax, value)?;
+    a.mov(at(layout::VARS + var::EXIT_GPRS + 8 * n), rax)
+}
+
 /// Writes a qword of physical memory (clobbers RAX).
 pub fn poke(a: &mut Asm, addr: u64, value: u64) -> AsmResult {
     a.mov(rax, value)?;

@@ -287,6 +287,12 @@ impl VmxRt {
 
     fn emit_vmcs(&mut self, a: &mut Asm) -> AsmResult {
         a.set(&mut self.fresh_vmcs)?;
+        // Bitmaps start empty in every case.
+        a.cld()?;
+        a.mov(rdi, layout::IO_BITMAP_A)?;
+        a.xor(eax, eax)?;
+        a.mov(ecx, 3 * 512i32)?;
+        a.rep().stosq()?;
         a.mov(rax, layout::VMCS)?;
         a.mov(at(layout::SCRATCH + 0xff8), rax)?;
         a.vmclear(at(layout::SCRATCH + 0xff8))?;
@@ -388,6 +394,13 @@ impl VmxRt {
         a.add(rax, rcx)?;
         vmw_reg(a, F::GuestRip, rax)?;
         a.set(&mut self.resume)?;
+        // The guest's registers are live across VM entries: restore them
+        // (cases change L2 registers by writing `var::EXIT_GPRS`).
+        for (n, r) in regs.iter().enumerate() {
+            if n != 4 {
+                a.mov(*r, at(layout::VARS + var::EXIT_GPRS + 8 * n as u64))?;
+            }
+        }
         a.vmresume()?;
         a.mov(rbx, at(layout::VARS + var::RECORD))?;
         a.pushfq()?;
