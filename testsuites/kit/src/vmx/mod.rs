@@ -18,7 +18,7 @@
 mod runtime;
 mod suite;
 
-pub use runtime::VmxRt;
+pub use runtime::{VmxRt, GUEST_EXCEPTION};
 pub use suite::{CaseFn, VmxCase, VmxSuite};
 
 use crate::asm::{Asm, AsmResult};
