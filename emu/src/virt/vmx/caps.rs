@@ -84,24 +84,24 @@ pub const EPT_VPID: Ept = Ept::EXECUTE_ONLY
     .union(Ept::INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS);
 
 /// The VMX features of `model`: its own override, or the implemented subset
-/// of the `intel` preset; address widths and the CR4 bits allowed in VMX
-/// operation always come from the model.
+/// of the `intel` preset, with the CR4 bits allowed in VMX operation limited
+/// to those the model can set. Address widths always come from the model.
 pub fn features(model: &CpuModel) -> VmxFeatures {
-    let mut f = match &model.vmx {
-        Some(f) => f.clone(),
-        None => {
-            let mut f = VmxFeatures::intel();
-            f.pin &= PIN;
-            f.proc &= PROC;
-            f.proc2 &= PROC2;
-            f.exit &= EXIT;
-            f.entry &= ENTRY;
-            f.ept_vpid = EPT_VPID;
-            f.misc.activity_shutdown = false;
-            f.misc.activity_wait_for_sipi = false;
-            f
-        }
-    };
+    if let Some(f) = &model.vmx {
+        return VmxFeatures {
+            widths: model.widths,
+            ..f.clone()
+        };
+    }
+    let mut f = VmxFeatures::intel();
+    f.pin &= PIN;
+    f.proc &= PROC;
+    f.proc2 &= PROC2;
+    f.exit &= EXIT;
+    f.entry &= ENTRY;
+    f.ept_vpid = EPT_VPID;
+    f.misc.activity_shutdown = false;
+    f.misc.activity_wait_for_sipi = false;
     f.widths = model.widths;
     f.cr4_fixed1 &= crate::interp::system::cr4_allowed_for(model).bits();
     f

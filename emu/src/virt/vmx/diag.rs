@@ -27,6 +27,8 @@ pub struct EntryFailure {
     pub rip: u64,
     /// The architectural outcome, e.g. "VMfailValid(7)" or "VM exit 33".
     pub outcome: String,
+    /// More about the value that broke the rule (the MSR-load entry).
+    pub detail: Option<String>,
 }
 
 impl EntryFailure {
@@ -46,6 +48,9 @@ impl EntryFailure {
                 s.push_str(&format!(" = {v:#x}"));
             }
             s.push('\n');
+        }
+        if let Some(d) = &self.detail {
+            s.push_str(&format!("  entry: {d}\n"));
         }
         s.push_str(&format!("  see:   {}", sdm::cite(id.section())));
         s
@@ -84,18 +89,14 @@ pub fn outcome(check: &FailedCheck, qualification: u64) -> String {
 }
 
 /// Records a failed VM entry and prints it the first time its rule fails.
-pub(super) fn report(
-    m: &mut Machine,
-    check: FailedCheck,
-    qualification: u64,
-    vmcs_values: Option<u64>,
-) {
+pub(super) fn report(m: &mut Machine, check: FailedCheck, qualification: u64) {
     let f = EntryFailure {
         check,
-        value: vmcs_values,
+        value: field_value(m, check.field),
         vmcs: m.virt.vmx.state.current_ptr(),
         rip: m.cpu.rip,
         outcome: outcome(&check, qualification),
+        detail: msr_entry(m, &check, qualification),
     };
     let d = &mut m.virt.vmx.diag;
     if d.printed.insert(check.id) {
@@ -108,6 +109,25 @@ pub(super) fn report(
 }
 
 /// The value of `field` in the current VMCS.
-pub(super) fn field_value(m: &Machine, field: Option<Field>) -> Option<u64> {
+fn field_value(m: &Machine, field: Option<Field>) -> Option<u64> {
     Some(m.virt.vmx.state.vmcs()?.get(field?))
+}
+
+/// For an MSR-load failure, the entry that failed: its number (the exit
+/// qualification, from 1), MSR index, reserved bits and value.
+fn msr_entry(m: &Machine, check: &FailedCheck, n: u64) -> Option<String> {
+    if check.id.class() != CheckClass::MsrLoad || n == 0 {
+        return None;
+    }
+    let base = m.virt.vmx.state.vmcs()?.get(Field::EntryMsrLoadAddress);
+    let at = base.wrapping_add(16 * (n - 1));
+    let mut b = [0u8; 16];
+    m.peek_phys(at, &mut b);
+    let head = u64::from_le_bytes(b[..8].try_into().ok()?);
+    let value = u64::from_le_bytes(b[8..].try_into().ok()?);
+    Some(format!(
+        "number {n} at {at:#x}: MSR {:#x}, bits 63:32 {:#x}, value {value:#x}",
+        head as u32,
+        head >> 32
+    ))
 }

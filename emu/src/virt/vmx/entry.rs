@@ -49,8 +49,7 @@ fn launch(m: &mut Machine, i: &Instruction, first: bool) -> Flow {
         }
         LaunchOutcome::FailValid(_, check) => {
             if let Some(check) = check {
-                let value = diag::field_value(m, check.field);
-                diag::report(m, check, 0, value);
+                diag::report(m, check, 0);
             }
             m.cpu.flags.set(rflags);
             Ok(())
@@ -63,8 +62,7 @@ fn launch(m: &mut Machine, i: &Instruction, first: bool) -> Flow {
 /// A VM entry that failed after the guest-state checks (SDM Vol. 3C 27.8): the
 /// model recorded exit 33 or 34 in the VMCS; report it and load the host.
 fn entry_failed(m: &mut Machine, f: EntryFailure) -> Result<(), Stop> {
-    let value = diag::field_value(m, f.check.field);
-    diag::report(m, f.check, f.qualification, value);
+    diag::report(m, f.check, f.qualification);
     let vmcs = m.virt.vmx.state.current_ptr();
     m.stats.count_vmexit(f.reason.name(), vmcs);
     m.stats.cycles += m.config.cost.vm_exit as u64;
