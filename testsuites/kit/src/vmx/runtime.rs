@@ -296,6 +296,15 @@ impl VmxRt {
         a.mov(rax, layout::VMCS)?;
         a.mov(at(layout::SCRATCH + 0xff8), rax)?;
         a.vmclear(at(layout::SCRATCH + 0xff8))?;
+        // Every field starts at 0: no case sees the one before it. (Writing
+        // an inactive VMCS region is allowed; this relies on nestemu's
+        // region layout only for the zeros.)
+        a.mov(rdi, layout::VMCS)?;
+        a.xor(eax, eax)?;
+        a.mov(ecx, 512i32)?;
+        a.rep().stosq()?;
+        a.mov(rax, at(layout::VARS + var::REVISION))?;
+        a.mov(dword_ptr(layout::VMCS as u32 as u64), eax)?;
         a.vmptrld(at(layout::SCRATCH + 0xff8))?;
         a.set(&mut self.load_defaults)?;
         let table = defaults();
