@@ -94,10 +94,12 @@ fn enter(m: &mut Machine, g: GuestEntry) -> Result<(), Stop> {
         .vmcs()
         .map(Controls::from_vmcs)
         .unwrap_or_default();
-    // The work of the entry (and of delivering an injected event) counts
-    // for the root: the guest's level starts at its first instruction
-    // boundary ([`super::events::boundary`]).
+    // The entry's cost counts for the root; from here on the work is the
+    // guest's: delivering the injected event, and (as it retires after this
+    // handler) the VMLAUNCH/VMRESUME instruction itself.
     m.stats.cycles += m.config.cost.vm_entry as u64;
+    let mmu = m.mmu.take_counters();
+    m.stats.switch_level(Some(vmcs_ptr), mmu);
     load_guest(m, &g);
     m.virt.mode = GuestMode::VmxNonRoot;
     m.virt.vmx.guest = super::NonRoot {
@@ -116,7 +118,6 @@ fn enter(m: &mut Machine, g: GuestEntry) -> Result<(), Stop> {
         ran: false,
         injecting: false,
         vmcs: vmcs_ptr,
-        counting: false,
     };
     for &(index, value) in &g.msr_writes {
         // Checked by the VM-entry MSR-load rules: WRMSR would not fault.

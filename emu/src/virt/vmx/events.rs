@@ -122,11 +122,6 @@ pub(super) fn timer_value(m: &Machine) -> Option<u32> {
 /// Returns true if the next slice must be a single instruction (the monitor
 /// trap flag is set).
 pub fn boundary(m: &mut Machine) -> Result<bool, Stop> {
-    if !m.virt.vmx.guest.counting {
-        m.virt.vmx.guest.counting = true;
-        let mmu = m.mmu.take_counters();
-        m.stats.switch_level(Some(m.virt.vmx.guest.vmcs), mmu);
-    }
     if let Some(e) = m.virt.vmx.guest.pending.take() {
         perform_exit(m, e)?;
         return Ok(false);

@@ -107,10 +107,9 @@ pub(super) fn load_host(m: &mut Machine, h: HostLoad, vpid_enabled: bool) {
     m.stop_block = true;
 }
 
-/// Ends the guest's level in the counters, if it had begun.
+/// Ends the guest's level in the counters.
 fn leave_level(m: &mut Machine) {
-    if m.virt.mode == GuestMode::VmxNonRoot && m.virt.vmx.guest.counting {
-        m.virt.vmx.guest.counting = false;
+    if m.virt.mode == GuestMode::VmxNonRoot {
         let mmu = m.mmu.take_counters();
         m.stats.switch_level(None, mmu);
     }

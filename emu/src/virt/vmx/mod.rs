@@ -124,9 +124,6 @@ pub struct NonRoot {
     pub injecting: bool,
     /// The current-VMCS pointer at VM entry (the level key for counters).
     pub vmcs: u64,
-    /// The counters attribute work to this guest (from its first
-    /// instruction boundary on).
-    pub counting: bool,
 }
 
 /// A VMX exit being performed: the exit information, and the guest RIP to
