@@ -94,6 +94,8 @@ pub mod var {
     pub const DONE: u64 = 0x10;
     /// The revision identifier from IA32_VMX_BASIC.
     pub const REVISION: u64 = 0x18;
+    /// Exits after which the current case ends with status 2.
+    pub const EXIT_LIMIT: u64 = 0x20;
     /// Cases may use 0x40-0xff.
     pub const USER: u64 = 0x40;
     /// L2 general-purpose registers saved at an exit (16 qwords).
@@ -108,9 +110,10 @@ pub mod rec {
     pub const LAUNCH_ERROR: u64 = 0x08;
     /// 1 once a VM exit (or VM-entry failure exit) happened.
     pub const ENTERED: u64 = 0x10;
-    /// Number of VM exits recorded.
+    /// Number of VM exits (the first [`MAX_EXITS`] are logged).
     pub const EXITS: u64 = 0x18;
-    /// 1 finished, 2 too many exits, 3 VMRESUME fell through.
+    /// 1 finished, 2 more exits than the case's limit, 3 VMRESUME fell
+    /// through.
     pub const STATUS: u64 = 0x20;
     /// RFLAGS after a VMRESUME that fell through.
     pub const RESUME_RFLAGS: u64 = 0x28;
@@ -201,6 +204,8 @@ pub struct VmxRecord {
     pub launch_error: u64,
     /// A VM exit happened.
     pub entered: bool,
+    /// Every exit, logged or not.
+    pub exit_count: u64,
     /// 1 finished, 2 too many exits, 3 VMRESUME fell through, 0 never ended.
     pub status: u64,
     /// RFLAGS after VMRESUME fell through.
@@ -211,7 +216,8 @@ pub struct VmxRecord {
     pub user: [u64; 9],
     /// L2 RAX..R15 at the last exit.
     pub gprs: [u64; 16],
-    /// The exits, in order.
+    /// The exits, in order; past [`rec::MAX_EXITS`] exits the last entry is
+    /// the latest exit.
     pub exits: Vec<Exit>,
     /// An exception L1 took: (vector, error code, RIP).
     pub l1_exception: Option<(u8, u64, u64)>,
@@ -252,6 +258,7 @@ impl VmxRecord {
             launch_rflags: q(rec::LAUNCH_RFLAGS),
             launch_error: q(rec::LAUNCH_ERROR),
             entered: q(rec::ENTERED) != 0,
+            exit_count: q(rec::EXITS),
             status: q(rec::STATUS),
             resume_rflags: q(rec::RESUME_RFLAGS),
             resume_error: q(rec::RESUME_ERROR),

@@ -375,17 +375,23 @@ impl VmxRt {
         a.mov(rsi, layout::VARS + var::EXIT_GPRS)?;
         a.mov(ecx, 16i32)?;
         a.rep().movsq()?;
+        // Every exit counts; the first MAX_EXITS - 1 have their own log
+        // entry, the last entry holds the latest exit; past the case's limit
+        // the case ends (a guest stuck in an exit loop).
         let mut overflow = a.label();
         a.mov(rcx, qword_ptr(rbx + rec::EXITS as i32))?;
-        a.cmp(rcx, rec::MAX_EXITS as i32)?;
+        a.cmp(rcx, at(layout::VARS + var::EXIT_LIMIT))?;
         a.jae(overflow.l)?;
+        a.inc(qword_ptr(rbx + rec::EXITS as i32))?;
+        a.mov(edx, (rec::MAX_EXITS - 1) as i32)?;
+        a.cmp(rcx, rdx)?;
+        a.cmova(rcx, rdx)?;
         a.imul_3(rdi, rcx, log::SIZE as i32)?;
         a.lea(rdi, qword_ptr(rdi + rbx + rec::LOG as i32))?;
         for (slot, f) in log::FIELDS.iter().enumerate() {
             a.mov(eax, f.encoding())?;
             a.vmread(qword_ptr(rdi + 8 * slot as i32), rax)?;
         }
-        a.inc(qword_ptr(rbx + rec::EXITS as i32))?;
         a.jmp(qword_ptr((layout::VARS + var::HANDLER) as u32 as u64))?;
         a.set(&mut overflow)?;
         a.mov(qword_ptr(rbx + rec::STATUS as i32), 2i32)?;

@@ -23,6 +23,8 @@ pub struct VmxCase {
     pub on_exit: Option<CaseFn>,
     /// VMLAUNCH after the setup (false for cases that only run L1 code).
     pub launch: bool,
+    /// Exits after which the case ends with status 2.
+    pub max_exits: u64,
 }
 
 impl core::fmt::Debug for VmxCase {
@@ -40,6 +42,7 @@ impl VmxCase {
             guest: Some(Box::new(guest)),
             on_exit: None,
             launch: true,
+            max_exits: 32,
         }
     }
 
@@ -51,12 +54,19 @@ impl VmxCase {
             guest: None,
             on_exit: None,
             launch: false,
+            max_exits: 32,
         }
     }
 
     /// Sets the L1 setup code.
     pub fn setup(mut self, f: impl Fn(&mut Asm, &VmxRt) -> AsmResult + 'static) -> Self {
         self.setup = Some(Box::new(f));
+        self
+    }
+
+    /// Allows up to `n` exits (default 32).
+    pub fn max_exits(mut self, n: u64) -> Self {
+        self.max_exits = n;
         self
     }
 
@@ -137,6 +147,8 @@ fn emit_case(a: &mut Asm, rt: &VmxRt, k: usize, c: &VmxCase) -> AsmResult {
         a.lea(rax, ptr(rt.default_exit.l))?;
     }
     a.mov(at(layout::VARS + var::HANDLER), rax)?;
+    a.mov(rax, c.max_exits)?;
+    a.mov(at(layout::VARS + var::EXIT_LIMIT), rax)?;
     a.mov(rsp, layout::HOST_STACK_TOP)?;
     a.call(rt.fresh_vmcs.l)?;
     a.lea(rax, ptr(guest.l))?;
