@@ -98,6 +98,83 @@ fn msr_areas(t: &mut Table) {
     );
 }
 
+fn controls_for_state(t: &mut Table) {
+    t.case(
+        VmxCase::guest(
+            "save IA32_EFER: the guest's EFER.SCE change is saved",
+            |a, _| {
+                a.mov(ecx, msr::IA32_EFER)?;
+                a.rdmsr()?;
+                a.xor(eax, 1i32)?;
+                a.wrmsr()
+            },
+        )
+        .setup(|a, _| {
+            vmor(
+                a,
+                F::PrimaryProcBasedControls,
+                P1::USE_MSR_BITMAPS.bits() as u64,
+            )?;
+            a.mov(ecx, msr::IA32_EFER)?;
+            a.rdmsr()?;
+            store_user(a, 1, rax)
+        })
+        .on_exit(|a, rt| {
+            vmr(a, rax, F::GuestEfer)?;
+            store_user(a, 0, rax)?;
+            a.jmp(rt.finish.l)
+        }),
+        vec![that("SCE flipped in the saved EFER", |r| {
+            (r.user[0] ^ r.user[1]) & 0xfff == 1
+        })],
+    );
+    t.case(
+        VmxCase::guest("load debug controls: DR7 from the VMCS", |a, _| {
+            a.mov(r8, dr7)
+        })
+        .setup(|a, _| {
+            vmor(
+                a,
+                F::EntryControls,
+                vmx_model::controls::EntryControls::LOAD_DEBUG_CONTROLS.bits() as u64,
+            )?;
+            vmw(a, F::GuestDr7, 0x403)
+        }),
+        vec![gpr(8, 0x403)],
+    );
+    t.case(
+        VmxCase::guest("TSC scaling: half speed plus the offset", |a, _| {
+            a.rdtsc()?;
+            a.shl(rdx, 32i32)?;
+            a.or(rax, rdx)?;
+            a.mov(r8, rax)
+        })
+        .setup(|a, _| {
+            vmor(
+                a,
+                F::PrimaryProcBasedControls,
+                (P1::USE_TSC_OFFSETTING | P1::ACTIVATE_SECONDARY_CONTROLS).bits() as u64,
+            )?;
+            vmor(
+                a,
+                F::SecondaryProcBasedControls,
+                vmx_model::controls::Proc2Controls::USE_TSC_SCALING.bits() as u64,
+            )?;
+            vmw(a, F::TscMultiplier, 1 << 47)?;
+            vmw(a, F::TscOffset, 1 << 40)?;
+            a.rdtsc()?;
+            a.shl(rdx, 32i32)?;
+            a.or(rax, rdx)?;
+            store_user(a, 0, rax)
+        }),
+        vec![that("L2's TSC = L1's / 2 + 2^40", |r| {
+            let l2 = r.gprs[8].wrapping_sub(1 << 40);
+            let half = r.user[0] / 2;
+            l2 >= half && l2 < half + 10_000
+        })],
+    );
+}
+
 fn saved_state(t: &mut Table) {
     t.case(
         VmxCase::guest("segment registers and RFLAGS are saved", |a, _| {
@@ -158,6 +235,7 @@ fn saved_state(t: &mut Table) {
 fn state_across_entries_and_exits() {
     let mut t = Table::default();
     msr_areas(&mut t);
+    controls_for_state(&mut t);
     saved_state(&mut t);
     t.run();
 }
