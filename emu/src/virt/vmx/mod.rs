@@ -43,6 +43,7 @@ pub use shadow::{cr8_read, cr8_write, cr_read, cr_write, guest_tsc};
 use crate::cpu::cpuid::{CpuModel, Feature, Vendor};
 use crate::event::Flow;
 use crate::machine::Machine;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use vmx_model::decide::{Controls, PauseLoop};
 use vmx_model::exit::ExitInfo;
@@ -86,7 +87,7 @@ impl VmxCpu {
 /// value VM entry loaded and the cycle count it started at. It counts down by
 /// one each time bit X of the time-stamp counter changes, X being IA32_VMX_MISC
 /// bits 4:0; the TSC is the modelled cycle counter, so expiry is deterministic.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreemptionTimer {
     /// The value loaded at VM entry.
     pub start_value: u32,
@@ -94,8 +95,9 @@ pub struct PreemptionTimer {
     pub start_cycles: u64,
 }
 
-/// The state one VM entry establishes for VMX non-root operation.
-#[derive(Clone, Debug, Default)]
+/// The state one VM entry establishes for VMX non-root operation (serde: it
+/// belongs in a snapshot with [`VmxState`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NonRoot {
     /// The VM-execution controls of the current VMCS, read at VM entry.
     pub ctls: Controls,
@@ -129,7 +131,7 @@ pub struct NonRoot {
 /// A VMX exit being performed: the exit information, and the guest RIP to
 /// save when it is not the RIP of the current instruction (trap-like exits,
 /// software exceptions).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingExit {
     /// Exit reason, qualification and the other exit-information fields.
     pub info: ExitInfo,
