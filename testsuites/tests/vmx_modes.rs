@@ -238,6 +238,66 @@ fn protected(t: &mut Table) {
     }
 }
 
+/// A PAE guest under EPT reloads its PDPTEs through EPT: L1 maps the
+/// guest-physical page of L2's PDPT onto another page whose PDPTE 1 maps
+/// VA 1 GiB, so only a PDPT load through EPT makes that address work.
+fn pdptes_through_ept(t: &mut Table) {
+    const REGION: u64 = 0x180_0000;
+    const ALT_PDPT: u64 = 0x187_0000;
+    const ALT_PD: u64 = 0x187_1000;
+    let code = code32(|a| {
+        a.mov(eax, cr3)?;
+        a.mov(cr3, eax)?;
+        a.mov(ebx, dword_ptr(0x4004_0000u64))?;
+        a.vmcall()
+    });
+    t.case(
+        VmxCase::guest("PAE guest: MOV CR3 loads PDPTEs through EPT", |a, _| {
+            a.ud2()
+        })
+        .setup(move |a, _| {
+            poke(a, layout::GUEST_DATA, 0x3c3c)?;
+            pae32(a, &code)?;
+            // 4-KiB EPT mappings for the 2-MiB region of the tables.
+            let mut lp = a.label();
+            a.mov(rdi, layout::EPT_PT)?;
+            a.mov(rax, REGION | 0x37)?;
+            a.mov(ecx, 512i32)?;
+            a.set(&mut lp)?;
+            a.mov(qword_ptr(rdi), rax)?;
+            a.add(rdi, 8i32)?;
+            a.add(rax, 0x1000i32)?;
+            a.dec(ecx)?;
+            a.jnz(lp.l)?;
+            poke(a, layout::EPT_PD + 8 * (REGION >> 21), layout::EPT_PT | 7)?;
+            poke(
+                a,
+                layout::EPT_PT + 8 * ((PDPT - REGION) >> 12),
+                ALT_PDPT | 0x37,
+            )?;
+            poke(a, ALT_PDPT, PD | 1)?;
+            poke(a, ALT_PDPT + 8, ALT_PD | 1)?;
+            poke(a, ALT_PDPT + 16, 0)?;
+            poke(a, ALT_PDPT + 24, 0)?;
+            poke(a, ALT_PD, REGION | 0x83)?;
+            // EPT on; VM entry itself takes the PDPTEs from these fields.
+            vmor(
+                a,
+                F::SecondaryProcBasedControls,
+                P2::ENABLE_EPT.bits() as u64,
+            )?;
+            vmw(a, F::EptPointer, layout::EPTP)?;
+            vmw(a, F::GuestPdpte0, PD | 1)?;
+            for f in [F::GuestPdpte1, F::GuestPdpte2, F::GuestPdpte3] {
+                vmw(a, f, 0)?;
+            }
+            a.mov(edx, 2i32)?;
+            a.invept(rdx, ptr((layout::SCRATCH + 0x10) as u32 as u64))
+        }),
+        vec![reason(0, 18), low(3, 0x3c3c), exits(1)],
+    );
+}
+
 fn real(t: &mut Table) {
     let code = code16(|a| {
         a.mov(eax, 0x1234i32)?;
@@ -307,6 +367,7 @@ fn rcx_as32() -> AsmRegister32 {
 fn guests_outside_64_bit_mode() {
     let mut t = Table::default();
     protected(&mut t);
+    pdptes_through_ept(&mut t);
     real(&mut t);
     let n = t.checks.len();
     t.run();
