@@ -89,7 +89,7 @@ features! {
     Smep = "smep", L7Ebx, 7, false;
     Bmi2 = "bmi2", L7Ebx, 8, true;
     Erms = "erms", L7Ebx, 9, true;
-    Invpcid = "invpcid", L7Ebx, 10, false;
+    Invpcid = "invpcid", L7Ebx, 10, true;
     Rdseed = "rdseed", L7Ebx, 18, true;
     Adx = "adx", L7Ebx, 19, true;
     Smap = "smap", L7Ebx, 20, false;

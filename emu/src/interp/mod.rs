@@ -302,6 +302,7 @@ pub fn handler_for(m: &Machine, i: &Instruction) -> (Handler, InsnClass) {
         M::Smsw => (system::smsw, K::System),
         M::Clts => (system::clts, K::System),
         M::Invlpg => (system::invlpg, K::System),
+        M::Invpcid => (system::invpcid, K::System),
         M::Wbinvd | M::Invd => (system::wbinvd, K::System),
         M::Clflush | M::Clflushopt => (system::clflush, K::Simple),
         M::Lds | M::Les | M::Lfs | M::Lgs | M::Lss => (system::load_far_pointer, K::System),

@@ -18,7 +18,7 @@ pub use desc::{
 pub use fastcall::{syscall, sysenter, sysexit, sysret};
 pub(crate) use io::io as io_intercept;
 pub use io::{in_, out};
-pub use misc::{bound, clflush, cpuid, hlt, invlpg, monitor, mwait, rdrand, wbinvd};
+pub use misc::{bound, clflush, cpuid, hlt, invlpg, invpcid, monitor, mwait, rdrand, wbinvd};
 pub use msr::{rdmsr, rdpid, rdpmc, rdtsc, rdtscp, wrmsr};
 
 use crate::event::{Event, Flow};

@@ -35,8 +35,9 @@ pub const PROC: P1 = P1::all().difference(P1::ACTIVATE_TERTIARY_CONTROLS);
 
 /// Secondary processor-based controls the binding implements. Not here: APIC
 /// virtualization (no local APIC yet), VM functions, VMCS shadowing, PML, #VE,
-/// INVPCID and XSAVES (the CPU model lacks the instructions).
+/// XSAVES (the CPU model lacks the instruction).
 pub const PROC2: P2 = P2::ENABLE_EPT
+    .union(P2::ENABLE_INVPCID)
     .union(P2::DESCRIPTOR_TABLE_EXITING)
     .union(P2::ENABLE_RDTSCP)
     .union(P2::ENABLE_VPID)

@@ -49,7 +49,20 @@ fn exit_for(m: &mut Machine, i: &Instruction, what: Intercept) -> Result<Option<
             decided(i, decide::instruction(&c, Insn::Mwait), armed as u64)?
         }
         Intercept::Xsetbv => simple(Insn::Xsetbv)?,
-        Intercept::Invpcid => simple(Insn::Invpcid)?,
+        Intercept::Invpcid => {
+            let mut info = decided(
+                i,
+                decide::instruction(&c, Insn::Invpcid),
+                displacement(m, i),
+            )?;
+            if let Some(info) = &mut info {
+                info.instruction_info = Some(insn_info::invept_invpcid_invvpid(
+                    mem_operand(i),
+                    gpr(i.op0_register()),
+                ));
+            }
+            info
+        }
         Intercept::Rdmsr { index } => msr(m, i, index, false),
         Intercept::Wrmsr { index, .. } => msr(m, i, index, true),
         Intercept::Io {
