@@ -277,6 +277,46 @@ fn secondary(t: &mut Table) {
         vec![reason(0, 18), gpr(15, 0xe06), exits(1)],
     );
     t.case(
+        VmxCase::guest("INVPCID with INVLPG exiting", |a, _| {
+            a.mov(eax, 2i32)?;
+            mark(a)?;
+            a.invpcid(rax, ptr(rsp + 0x10))
+        })
+        .setup(|a, _| {
+            p2(a, P2::ENABLE_INVPCID)?;
+            p1(a, P1::INVLPG_EXITING)
+        }),
+        vec![
+            reason(0, 58),
+            qual(0, 0x10),
+            len(0, 7),
+            info(
+                0,
+                ii::invept_invpcid_invvpid(mem64(4, SegReg::Ss), 0) as u64,
+            ),
+            rip_marked(0),
+            exits(2),
+        ],
+    );
+    t.case(
+        VmxCase::guest("INVPCID without \"enable INVPCID\" is #UD", |a, _| {
+            a.mov(eax, 2i32)?;
+            a.invpcid(rax, ptr(rsp))
+        }),
+        vec![reason(0, 18), gpr(15, 0xe06), exits(1)],
+    );
+    t.case(
+        VmxCase::guest("INVPCID enabled runs; a bad type is #GP", |a, _| {
+            a.mov(eax, 2i32)?;
+            a.invpcid(rax, ptr(rsp))?;
+            a.mov(r12d, 1i32)?;
+            a.mov(eax, 4i32)?;
+            a.invpcid(rax, ptr(rsp))
+        })
+        .setup(|a, _| p2(a, P2::ENABLE_INVPCID)),
+        vec![reason(0, 18), gpr(12, 1), gpr(15, 0xe0d), exits(1)],
+    );
+    t.case(
         VmxCase::guest("RDRAND without exiting runs", |a, _| {
             a.xor(ecx, ecx)?;
             a.rdrand(rax)?;
