@@ -1,6 +1,7 @@
 //! Events in VMX non-root operation (SDM Vol. 3C 26.2, "Other Causes of VM
-//! Exits"; 26.5, "Features of VMX Non-Root Operation"; 26.7, "Event
-//! priorities"): exceptions and interrupts against the exception bitmap and
+//! Exits"; 26.4.2, "Treatment of Task Switches"; 26.5, "Features of VMX
+//! Non-Root Operation"; 28.2.4, "Information for VM Exits During Event
+//! Delivery"): exceptions and interrupts against the exception bitmap and
 //! the pin-based controls, the IDT-vectoring information of an exit during
 //! delivery, the instruction-boundary exits (pending exits, monitor trap
 //! flag, VMX-preemption timer, NMI window, interrupt window), triple faults
@@ -117,8 +118,10 @@ pub(super) fn timer_value(m: &Machine) -> Option<u32> {
 }
 
 /// Work at an instruction boundary in VMX non-root operation, in priority
-/// order (SDM Vol. 3C 26.7.?, "Event priorities": a pending MTF exit, then the
-/// VMX-preemption timer, then the NMI window, then the interrupt window).
+/// order: a pending exit (TPR below threshold after VM entry, a pending MTF
+/// exit), the monitor trap flag (SDM Vol. 3C 26.5.2, "Monitor Trap Flag"),
+/// then the VMX-preemption timer, the NMI window and the interrupt window
+/// (26.2, "Other Causes of VM Exits", which states each one's priority).
 /// Returns true if the next slice must be a single instruction (the monitor
 /// trap flag is set).
 pub fn boundary(m: &mut Machine) -> Result<bool, Stop> {
