@@ -114,7 +114,7 @@ impl Machine {
             trap_rip: 0,
             mmu,
             tctx: Self::reset_context(),
-            virt: crate::virt::Virt::default(),
+            virt: crate::virt::Virt::new(&config.model),
             extra_steps: 0,
             dbg: crate::debug::DebugState::default(),
             config,
@@ -150,9 +150,10 @@ impl Machine {
             Some(n) => n - self.steps(),
             None => u64::MAX,
         };
-        if let Err(stop) = self.service_boundary() {
-            return Some(stop);
-        }
+        let guest_step = match self.service_boundary() {
+            Ok(step) => step,
+            Err(stop) => return Some(stop),
+        };
         if self.cpu.events.halted {
             return None;
         }
@@ -160,7 +161,7 @@ impl Machine {
         let shadow = ev.sti_blocking || ev.movss_blocking;
         let single_step = self.cpu.flags.has(Rflags::TF);
         let resume = self.cpu.flags.has(Rflags::RF);
-        if shadow || single_step || resume || self.dbg.any() {
+        if shadow || single_step || resume || guest_step || self.dbg.any() {
             budget = 1;
             if let Some(stop) = self.before_single_instruction(resume) {
                 return stop;
@@ -173,8 +174,9 @@ impl Machine {
         let world = self.virt.mode;
         let result = self.execute(block, budget);
         // The shadow covers exactly one instruction (SDM Vol. 3A 6.8.3). A VM
-        // exit on that instruction saves it for the guest (APM Vol. 2 15.6,
-        // SDM Vol. 3C 28.3.1.5); a VM entry loaded the guest's own.
+        // exit the instruction causes saves it as guest interruptibility state
+        // (SDM Vol. 3C 28.3.4, APM Vol. 2 15.6); a VM entry loaded the
+        // guest's own.
         let exiting = matches!(result, Err(Event::GuestExit(_)));
         if shadow && !exiting && self.virt.mode == world {
             self.cpu.events.sti_blocking = false;
@@ -266,7 +268,7 @@ impl Machine {
                     error_code: None,
                     source: crate::interrupt::Source::Exception,
                     return_rip: self.cpu.rip,
-                    cr2: None,
+                    payload: None,
                     push_rf: false,
                 };
                 return Some(self.deliver(d).err());
@@ -286,16 +288,20 @@ impl Machine {
         self.stats.cycles += cost as u64;
     }
 
-    /// Work at an instruction boundary: wake from HLT, deliver pending events.
-    fn service_boundary(&mut self) -> Result<(), Stop> {
-        if self.in_guest() {
-            self.guest_boundary()?;
-        }
+    /// Work at an instruction boundary: the exits a guest takes there, waking
+    /// from HLT, delivering pending events. Returns true if the next slice
+    /// must be a single instruction (monitor trap flag).
+    fn service_boundary(&mut self) -> Result<bool, Stop> {
+        let step = if self.in_guest() {
+            self.guest_boundary()?
+        } else {
+            false
+        };
         if self.cpu.events.halted {
             // No interrupt source is modelled yet: nothing can wake the CPU.
             return Err(Stop::HaltForever);
         }
-        Ok(())
+        Ok(step)
     }
 
     /// Delivers an event raised by an instruction; returns a stop if the machine

@@ -71,7 +71,7 @@ features! {
     Sse3 = "pni", L1Ecx, 0, false;
     Pclmulqdq = "pclmulqdq", L1Ecx, 1, false;
     Monitor = "monitor", L1Ecx, 3, true;
-    Vmx = "vmx", L1Ecx, 5, false;
+    Vmx = "vmx", L1Ecx, 5, true;
     Ssse3 = "ssse3", L1Ecx, 9, false;
     Cx16 = "cx16", L1Ecx, 13, true;
     Pcid = "pcid", L1Ecx, 17, true;
@@ -155,6 +155,12 @@ pub struct CpuModel {
     pub widths: mmu::AddressWidths,
     /// Features the model has (implemented or not).
     pub features: BTreeSet<Feature>,
+    /// The VMX capabilities, if the model has VT-x and overrides the
+    /// binding's own preset (`virt::vmx::caps`). Used as given: a preset that
+    /// advertises a control whose non-root behaviour nestemu lacks is for
+    /// exercising VM-entry checks, not for running hypervisors.
+    #[serde(default)]
+    pub vmx: Option<vmx_model::VmxFeatures>,
 }
 
 const BASE_FEATURES: &[Feature] = &[
@@ -228,6 +234,7 @@ impl CpuModel {
                 linear_bits: 57,
             },
             features,
+            vmx: None,
         }
     }
 
@@ -248,6 +255,7 @@ impl CpuModel {
                 linear_bits: 48,
             },
             features,
+            vmx: None,
         }
     }
 

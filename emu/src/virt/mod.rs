@@ -192,6 +192,20 @@ pub struct Virt {
     pub vmx: vmx::VmxCpu,
     /// AMD-V state.
     pub svm: svm::SvmCpu,
+    /// The event being delivered through the guest's IDT, while it is: a VM
+    /// exit in the middle (an EPT violation on the stack push) records it as
+    /// IDT-vectoring information / EXITINTINFO.
+    pub delivering: Option<crate::interrupt::Delivery>,
+}
+
+impl Virt {
+    /// The virtualization state of a processor of `model` after reset.
+    pub fn new(model: &crate::cpu::cpuid::CpuModel) -> Self {
+        Self {
+            vmx: vmx::VmxCpu::new(model),
+            ..Self::default()
+        }
+    }
 }
 
 impl Machine {
@@ -291,21 +305,26 @@ impl Machine {
 
 impl Machine {
     /// Work at an instruction boundary while a guest runs, before the halt
-    /// check: pending virtual interrupts and NMIs, trap-like VM exits.
+    /// check: pending virtual interrupts and NMIs, exits that wait for a
+    /// boundary (monitor trap flag, preemption timer, interrupt and NMI
+    /// windows). Returns true if the next slice must be one instruction.
     #[inline]
-    pub(crate) fn guest_boundary(&mut self) -> Result<(), crate::event::Stop> {
+    pub(crate) fn guest_boundary(&mut self) -> Result<bool, crate::event::Stop> {
         match self.virt.mode {
-            GuestMode::SvmGuest => svm::events::boundary(self),
-            _ => Ok(()),
+            GuestMode::SvmGuest => svm::events::boundary(self).map(|()| false),
+            GuestMode::VmxNonRoot => vmx::boundary(self),
+            GuestMode::Host => Ok(false),
         }
     }
 
     /// A shutdown condition (triple fault): a VM exit if a guest runs and its
-    /// hypervisor intercepts it, else the machine stops.
+    /// hypervisor gets it (always for VMX, SDM Vol. 3C 26.2; by intercept for
+    /// SVM), else the machine stops.
     pub(crate) fn shutdown(&mut self, why: String) -> Result<(), crate::event::Stop> {
         match self.virt.mode {
             GuestMode::SvmGuest => svm::events::shutdown(self, why),
-            _ => Err(crate::event::Stop::Shutdown(why)),
+            GuestMode::VmxNonRoot => vmx::triple_fault(self),
+            GuestMode::Host => Err(crate::event::Stop::Shutdown(why)),
         }
     }
 
@@ -315,8 +334,42 @@ impl Machine {
     pub fn context_tsc(&self, host_tsc: u64) -> u64 {
         match self.virt.mode {
             GuestMode::SvmGuest => svm::discovery::tsc(self, host_tsc),
-            _ => host_tsc,
+            GuestMode::VmxNonRoot => vmx::guest_tsc(self, host_tsc),
+            GuestMode::Host => host_tsc,
         }
+    }
+}
+
+/// The value MOV from CR0/CR4 and SMSW return (read shadows in VMX non-root
+/// operation).
+#[inline]
+pub fn cr_read(m: &Machine, cr: u8, real: u64) -> u64 {
+    match m.virt.mode {
+        GuestMode::VmxNonRoot => vmx::cr_read(m, cr, real),
+        _ => real,
+    }
+}
+
+/// The value MOV to CR0/CR4, LMSW and CLTS load (guest/host masks, VMX-fixed
+/// bits), or the fault.
+#[inline]
+pub fn cr_write(m: &Machine, cr: u8, value: u64) -> Result<u64, Event> {
+    vmx::cr_write(m, cr, value)
+}
+
+/// MOV from CR8 when the hypervisor virtualizes it (TPR shadow), else `None`.
+pub fn cr8_read(m: &mut Machine) -> Option<u64> {
+    match m.virt.mode {
+        GuestMode::VmxNonRoot => vmx::cr8_read(m),
+        _ => None,
+    }
+}
+
+/// MOV to CR8 when the hypervisor virtualizes it (TPR shadow), else `None`.
+pub fn cr8_write(m: &mut Machine, v: u64) -> Option<Flow> {
+    match m.virt.mode {
+        GuestMode::VmxNonRoot => vmx::cr8_write(m, v),
+        _ => None,
     }
 }
 

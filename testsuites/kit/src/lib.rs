@@ -19,6 +19,7 @@ pub mod rt16;
 pub mod rt32;
 pub mod rt64;
 pub mod svm;
+pub mod vmx;
 
 pub use asm::{Asm, AsmResult, Chunk, Label};
 pub use program::{Built, Program};

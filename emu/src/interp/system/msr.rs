@@ -46,7 +46,8 @@ fn pat_valid(v: u64) -> bool {
 
 impl Machine {
     /// The time-stamp counter: modelled cycles plus the software offset
-    /// (SDM Vol. 3B 18.17).
+    /// (SDM Vol. 3B 18.17), as the running guest sees it (TSC offsetting and
+    /// scaling in VMX non-root operation, SDM Vol. 3C 26.3).
     pub fn tsc(&self) -> u64 {
         let host = self
             .stats

@@ -134,7 +134,7 @@ fn inject_event(m: &mut Machine, ev: &InjectedEvent) -> Flow {
         error_code: ev.error_code,
         source,
         return_rip: ev.return_rip,
-        cr2: None,
+        payload: None,
         push_rf: false,
     };
     // A fault while delivering a software interrupt is reported on the
