@@ -1,6 +1,8 @@
 //! MMX, SSE, SSE2, SSE3, SSSE3, SSE4.1 and SSE4.2 instructions (SDM Vol. 1
 //! chapters 9-12; Vol. 2 entries).
 
+pub mod fp;
+
 use super::Handler;
 use crate::cost::InsnClass;
 use crate::machine::Machine;
