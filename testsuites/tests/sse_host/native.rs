@@ -3,33 +3,31 @@
 //! stores the state back; #XM arrives as SIGFPE and resumes after it.
 
 use super::{State, MEM, OFF_GPR, OFF_MM, OFF_MXIN, OFF_MXOUT, OFF_RFIN, OFF_RFOUT};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::cell::Cell;
 
 /// An executable page with the routine around one instruction.
 pub struct Native {
     page: *mut u8,
 }
 
-/// Set by the SIGFPE handler: the instruction raised #XM.
-static FAULTED: AtomicBool = AtomicBool::new(false);
-static FAULT_MXCSR: AtomicU32 = AtomicU32::new(0);
-/// Where to resume after a fault (the address after the instruction).
-static RESUME: AtomicU64 = AtomicU64::new(0);
-/// One native run at a time (the handler state is global).
-static NATIVE: Mutex<()> = Mutex::new(());
+thread_local! {
+    /// Set by the SIGFPE handler: MXCSR when the instruction raised #XM.
+    static FAULT: Cell<Option<u32>> = const { Cell::new(None) };
+    /// Where to resume after a fault (the address after the instruction).
+    /// Per thread: the signal arrives on the thread that faulted, and the
+    /// test threads run their own routines concurrently.
+    static RESUME: Cell<u64> = const { Cell::new(0) };
+}
 
 extern "C" fn on_sigfpe(_: libc::c_int, _: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid ucontext_t for SA_SIGINFO handlers;
-    // fpregs points at the saved FXSAVE-format state.
+    // fpregs points at the saved FXSAVE-format state, whose MXCSR holds the
+    // flags the faulting instruction recorded.
     unsafe {
         let uc = ctx as *mut libc::ucontext_t;
         let fp = (*uc).uc_mcontext.fpregs;
-        FAULT_MXCSR.store((*fp).mxcsr, Ordering::SeqCst);
-        // Clear the flags so the routine's STMXCSR reports only what the
-        // handler saw, and mask nothing new.
-        FAULTED.store(true, Ordering::SeqCst);
-        (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] = RESUME.load(Ordering::SeqCst) as i64;
+        FAULT.with(|f| f.set(Some((*fp).mxcsr)));
+        (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] = RESUME.with(|r| r.get()) as i64;
     }
 }
 
@@ -37,7 +35,7 @@ fn install_handler() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // SAFETY: a plain sigaction installation with a handler that only
-        // touches atomics and the interrupted context.
+        // touches thread-locals and the interrupted context.
         unsafe {
             let mut sa: libc::sigaction = core::mem::zeroed();
             sa.sa_sigaction = on_sigfpe as *const () as usize;
@@ -75,25 +73,22 @@ impl Native {
         assert_eq!(&code[at..at + insn.len()], insn);
         // SAFETY: the page is ours, writable and 4096 bytes long.
         unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), self.page, code.len()) };
-        RESUME.store(base + (at + insn.len()) as u64, Ordering::SeqCst);
+        RESUME.with(|r| r.set(base + (at + insn.len()) as u64));
     }
 
     /// Runs the loaded routine on `st` with the test memory `mem`; returns
     /// the MXCSR seen at an #XM, if one was raised.
     pub fn run(&self, st: &mut State, mem: &mut [u8; MEM]) -> Option<u32> {
-        let _guard = NATIVE.lock().unwrap_or_else(|e| e.into_inner());
         st.gpr[4] = mem.as_mut_ptr() as u64;
         st.gpr[5] = mem.as_mut_ptr() as u64;
-        FAULTED.store(false, Ordering::SeqCst);
+        FAULT.with(|f| f.set(None));
         // SAFETY: the page holds a complete routine following the SysV ABI
         // that reads and writes only `st` and the memory RBX/RDI point at.
         unsafe {
             let f: extern "sysv64" fn(*mut State) = core::mem::transmute(self.page);
             f(st);
         }
-        FAULTED
-            .load(Ordering::SeqCst)
-            .then(|| FAULT_MXCSR.load(Ordering::SeqCst))
+        FAULT.with(|f| f.get())
     }
 }
 

@@ -9,8 +9,8 @@ use crate::machine::Machine;
 use iced_x86::Instruction;
 use mmu::Rflags;
 
-/// Evaluates legacy predicate `p` (imm8[2:0], SDM Vol. 2 table 3-? "Comparison
-/// predicate for CMPPD and CMPPS instructions"): EQ, LT, LE, UNORD, NEQ, NLT,
+/// Evaluates legacy predicate `p` (imm8[2:0], SDM Vol. 2A "CMPPS", table
+/// "Comparison predicate for CMPPD and CMPPS instructions"): EQ, LT, LE, UNORD, NEQ, NLT,
 /// NLE, ORD. LT, LE, NLT and NLE signal on QNaNs.
 #[inline(always)]
 fn predicate<F: Format>(env: &mut Env, a: u64, b: u64, p: u32) -> u64 {

@@ -1,6 +1,6 @@
 //! Views of a 128-bit (or, zero-extended, 64-bit) vector as lanes, and the
 //! lane-wise maps the packed instructions are written with. Lane 0 is the
-//! least significant (SDM Vol. 1 figure 11-? "Packed data types").
+//! least significant (SDM Vol. 1 11.2.2 "SSE2 data types").
 
 /// The 16 bytes.
 #[inline(always)]

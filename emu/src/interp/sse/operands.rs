@@ -1,10 +1,12 @@
-//! What every MMX/SSE handler starts with: the availability checks of SDM
-//! Vol. 3A 2.5 and 13.1-13.4 (CR0.EM, CR0.TS, CR4.OSFXSR, pending x87
-//! errors), MMX and XMM register access, the MMX/x87 state transition, the
-//! operand reads and writes (with the 16-byte alignment rule of legacy SSE,
-//! SDM Vol. 1 11.4.1? "Data alignment"; Vol. 2 "Exceptions" of each
-//! entry), and the MXCSR update that ends a floating-point instruction
-//! (SDM Vol. 1 11.5.1-11.5.3).
+//! What every MMX/SSE handler starts with: the availability checks (SDM
+//! Vol. 3A 2.5 "Control registers", 13.1.4 "Initialization of the SSE
+//! extensions", 12.1 "Emulation of the MMX instruction set"), MMX and XMM
+//! register access, the MMX/x87 state transition (Vol. 3A 12.2 "Effect of
+//! MMX, x87 FPU, FXSAVE and FXRSTOR instructions on the x87 FPU tag word"),
+//! the operand reads and writes with legacy SSE's 16-byte alignment rule
+//! (Vol. 1 4.1.1 "Alignment of words, doublewords, quadwords, and double
+//! quadwords"; the "Exceptions" section of each Vol. 2 entry), and the MXCSR
+//! update that ends a floating-point instruction (Vol. 1 11.5.1-11.5.3).
 
 use super::fp::{flag, mxcsr, Env};
 use crate::event::{Event, Flow};
@@ -18,10 +20,10 @@ const FSW_ES: u16 = 1 << 7;
 /// FSW.TOP, bits 11-13.
 const FSW_TOP: u16 = 7 << 11;
 
-/// The checks of an SSE-family instruction (SDM Vol. 3A table 13-? "Action
-/// taken for combinations of OSFXSR, OSXMMEXCPT, SSE/SSE2/SSE3 feature
-/// flags, EM, MP and TS"): #UD if CR0.EM = 1 or CR4.OSFXSR = 0, then #NM if
-/// CR0.TS = 1.
+/// The checks of an SSE-family instruction (SDM Vol. 3A 13.1.4 and the
+/// "SIMD floating-point exceptions" / "Other exceptions" tables of Vol. 2
+/// chapter 3, e.g. "Type 1 class exception conditions"): #UD if CR0.EM = 1
+/// or CR4.OSFXSR = 0, then #NM if CR0.TS = 1.
 #[inline(always)]
 pub fn sse_check(m: &Machine) -> Result<(), Event> {
     let sys = &m.cpu.sys;
@@ -34,10 +36,10 @@ pub fn sse_check(m: &Machine) -> Result<(), Event> {
     Ok(())
 }
 
-/// The checks of an MMX instruction (SDM Vol. 3A 12.? table 12-1? "Effects
-/// of MMX instructions on x87 FPU state", Vol. 2 "Numeric exceptions"
-/// sections): #UD if CR0.EM = 1, #NM if CR0.TS = 1, #MF if an unmasked x87
-/// exception is pending.
+/// The checks of an MMX instruction (SDM Vol. 3A 12.1 and 12.5 "Exception
+/// handling in MMX code"; Vol. 2 "Exception conditions for legacy SIMD/MMX
+/// instructions"): #UD if CR0.EM = 1, #NM if CR0.TS = 1, #MF if an unmasked
+/// x87 exception is pending. CR4.OSFXSR does not matter.
 #[inline(always)]
 pub fn mmx_check(m: &Machine) -> Result<(), Event> {
     let cr0 = m.cpu.sys.cr0;
@@ -88,7 +90,7 @@ pub enum Mem {
 
 impl Machine {
     /// MMX register `n`: the low 64 bits of physical x87 register `n`
-    /// (SDM Vol. 1 9.5.1? "MMX technology register aliasing").
+    /// (SDM Vol. 1 9.5 "Compatibility with x87 FPU architecture").
     #[inline(always)]
     pub fn mm(&self, n: usize) -> u64 {
         let r = &self.cpu.fpu.st[n];
@@ -96,7 +98,7 @@ impl Machine {
     }
 
     /// Writes MMX register `n`; the x87 register's sign and exponent (bits
-    /// 64-79) become all ones (SDM Vol. 1 9.5.1? table 9-? "Effects of MMX
+    /// 64-79) become all ones (SDM Vol. 3A table 12-1, "Effects of MMX
     /// instructions on x87 FPU state").
     #[inline(always)]
     pub fn set_mm(&mut self, n: usize, v: u64) {
@@ -107,7 +109,7 @@ impl Machine {
     }
 
     /// The x87-to-MMX transition every MMX instruction except EMMS makes:
-    /// TOP = 0 and all tags valid (SDM Vol. 1 9.5.2? "Transitions between
+    /// TOP = 0 and all tags valid (SDM Vol. 1 9.5.3 "Transitions between
     /// x87 FPU and MMX code").
     #[inline(always)]
     pub fn mmx_enter(&mut self) {

@@ -66,7 +66,8 @@ pub fn from_int<F: Format>(env: &mut Env, v: i64) -> u64 {
 /// `F` → a signed integer of `bits` (32 or 64) bits, rounded with `rc`
 /// (MXCSR's for CVT*, toward zero for CVTT*). NaNs, infinities and values out
 /// of range give the "integer indefinite" (the most negative integer) with
-/// IE; otherwise PE if inexact (SDM Vol. 1 11.5.2.1? "invalid operation"; Vol.
+/// IE; otherwise PE if inexact (SDM Vol. 1 4.2.2 "Floating-point data types",
+/// integer indefinite; 11.5.2.1 "Invalid operation exception (#I)"; Vol.
 /// 2 CVTSS2SI). Returns the value zero-extended from `bits`.
 pub fn to_int<F: Format>(env: &mut Env, a: u64, bits: u32, rc: Rounding) -> u64 {
     let a = daz::<F>(env, a);

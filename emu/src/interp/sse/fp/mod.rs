@@ -9,10 +9,10 @@
 //!   and raise no DE) (Vol. 1 10.2.3.3, 10.2.3.4);
 //! - tininess is detected after rounding; a masked underflow is reported only
 //!   when the result is also inexact, an unmasked one whenever the result is
-//!   tiny (Vol. 1 4.9.1.5, 11.5.2.4? "Numeric underflow exception");
+//!   tiny (Vol. 1 4.9.1.5 "Numeric underflow exception (#U)");
 //! - NaN propagation takes the first source operand's NaN when there is one,
 //!   quieted, else the second's; invalid operations give the default "QNaN
-//!   floating-point indefinite" (Vol. 1 4.8.3.7, table 4-7 "Rules for handling
+//!   floating-point indefinite" (Vol. 1 4.8.3.5 table 4-7 "Rules for handling
 //!   NaNs", 4.8.3.7 "QNaN floating-point indefinite");
 //! - a denormal operand raises DE unless a NaN, an invalid operation or a
 //!   division by zero takes precedence (Vol. 1 4.9.2 "Floating-point exception
