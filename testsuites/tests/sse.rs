@@ -55,7 +55,6 @@ fn mxcsr_to_edi(a: &mut Asm) -> AsmResult {
 
 fn program() -> Program {
     let mut p = Program::new();
-    p.no_long_mode = true;
 
     p.prot_case("cpuid advertises the set", |a| {
         a.mov(eax, 1i32)?;
@@ -252,7 +251,74 @@ fn program() -> Program {
         a.mov(esi, 0xffff_ffffu32 as i32)?;
         a.crc32(esi, byte_ptr(DATA))
     });
+    long_cases(&mut p);
     p
+}
+
+/// Long-mode cases: XMM8-XMM15, REX.W forms and RIP-relative operands,
+/// the exception rules again under paging.
+fn long_cases(p: &mut Program) {
+    p.long_case("long: high registers and 64-bit forms", |a| {
+        enable_sse64(a)?;
+        a.mov(rax, -3i64)?;
+        a.cvtsi2sd(xmm8, rax)?; // -3.0
+        a.mov(rcx, 0x4000_0000_0000_0000i64)?; // 2.0
+        a.movq(xmm15, rcx)?;
+        a.mulsd(xmm8, xmm15)?; // -6.0
+        a.cvttsd2si(rdx, xmm8)?;
+        a.movq(rbx, xmm8)?;
+        a.mov(rsi, 0x1122_3344_5566_7788i64)?;
+        a.pinsrq(xmm9, rsi, 1)?;
+        a.pextrq(rdi, xmm9, 1)?;
+        a.mov(r8, -1i64)?;
+        a.crc32(r8, r8)?;
+        a.stmxcsr(dword_ptr(DATA + 0x80))?;
+        a.mov(r9d, dword_ptr(DATA + 0x80))
+    });
+    p.long_case("long: rip-relative operand", |a| {
+        enable_sse64(a)?;
+        let mut data = a.label();
+        let mut over = a.label();
+        a.movups(xmm10, xmmword_ptr(data.l))?;
+        a.movq(rax, xmm10)?;
+        a.jmp(over.l)?;
+        a.set(&mut data)?;
+        a.dq(&[0x0123_4567_89ab_cdef, 0])?;
+        a.set(&mut over)?;
+        a.nop()
+    });
+    p.long_case("long: misaligned movdqa is gp", |a| {
+        enable_sse64(a)?;
+        a.mov(rax, (DATA + 4) as i64)?;
+        a.movdqa(xmm11, xmmword_ptr(rax))
+    });
+    p.long_case("long: cr0.ts is nm", |a| {
+        enable_sse64(a)?;
+        a.mov(rax, cr0)?;
+        a.or(rax, CR0_TS)?;
+        a.mov(cr0, rax)?;
+        a.pxor(xmm12, xmm12)
+    });
+    p.long_case("long: unmasked invalid is xm", |a| {
+        enable_sse64(a)?;
+        a.mov(dword_ptr(DATA), 0x1f80 & !(1 << 7))?;
+        a.ldmxcsr(dword_ptr(DATA))?;
+        a.xorps(xmm13, xmm13)?;
+        a.divps(xmm13, xmm13) // 0/0
+    });
+}
+
+/// [`enable_sse`] for 64-bit code.
+fn enable_sse64(a: &mut Asm) -> AsmResult {
+    a.mov(rax, cr4)?;
+    a.or(rax, CR4_OSFXSR | CR4_OSXMMEXCPT)?;
+    a.mov(cr4, rax)?;
+    a.mov(rax, cr0)?;
+    a.and(rax, !(CR0_TS | CR0_EM))?;
+    a.mov(cr0, rax)?;
+    a.mov(dword_ptr(DATA), 0x1f80i32)?;
+    a.ldmxcsr(dword_ptr(DATA))?;
+    a.xor(eax, eax)
 }
 
 fn outcome() -> Outcome {
@@ -347,6 +413,22 @@ fn sse_guest_suite() {
     assert_eq!(r.gprs[0] as u32, 0x0f0e_0d0c, "PSHUFD");
     let crc = nestemu_crc(0xffff_ffff, 0x00);
     assert_eq!(r.gprs[6] as u32, crc, "CRC32");
+
+    let r = rec("long: high registers and 64-bit forms");
+    assert_eq!(exception(r), None);
+    assert_eq!(r.gprs[2] as i64, -6);
+    assert_eq!(r.gprs[3], (-6.0f64).to_bits());
+    assert_eq!(r.gprs[7], 0x1122_3344_5566_7788);
+    let crc = (0..8).fold(0xffff_ffffu32, |c, _| nestemu_crc(c, 0xff));
+    assert_eq!(r.gprs[8], crc as u64, "CRC32 r64 zero-extends");
+    assert_eq!(r.gprs[9] as u32, 0x1f80, "all exact");
+    let r = rec("long: rip-relative operand");
+    assert_eq!(exception(r), None);
+    assert_eq!(r.gprs[0], 0x0123_4567_89ab_cdef);
+    let r = rec("long: misaligned movdqa is gp");
+    assert_eq!(r.exception.map(|e| (e.0, e.1)), Some((13, 0)));
+    assert_eq!(exception(rec("long: cr0.ts is nm")), Some(7));
+    assert_eq!(exception(rec("long: unmasked invalid is xm")), Some(19));
 }
 
 /// CRC-32C of one byte, bit by bit (the reference for the CRC32 case).
