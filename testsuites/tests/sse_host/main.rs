@@ -258,41 +258,14 @@ fn differential(cases_per_code: u64, unmasked: bool, seed: u64) {
             native.load(&bytes);
             let st0 = state(&mut r, unmasked);
             let mem0 = memory(&mut r);
-            let (mut hs, mut hm) = (st0, mem0);
-            let fault = native.run(&mut hs, &mut hm);
-            let (mut es, mut em) = (st0, mem0);
-            let ev = emu.run(&mut es, &mut em, &decoded);
             t.cases += 1;
-            // The host's pointers differ from the guest's; RBX/RDI are inputs.
-            hs.gpr[4..].copy_from_slice(&es.gpr[4..]);
-            let mut ok = match (fault, &ev) {
-                (None, None) => {
-                    let same_flags = hs.rflags_out & STATUS == es.rflags_out & STATUS;
-                    if approximate(code) {
-                        approx_ok(code, &hs, &es, &decoded) && hm == em
-                    } else {
-                        hs.xmm == es.xmm
-                            && hs.mm == es.mm
-                            && hs.gpr == es.gpr
-                            && hs.mxcsr_out == es.mxcsr_out
-                            && same_flags
-                            && hm == em
+            match compare(&mut native, &mut emu, &decoded, &st0, &mem0) {
+                Ok(faulted) => t.faults += faulted as u64,
+                Err(e) => {
+                    t.mismatches += 1;
+                    if failures.len() < 40 {
+                        failures.push(e);
                     }
-                }
-                (Some(mx), Some(Event::Exception(e))) if e.vector == mmu::Vector::XM => {
-                    t.faults += 1;
-                    // No destination written; MXCSR holds the recorded flags.
-                    mx == es.mxcsr_out && es.xmm == st0.xmm && em == mem0
-                }
-                _ => false,
-            };
-            if approximate(code) && fault.is_none() && ev.is_none() {
-                ok &= hs.mxcsr_out == es.mxcsr_out;
-            }
-            if !ok {
-                t.mismatches += 1;
-                if failures.len() < 40 {
-                    failures.push(describe(&decoded, &st0, &mem0, &hs, &es, fault, &ev));
                 }
             }
         }
@@ -311,6 +284,50 @@ fn differential(cases_per_code: u64, unmasked: bool, seed: u64) {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Runs the loaded instruction natively and `insn` in the interpreter from
+/// the same state; `Ok(true)` if both raised #XM alike, `Ok(false)` if both
+/// completed alike, otherwise a description of the difference.
+fn compare(
+    native: &mut Native,
+    emu: &mut Emu,
+    insn: &Instruction,
+    st0: &State,
+    mem0: &[u8; MEM],
+) -> Result<bool, String> {
+    let code = insn.code();
+    let (mut hs, mut hm) = (*st0, *mem0);
+    let fault = native.run(&mut hs, &mut hm);
+    let (mut es, mut em) = (*st0, *mem0);
+    let ev = emu.run(&mut es, &mut em, insn);
+    // The host's pointers differ from the guest's; RBX/RDI are inputs.
+    hs.gpr[4..].copy_from_slice(&es.gpr[4..]);
+    let ok = match (fault, &ev) {
+        (None, None) => {
+            let same_flags = hs.rflags_out & STATUS == es.rflags_out & STATUS;
+            if approximate(code) {
+                approx_ok(code, &hs, &es, insn) && hm == em && hs.mxcsr_out == es.mxcsr_out
+            } else {
+                hs.xmm == es.xmm
+                    && hs.mm == es.mm
+                    && hs.gpr == es.gpr
+                    && hs.mxcsr_out == es.mxcsr_out
+                    && same_flags
+                    && hm == em
+            }
+        }
+        // No destination written; MXCSR holds the recorded flags.
+        (Some(mx), Some(Event::Exception(e))) if e.vector == mmu::Vector::XM => {
+            mx == es.mxcsr_out && es.xmm == st0.xmm && em == *mem0
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(fault.is_some())
+    } else {
+        Err(describe(insn, st0, mem0, &hs, &es, fault, &ev))
+    }
 }
 
 fn describe(
@@ -373,4 +390,150 @@ fn masked_exceptions() {
 #[test]
 fn unmasked_exceptions() {
     differential(1500, true, 0x5eed_0002);
+}
+
+/// binary32 values at the edges: zeros, denormals, around the smallest
+/// normal (tininess before/after rounding), around one, the largest finite,
+/// infinity, NaNs, halves (ties) and the 32-bit integer limits.
+const EDGE_F32: [u32; 24] = [
+    0x0000_0000,
+    0x0000_0001,
+    0x0040_0000,
+    0x0040_0001,
+    0x007f_ffff,
+    0x0080_0000,
+    0x0080_0001,
+    0x0080_000f,
+    0x3f00_0000,
+    0x3f7f_fffd,
+    0x3f7f_fffe,
+    0x3f7f_ffff,
+    0x3f80_0000,
+    0x3f80_0001,
+    0x3fc0_0000,
+    0x4020_0000,
+    0x4f00_0000,
+    0x4eff_ffff,
+    0x7f7f_fffe,
+    0x7f7f_ffff,
+    0x7f80_0000,
+    0x7fc0_0001,
+    0x7f80_0001,
+    0x3400_0000,
+];
+
+/// binary64 values at the edges, including those that convert to binary32
+/// at its underflow and overflow thresholds.
+const EDGE_F64: [u64; 26] = [
+    0x0000_0000_0000_0000,
+    0x0000_0000_0000_0001,
+    0x000f_ffff_ffff_ffff,
+    0x0010_0000_0000_0000,
+    0x0010_0000_0000_0001,
+    0x3fe0_0000_0000_0000,
+    0x3fef_ffff_ffff_fffe,
+    0x3fef_ffff_ffff_ffff,
+    0x3ff0_0000_0000_0000,
+    0x3ff0_0000_0000_0001,
+    0x3ff8_0000_0000_0000,
+    0x7fef_ffff_ffff_ffff,
+    0x7ff0_0000_0000_0000,
+    0x7ff8_0000_0000_0001,
+    0x7ff0_0000_0000_0001,
+    0x41e0_0000_0000_0000, // 2^31
+    0x41df_ffff_ffe0_0000, // 2^31 - 1
+    0x41df_ffff_fff0_0000, // 2^31 - 0.5
+    0x43e0_0000_0000_0000, // 2^63
+    0x380f_ffff_f000_0000, // 2^-126 (1 - 2^-25)
+    0x380f_ffff_e000_0000, // 2^-126 (1 - 2^-24)
+    0x380f_ffff_efff_ffff, // just below 2^-126 (1 - 2^-25)
+    0x36a0_0000_0000_0000, // 2^-149
+    0x3690_0000_0000_0000, // 2^-150
+    0x47ef_ffff_f000_0000, // the binary32 maximum, rounded up half an ulp
+    0x47ef_ffff_efff_ffff, // just below it
+];
+
+/// Exhaustive pairs of edge operands for the scalar instructions whose
+/// rounding, tininess, overflow, NaN and conversion rules matter most, under
+/// every rounding mode, FTZ and DAZ, all exceptions masked or unmasked.
+#[test]
+fn edge_operands() {
+    use iced_x86::code_asm::*;
+    let mut native = Native::new();
+    let mut emu = Emu::new();
+    let mut failures = Vec::new();
+    let (mut cases, mut faults) = (0u64, 0u64);
+    type Gen = fn(&mut CodeAssembler) -> Result<(), IcedError>;
+    let f32_ops: [Gen; 11] = [
+        |a| a.mulss(xmm0, xmm1),
+        |a| a.divss(xmm0, xmm1),
+        |a| a.addss(xmm0, xmm1),
+        |a| a.subss(xmm0, xmm1),
+        |a| a.sqrtss(xmm0, xmm1),
+        |a| a.minss(xmm0, xmm1),
+        |a| a.cvtss2sd(xmm0, xmm1),
+        |a| a.cvtss2si(eax, xmm1),
+        |a| a.cvttss2si(rax, xmm1),
+        |a| a.roundss(xmm0, xmm1, 4),
+        |a| a.comiss(xmm0, xmm1),
+    ];
+    let f64_ops: [Gen; 9] = [
+        |a| a.mulsd(xmm0, xmm1),
+        |a| a.divsd(xmm0, xmm1),
+        |a| a.addsd(xmm0, xmm1),
+        |a| a.sqrtsd(xmm0, xmm1),
+        |a| a.maxsd(xmm0, xmm1),
+        |a| a.cvtsd2ss(xmm0, xmm1),
+        |a| a.cvtsd2si(eax, xmm1),
+        |a| a.cvttsd2si(rax, xmm1),
+        |a| a.roundsd(xmm0, xmm1, 1),
+    ];
+    let signed32: Vec<u64> = EDGE_F32
+        .iter()
+        .flat_map(|&v| [v as u64, (v ^ 0x8000_0000) as u64])
+        .collect();
+    let signed64: Vec<u64> = EDGE_F64.iter().flat_map(|&v| [v, v ^ (1 << 63)]).collect();
+    let mut mxcsrs = Vec::new();
+    for rc in 0..4u32 {
+        for mode in [0, 0x8000, 0x40, 0x8040] {
+            for masks in [0x1f80u32, 0] {
+                mxcsrs.push(masks | rc << 13 | mode);
+            }
+        }
+    }
+    let groups: [(&[Gen], &[u64]); 2] = [(&f32_ops, &signed32), (&f64_ops, &signed64)];
+    for (ops, values) in groups {
+        for op in ops {
+            let mut a = CodeAssembler::new(64).unwrap();
+            op(&mut a).unwrap();
+            let bytes = a.assemble(0).unwrap();
+            let insn = Decoder::with_ip(64, &bytes, 0, DecoderOptions::NONE).decode();
+            native.load(&bytes);
+            for &x in values {
+                for &y in values {
+                    for &mx in &mxcsrs {
+                        let st = State {
+                            xmm: [
+                                x as u128, y as u128, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                            ],
+                            mxcsr_in: mx,
+                            rflags_in: 0x202,
+                            ..State::default()
+                        };
+                        cases += 1;
+                        match compare(&mut native, &mut emu, &insn, &st, &[0; MEM]) {
+                            Ok(f) => faults += f as u64,
+                            Err(e) if failures.len() < 40 => failures.push(e),
+                            Err(_) => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "SSE edge operands: {cases} cases, {faults} #XM, {} mismatches",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
