@@ -139,7 +139,11 @@ impl Machine {
         self.read_la128(la, how)
     }
 
-    /// Reads 16 bytes at a linear address.
+    /// Reads 16 bytes at a linear address. Misalignment of an aligned
+    /// operand is #GP(0), checked before any page fault. Unaligned 16-byte
+    /// accesses raise no #AC: the SDM leaves that to the implementation (Vol.
+    /// 3A 6.15 "Interrupt 17", MOVUPS/MOVUPD/MOVDQU/LDDQU), and nestemu
+    /// chooses not to.
     #[inline]
     pub fn read_la128(&mut self, la: u64, how: Mem) -> Result<u128, Event> {
         if how == Mem::Aligned && la & 15 != 0 {
