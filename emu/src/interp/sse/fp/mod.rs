@@ -61,8 +61,9 @@ pub mod mxcsr {
     /// Flush to zero.
     pub const FTZ: u32 = 1 << 15;
     /// The bits LDMXCSR may set: MXCSR_MASK with DAZ supported (SDM Vol. 1
-    /// 11.6.6 "Guidelines for writing to the MXCSR register").
-    pub const WRITABLE: u32 = 0xffff;
+    /// 11.6.6 "Guidelines for writing to the MXCSR register"), the one value
+    /// FXSAVE also stores and FXRSTOR checks.
+    pub const WRITABLE: u32 = crate::interp::x87::fxsave::MXCSR_MASK;
     /// The value after reset and FNINIT-independent initialization.
     pub const RESET: u32 = 0x1f80;
 }
