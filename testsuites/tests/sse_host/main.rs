@@ -247,6 +247,9 @@ fn differential(cases_per_code: u64, unmasked: bool, seed: u64) {
         .filter(|c| format!("{c:?}").contains(only.as_str()))
     {
         let name = format!("{code:?}");
+        if std::env::var("SSE_HOST_VERBOSE").is_ok() {
+            eprintln!("{name}");
+        }
         let t = groups.entry(group(code)).or_default();
         for _ in 0..cases_per_code {
             let insn = instance(code, &mut r);

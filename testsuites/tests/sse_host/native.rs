@@ -8,7 +8,13 @@ use std::cell::Cell;
 /// An executable page with the routine around one instruction.
 pub struct Native {
     page: *mut u8,
+    /// The test memory while the routine runs: 16-byte aligned like the
+    /// guest's, so aligned-operand instructions see the same alignment.
+    mem: Box<Aligned>,
 }
+
+#[repr(C, align(64))]
+struct Aligned([u8; MEM]);
 
 thread_local! {
     /// Set by the SIGFPE handler: MXCSR when the instruction raised #XM.
@@ -63,6 +69,7 @@ impl Native {
         install_handler();
         Self {
             page: page as *mut u8,
+            mem: Box::new(Aligned([0; MEM])),
         }
     }
 
@@ -78,9 +85,11 @@ impl Native {
 
     /// Runs the loaded routine on `st` with the test memory `mem`; returns
     /// the MXCSR seen at an #XM, if one was raised.
-    pub fn run(&self, st: &mut State, mem: &mut [u8; MEM]) -> Option<u32> {
-        st.gpr[4] = mem.as_mut_ptr() as u64;
-        st.gpr[5] = mem.as_mut_ptr() as u64;
+    pub fn run(&mut self, st: &mut State, mem: &mut [u8; MEM]) -> Option<u32> {
+        self.mem.0 = *mem;
+        let p = self.mem.0.as_mut_ptr() as u64;
+        st.gpr[4] = p;
+        st.gpr[5] = p;
         FAULT.with(|f| f.set(None));
         // SAFETY: the page holds a complete routine following the SysV ABI
         // that reads and writes only `st` and the memory RBX/RDI point at.
@@ -88,6 +97,7 @@ impl Native {
             let f: extern "sysv64" fn(*mut State) = core::mem::transmute(self.page);
             f(st);
         }
+        *mem = self.mem.0;
         FAULT.with(|f| f.get())
     }
 }
