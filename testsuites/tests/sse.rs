@@ -1,7 +1,7 @@
 //! MMX/SSE guest suite: bare-metal cases in protected mode that check what an
 //! operating system relies on — CPUID, the CR0/CR4 availability rules (#UD
 //! without CR4.OSFXSR, #NM with CR0.TS, #XM or #UD by CR4.OSXMMEXCPT), #GP on a
-//! misaligned MOVAPS, LDMXCSR's reserved bits — and a sample of arithmetic and
+//! misaligned MOVAPS, LDMXCSR's reserved bits, the MMX/x87 state — and a sample of arithmetic and
 //! conversions whose results come back in the case's general registers.
 
 use guestkit::layout::{var, VARS};
@@ -11,6 +11,8 @@ use testsuites::{config, run, Outcome};
 
 /// Scratch memory for the cases (inside the kit's VARS page, 16-aligned).
 const DATA: u64 = VARS + var::TEST_DATA;
+/// A 512-byte FXSAVE area in otherwise unused RAM.
+const FXAREA: u64 = 0x80_0000;
 
 const CR4_OSFXSR: i32 = 1 << 9;
 const CR4_OSXMMEXCPT: i32 = 1 << 10;
@@ -131,6 +133,18 @@ fn program() -> Program {
         enable_sse(a)?;
         a.mov(dword_ptr(DATA), 0x0002_1f80i32)?;
         a.ldmxcsr(dword_ptr(DATA))
+    });
+    p.prot_case("mmx makes the x87 transition", |a| {
+        enable_sse(a)?;
+        a.fninit()?;
+        a.fld1()?; // TOP = 7, one register in use
+        a.movq(mm1, mm2)?; // TOP = 0, every tag valid
+        a.fxsave(ptr(FXAREA))?;
+        a.movzx(eax, byte_ptr(FXAREA + 4))?; // abridged tag word
+        a.movzx(ebx, word_ptr(FXAREA + 2))?; // FSW
+        a.emms()?; // every tag empty
+        a.fxsave(ptr(FXAREA))?;
+        a.movzx(ecx, byte_ptr(FXAREA + 4))
     });
     p.prot_case("single precision", |a| {
         enable_sse(a)?;
@@ -369,6 +383,12 @@ fn sse_guest_suite() {
     assert_eq!(r.exception.map(|e| (e.0, e.1)), Some((13, 0)));
     assert_eq!(rec("misaligned movups is fine").gprs[0] as u32, 0x1234_5678);
     assert_eq!(exception(rec("ldmxcsr reserved bit is gp")), Some(13));
+
+    let r = rec("mmx makes the x87 transition");
+    assert_eq!(exception(r), None);
+    assert_eq!(r.gprs[0], 0xff, "all tags valid after MOVQ");
+    assert_eq!(r.gprs[3] >> 11 & 7, 0, "TOP = 0");
+    assert_eq!(r.gprs[1], 0, "all tags empty after EMMS");
 
     let r = rec("single precision");
     assert_eq!(r.gprs[2], 3);
