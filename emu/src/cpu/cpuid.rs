@@ -64,19 +64,19 @@ features! {
     Pat = "pat", L1Edx, 16, true;
     Pse36 = "pse36", L1Edx, 17, true;
     Clflush = "clflush", L1Edx, 19, true;
-    Mmx = "mmx", L1Edx, 23, false;
+    Mmx = "mmx", L1Edx, 23, true;
     Fxsr = "fxsr", L1Edx, 24, true;
-    Sse = "sse", L1Edx, 25, false;
-    Sse2 = "sse2", L1Edx, 26, false;
-    Sse3 = "pni", L1Ecx, 0, false;
-    Pclmulqdq = "pclmulqdq", L1Ecx, 1, false;
+    Sse = "sse", L1Edx, 25, true;
+    Sse2 = "sse2", L1Edx, 26, true;
+    Sse3 = "pni", L1Ecx, 0, true;
+    Pclmulqdq = "pclmulqdq", L1Ecx, 1, true;
     Monitor = "monitor", L1Ecx, 3, true;
     Vmx = "vmx", L1Ecx, 5, true;
-    Ssse3 = "ssse3", L1Ecx, 9, false;
+    Ssse3 = "ssse3", L1Ecx, 9, true;
     Cx16 = "cx16", L1Ecx, 13, true;
     Pcid = "pcid", L1Ecx, 17, true;
-    Sse41 = "sse4.1", L1Ecx, 19, false;
-    Sse42 = "sse4.2", L1Ecx, 20, false;
+    Sse41 = "sse4.1", L1Ecx, 19, true;
+    Sse42 = "sse4.2", L1Ecx, 20, true;
     X2apic = "x2apic", L1Ecx, 21, false;
     Movbe = "movbe", L1Ecx, 22, true;
     Popcnt = "popcnt", L1Ecx, 23, true;
@@ -183,6 +183,7 @@ const BASE_FEATURES: &[Feature] = &[
     Feature::Sse,
     Feature::Sse2,
     Feature::Sse3,
+    Feature::Pclmulqdq,
     Feature::Ssse3,
     Feature::Cx16,
     Feature::Sse41,
