@@ -29,6 +29,8 @@ pub enum FeatureReg {
     E1Edx,
     /// CPUID.80000007H:EDX.
     E7Edx,
+    /// CPUID.(EAX=0DH,ECX=1):EAX.
+    LdEax,
 }
 
 macro_rules! features {
@@ -81,7 +83,7 @@ features! {
     Movbe = "movbe", L1Ecx, 22, true;
     Popcnt = "popcnt", L1Ecx, 23, true;
     TscDeadline = "tsc-deadline", L1Ecx, 24, false;
-    Xsave = "xsave", L1Ecx, 26, false;
+    Xsave = "xsave", L1Ecx, 26, true;
     Rdrand = "rdrand", L1Ecx, 30, true;
     Fsgsbase = "fsgsbase", L7Ebx, 0, true;
     TscAdjust = "tsc-adjust", L7Ebx, 1, true;
@@ -108,6 +110,10 @@ features! {
     Rdtscp = "rdtscp", E1Edx, 27, true;
     Lm = "lm", E1Edx, 29, true;
     InvTsc = "invtsc", E7Edx, 8, true;
+    Xsaveopt = "xsaveopt", LdEax, 0, true;
+    Xsavec = "xsavec", LdEax, 1, true;
+    Xgetbv1 = "xgetbv1", LdEax, 2, true;
+    Xsaves = "xsaves", LdEax, 3, true;
 }
 
 impl Feature {
@@ -215,6 +221,13 @@ const BASE_FEATURES: &[Feature] = &[
     Feature::Invpcid,
     Feature::Pku,
     Feature::Umip,
+    // Skylake-SP and Zen 2 both have the XSAVE feature set with all four
+    // extensions.
+    Feature::Xsave,
+    Feature::Xsaveopt,
+    Feature::Xsavec,
+    Feature::Xgetbv1,
+    Feature::Xsaves,
 ];
 
 impl CpuModel {
@@ -306,7 +319,7 @@ fn vendor_regs(v: Vendor) -> (u32, u32, u32) {
 
 /// Executes CPUID for `leaf`/`subleaf`: (EAX, EBX, ECX, EDX).
 pub fn cpuid(model: &CpuModel, dynamic: CpuidDynamic, leaf: u32, subleaf: u32) -> [u32; 4] {
-    const MAX_BASIC: u32 = 0x7;
+    const MAX_BASIC: u32 = 0xd;
     const MAX_EXT: u32 = 0x8000_0008;
     let (vb, vd, vc) = vendor_regs(model.vendor);
     match leaf {
@@ -337,6 +350,7 @@ pub fn cpuid(model: &CpuModel, dynamic: CpuidDynamic, leaf: u32, subleaf: u32) -
                 model.reg_bits(FeatureReg::L7Edx),
             ]
         }
+        0xd => xsave_leaf(model, subleaf),
         2..=MAX_BASIC => [0; 4],
         0x8000_0000 => match model.vendor {
             Vendor::Intel => [MAX_EXT, 0, 0, 0],
@@ -379,6 +393,43 @@ pub fn cpuid(model: &CpuModel, dynamic: CpuidDynamic, leaf: u32, subleaf: u32) -
             Vendor::Intel => cpuid(model, dynamic, MAX_BASIC, subleaf),
             Vendor::Amd => [0; 4],
         },
+    }
+}
+
+/// CPUID leaf 0DH, the XSAVE feature set (SDM Vol. 2A CPUID, "Processor
+/// Extended State Enumeration"; Vol. 1 13.2). Sub-leaf 0: the XCR0 bits
+/// supported (EDX:EAX), the area size for XCR0 as it is (EBX) and for every
+/// supported component (ECX); sub-leaf 1: the extensions (EAX), the compacted
+/// size for XCR0 | IA32_XSS (EBX), the IA32_XSS bits supported (EDX:ECX);
+/// sub-leaves of components nestemu lacks: zeros.
+fn xsave_leaf(model: &CpuModel, subleaf: u32) -> [u32; 4] {
+    use crate::interp::xsave::{AREA_SIZE, SUPPORTED_XCR0, SUPPORTED_XSS};
+    if !model.has(Feature::Xsave) {
+        return [0; 4];
+    }
+    // Every subset of x87 | SSE takes the legacy region and the header, so
+    // the sizes do not depend on XCR0 or IA32_XSS.
+    match subleaf {
+        0 => [
+            SUPPORTED_XCR0 as u32,
+            AREA_SIZE,
+            AREA_SIZE,
+            (SUPPORTED_XCR0 >> 32) as u32,
+        ],
+        1 => {
+            let xss = if model.has(Feature::Xsaves) {
+                SUPPORTED_XSS
+            } else {
+                0
+            };
+            [
+                model.reg_bits(FeatureReg::LdEax),
+                AREA_SIZE,
+                xss as u32,
+                (xss >> 32) as u32,
+            ]
+        }
+        _ => [0; 4],
     }
 }
 

@@ -83,6 +83,16 @@ pub enum Intercept {
     },
     /// XSETBV.
     Xsetbv,
+    /// XSAVES, with EDX:EAX & IA32_XSS.
+    Xsaves {
+        /// The requested supervisor components.
+        mask: u64,
+    },
+    /// XRSTORS, with EDX:EAX & IA32_XSS.
+    Xrstors {
+        /// The requested supervisor components.
+        mask: u64,
+    },
     /// INVPCID.
     Invpcid,
     /// RDMSR of an index.

@@ -100,6 +100,7 @@ impl Machine {
             IA32_TSC_AUX if model.has(Feature::Rdtscp) || model.has(Feature::Rdpid) => {
                 c.msr.tsc_aux
             }
+            IA32_XSS if model.has(Feature::Xsaves) => c.msr.xss,
             _ => return None,
         })
     }
@@ -159,6 +160,14 @@ impl Machine {
                 if v != 0 {
                     return gp;
                 }
+            }
+            // Only the supervisor components nestemu has may be enabled
+            // (SDM Vol. 1 13.3; CPUID.(EAX=0DH,ECX=1):EDX:ECX).
+            IA32_XSS if self.config.model.has(Feature::Xsaves) => {
+                if v & !crate::interp::xsave::SUPPORTED_XSS != 0 {
+                    return gp;
+                }
+                self.cpu.msr.xss = v;
             }
             IA32_MISC_ENABLE => self.cpu.msr.misc_enable = v,
             IA32_MTRR_DEF_TYPE => {
