@@ -5,6 +5,17 @@
 //! Accesses no device claims read as all ones and are counted (SDM Vol. 1 18.3
 //! leaves unclaimed I/O undefined; a PC's floating bus reads 0xFF).
 
+pub mod acpi;
+pub mod clock;
+pub mod fw_cfg;
+pub mod ioapic;
+pub mod kbc;
+pub mod lapic;
+pub mod pci;
+pub mod pic;
+pub mod pit;
+pub mod rtc;
+pub mod testdev;
 pub mod uart;
 
 use serde::{Deserialize, Serialize};
