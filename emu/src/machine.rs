@@ -25,6 +25,8 @@ pub struct MachineConfig {
     pub rng_seed: u64,
     /// The cost model.
     pub cost: CostModel,
+    /// The PC platform: clocks, which optional devices exist.
+    pub platform: crate::devices::PlatformConfig,
 }
 
 impl Default for MachineConfig {
@@ -35,6 +37,7 @@ impl Default for MachineConfig {
             max_insns: None,
             rng_seed: 0x6e65_7374_656d_7521,
             cost: CostModel::default(),
+            platform: crate::devices::PlatformConfig::default(),
         }
     }
 }
@@ -92,10 +95,18 @@ impl Machine {
         };
         let mmu = mmu::Mmu::new(tlb).expect("the built-in TLB presets are valid");
         let cpu = Cpu::reset();
+        let model = &config.model;
+        let dev = Devices::new(
+            &config.platform,
+            ram.map.low,
+            ram.map.high,
+            model.has(crate::cpu::cpuid::Feature::X2apic),
+            model.has(crate::cpu::cpuid::Feature::TscDeadline),
+        );
         let mut m = Self {
             cpu,
             ram,
-            dev: Devices::default(),
+            dev,
             code: CodeCache::default(),
             stats: Stats::default(),
             next_rip: 0,
@@ -108,7 +119,18 @@ impl Machine {
             config,
         };
         m.paging_changed();
+        m.install_firmware_tables();
         m
+    }
+
+    /// Leaves in RAM what firmware would: the ACPI tables in the BIOS area
+    /// (when RAM reaches that far).
+    fn install_firmware_tables(&mut self) {
+        for (addr, bytes) in self.dev.acpi_tables() {
+            if self.ram.offset(addr, bytes.len() as u64).is_some() {
+                self.load_phys(addr, &bytes);
+            }
+        }
     }
 
     /// A placeholder context, replaced from the registers in [`Machine::new`].
@@ -224,13 +246,14 @@ impl Machine {
         self.stats.cycles += cost as u64;
     }
 
-    /// Work at an instruction boundary: wake from HLT, deliver pending events.
+    /// Work at an instruction boundary: device events, pending NMIs and
+    /// interrupts, waking from HLT. One comparison when nothing is due.
+    #[inline(always)]
     fn service_boundary(&mut self) -> Result<(), Stop> {
-        if self.cpu.events.halted {
-            // No interrupt source is modelled yet: nothing can wake the CPU.
-            return Err(Stop::HaltForever);
+        if self.stats.cycles < self.dev.check_at && !self.cpu.events.halted {
+            return Ok(());
         }
-        Ok(())
+        self.service_interrupts()
     }
 
     /// Delivers an event raised by an instruction; returns a stop if the machine
