@@ -217,3 +217,11 @@ pub fn cpuid(a: &mut Asm, leaf: u32, reg: u8) -> AsmResult {
         _ => a.mov(eax, edx),
     }
 }
+
+/// Emits: give an interrupt just raised time to arrive. The architecture
+/// does not promise delivery at the very next instruction boundary (QEMU's
+/// TCG, for one, takes it at the end of a translation block); a short PAUSE
+/// loop crosses many boundaries. nestemu delivers at the first.
+pub fn settle(a: &mut Asm) -> AsmResult {
+    spin(a, 64)
+}
