@@ -63,6 +63,7 @@ fn power_paths_with_no_reboot_exit_0() {
         let built = platform::build(&p);
         let path = image_file(name, &built.image);
         if let Ok(dir) = std::env::var("NESTEMU_DUMP_KERNELS") {
+            std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(format!("{dir}/exit_{name}.bin"), &built.image).unwrap();
         }
         let (status, _) = run_qemu_style(path.to_str().unwrap());

@@ -2,7 +2,9 @@
 //! (IOREGSEL) at +00H and the data window (IOWIN) at +10H; registers 00H ID,
 //! 01H version, 02H arbitration ID, 10H-3FH the 24 redirection entries.
 //!
-//! The version register reads 00170011H (version 11H, 24 entries) as QEMU's.
+//! The version register reads 00170020H (version 20H, 24 entries), as QEMU's
+//! `pc` machine reports it; version 20H adds the EOI register at +40H, which
+//! takes a vector and acts as the local APIC's EOI broadcast does.
 //! Edge-triggered pins send a message on a rising edge of an unmasked entry;
 //! level-triggered pins send while asserted, set Remote IRR, and send again
 //! only after the local APIC's EOI for the vector clears it (82093AA 3.2.4).
@@ -12,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// Number of input pins.
 pub const PINS: usize = 24;
 /// The version register value.
-pub const VERSION: u32 = 0x0017_0011;
+pub const VERSION: u32 = 0x0017_0020;
 
 const MASKED: u64 = 1 << 16;
 const LEVEL: u64 = 1 << 15;
@@ -95,6 +97,7 @@ impl IoApic {
         match offset {
             0x00 => self.index = v as u8,
             0x10 => self.write_reg(self.index, v, out),
+            0x40 => self.eoi(v as u8, out),
             _ => {}
         }
     }
@@ -219,6 +222,11 @@ mod tests {
         assert_eq!(io.read(0x10), VERSION);
         io.write(0x10, 0, &mut out);
         assert_eq!(io.read(0x10), VERSION, "version is read-only");
+        assert_eq!(
+            VERSION & 0xff,
+            0x20,
+            "QEMU's version, with the EOI register"
+        );
         io.write(0, 0, &mut out);
         io.write(0x10, 0xffff_ffff, &mut out);
         assert_eq!(
@@ -264,8 +272,12 @@ mod tests {
         io.eoi(0x77, &mut out);
         assert_eq!(out.len(), 2, "still asserted after EOI: sent again");
         io.set_pin(14, false, &mut out);
+        io.set_pin(14, true, &mut out);
+        io.write(0x40, 0x77, &mut out);
+        assert_eq!(out.len(), 3, "the EOI register of version 20H");
+        io.set_pin(14, false, &mut out);
         io.eoi(0x77, &mut out);
-        assert_eq!(out.len(), 2);
+        assert_eq!(out.len(), 3);
         io.write(0, 0x1c, &mut out);
         assert_eq!(io.read(0x10) & (1 << 14), 0, "Remote IRR clear");
     }

@@ -248,8 +248,10 @@ impl Devices {
     /// starts a `-kernel`: the BSP's local APIC software-enabled in virtual
     /// wire mode (LINT0 ExtINT, LINT1 NMI, both level), PIT channel 0 in
     /// mode 3 with count 65536 (the 18.2 Hz tick), both 8259s initialized to
-    /// vectors 08H/70H and fully masked.
+    /// vectors 08H/70H and fully masked, and the ELCR making IRQ 10 and 11
+    /// (SeaBIOS's PCI interrupt lines) level-triggered.
     fn firmware_handoff(&mut self) {
+        self.pic.write(0x4d1, 0x0c);
         let c = self.clock;
         let a = &mut self.lapics[0];
         a.write(0xf0, 0x1ff, &c, 0);

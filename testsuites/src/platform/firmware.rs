@@ -5,7 +5,7 @@
 //! and reset path.
 
 use guestkit::asm::{Asm, AsmResult};
-use guestkit::checks::{eq, info, masked, nonzero};
+use guestkit::checks::{eq, info, masked, nonzero, range};
 use guestkit::layout::{var, VARS};
 use guestkit::platform::*;
 use guestkit::{Program, Rt64};
@@ -42,7 +42,15 @@ fn fw_cfg(a: &mut Asm, rt: &Rt64) -> AsmResult {
     a.shl(r12, 10)?;
     fw_cfg_read(a, 0x03, 8)?;
     a.sub(rax, r12)?;
-    eq(a, rt, "fw_cfg 03h: ram size matches multiboot", 0)?;
+    // QEMU's firmware reserves a little at the top of RAM; nestemu does
+    // not: allow up to 1 MiB.
+    range(
+        a,
+        rt,
+        "fw_cfg 03h: ram size covers multiboot's memory",
+        0,
+        1 << 20,
+    )?;
     // QEMU fills key 11h with the Multiboot image: its first 8 bytes are
     // the kit's header (magic 1BADB002H, flags 10000H).
     fw_cfg_read(a, 0x11, 8)?;

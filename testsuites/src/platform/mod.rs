@@ -38,6 +38,46 @@ pub const SUITES: &[(&str, Builder)] = &[
     ("firmware", firmware::program),
 ];
 
+/// Emits the start every suite shares, as kvm-unit-tests' start-up does
+/// it: both 8259s masked (QEMU's firmware leaves IRQ 0, 1, 2 and 6 open
+/// with the PIT ticking), the local APIC software-enabled with LINT0/LINT1
+/// masked and TPR 0. The APIC is not globally disabled here: QEMU's TCG
+/// cannot re-enable it afterwards, which would hide everything else.
+pub fn setup(a: &mut guestkit::Asm) -> guestkit::AsmResult {
+    use guestkit::platform::{lapic_enable, lapic_write, out};
+    out(a, 0x21, 1, 0xff)?;
+    out(a, 0xa1, 1, 0xff)?;
+    lapic_enable(a)?;
+    lapic_write(a, 0x350, 0x1_0000)?;
+    lapic_write(a, 0x360, 0x1_0000)?;
+    lapic_write(a, 0x80, 0)
+}
+
+/// Emits: unless CPUID.`leaf`:`reg` bit `bit` is set, print `SKIP what` and
+/// jump past `body` (as kvm-unit-tests skips what the CPU does not have).
+pub fn if_cpuid(
+    a: &mut guestkit::Asm,
+    rt: &guestkit::Rt64,
+    leaf: u32,
+    reg: u8,
+    bit: u32,
+    what: &str,
+    body: impl Fn(&mut guestkit::Asm) -> guestkit::AsmResult,
+) -> guestkit::AsmResult {
+    use iced_x86::code_asm::*;
+    let mut have = a.label();
+    let mut done = a.label();
+    guestkit::platform::cpuid(a, leaf, reg)?;
+    a.bt(eax, bit)?;
+    a.jc(have.l)?;
+    guestkit::checks::print(a, rt, &format!("SKIP {what}: not advertised\n"))?;
+    a.jmp(done.l)?;
+    a.set(&mut have)?;
+    body(a)?;
+    a.set(&mut done)?;
+    a.nop()
+}
+
 /// The machine configuration the suites need: kit RAM plus the QEMU test
 /// devices, as `-device pc-testdev -device pci-testdev` gives.
 pub fn config() -> MachineConfig {
@@ -106,6 +146,11 @@ pub fn run_suite(p: &Program) -> (Outcome, Verdicts) {
         o.serial
     );
     assert!(!v.ok.is_empty(), "no checks ran:\n{}", o.serial);
+    assert!(
+        !o.serial.contains("SKIP "),
+        "nestemu skips nothing:\n{}",
+        o.serial
+    );
     (o, v)
 }
 

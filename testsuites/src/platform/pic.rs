@@ -23,9 +23,19 @@ pub fn program() -> Program {
         eq(a, rt, "master pic masked at boot", 0xff)?;
         inp(a, 0xa1, 1)?;
         eq(a, rt, "slave pic masked at boot", 0xff)?;
+        a.cli()?;
         // The local APIC in virtual-wire mode: LINT0 ExtINT.
-        lapic_reset(a)?;
+        super::setup(a)?;
         lapic_write(a, 0x350, 0x700)?;
+        inp(a, 0x4d1, 1)?;
+        eq(
+            a,
+            rt,
+            "elcr: irq 10 and 11 level, as firmware leaves them",
+            0x0c,
+        )?;
+        out(a, 0x4d0, 1, 0)?;
+        out(a, 0x4d1, 1, 0)?;
         pic_init(a, 0x20, 0x28, false, (0xff, 0xff))?;
         inp(a, 0x21, 1)?;
         eq(a, rt, "masks as written after init", 0xff)?;
@@ -47,39 +57,34 @@ pub fn program() -> Program {
 fn requests(a: &mut Asm, rt: &Rt64) -> AsmResult {
     out(a, 0x21, 1, 0xf7)?;
     set_irq_line(a, 3, true)?;
-    a.nop()?;
+    settle(a)?;
     load_count(a, 0x23)?;
     eq(a, rt, "irq 3 on the master", 1)?;
     set_irq_line(a, 3, true)?;
-    a.nop()?;
+    settle(a)?;
     load_count(a, 0x23)?;
     eq(a, rt, "edge-triggered: a held line requests once", 1)?;
     set_irq_line(a, 3, false)?;
-    // Through the cascade: IRQ 10 needs IR2 unmasked on the master.
+    // Through the cascade: IRQ 13 needs IR2 unmasked on the master.
     out(a, 0x21, 1, 0xf3)?;
-    out(a, 0xa1, 1, 0xfb)?;
-    set_irq_line(a, 10, true)?;
-    set_irq_line(a, 10, false)?;
-    a.nop()?;
-    load_count(a, 0x2a)?;
-    eq(a, rt, "irq 10 through the cascade", 1)?;
-    // Priority: the slave sits on IR2, so IRQ 10 outranks IRQ 3.
+    out(a, 0xa1, 1, 0xdf)?;
+    set_irq_line(a, 13, true)?;
+    settle(a)?;
+    set_irq_line(a, 13, false)?;
+    load_count(a, 0x2d)?;
+    eq(a, rt, "irq 13 through the cascade", 1)?;
+    // Priority: the slave sits on IR2, so IRQ 13 outranks IRQ 3.
     a.cli()?;
     a.mov(rbx, qword_ptr(VARS + var::IRQ_LOG_LEN))?;
     set_irq_line(a, 3, true)?;
-    set_irq_line(a, 10, true)?;
+    set_irq_line(a, 13, true)?;
     a.sti()?;
-    a.nop()?;
+    settle(a)?;
     a.movzx(eax, byte_ptr(rbx + LOG as u32))?;
-    eq(
-        a,
-        rt,
-        "irq 10 (cascade on ir2) is served before irq 3",
-        0x2a,
-    )?;
+    eq(a, rt, "irq 13 (cascade on ir2) is served first", 0x2d)?;
     a.movzx(eax, byte_ptr(rbx + (LOG + 1) as u32))?;
     eq(a, rt, "then irq 3", 0x23)?;
-    set_irq_line(a, 10, false)?;
+    set_irq_line(a, 13, false)?;
     set_irq_line(a, 3, false)?;
     out(a, 0xa1, 1, 0xff)
 }
@@ -102,7 +107,7 @@ fn registers(a: &mut Asm, rt: &Rt64) -> AsmResult {
     set_mode(a, 0x24, HOOK | COUNT | EOI_PIC)?;
     out(a, 0x21, 1, 0xef)?;
     a.sti()?;
-    a.nop()?;
+    settle(a)?;
     load_count(a, 0x24)?;
     eq(a, rt, "unmasking delivers the request", 1)?;
     a.mov(eax, dword_ptr(TD + 0x80))?;
@@ -116,7 +121,7 @@ fn registers(a: &mut Asm, rt: &Rt64) -> AsmResult {
     set_mode(a, 0x25, COUNT)?;
     out(a, 0x21, 1, 0xdf)?;
     set_irq_line(a, 5, true)?;
-    a.nop()?;
+    settle(a)?;
     out(a, 0x20, 1, 0x0b)?;
     inp(a, 0x20, 1)?;
     eq(a, rt, "isr stays set without eoi", 0x20)?;
@@ -151,7 +156,7 @@ fn modes(a: &mut Asm, rt: &Rt64) -> AsmResult {
     set_mode(a, 0x23, HOOK | COUNT)?;
     a.sti()?;
     set_irq_line(a, 3, true)?;
-    a.nop()?;
+    settle(a)?;
     a.mov(eax, dword_ptr(TD + 0x80))?;
     eq(a, rt, "automatic eoi leaves isr clear", 0)?;
     set_irq_line(a, 3, false)?;
@@ -176,13 +181,13 @@ fn paths(a: &mut Asm, rt: &Rt64) -> AsmResult {
     load_count(a, 0x23)?;
     a.mov(r12, rax)?;
     set_irq_line(a, 3, true)?;
-    a.nop()?;
+    settle(a)?;
     load_count(a, 0x23)?;
     a.sub(rax, r12)?;
     eq(a, rt, "lint0 masked blocks the pic", 0)?;
     // Globally disabling the APIC connects INTR directly.
     wrmsr(a, 0x1b, 0xfee0_0100)?;
-    a.nop()?;
+    settle(a)?;
     load_count(a, 0x23)?;
     a.sub(rax, r12)?;
     eq(a, rt, "with the apic disabled the pic reaches the cpu", 1)?;

@@ -62,7 +62,7 @@ fn wait_out2(a: &mut Asm, level: bool, limit: u32) -> AsmResult {
 pub fn program() -> Program {
     let mut p = Program::new();
     p.body64(|a, rt| {
-        lapic_reset(a)?;
+        super::setup(a)?;
         set_mode(a, 0x30, COUNT | EOI_XAPIC)?;
         ioapic_redir(a, 2, 1 << 16, 0)?;
         channel2(a, rt)?;
@@ -174,8 +174,8 @@ fn latches(a: &mut Asm, rt: &Rt64) -> AsmResult {
 fn reprogram0(a: &mut Asm, mode: u8, count: u16) -> AsmResult {
     ioapic_redir(a, 2, 1 << 16, 0)?;
     a.sti()?;
-    a.nop()?;
-    a.nop()?;
+    settle(a)?;
+    settle(a)?;
     a.cli()?;
     clear_counts(a)?;
     program_counter(a, 0, mode, false, count)?;

@@ -50,7 +50,7 @@ fn wait_uip(a: &mut Asm, uip: bool) -> AsmResult {
 pub fn program() -> Program {
     let mut p = Program::new();
     p.body64(|a, rt| {
-        lapic_reset(a)?;
+        super::setup(a)?;
         status(a, rt)?;
         date(a, rt)?;
         setting(a, rt)?;
