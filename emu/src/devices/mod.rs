@@ -149,6 +149,9 @@ pub enum IrqSource {
 /// Number of interrupt lines (ISA 0-15 and PCI/GSI up to the I/O APIC's 24).
 pub const LINES: usize = 24;
 
+/// Most device events one [`Devices::sync`] processes.
+const SYNC_EVENT_LIMIT: u32 = 1 << 20;
+
 /// The machine's devices.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Devices {
@@ -211,7 +214,8 @@ impl Devices {
         x2apic: bool,
         tsc_deadline: bool,
     ) -> Self {
-        let cpus = config.cpus.max(1);
+        // Destination sets are 64-bit masks: at most 64 local APICs.
+        let cpus = config.cpus.clamp(1, 64);
         let mut d = Self {
             clock: Clock {
                 tsc_hz: config.tsc_hz.max(1),
@@ -372,7 +376,7 @@ impl Devices {
     /// Sends an IPI from processor `from` (SDM Vol. 3A 11.6.1: shorthands
     /// self, all including self, all excluding self).
     fn route_ipi(&mut self, from: usize, ipi: lapic::Ipi) {
-        let all = (1u64 << self.lapics.len()) - 1;
+        let all = u64::MAX >> (64 - self.lapics.len());
         let targets = match ipi.shorthand {
             1 => 1 << from,
             2 => all,
@@ -448,9 +452,9 @@ impl Devices {
         if now.cycles < self.next_event {
             return;
         }
-        // Bounded: each pass handles the earliest event; a periodic source
-        // with a tiny period cannot loop more than once per period elapsed.
-        loop {
+        // Each pass handles the earliest event and moves it past its time;
+        // the bound only guards against a device that would not.
+        for _ in 0..SYNC_EVENT_LIMIT {
             let t = self.earliest_event(now.tsc_offset);
             if t > now.cycles {
                 break;
@@ -958,6 +962,48 @@ mod tests {
             IoEffect::Reset("reset control register (port CF9H)")
         );
         assert_eq!(d.port_write(0xf4, 4, 5, T0), IoEffect::DebugExit(5));
+    }
+
+    /// Ports and addresses the devices decode, for the fuzz test.
+    fn interesting_port(k: u16) -> u16 {
+        const PORTS: [u16; 16] = [
+            0x20, 0x40, 0x60, 0x70, 0x92, 0xa0, 0xe0, 0x3f8, 0x4d0, 0x510, 0x600, 0xcf8, 0xcfc,
+            0x2000, 0xafe0, 0xc000,
+        ];
+        PORTS[(k % 16) as usize].wrapping_add(k >> 12)
+    }
+
+    proptest::proptest! {
+        /// No sequence of guest accesses panics or hangs the devices, and
+        /// time can always move on.
+        #[test]
+        fn guest_accesses_never_panic(ops in proptest::collection::vec(
+            (0u8..6, proptest::prelude::any::<u16>(), 0u8..3, proptest::prelude::any::<u64>(), 0u64..5_000_000),
+            1..200,
+        )) {
+            let mut d = devices();
+            let mut now = 0u64;
+            for (op, k, sz, v, dt) in ops {
+                now += dt;
+                let t = Now { cycles: now, tsc_offset: (v >> 40) as i64 };
+                let size = 1u8 << sz;
+                match op {
+                    0 => { d.port_write(interesting_port(k), size, v as u32, t); }
+                    1 => { d.port_read(interesting_port(k), size, t); }
+                    2 => { d.mmio_write(0xfee0_0000 + (k as u64 & 0xffc), 4, v, t); }
+                    3 => { d.mmio_write(IOAPIC_BASE + (k as u64 & 0x1c), 4, v, t); }
+                    4 => {
+                        let _ = d.write_x2apic(0x800 + (k as u32 & 0xff), v, t);
+                        let _ = d.write_apic_base(v & 0xffff_f000 | 0x800, (1 << 46) - 1);
+                        d.write_tsc_deadline(v >> 20, t);
+                    }
+                    _ => { d.mmio_read(0xfee0_0000 + (k as u64 & 0xfff), size, t); }
+                }
+                d.sync(t);
+                let _ = d.acknowledge(0);
+                let _ = d.wake_possible(0, true, t.tsc_offset);
+            }
+        }
     }
 
     #[test]
