@@ -450,6 +450,41 @@ mod tests {
     }
 
     #[test]
+    fn gate_triggered_modes_1_and_5() {
+        let mut p = Pit::default();
+        program(&mut p, 2, 1, 100, 0);
+        assert_eq!(
+            p.read_port61(&C, at(50)) & 0x20,
+            0x20,
+            "mode 1: high until triggered"
+        );
+        p.write_port61(&C, at(50), 1);
+        assert_eq!(p.read_port61(&C, at(51)) & 0x20, 0, "low while counting");
+        assert_eq!(
+            p.read_port61(&C, at(151)) & 0x20,
+            0x20,
+            "high at terminal count"
+        );
+        p.write_port61(&C, at(200), 0);
+        program(&mut p, 2, 5, 100, at(200));
+        assert_eq!(
+            p.counters[2].count(&C, at(300)),
+            100,
+            "mode 5 waits for the gate"
+        );
+        let t = at(300);
+        p.write_port61(&C, t, 1);
+        let after = |ticks| t + C.cycles_for(ticks, PIT_HZ);
+        assert_eq!(p.counters[2].count(&C, after(40)), 60);
+        assert!(p.counters[2].out(&C, after(99)));
+        assert!(
+            !p.counters[2].out(&C, after(100)),
+            "a one-clock strobe at 0"
+        );
+        assert!(p.counters[2].out(&C, after(101)));
+    }
+
+    #[test]
     fn read_back_status() {
         let mut p = Pit::default();
         program(&mut p, 0, 3, 0x1000, 0);

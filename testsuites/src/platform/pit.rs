@@ -94,6 +94,16 @@ fn channel2(a: &mut Asm, rt: &Rt64) -> AsmResult {
     masked(a, rt, "mode 1: the gate trigger drives out2 low", 0x20, 0)?;
     wait_out2(a, true, 1_000_000)?;
     range(a, rt, "mode 1: out2 high at terminal count", 1, 999_999)?;
+    // Mode 5: a gate-triggered strobe; the count waits for the trigger.
+    out(a, 0x61, 1, 0)?;
+    program_counter(a, 2, 5, false, 1000)?;
+    spin(a, 100)?;
+    latch(a, 2)?;
+    eq(a, rt, "mode 5: no counting before the gate trigger", 1000)?;
+    out(a, 0x61, 1, 1)?;
+    spin(a, 5000)?;
+    latch(a, 2)?;
+    range(a, rt, "mode 5: the trigger starts the count", 0, 999)?;
     // Mode 3: a square wave.
     program_counter(a, 2, 3, false, 2000)?;
     wait_out2(a, false, 1_000_000)?;
