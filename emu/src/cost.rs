@@ -50,6 +50,23 @@ pub struct CostModel {
     pub io: u32,
     /// Exception or interrupt delivery.
     pub event_delivery: u32,
+    /// A VM entry or VMRUN world switch, on top of the instruction's own cost.
+    #[serde(default = "default_vm_entry")]
+    pub vm_entry: u32,
+    /// A VM exit / #VMEXIT world switch.
+    #[serde(default = "default_vm_exit")]
+    pub vm_exit: u32,
+}
+
+/// About half of a VMRUN/#VMEXIT round trip on Zen 2 and of a VM entry/exit
+/// round trip on Skylake, which published measurements put near 1,200-1,500
+/// cycles for a null exit.
+fn default_vm_entry() -> u32 {
+    600
+}
+
+fn default_vm_exit() -> u32 {
+    600
 }
 
 impl Default for CostModel {
@@ -74,6 +91,8 @@ impl CostModel {
             system: 100,
             io: 1000,
             event_delivery: 200,
+            vm_entry: default_vm_entry(),
+            vm_exit: default_vm_exit(),
         }
     }
 

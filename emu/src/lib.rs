@@ -6,9 +6,11 @@
 pub mod cli;
 pub mod cost;
 pub mod cpu;
+pub mod debug;
 pub mod demo;
 pub mod devices;
 pub mod event;
+pub mod explain;
 pub mod interp;
 pub mod interrupt;
 pub mod loader;

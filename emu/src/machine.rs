@@ -73,6 +73,10 @@ pub struct Machine {
     pub(crate) tctx: mmu::TranslationContext,
     /// VT-x and AMD-V state.
     pub virt: crate::virt::Virt,
+    /// Events delivered and REP chunks yielded: counted by [`Machine::steps`].
+    pub(crate) extra_steps: u64,
+    /// Decoded breakpoints and pending data/I/O breakpoint hits.
+    pub(crate) dbg: crate::debug::DebugState,
 }
 
 impl core::fmt::Debug for Machine {
@@ -85,9 +89,15 @@ impl core::fmt::Debug for Machine {
 }
 
 impl Machine {
-    /// A machine in its reset state with zeroed RAM.
+    /// A machine in its reset state with zeroed RAM. Panics if the host cannot
+    /// allocate the RAM; see [`Machine::try_new`].
     pub fn new(config: MachineConfig) -> Self {
-        let ram = Ram::new(config.mem_bytes);
+        Self::try_new(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A machine in its reset state, or why the host cannot provide one.
+    pub fn try_new(config: MachineConfig) -> Result<Self, String> {
+        let ram = Ram::try_new(config.mem_bytes)?;
         let rng = config.rng_seed | 1;
         let tlb = match config.model.vendor {
             crate::cpu::cpuid::Vendor::Intel => mmu::TlbConfig::intel(),
@@ -116,11 +126,14 @@ impl Machine {
             mmu,
             tctx: Self::reset_context(),
             virt: crate::virt::Virt::default(),
+            extra_steps: 0,
+            dbg: crate::debug::DebugState::default(),
             config,
         };
+        m.virt.svm = crate::virt::svm::SvmCpu::with_config(crate::virt::svm::discovery::config(&m));
         m.paging_changed();
         m.install_firmware_tables();
-        m
+        Ok(m)
     }
 
     /// Leaves in RAM what firmware would: the ACPI tables in the BIOS area
@@ -155,8 +168,8 @@ impl Machine {
     /// interrupt shadow). Returns why the machine stopped, if it did.
     pub fn run_slice(&mut self) -> Option<Stop> {
         let mut budget = match self.config.max_insns {
-            Some(n) if self.stats.instructions >= n => return Some(Stop::InstructionLimit),
-            Some(n) => n - self.stats.instructions,
+            Some(n) if self.steps() >= n => return Some(Stop::InstructionLimit),
+            Some(n) => n - self.steps(),
             None => u64::MAX,
         };
         if let Err(stop) = self.service_boundary() {
@@ -168,29 +181,46 @@ impl Machine {
         let ev = &self.cpu.events;
         let shadow = ev.sti_blocking || ev.movss_blocking;
         let single_step = self.cpu.flags.has(Rflags::TF);
-        if shadow || single_step {
+        let resume = self.cpu.flags.has(Rflags::RF);
+        if shadow || single_step || resume || self.dbg.any() {
             budget = 1;
+            if let Some(stop) = self.before_single_instruction(resume) {
+                return stop;
+            }
         }
         let block = match self.fetch_block() {
             Ok(b) => b,
             Err(ev) => return self.raise(ev),
         };
+        let world = self.virt.mode;
         let result = self.execute(block, budget);
-        // The shadow covers exactly one instruction (SDM Vol. 3A 6.8.3).
-        if shadow {
+        // The shadow covers exactly one instruction (SDM Vol. 3A 6.8.3). A VM
+        // exit on that instruction saves it for the guest (APM Vol. 2 15.6,
+        // SDM Vol. 3C 28.3.1.5); a VM entry loaded the guest's own.
+        let exiting = matches!(result, Err(Event::GuestExit(_)));
+        if shadow && !exiting && self.virt.mode == world {
             self.cpu.events.sti_blocking = false;
             self.cpu.events.movss_blocking = false;
         }
         match result {
             Ok(()) => {
-                if single_step && !self.cpu.events.movss_blocking {
-                    // SDM Vol. 3B 18.3.1.4: a single-step trap follows every
-                    // instruction that began with TF = 1.
-                    return self.raise(Event::DebugTrap { dr6: mmu::dr6::BS });
+                let mut dr6 = std::mem::take(&mut self.dbg.pending);
+                // SDM Vol. 3B 18.3.1.4: a single-step trap follows every
+                // instruction that began with TF = 1. An instruction that
+                // entered a guest (VMRUN) traps when it completes, after the
+                // VM exit back to the host (APM Vol. 2 15.5.1).
+                if single_step && !self.cpu.events.movss_blocking && self.virt.mode == world {
+                    dr6 |= mmu::dr6::BS;
+                }
+                if dr6 != 0 {
+                    return self.raise(Event::DebugTrap { dr6 });
                 }
                 None
             }
-            Err(ev) => self.raise(ev),
+            Err(ev) => {
+                self.dbg.pending = 0;
+                self.raise(ev)
+            }
         }
     }
 
@@ -238,6 +268,38 @@ impl Machine {
         e
     }
 
+    /// Before an instruction executed alone: the instruction-breakpoint check
+    /// (a fault, suppressed by RF), then RF is cleared (SDM Vol. 3B 18.3.1.1:
+    /// "the RF flag is cleared at the start of the instruction after the check
+    /// for code breakpoint").
+    #[cold]
+    fn before_single_instruction(&mut self, resume: bool) -> Option<Option<Stop>> {
+        if self.dbg.exec_armed && !resume {
+            let la = self
+                .cpu
+                .seg(mmu::SegReg::Cs)
+                .base
+                .wrapping_add(self.cpu.rip);
+            let hits = self.exec_breakpoints(self.wrap_linear(la));
+            if hits != 0 {
+                self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | hits;
+                let d = crate::interrupt::Delivery {
+                    vector: 1,
+                    error_code: None,
+                    source: crate::interrupt::Source::Exception,
+                    return_rip: self.cpu.rip,
+                    cr2: None,
+                    push_rf: false,
+                };
+                return Some(self.deliver(d).err());
+            }
+        }
+        if resume {
+            self.cpu.flags.assign(Rflags::RF, false);
+        }
+        None
+    }
+
     /// Completes an instruction: RIP advances, counters move.
     #[inline(always)]
     fn retire(&mut self, cost: u32) {
@@ -250,6 +312,15 @@ impl Machine {
     /// interrupts, waking from HLT. One comparison when nothing is due.
     #[inline(always)]
     fn service_boundary(&mut self) -> Result<(), Stop> {
+        if self.in_guest() {
+            self.stop_block = false;
+            self.guest_boundary()?;
+            if self.stop_block {
+                // The guest boundary delivered an event or exited: one event
+                // per boundary.
+                return Ok(());
+            }
+        }
         if self.stats.cycles < self.dev.check_at && !self.cpu.events.halted {
             return Ok(());
         }
@@ -265,6 +336,15 @@ impl Machine {
             Event::GuestExit(e) => self.perform_guest_exit(*e).err(),
             other => self.deliver_event(other).err(),
         }
+    }
+
+    /// Work done, as the instruction limit counts it: instructions retired,
+    /// plus events delivered and partial executions of REP string
+    /// instructions, which retire nothing but must not escape the limit (an
+    /// exception whose handler faults forever, a REP with a huge count).
+    #[inline(always)]
+    pub fn steps(&self) -> u64 {
+        self.stats.instructions + self.extra_steps
     }
 
     /// Takes the serial output produced so far.

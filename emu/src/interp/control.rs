@@ -21,7 +21,7 @@ impl Machine {
     #[inline(always)]
     pub fn branch_near(&mut self, target: u64) -> Flow {
         if self.cpu.long64() {
-            if !mmu::is_canonical(target, self.config.model.widths.linear_bits) {
+            if !mmu::is_canonical(target, self.canonical_bits()) {
                 return Err(Event::gp0());
             }
         } else if target > self.cpu.seg(SegReg::Cs).limit as u64 {

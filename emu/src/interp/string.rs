@@ -91,11 +91,16 @@ fn repeat(
                 break;
             }
         }
-        if c - 1 != 0 && n >= CHUNK {
-            // Re-execute this instruction for the next chunk; it retires once,
-            // when the loop ends.
+        // Yield between iterations after a chunk, or when an iteration hit a
+        // data or I/O breakpoint (its trap follows this iteration). The
+        // instruction re-executes for the rest with RF = 1, so events taken
+        // in between push RF = 1 (SDM Vol. 3B 18.3.1.1); it retires once,
+        // when the loop ends.
+        if c - 1 != 0 && (n >= CHUNK || m.dbg.pending != 0) {
             m.next_rip = m.cpu.rip;
             m.stats.instructions -= 1;
+            m.extra_steps += 1;
+            m.cpu.flags.assign(mmu::Rflags::RF, true);
             m.stop_block = true;
             break;
         }

@@ -5,17 +5,19 @@
 //!
 //! [`Machine::service_interrupts`] is the slow path of the machine's
 //! boundary check; it runs when the devices asked for attention
-//! (`dev.check_at`) or the processor is halted. An NMI is taken unless NMIs
-//! are blocked or an STI/MOV SS shadow is in effect; a maskable interrupt
-//! when RFLAGS.IF = 1 and no shadow. Both go through [`Machine::deliver`], so a
-//! running VMX/SVM guest's hypervisor sees them through `event_intercept`.
+//! (`dev.check_at`) or the processor is halted. Whether a pending NMI or
+//! maskable interrupt is taken, held or turned into a VM exit is decided by
+//! the gates in `virt` (RFLAGS.IF, the STI/MOV SS shadow, NMI blocking, and
+//! under AMD-V GIF, V_INTR_MASKING and the INTR intercept). Taken events go
+//! through [`Machine::deliver`], so a running guest's hypervisor still sees
+//! them through `event_intercept`.
 
 use crate::devices::clock::NEVER;
 use crate::devices::Now;
 use crate::event::Stop;
 use crate::interrupt::{Delivery, Source};
 use crate::machine::Machine;
-use mmu::Rflags;
+use crate::virt::EventGate;
 
 /// A halted processor gives up after this many device events in a row that
 /// did not wake it (a periodic timer whose interrupts can never be taken,
@@ -38,24 +40,10 @@ impl Machine {
         self.dev.current_cpu
     }
 
-    /// True if a maskable interrupt may be taken now (RFLAGS.IF = 1 and no
-    /// STI or MOV SS shadow). The VMX and SVM bindings refine this for a
-    /// running guest (external-interrupt exiting, V_INTR_MASKING).
-    fn interrupt_window(&self) -> bool {
-        let ev = &self.cpu.events;
-        self.cpu.flags.has(Rflags::IF) && !ev.sti_blocking && !ev.movss_blocking
-    }
-
-    /// True if an NMI may be taken now (not blocked by a previous NMI or by
-    /// an STI or MOV SS shadow).
-    fn nmi_window(&self) -> bool {
-        let ev = &self.cpu.events;
-        !ev.nmi_blocked && !ev.sti_blocking && !ev.movss_blocking
-    }
-
     /// The boundary slow path: processes device events, takes a pending NMI
-    /// or interrupt, and while halted lets time pass to the next device
-    /// event. Returns a stop if the processor can never run again.
+    /// or interrupt (or exits to a hypervisor that intercepts it), and while
+    /// halted lets time pass to the next device event. Returns a stop if the
+    /// processor can never run again.
     #[cold]
     pub(crate) fn service_interrupts(&mut self) -> Result<(), Stop> {
         let cpu = self.cpu_index();
@@ -74,19 +62,37 @@ impl Machine {
                     address: self.cpu.rip,
                 });
             }
-            if self.cpu.events.nmi_pending && self.nmi_window() {
-                return self.take_nmi();
-            }
-            if self.interrupt_window() {
-                if let Some(vector) = self.dev.acknowledge(cpu) {
-                    return self.take_interrupt(vector);
+            if idle_events > 0 && self.in_guest() {
+                // Time passed while halted: the guest's own boundary work
+                // (a virtual interrupt, a physical NMI's routing) comes first.
+                self.guest_boundary()?;
+                if !self.cpu.events.halted {
+                    return Ok(());
                 }
             }
-            // Something is pending but blocked by the processor's own state:
+            if self.cpu.events.nmi_pending && self.nmi_gate() == EventGate::Take {
+                return self.take_nmi();
+            }
+            if self.dev.interrupt_pending(cpu) {
+                match self.intr_gate() {
+                    EventGate::Take => {
+                        if let Some(vector) = self.dev.acknowledge(cpu) {
+                            return self.take_interrupt(vector);
+                        }
+                    }
+                    EventGate::Exit(info) => {
+                        self.cpu.events.halted = false;
+                        self.dev.touch();
+                        return self.gate_exit(info);
+                    }
+                    EventGate::Hold => {}
+                }
+            }
+            // Something is pending but held by the processor's own state:
             // look again at every boundary until it can be taken.
-            let blocked = self.cpu.events.nmi_pending || self.dev.interrupt_pending(cpu);
+            let held = self.cpu.events.nmi_pending || self.dev.interrupt_pending(cpu);
             if !self.cpu.events.halted {
-                self.dev.check_at = if blocked { 0 } else { self.dev.next_event };
+                self.dev.check_at = if held { 0 } else { self.dev.next_event };
                 return Ok(());
             }
             self.idle_until_next_event(cpu, &mut idle_events)?;
@@ -96,12 +102,12 @@ impl Machine {
     /// Halted with nothing to take: advances modelled time to the next device
     /// event, or stops if nothing can ever wake the processor.
     fn idle_until_next_event(&mut self, cpu: usize, idle_events: &mut u32) -> Result<(), Stop> {
-        let if_flag = self.cpu.flags.has(Rflags::IF);
+        let enabled = self.intr_enabled();
         let next = self.dev.next_event;
         if next == NEVER
             || !self
                 .dev
-                .wake_possible(cpu, if_flag, self.cpu.msr.tsc_offset)
+                .wake_possible(cpu, enabled, self.cpu.msr.tsc_offset)
             || *idle_events >= HALT_EVENT_LIMIT
         {
             return Err(Stop::HaltForever);
@@ -121,6 +127,8 @@ impl Machine {
             error_code: None,
             source: Source::Nmi,
             return_rip: self.cpu.rip,
+            cr2: None,
+            push_rf: false,
         })
     }
 
@@ -132,6 +140,8 @@ impl Machine {
             error_code: None,
             source: Source::External,
             return_rip: self.cpu.rip,
+            cr2: None,
+            push_rf: false,
         })
     }
 }

@@ -40,7 +40,7 @@ impl Machine {
         if !cs.attr.l() || cs.attr.db() {
             return Err(Event::gp(sel_code(sel, ext)));
         }
-        if !mmu::is_canonical(offset, self.config.model.widths.linear_bits) {
+        if !mmu::is_canonical(offset, self.canonical_bits()) {
             return Err(Event::gp(ext as u32));
         }
         let inter = new_cpl < cpl;
@@ -57,7 +57,7 @@ impl Machine {
             cpl: new_cpl,
             fault_code: ext as u32,
         };
-        let flags = self.cpu.flags.get();
+        let flags = d.pushed_flags(self.cpu.flags.get());
         let old_ss = self.cpu.seg(SegReg::Ss).selector.0 as u64;
         let old_cs = self.cpu.seg(SegReg::Cs).selector.0 as u64;
         stack.push(self, old_ss, 8)?;

@@ -55,9 +55,25 @@ pub struct Delivery {
     pub source: Source,
     /// The return address pushed (the faulting or the next instruction).
     pub return_rip: u64,
+    /// For a page fault, the linear address CR2 receives when the fault is
+    /// delivered (not when a hypervisor intercepts it).
+    pub cr2: Option<u64>,
+    /// Push RFLAGS.RF = 1: fault-class exceptions other than instruction
+    /// breakpoints, and events between iterations of a REP string instruction
+    /// (SDM Vol. 3B 18.3.1.1).
+    pub push_rf: bool,
 }
 
 impl Delivery {
+    /// The RFLAGS image to push.
+    pub fn pushed_flags(&self, flags: u64) -> u64 {
+        if self.push_rf {
+            flags | mmu::Rflags::RF.bits()
+        } else {
+            flags
+        }
+    }
+
     /// The error code for an IDT-related fault while delivering this event.
     pub fn idt_code(&self) -> u32 {
         mmu::idt_error_code(self.vector, self.source.ext())
@@ -77,21 +93,24 @@ impl Machine {
                 error_code: e.error_code,
                 source: Source::Exception,
                 return_rip: rip,
+                push_rf: true,
+                cr2: None,
             },
-            Event::PageFault { code, linear } => {
-                self.cpu.sys.cr2 = linear;
-                Delivery {
-                    vector: 14,
-                    error_code: Some(code.bits()),
-                    source: Source::Exception,
-                    return_rip: rip,
-                }
-            }
+            Event::PageFault { code, linear } => Delivery {
+                vector: 14,
+                error_code: Some(code.bits()),
+                source: Source::Exception,
+                return_rip: rip,
+                push_rf: true,
+                cr2: Some(linear),
+            },
             Event::SoftwareInterrupt { vector, kind } => Delivery {
                 vector,
                 error_code: None,
                 source: Source::Software(kind),
                 return_rip: rip,
+                push_rf: false,
+                cr2: None,
             },
             Event::DebugTrap { dr6 } => {
                 self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | dr6;
@@ -100,6 +119,8 @@ impl Machine {
                     error_code: None,
                     source: Source::Exception,
                     return_rip: rip,
+                    push_rf: false,
+                    cr2: None,
                 }
             }
             Event::Stop(s) => return Err(*s),
@@ -130,12 +151,16 @@ impl Machine {
                     };
                 }
             }
+            if let Some(la) = cur.cr2 {
+                self.cpu.sys.cr2 = la;
+            }
             *self
                 .stats
                 .events
                 .entry(vector_name(cur.vector))
                 .or_default() += 1;
             self.stats.cycles += self.config.cost.event_delivery as u64;
+            self.extra_steps += 1;
             let second = match self.deliver_once(&cur) {
                 Ok(()) => {
                     self.stop_block = true;
@@ -143,17 +168,20 @@ impl Machine {
                 }
                 Err(e) => e,
             };
-            let (vector, error_code) = match second {
-                Event::Exception(e) => (e.vector, e.error_code),
-                Event::PageFault { code, linear } => {
-                    self.cpu.sys.cr2 = linear;
-                    (Vector::PF, Some(code.bits()))
-                }
+            let (vector, error_code, cr2) = match second {
+                Event::Exception(e) => (e.vector, e.error_code, None),
+                Event::PageFault { code, linear } => (Vector::PF, Some(code.bits()), Some(linear)),
                 Event::Stop(s) => return Err(*s),
                 // A VM exit during delivery (an intercepted exception, an EPT
                 // violation on the stack push): the binding records the event
                 // being delivered as IDT-vectoring information.
                 Event::GuestExit(e) => return self.perform_guest_exit(*e),
+                // A task switch through a task gate whose new TSS has T = 1:
+                // the switch completed; the debug trap follows.
+                Event::DebugTrap { dr6 } => {
+                    self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | dr6;
+                    (Vector::DB, None, None)
+                }
                 other => {
                     return Err(Stop::Shutdown(format!(
                         "unexpected {other:?} during event delivery"
@@ -174,19 +202,25 @@ impl Machine {
                     error_code,
                     source: Source::Exception,
                     return_rip: fault_rip,
+                    // A #DB here is a debug trap (a task switch's T bit).
+                    push_rf: vector != Vector::DB,
+                    cr2,
                 },
                 SecondException::DoubleFault => Delivery {
                     vector: 8,
                     error_code: Some(0),
                     source: Source::Exception,
                     return_rip: fault_rip,
+                    push_rf: true,
+                    // A page fault that turns into #DF still loads CR2.
+                    cr2,
                 },
                 SecondException::TripleFault => {
-                    return Err(Stop::Shutdown(format!(
+                    return self.shutdown(format!(
                         "triple fault ({:?} while delivering {:?})",
                         vector,
                         Vector(cur.vector)
-                    )))
+                    ))
                 }
             };
             vectoring = Some(being_delivered);
@@ -266,7 +300,7 @@ impl NewStack {
         let mask = self.sp_mask();
         let sp = self.sp.wrapping_sub(size as u64) & mask;
         let la = if self.long {
-            if !mmu::is_canonical(sp, m.config.model.widths.linear_bits) {
+            if !mmu::is_canonical(sp, m.canonical_bits()) {
                 return Err(Event::ss(self.fault_code));
             }
             sp

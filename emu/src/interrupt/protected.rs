@@ -34,10 +34,16 @@ impl Machine {
             return Err(Event::np(d.idt_code()));
         }
         if ar.typ() == 5 {
-            return Err(Event::unimplemented(
-                "task gate in the IDT (task switch)",
-                self.cpu.rip,
-            ));
+            let (sel, desc) = self.task_gate_target(gate, Event::gp)?;
+            return self.task_switch(
+                sel,
+                desc,
+                crate::interp::task::TaskSource::Interrupt {
+                    error_code: d.error_code,
+                },
+                d.return_rip,
+                None,
+            );
         }
         let gate32 = ar.typ() >= 14;
         let interrupt_gate = matches!(ar.typ(), 6 | 14);
@@ -57,7 +63,7 @@ impl Machine {
             return Err(Event::gp(ext as u32));
         }
         let size = if gate32 { 4 } else { 2 };
-        let flags = self.cpu.flags.get();
+        let flags = d.pushed_flags(self.cpu.flags.get());
         let mut stack = if inter {
             self.inner_stack(new_cpl, ext)?
         } else {

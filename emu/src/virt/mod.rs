@@ -161,6 +161,16 @@ pub enum Intercept {
     Popf,
     /// VMCALL (VMX) or VMMCALL (SVM).
     Hypercall,
+    /// A task switch to the TSS `selector` (by CALL, JMP, IRET or a task
+    /// gate): an unconditional VM exit in VMX non-root operation, the task-
+    /// switch intercept in SVM.
+    TaskSwitch {
+        /// The new TSS selector.
+        selector: u16,
+        /// What started it (with the error code of an exception through a
+        /// task gate).
+        source: crate::interp::task::TaskSource,
+    },
 }
 
 /// A VM exit on its way: the binding built it; the machine performs it after
@@ -275,6 +285,115 @@ impl Machine {
             GuestMode::Host => Event::stop(crate::event::Stop::Shutdown(format!(
                 "nested-paging fault {f:?} outside a guest"
             ))),
+        }
+    }
+}
+
+impl Machine {
+    /// Work at an instruction boundary while a guest runs, before the halt
+    /// check: pending virtual interrupts and NMIs, trap-like VM exits.
+    #[inline]
+    pub(crate) fn guest_boundary(&mut self) -> Result<(), crate::event::Stop> {
+        match self.virt.mode {
+            GuestMode::SvmGuest => svm::events::boundary(self),
+            _ => Ok(()),
+        }
+    }
+
+    /// Where a pending physical maskable interrupt (INTR) goes at this
+    /// boundary. SVM: GIF holds it in any mode; in guest mode V_INTR_MASKING
+    /// and the INTR intercept decide (APM Vol. 2 15.21.1, table 15-12, via
+    /// `svm_model::interrupts::intr`). Otherwise RFLAGS.IF and the interrupt
+    /// shadow decide; the VMX binding refines this for non-root operation.
+    pub(crate) fn intr_gate(&self) -> EventGate {
+        let ev = &self.cpu.events;
+        let shadow = ev.sti_blocking || ev.movss_blocking;
+        let iflag = self.cpu.flags.iflag();
+        let ctl = match self.virt.mode {
+            GuestMode::SvmGuest => self.virt.svm.controls(),
+            _ => None,
+        };
+        EventGate::from(svm_model::interrupts::intr(
+            ctl,
+            self.virt.svm.gif,
+            iflag,
+            shadow,
+        ))
+    }
+
+    /// Where a pending physical NMI goes at this boundary outside SVM guest
+    /// mode (there the SVM boundary routes it): held by GIF = 0, by NMI
+    /// blocking or an interrupt shadow, else taken.
+    pub(crate) fn nmi_gate(&self) -> EventGate {
+        if self.virt.mode == GuestMode::SvmGuest {
+            return EventGate::Hold;
+        }
+        let ev = &self.cpu.events;
+        let blocked = ev.nmi_blocked || ev.sti_blocking || ev.movss_blocking;
+        EventGate::from(svm_model::interrupts::nmi(None, self.virt.svm.gif, blocked))
+    }
+
+    /// True if a maskable interrupt could be taken (or exit) once pending, as
+    /// far as the processor's state is concerned: what a halted processor's
+    /// wake-up depends on.
+    pub(crate) fn intr_enabled(&self) -> bool {
+        if !self.virt.svm.gif {
+            return false;
+        }
+        match self.virt.svm.controls() {
+            Some(ctl) if self.virt.mode == GuestMode::SvmGuest && ctl.vintr.v_intr_masking => {
+                ctl.host_if
+            }
+            _ => self.cpu.flags.iflag(),
+        }
+    }
+
+    /// Performs the VM exit an [`EventGate::Exit`] asks for.
+    pub(crate) fn gate_exit(
+        &mut self,
+        info: svm_model::ExitInfo,
+    ) -> Result<(), crate::event::Stop> {
+        svm::perform_exit(self, svm::PendingExit { info, rip: None })
+    }
+
+    /// A shutdown condition (triple fault): a VM exit if a guest runs and its
+    /// hypervisor intercepts it, else the machine stops.
+    pub(crate) fn shutdown(&mut self, why: String) -> Result<(), crate::event::Stop> {
+        match self.virt.mode {
+            GuestMode::SvmGuest => svm::events::shutdown(self, why),
+            _ => Err(crate::event::Stop::Shutdown(why)),
+        }
+    }
+
+    /// The time-stamp counter as the running context reads it, from the
+    /// host's value (TSC offsetting and scaling in a guest).
+    #[inline]
+    pub fn context_tsc(&self, host_tsc: u64) -> u64 {
+        match self.virt.mode {
+            GuestMode::SvmGuest => svm::discovery::tsc(self, host_tsc),
+            _ => host_tsc,
+        }
+    }
+}
+
+/// What happens to a pending physical interrupt or NMI at a boundary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum EventGate {
+    /// It stays pending.
+    Hold,
+    /// It is taken through the current IDT.
+    Take,
+    /// A #VMEXIT, the event staying pending for the host.
+    Exit(svm_model::ExitInfo),
+}
+
+impl From<svm_model::interrupts::Routing> for EventGate {
+    fn from(r: svm_model::interrupts::Routing) -> Self {
+        use svm_model::interrupts::Routing;
+        match r {
+            Routing::Deliver => EventGate::Take,
+            Routing::Exit(info) => EventGate::Exit(info),
+            _ => EventGate::Hold,
         }
     }
 }

@@ -55,6 +55,12 @@ pub const STACK_TOP: u64 = IMAGE_BASE + 0x1_c000;
 pub const IST_TOP: u64 = IMAGE_BASE + 0x2_0000;
 /// The 64-bit chunk.
 pub const CHUNK64: u64 = IMAGE_BASE + 0x2_0000;
+/// User-mode stack top (cases that run at CPL 3), an address in the user
+/// alias.
+pub const USER_STACK_TOP: u64 = USER_ALIAS + 0x80_0000;
+/// The user alias: the first 4 GiB mapped again here with U/S = 1, while the
+/// identity map stays supervisor-only (unless `Program::user_pages`).
+pub const USER_ALIAS: u64 = 0x80_0000_0000;
 /// Case records.
 pub const RESULTS: u64 = 0x100_0000;
 /// Bytes per case record.

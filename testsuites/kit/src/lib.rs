@@ -24,10 +24,11 @@ pub mod program;
 pub mod rt16;
 pub mod rt32;
 pub mod rt64;
+pub mod svm;
 
 pub use asm::{Asm, AsmResult, Chunk, Label};
 pub use program::{Built, Program};
-pub use rt64::Rt64;
+pub use rt64::{enter_user, Rt64};
 
 /// A decoded case record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -192,6 +192,7 @@ impl Machine {
         let before = self.tctx;
         self.paging_changed();
         self.mmu.mov_cr4(&before, old, new);
+        self.debug_changed();
         self.cpu.update_mode();
         self.stop_block = true;
         Ok(())
@@ -245,6 +246,7 @@ pub fn mov_dr(m: &mut Machine, i: &Instruction) -> Flow {
         6 => m.cpu.sys.dr6 = (v & 0x0001_e00f) | mmu::dr6::INIT,
         _ => m.cpu.sys.dr7 = Dr7::from_bits_retain((v & 0xffff_2bff) | Dr7::FIXED1.bits()),
     }
+    m.debug_changed();
     m.stop_block = true;
     Ok(())
 }

@@ -43,6 +43,9 @@ impl Machine {
 
     /// Reads `size` bytes from an I/O port.
     pub fn port_in(&mut self, port: u16, size: usize) -> Result<u64, Event> {
+        if self.dbg.io_armed {
+            self.check_io_breakpoints(port, size);
+        }
         let now = self.now();
         let v = self.dev.port_read(port, size as u8, now) as u64;
         self.after_device_access();
@@ -51,6 +54,9 @@ impl Machine {
 
     /// Writes `size` bytes to an I/O port; device effects become events.
     pub fn port_out(&mut self, port: u16, size: usize, v: u64) -> Flow {
+        if self.dbg.io_armed {
+            self.check_io_breakpoints(port, size);
+        }
         let now = self.now();
         let fx = self.dev.port_write(port, size as u8, v as u32, now);
         self.after_device_access();

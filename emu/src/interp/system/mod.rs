@@ -9,6 +9,7 @@ mod fastcall;
 mod io;
 mod misc;
 mod msr;
+mod protection;
 
 pub use cr::{clts, lmsw, mov_cr, mov_dr, smsw};
 pub use desc::{
@@ -20,6 +21,7 @@ pub(crate) use io::io as io_intercept;
 pub use io::{in_, out};
 pub use misc::{bound, clflush, cpuid, hlt, invlpg, monitor, mwait, rdrand, wbinvd};
 pub use msr::{rdmsr, rdpid, rdpmc, rdtsc, rdtscp, wrmsr};
+pub use protection::{invpcid, rdpkru, stac_clac, wrpkru};
 
 use crate::event::{Event, Flow};
 use crate::machine::Machine;

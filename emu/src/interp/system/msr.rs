@@ -48,9 +48,15 @@ impl Machine {
     /// The time-stamp counter: modelled cycles plus the software offset
     /// (SDM Vol. 3B 18.17).
     pub fn tsc(&self) -> u64 {
-        self.stats
+        let host = self
+            .stats
             .cycles
-            .wrapping_add(self.cpu.msr.tsc_offset as u64)
+            .wrapping_add(self.cpu.msr.tsc_offset as u64);
+        if self.in_guest() {
+            self.context_tsc(host)
+        } else {
+            host
+        }
     }
 
     /// Reads an MSR; `None` if it does not exist on this model (or is an
@@ -105,7 +111,7 @@ impl Machine {
     }
 
     /// The EFER bits software may set on this model.
-    fn efer_writable(&self) -> Efer {
+    pub(crate) fn efer_writable(&self) -> Efer {
         let model = &self.config.model;
         let mut e = Efer::empty();
         if model.has(Feature::Syscall) {
