@@ -1,6 +1,10 @@
 //! The `nestemu` command line (DESIGN.md, "Command line"): parsing, running a
 //! kernel, the exit-status contract, serial output and the `--stats` report.
-//! Bad input gets one line on stderr and exit status 2.
+//! Bad input gets one line on stderr and exit status 2. QEMU's spellings
+//! (`nestemu -kernel FILE ...`) are handled by [`qemu`].
+
+pub mod qemu;
+pub mod qemu_cpu;
 
 use crate::cpu::cpuid::CpuModel;
 use crate::event::Stop;
@@ -14,12 +18,14 @@ pub const EXIT_USAGE: i32 = 2;
 
 /// The help text.
 pub const HELP: &str = "\
+QEMU emulator version 8.2.0 (nestemu 0.1.0)
 nestemu: a deterministic x86-64 machine whose CPU implements VT-x and AMD-V
 
 USAGE:
     nestemu                         run the built-in demo
     nestemu demo [--cpu intel|amd]  run the built-in demo
     nestemu run --kernel FILE [OPTIONS]
+    nestemu -kernel FILE [QEMU OPTIONS]
     nestemu explain-walk [--address LA] [--guest-levels 4|5] [--nested ept|npt|none]
                  [--nested-levels 4|5] [--caches intel|amd|none] [--warm] [--svg FILE]
                                     show a 2-D page walk step by step (text, and an
@@ -41,9 +47,23 @@ RUN OPTIONS:
     --stats FILE      write run statistics as JSON
     --serial FILE     write COM1 output to FILE instead of stdout
 
+QEMU-COMPATIBLE OPTIONS (so QEMU test runners can run nestemu):
+    -kernel FILE -append STR -initrd FILE -m SIZE (default 128M)
+    -smp 1            one vCPU (SMP is not implemented yet)
+    -cpu MODEL[,+feature,-feature,phys-bits=N,host-phys-bits]
+                      max, host, qemu64, IvyBridge, Skylake-Server, ...; see -cpu help
+    -serial stdio|file:PATH|null|none   -nographic   -nodefaults   -no-reboot
+    -display none   -vnc none   -name NAME   -machine pc,accel=...   -rtc base=DATE
+    -device isa-debug-exit,iobase=0xf4,iosize=0x4   -device pc-testdev
+    -device pci-testdev   -device help   -global kvm-pit.lost_tick_policy=discard
+    --max-insns N   --stats FILE (nestemu extensions)
+    Anything else is refused with a message naming it (status 2).
+
 EXIT STATUS:
     (v << 1) | 1   the guest wrote v to isa-debug-exit (port 0xf4)
-    0              the guest powered off (or halted with nothing to wake it)
+    0              the guest powered off or asked for a reset (or halted with
+                   nothing to wake it); in QEMU mode with -no-reboot also a
+                   triple fault
     2              bad input or usage
     4              triple fault / shutdown
     6              an instruction nestemu does not implement yet (named on stderr)
@@ -209,7 +229,7 @@ pub fn explain_walk(o: &ExplainOptions) -> i32 {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageError(pub String);
 
-fn parse_number(flag: &str, v: &str) -> Result<u64, UsageError> {
+pub(crate) fn parse_number(flag: &str, v: &str) -> Result<u64, UsageError> {
     let r = if let Some(h) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
         u64::from_str_radix(h, 16)
     } else {
@@ -227,8 +247,8 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 cpu: "intel".into(),
             })
         }
-        Some("-h" | "--help" | "help") => return Ok(Command::Help),
-        Some("-V" | "--version") => return Ok(Command::Version),
+        Some("-h" | "--help" | "-help" | "help") => return Ok(Command::Help),
+        Some("-V" | "--version" | "-version") => return Ok(Command::Version),
         Some("explain-walk") => return parse_explain(&args[1..]),
         Some("run") | Some("demo") => it.next().cloned().unwrap_or_default(),
         Some(other) if other.starts_with('-') => "run".to_string(),
@@ -425,13 +445,21 @@ pub fn finish(m: &mut Machine, serial: &mut dyn Write, stats: Option<&str>) -> i
 
 /// The process entry point: returns the exit status.
 pub fn main_with_args(args: &[String]) -> i32 {
+    let first = args.first().map(String::as_str);
+    let probe = matches!(
+        first,
+        Some("-h" | "--help" | "-help" | "-V" | "--version" | "-version")
+    );
+    if !probe && qemu::is_qemu_invocation(args) {
+        return qemu::main(args);
+    }
     match parse(args) {
         Ok(Command::Help) => {
             print!("{HELP}");
             0
         }
         Ok(Command::Version) => {
-            println!("nestemu {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", qemu::version_line());
             0
         }
         Ok(Command::Run(o)) => run(&o),
@@ -466,6 +494,12 @@ mod tests {
         assert_eq!(o.cpu, "amd");
         assert_eq!(o.max_insns, Some(256));
         assert_eq!(o.stats.as_deref(), Some("s.json"));
+    }
+
+    #[test]
+    fn help_starts_with_the_version_line() {
+        assert_eq!(HELP.lines().next(), Some(qemu::version_line().as_str()));
+        assert!(HELP.contains("QEMU"));
     }
 
     #[test]

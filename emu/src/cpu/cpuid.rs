@@ -57,7 +57,7 @@ features! {
     Pae = "pae", L1Edx, 6, true;
     Mce = "mce", L1Edx, 7, false;
     Cx8 = "cx8", L1Edx, 8, true;
-    Apic = "apic", L1Edx, 9, false;
+    Apic = "apic", L1Edx, 9, true;
     Sep = "sep", L1Edx, 11, true;
     Mtrr = "mtrr", L1Edx, 12, false;
     Pge = "pge", L1Edx, 13, true;
@@ -79,10 +79,10 @@ features! {
     Pcid = "pcid", L1Ecx, 17, true;
     Sse41 = "sse4.1", L1Ecx, 19, true;
     Sse42 = "sse4.2", L1Ecx, 20, true;
-    X2apic = "x2apic", L1Ecx, 21, false;
+    X2apic = "x2apic", L1Ecx, 21, true;
     Movbe = "movbe", L1Ecx, 22, true;
     Popcnt = "popcnt", L1Ecx, 23, true;
-    TscDeadline = "tsc-deadline", L1Ecx, 24, false;
+    TscDeadline = "tsc-deadline", L1Ecx, 24, true;
     Xsave = "xsave", L1Ecx, 26, true;
     Rdrand = "rdrand", L1Ecx, 30, true;
     Fsgsbase = "fsgsbase", L7Ebx, 0, true;
@@ -236,6 +236,8 @@ impl CpuModel {
         let mut features: BTreeSet<Feature> = BASE_FEATURES.iter().copied().collect();
         features.insert(Feature::Vmx);
         features.insert(Feature::Monitor);
+        features.insert(Feature::X2apic);
+        features.insert(Feature::TscDeadline);
         features.insert(Feature::La57);
         Self {
             name: "intel".into(),
@@ -256,6 +258,7 @@ impl CpuModel {
     pub fn amd() -> Self {
         let mut features: BTreeSet<Feature> = BASE_FEATURES.iter().copied().collect();
         features.insert(Feature::Svm);
+        features.insert(Feature::X2apic);
         // Zen 2 has MONITOR/MWAIT (CPUID Fn0000_0001_ECX[3]).
         features.insert(Feature::Monitor);
         Self {
@@ -351,7 +354,17 @@ pub fn cpuid(model: &CpuModel, dynamic: CpuidDynamic, leaf: u32, subleaf: u32) -
             ]
         }
         0xd => xsave_leaf(model, subleaf),
-        2..=MAX_BASIC => [0; 4],
+        // Extended topology (SDM Vol. 3A 9.9.1): one logical processor at the
+        // SMT level and one at the core level; EDX is the x2APIC ID.
+        0xb if model.has(Feature::X2apic) => {
+            let (ebx, ecx) = match subleaf {
+                0 => (1, 0x100),
+                1 => (1, 0x201),
+                n => (0, n & 0xff),
+            };
+            [0, ebx, ecx, dynamic.apic_id]
+        }
+        2..=MAX_BASIC => [0, 0, if leaf == 0xb { subleaf & 0xff } else { 0 }, 0],
         0x8000_0000 => match model.vendor {
             Vendor::Intel => [MAX_EXT, 0, 0, 0],
             Vendor::Amd => [MAX_EXT, vb, vc, vd],

@@ -3,6 +3,7 @@
 //! through 8-byte gates (6.12, 20.3), IA-32e mode through 16-byte gates
 //! (6.14), with double-fault and triple-fault rules (6.15, table 6-5).
 
+mod external;
 mod long;
 mod protected;
 mod real;

@@ -3,8 +3,7 @@
 //! translation through the paging model, and the physical accessor that routes
 //! to RAM or devices and keeps the decoded-code cache exact.
 
-use crate::devices::IoEffect;
-use crate::event::{Event, Stop};
+use crate::event::Event;
 use crate::interp::operand::size_mask;
 use crate::machine::Machine;
 use mmu::{Cr0, Rflags, SegReg};
@@ -261,7 +260,10 @@ impl Machine {
             }
             return v;
         }
-        self.dev.mmio_read(pa, size as u8) & size_mask(size)
+        let now = self.now();
+        let v = self.dev.mmio_read(pa, size as u8, now) & size_mask(size);
+        self.after_device_access();
+        v
     }
 
     /// Writes `size` bytes of physical memory; a write to a page holding
@@ -288,10 +290,12 @@ impl Machine {
             }
             return Ok(());
         }
-        match self.dev.mmio_write(pa, size as u8, v & size_mask(size)) {
-            IoEffect::None => Ok(()),
-            IoEffect::DebugExit(x) => Err(Event::stop(Stop::DebugExit(x))),
-        }
+        let now = self.now();
+        let fx = self
+            .dev
+            .mmio_write(pa, size as u8, v & size_mask(size), now);
+        self.after_device_access();
+        self.device_effect(fx)
     }
 
     #[cold]
