@@ -1,0 +1,210 @@
+//! Which status flags are architecturally undefined where.
+//!
+//! Each instruction's effect on CF, PF, AF, ZF, SF and OF comes from iced-x86's
+//! tables (`rflags_undefined` and friends, which follow SDM Vol. 1 appendix A,
+//! "EFLAGS cross-reference"), refined where the effect depends on an operand
+//! value the generator chose: shift and rotate counts (SDM Vol. 2B "SAL/SAR/
+//! SHL/SHR", "RCL/RCR/ROL/ROR", "SHLD", "SHRD": a masked count of 0 changes no
+//! flag, OF is defined only for a count of 1, CF is undefined for SHL/SHR when
+//! the count is at least the operand width).
+//!
+//! [`analyze`] follows the sequence's control flow and finds the flags that
+//! are undefined on entry to each instruction and at the end: the comparison
+//! masks those. A sequence that *reads* an undefined flag (ADC after MUL, a
+//! Jcc on AF after AND) would make the whole result undefined; the generator
+//! never emits one and the minimizer rejects candidates that do.
+
+use crate::seq::Sequence;
+use iced_x86::{Instruction, Mnemonic, RflagsBits};
+
+/// CF.
+pub const CF: u64 = 1 << 0;
+/// PF.
+pub const PF: u64 = 1 << 2;
+/// AF.
+pub const AF: u64 = 1 << 4;
+/// ZF.
+pub const ZF: u64 = 1 << 6;
+/// SF.
+pub const SF: u64 = 1 << 7;
+/// OF.
+pub const OF: u64 = 1 << 11;
+/// The six status flags.
+pub const STATUS: u64 = CF | PF | AF | ZF | SF | OF;
+
+/// iced-x86's flag bits as RFLAGS bits (status flags only).
+pub fn from_iced(b: u32) -> u64 {
+    let mut r = 0;
+    for (i, f) in [
+        (RflagsBits::CF, CF),
+        (RflagsBits::PF, PF),
+        (RflagsBits::AF, AF),
+        (RflagsBits::ZF, ZF),
+        (RflagsBits::SF, SF),
+        (RflagsBits::OF, OF),
+    ] {
+        if b & i != 0 {
+            r |= f;
+        }
+    }
+    r
+}
+
+/// What one instruction does to the status flags.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlagEffect {
+    /// Flags it leaves undefined.
+    pub undefined: u64,
+    /// Flags it sets to defined values.
+    pub defined: u64,
+    /// Flags it reads.
+    pub read: u64,
+}
+
+impl FlagEffect {
+    /// The effect iced-x86 states for the instruction.
+    pub fn of(i: &Instruction) -> Self {
+        let undefined = from_iced(i.rflags_undefined());
+        let written = from_iced(i.rflags_written() | i.rflags_cleared() | i.rflags_set());
+        Self {
+            undefined,
+            defined: written & !undefined,
+            read: from_iced(i.rflags_read()),
+        }
+    }
+
+    /// The effect of a shift, rotate or double shift whose count operand is
+    /// `count` (before masking), for an operand of `width` bits.
+    pub fn of_shift(i: &Instruction, count: u64, width: u32) -> Self {
+        let base = Self::of(i);
+        let masked = count & if width == 64 { 63 } else { 31 };
+        if masked == 0 {
+            // SDM: "If the masked count is 0, the flags are not affected."
+            return Self {
+                undefined: 0,
+                defined: 0,
+                read: base.read,
+            };
+        }
+        let of = if masked == 1 { 0 } else { OF };
+        let (undefined, defined) = match i.mnemonic() {
+            Mnemonic::Rol | Mnemonic::Ror => (of, CF | (OF & !of)),
+            Mnemonic::Rcl | Mnemonic::Rcr => {
+                // The rotate runs (masked MOD (width + 1)) times; CF changes only
+                // if that is non-zero.
+                let turns = if width < 32 {
+                    masked % (width as u64 + 1)
+                } else {
+                    masked
+                };
+                let cf = if turns != 0 { CF } else { 0 };
+                (of, cf | (OF & !of))
+            }
+            Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr => {
+                let cf_undef = if masked >= width as u64 { CF } else { 0 };
+                let u = of | AF | cf_undef;
+                (u, STATUS & !u)
+            }
+            Mnemonic::Sar => {
+                let u = of | AF;
+                (u, STATUS & !u)
+            }
+            Mnemonic::Shld | Mnemonic::Shrd => {
+                // Counts above the width leave everything undefined (16-bit
+                // operands only; the generator keeps counts <= 16 there).
+                let u = if masked > width as u64 {
+                    STATUS
+                } else {
+                    of | AF
+                };
+                (u, STATUS & !u)
+            }
+            _ => (base.undefined, base.defined),
+        };
+        Self {
+            undefined,
+            defined,
+            read: base.read,
+        }
+    }
+}
+
+/// How control leaves an instruction, for the analysis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// To the next instruction.
+    Next,
+    /// To the next instruction or to item `t`.
+    Branch(usize),
+    /// Only to item `t` (JMP, CALL, RET).
+    Jump(usize),
+}
+
+/// The result of [`analyze`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Analysis {
+    /// Status flags undefined on entry to each instruction (flat order).
+    pub before: Vec<u64>,
+    /// Status flags undefined at the end of the sequence.
+    pub end: u64,
+    /// The first instruction that reads an undefined flag.
+    pub bad_read: Option<usize>,
+}
+
+impl Analysis {
+    /// The undefined flags when control is at flat instruction `k` (`k` =
+    /// length: the end).
+    pub fn at(&self, k: usize) -> u64 {
+        self.before.get(k).copied().unwrap_or(self.end)
+    }
+
+    /// Every flag undefined anywhere.
+    pub fn any(&self) -> u64 {
+        self.before.iter().fold(self.end, |a, b| a | b)
+    }
+}
+
+/// Forward data-flow over the sequence: the union over all paths.
+pub fn analyze(s: &Sequence) -> Analysis {
+    let flat = s.flat();
+    let starts = s.item_starts();
+    let n = flat.len();
+    let mut inn = vec![0u64; n + 1];
+    // Backward edges (RET to after a CALL) need a fixed point; a few passes do.
+    for _ in 0..8 {
+        let mut changed = false;
+        for (k, (_, i)) in flat.iter().enumerate() {
+            let e = i.effect;
+            let out = (inn[k] & !e.defined) | e.undefined;
+            let mut to = |j: usize| {
+                if inn[j] | out != inn[j] {
+                    inn[j] |= out;
+                    changed = true;
+                }
+            };
+            match i.flow {
+                Flow::Next => to(k + 1),
+                Flow::Branch(t) => {
+                    to(k + 1);
+                    to(starts[t.min(s.items.len())]);
+                }
+                Flow::Jump(t) => to(starts[t.min(s.items.len())]),
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let bad_read = flat
+        .iter()
+        .enumerate()
+        .find(|(k, (_, i))| i.effect.read & inn[*k] != 0)
+        .map(|(k, _)| k);
+    let end = inn[n];
+    inn.truncate(n);
+    Analysis {
+        before: inn,
+        end,
+        bad_read,
+    }
+}
