@@ -103,7 +103,18 @@ pub const W: u64 = 2;
 pub const U: u64 = 4;
 
 /// The cases.
-pub const CASES: &[Case] = &[];
+pub const CASES: &[Case] = &[Case {
+    name: "rf-pushed-for-faults",
+    was: "a fault pushed RFLAGS.RF = 0; SDM Vol. 3B 18.3.1.1 and hardware push 1",
+    code: "0f0b", // ud2
+    sets: &[],
+    oracle: true,
+    expect: Expect {
+        exception: Some((6, 0)),
+        pushed_rflags: Some(0x10202),
+        ..NONE
+    },
+}];
 
 /// Nothing expected: no exception, nothing else checked (the base for the
 /// cases' expectations).

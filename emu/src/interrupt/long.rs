@@ -57,7 +57,7 @@ impl Machine {
             cpl: new_cpl,
             fault_code: ext as u32,
         };
-        let flags = self.cpu.flags.get();
+        let flags = d.pushed_flags(self.cpu.flags.get());
         let old_ss = self.cpu.seg(SegReg::Ss).selector.0 as u64;
         let old_cs = self.cpu.seg(SegReg::Cs).selector.0 as u64;
         stack.push(self, old_ss, 8)?;

@@ -57,6 +57,20 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// The RFLAGS image to push: the current `flags`, with RF set for a
+    /// fault-class exception (SDM Vol. 3B 18.3.1.1: "for any fault-class
+    /// exception except a debug exception generated in response to an
+    /// instruction breakpoint, the value pushed for RF is 1"), so that IRET
+    /// back to the faulting instruction does not take an instruction
+    /// breakpoint on it again. Traps, aborts and interrupts push RF as it is.
+    pub fn pushed_flags(&self, flags: u64) -> u64 {
+        if self.source == Source::Exception && is_fault(self.vector) {
+            flags | mmu::Rflags::RF.bits()
+        } else {
+            flags
+        }
+    }
+
     /// The error code for an IDT-related fault while delivering this event.
     pub fn idt_code(&self) -> u32 {
         mmu::idt_error_code(self.vector, self.source.ext())
@@ -183,6 +197,15 @@ impl Machine {
             self.deliver_protected(d)
         }
     }
+}
+
+/// Fault-class exceptions (SDM Vol. 3A table 6-1, "Type" column), leaving
+/// out #DB: its faults (instruction breakpoints) push RF unchanged.
+fn is_fault(vector: u8) -> bool {
+    matches!(
+        vector,
+        0 | 5 | 6 | 7 | 10 | 11 | 12 | 13 | 14 | 16 | 17 | 19 | 20 | 21
+    )
 }
 
 fn class_of(d: &Delivery) -> ExceptionClass {

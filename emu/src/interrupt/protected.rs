@@ -57,7 +57,7 @@ impl Machine {
             return Err(Event::gp(ext as u32));
         }
         let size = if gate32 { 4 } else { 2 };
-        let flags = self.cpu.flags.get();
+        let flags = d.pushed_flags(self.cpu.flags.get());
         let mut stack = if inter {
             self.inner_stack(new_cpl, ext)?
         } else {
