@@ -103,18 +103,107 @@ pub const W: u64 = 2;
 pub const U: u64 = 4;
 
 /// The cases.
-pub const CASES: &[Case] = &[Case {
-    name: "rf-pushed-for-faults",
-    was: "a fault pushed RFLAGS.RF = 0; SDM Vol. 3B 18.3.1.1 and hardware push 1",
-    code: "0f0b", // ud2
-    sets: &[],
-    oracle: true,
-    expect: Expect {
-        exception: Some((6, 0)),
-        pushed_rflags: Some(0x10202),
-        ..NONE
+pub const CASES: &[Case] = &[
+    Case {
+        name: "rf-pushed-for-faults",
+        was: "a fault pushed RFLAGS.RF = 0; SDM Vol. 3B 18.3.1.1 and hardware push 1",
+        code: "0f0b", // ud2
+        sets: &[],
+        oracle: true,
+        expect: Expect {
+            exception: Some((6, 0)),
+            pushed_rflags: Some(0x10202),
+            ..NONE
+        },
     },
-}];
+    Case {
+        name: "rmw-not-present-is-a-write",
+        was: "the read of ADD [m], r faulted as a read (error code U, not W|U)",
+        code: "0108", // add [rax], ecx
+        sets: &[("rax", 0x20_0000)],
+        oracle: true,
+        expect: Expect {
+            exception: Some((PF, W | U)),
+            cr2: Some(0x20_0000),
+            ..NONE
+        },
+    },
+    Case {
+        name: "locked-rmw-supervisor-page-is-a-write",
+        was: "LOCK DEC [m] on a supervisor page faulted with P|U, hardware P|W|U",
+        code: "f049ff0f", // lock dec qword [r15]
+        sets: &[("r15", 0x1f_f000)],
+        oracle: true,
+        expect: Expect {
+            exception: Some((PF, P | W | U)),
+            cr2: Some(0x1f_f000),
+            ..NONE
+        },
+    },
+    Case {
+        name: "rmw-crossing-read-only-into-not-present",
+        was: "BTS on a word crossing from a read-only into a not-present page \
+              faulted on the second page (read); hardware faults on the first (write)",
+        code: "660fba2c25ff3f200004", // bts word [0x203fff], 4
+        sets: &[],
+        oracle: true,
+        expect: Expect {
+            exception: Some((PF, P | W | U)),
+            cr2: Some(0x20_3fff),
+            ..NONE
+        },
+    },
+    Case {
+        name: "cmpxchg16b-is-a-write",
+        was: "CMPXCHG16B on a supervisor page faulted as a read",
+        code: "480fc70e", // cmpxchg16b [rsi]
+        sets: &[("rsi", 0x1f_f820)],
+        oracle: true,
+        expect: Expect {
+            exception: Some((PF, P | W | U)),
+            cr2: Some(0x1f_f820),
+            ..NONE
+        },
+    },
+    Case {
+        name: "rotate-faulting-write-keeps-flags",
+        was: "ROR [m], 1 to a read-only page changed CF and OF before its write faulted",
+        code: "41d04c248a", // ror byte [r12-0x76], 1
+        sets: &[("r12", 0x20_315c)],
+        oracle: true,
+        expect: Expect {
+            exception: Some((PF, P | W | U)),
+            cr2: Some(0x20_30e6),
+            rflags: Some((0xfff, 0x202)),
+            pushed_rflags: Some(0x10202),
+            ..NONE
+        },
+    },
+    Case {
+        name: "locked-inc-faulting-write-keeps-flags",
+        was: "LOCK INC [m] to a read-only page changed the flags before its write faulted",
+        code: "f0fe042545302000", // lock inc byte [0x203045]
+        sets: &[],
+        oracle: true,
+        expect: Expect {
+            exception: Some((PF, P | W | U)),
+            rflags: Some((0xfff, 0x202)),
+            ..NONE
+        },
+    },
+    Case {
+        name: "shld-faulting-write-keeps-flags",
+        was: "SHLD [m], r, CL to a read-only page changed the flags before its write faulted",
+        code: "0fa513", // shld [rbx], edx, cl
+        sets: &[("rbx", 0x20_3010), ("rcx", 5), ("rdx", 0xffff_ffff)],
+        oracle: true,
+        expect: Expect {
+            exception: Some((PF, P | W | U)),
+            rflags: Some((0xfff, 0x202)),
+            ..NONE
+        },
+    },
+];
 
 /// Nothing expected: no exception, nothing else checked (the base for the
 /// cases' expectations).

@@ -60,7 +60,7 @@ pub fn lea(m: &mut Machine, i: &Instruction) -> Flow {
 
 /// XCHG (implicitly locked with a memory operand).
 pub fn xchg(m: &mut Machine, i: &Instruction) -> Flow {
-    let a = m.read_op(i, 0)?;
+    let a = m.read_op_rmw(i, 0)?;
     let b = m.read_op(i, 1)?;
     if i.op_kind(0) == OpKind::Memory {
         m.write_op(i, 0, b)?;

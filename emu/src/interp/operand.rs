@@ -167,6 +167,21 @@ impl Machine {
         }
     }
 
+    /// Reads operand `n` as the destination of a read-modify-write: a memory
+    /// operand is checked for writing before it is read (see
+    /// [`Machine::read_mem_rmw`]).
+    #[inline(always)]
+    pub fn read_op_rmw(&mut self, i: &Instruction, n: u32) -> Result<u64, Event> {
+        match i.op_kind(n) {
+            OpKind::Memory => {
+                let seg = self.mem_seg(i);
+                let ea = self.effective_address(i);
+                self.read_mem_rmw(seg, ea, i.memory_size().size())
+            }
+            _ => self.read_op(i, n),
+        }
+    }
+
     /// Writes operand `n` (register or memory).
     #[inline(always)]
     pub fn write_op(&mut self, i: &Instruction, n: u32, v: u64) -> Result<(), Event> {
