@@ -203,6 +203,17 @@ pub const CASES: &[Case] = &[
             ..NONE
         },
     },
+    Case {
+        name: "xadd-same-register",
+        was: "XADD BP, BP left the old value; TEMP <- SRC + DEST; SRC <- DEST; DEST <- TEMP",
+        code: "660fc1ed", // xadd bp, bp
+        sets: &[("rbp", 0x8000_0000_0000_0001)],
+        oracle: true,
+        expect: Expect {
+            gprs: &[("rbp", 0x8000_0000_0000_0002)],
+            ..NONE
+        },
+    },
 ];
 
 /// Nothing expected: no exception, nothing else checked (the base for the

@@ -142,8 +142,16 @@ pub fn xadd(m: &mut Machine, i: &Instruction) -> Flow {
     let d = m.read_op_rmw(i, 0)? & mask;
     let s = m.read_op(i, 1)? & mask;
     let r = d.wrapping_add(s);
-    m.write_op(i, 0, r)?;
-    m.write_op(i, 1, d)?;
+    // TEMP <- SRC + DEST; SRC <- DEST; DEST <- TEMP (SDM Vol. 2B XADD): with
+    // the same register as both operands the sum wins. A memory destination
+    // is written first so a fault leaves the register unchanged.
+    if i.op_kind(0) == OpKind::Memory {
+        m.write_op(i, 0, r)?;
+        m.write_op(i, 1, d)?;
+    } else {
+        m.write_op(i, 1, d)?;
+        m.write_op(i, 0, r)?;
+    }
     m.cpu.flags.set_lazy(LazyOp::Add, (size * 8) as u8, d, s, r);
     Ok(())
 }
