@@ -214,6 +214,18 @@ pub const CASES: &[Case] = &[
             ..NONE
         },
     },
+    Case {
+        name: "shld-64-cf",
+        was: "SHLD r64 by 57 lost CF (the shifted-out bit fell off a 128-bit temporary)",
+        code: "4c0fa4ee39", // shld rsi, r13, 57
+        sets: &[("rsi", 0xffff_ffff_ffff_ff90)],
+        oracle: true,
+        expect: Expect {
+            rflags: Some((0x1, 0x1)),
+            gprs: &[("rsi", 0x2000_0000_0000_0000)],
+            ..NONE
+        },
+    },
 ];
 
 /// Nothing expected: no exception, nothing else checked (the base for the

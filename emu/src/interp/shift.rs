@@ -221,9 +221,11 @@ pub fn shld(m: &mut Machine, i: &Instruction) -> Flow {
         let sh = cat << s.count;
         (((sh >> 32) as u64) & 0xffff, (sh >> 48) & 1 != 0)
     } else {
-        let cat = (s.value as u128) << w | src as u128;
-        let sh = cat << s.count;
-        (((sh >> w) as u64) & s.mask, (sh >> (2 * w)) & 1 != 0)
+        // 32 and 64 bits: the masked count is below the width. CF is the last
+        // bit shifted out of the destination, bit (width - count).
+        let n = s.count;
+        let r = (s.value << n | src >> (w - n)) & s.mask;
+        (r, (s.value >> (w - n)) & 1 != 0)
     };
     m.write_op(i, 0, r)?;
     shxd_flags(m, &s, r, cf);
