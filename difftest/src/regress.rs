@@ -226,6 +226,53 @@ pub const CASES: &[Case] = &[
             ..NONE
         },
     },
+    Case {
+        name: "ds-override-on-rbp-is-a-stack-reference",
+        was: "DS:[RBP] with a non-canonical address raised #GP; in 64-bit mode the DS \
+              override is ignored, so it is an SS reference: #SS (SDM Vol. 1 3.3.7.1)",
+        code: "3e8b4500", // mov eax, ds:[rbp]
+        sets: &[("rbp", 0x8000_0000_0000_0000)],
+        oracle: true,
+        expect: Expect {
+            exception: Some((SS, 0)),
+            ..NONE
+        },
+    },
+    Case {
+        name: "fs-override-on-rbp-is-not",
+        was: "(the other side of the rule: FS applies, so #GP)",
+        code: "648b4500", // mov eax, fs:[rbp]
+        sets: &[("rbp", 0x8000_0000_0000_0000)],
+        oracle: true,
+        expect: Expect {
+            exception: Some((GP, 0)),
+            ..NONE
+        },
+    },
+    Case {
+        name: "cmpxchg16b-ds-override-on-rbp",
+        was: "CMPXCHG16B DS:[RBP] at an aligned non-canonical address raised #GP, not #SS",
+        code: "3e480fc74d00", // cmpxchg16b ds:[rbp]
+        sets: &[("rbp", 0x8000_0000_0000_0000)],
+        oracle: true,
+        expect: Expect {
+            exception: Some((SS, 0)),
+            ..NONE
+        },
+    },
+    Case {
+        name: "cmpxchg16b-alignment-before-canonical",
+        was: "(kept as it was: misalignment raises #GP(0) before the canonical check; the \
+              oracle shows #SS because KVM's emulator, which handles the hardware's #GP, \
+              checks the address first)",
+        code: "480fc74d01", // cmpxchg16b [rbp+1]
+        sets: &[("rbp", 0x8000_0000_0000_0000)],
+        oracle: false,
+        expect: Expect {
+            exception: Some((GP, 0)),
+            ..NONE
+        },
+    },
 ];
 
 /// Nothing expected: no exception, nothing else checked (the base for the

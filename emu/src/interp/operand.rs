@@ -133,10 +133,21 @@ impl Machine {
         ea & size_mask(asize)
     }
 
-    /// The segment of the memory operand (after overrides and defaults).
+    /// The segment of the memory operand (after overrides and defaults). In
+    /// 64-bit mode only FS and GS overrides apply; CS, DS, ES and SS
+    /// overrides are ignored, so the default stays: SS for an RSP or RBP base,
+    /// DS otherwise. It decides between #SS(0) and #GP(0) for a non-canonical
+    /// address (SDM Vol. 1 3.3.7.1, "Canonical addressing").
     #[inline(always)]
     pub fn mem_seg(&self, i: &Instruction) -> SegReg {
-        seg_of(i.memory_segment())
+        let s = i.memory_segment();
+        if self.cpu.long64() && !matches!(s, Register::FS | Register::GS) {
+            return match i.memory_base() {
+                Register::RSP | Register::RBP | Register::ESP | Register::EBP => SegReg::Ss,
+                _ => SegReg::Ds,
+            };
+        }
+        seg_of(s)
     }
 
     /// The operand size in bytes of operand `n` (register or memory).
