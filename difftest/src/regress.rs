@@ -273,6 +273,30 @@ pub const CASES: &[Case] = &[
             ..NONE
         },
     },
+    Case {
+        name: "enter-checks-the-final-stack-pointer",
+        was: "ENTER did not check a write at the final RSP (SDM Vol. 2A ENTER, #PF)",
+        code: "c8000100", // enter 0x100, 0
+        sets: &[("rsp", 0x20_1010), ("rbp", 0x20_2080)],
+        oracle: true,
+        expect: Expect {
+            exception: Some((PF, W | U)),
+            cr2: Some(0x20_0f08),
+            gprs: &[("rsp", 0x20_1010), ("rbp", 0x20_2080)],
+            ..NONE
+        },
+    },
+    Case {
+        name: "enter-final-stack-pointer-alignment",
+        was: "ENTER with a misaligned final RSP and RFLAGS.AC did not raise #AC",
+        code: "c8120000", // enter 0x12, 0
+        sets: &[("rsp", 0x20_2100), ("rbp", 0x20_2080), ("rflags", 0x4_0202)],
+        oracle: true,
+        expect: Expect {
+            exception: Some((AC, 0)),
+            ..NONE
+        },
+    },
 ];
 
 /// Nothing expected: no exception, nothing else checked (the base for the
