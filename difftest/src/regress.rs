@@ -297,6 +297,19 @@ pub const CASES: &[Case] = &[
             ..NONE
         },
     },
+    Case {
+        name: "movsxd-r16-reads-a-doubleword-on-amd",
+        was: "MOVSXD r16, m read a word; AMD processors read a doubleword (the CPU model \
+              the tests use is AMD; Intel documents a word)",
+        code: "6644636500", // movsxd r12w, [rbp]
+        sets: &[("rbp", 0x20_3ffe)],
+        oracle: true,
+        expect: Expect {
+            exception: Some((PF, U)),
+            cr2: Some(0x20_4000),
+            ..NONE
+        },
+    },
 ];
 
 /// Nothing expected: no exception, nothing else checked (the base for the
