@@ -298,6 +298,18 @@ pub const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "cmps-reads-the-destination-first",
+        was: "CMPS read DS:[RSI] first; with both operands faulting hardware reports ES:[RDI]",
+        code: "a6", // cmpsb
+        sets: &[("rsi", 0x20_0800), ("rdi", 0x20_0900)],
+        oracle: true,
+        expect: Expect {
+            exception: Some((PF, U)),
+            cr2: Some(0x20_0900),
+            ..NONE
+        },
+    },
+    Case {
         name: "movsxd-r16-reads-a-doubleword-on-amd",
         was: "MOVSXD r16, m read a word; AMD processors read a doubleword (the CPU model \
               the tests use is AMD; Intel documents a word)",
