@@ -157,20 +157,37 @@ const NT: u64 = 1 << 14;
 /// The linear address of the memory operand of `ins` with the registers
 /// `gprs` (FS and GS bases are zero in the harness).
 fn operand_address(ins: &iced_x86::Instruction, gprs: &[u64; 16]) -> Option<u64> {
-    use iced_x86::Register;
-    let mem = (0..ins.op_count()).find(|n| ins.op_kind(*n) == iced_x86::OpKind::Memory)?;
-    ins.virtual_address(mem, 0, |r, _, _| {
-        if r.is_segment_register() {
-            return Some(0);
-        }
-        let n = r.full_register() as usize - Register::RAX as usize;
-        let v = *gprs.get(n)?;
+    use iced_x86::{Mnemonic, OpKind, Register};
+    let mem = (0..ins.op_count()).find(|n| ins.op_kind(*n) == OpKind::Memory)?;
+    let reg = |r: Register| -> Option<u64> {
+        let v = *gprs.get(r.full_register() as usize - Register::RAX as usize)?;
         Some(match r.size() {
             4 => v & 0xffff_ffff,
             2 => v & 0xffff,
+            1 => v & 0xff,
             _ => v,
         })
-    })
+    };
+    // BT and friends with a register bit offset address outside the operand
+    // (SDM Vol. 2A BT): the operand-sized word holding the bit.
+    let mut extra = 0u64;
+    if matches!(
+        ins.mnemonic(),
+        Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc
+    ) && ins.op_kind(1) == OpKind::Register
+    {
+        let r = ins.op1_register();
+        let bits = r.size() as u32 * 8;
+        let off = ((reg(r)? << (64 - bits)) as i64) >> (64 - bits);
+        extra = (off.div_euclid(bits as i64) * r.size() as i64) as u64;
+    }
+    let la = ins.virtual_address(mem, 0, |r, _, _| {
+        if r.is_segment_register() {
+            return Some(0);
+        }
+        reg(r)
+    })?;
+    Some(la.wrapping_add(extra))
 }
 
 /// True if the memory operand of `ins` is not canonical with the registers

@@ -1,6 +1,6 @@
 //! The generator and the harness on nestemu alone (any host).
 
-use difftest::{gen, Plan};
+use difftest::{gen, image, Plan};
 
 fn plan(groups: Vec<&'static str>, seed: u64) -> Plan {
     Plan {
@@ -37,6 +37,21 @@ fn every_group_generates_valid_sequences() {
                 s.encode(difftest::layout::CODE, 0x40_0000).is_ok(),
                 "{g} {k}"
             );
+        }
+    }
+}
+
+#[test]
+fn nestemu_runs_every_group_through_the_harness() {
+    let p = plan(gen::group_names(), 9);
+    let seqs: Vec<_> = (0..2200).map(|k| p.sequence(k)).collect();
+    for chunk in seqs.chunks(1100) {
+        let img = image::build(chunk).expect("the batch builds");
+        let r = difftest::emu::run(&img);
+        assert_eq!(r.failed, None, "nestemu stopped in the batch");
+        for k in 0..chunk.len() {
+            let o = difftest::compare::Outcome::parse(image::output_record(&r.out, k));
+            assert!(o.done, "sequence {k} stored no state");
         }
     }
 }
