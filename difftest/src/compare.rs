@@ -114,9 +114,10 @@ pub enum Artifact {
     /// #GP(0) for the alignment, and KVM's emulator, handling that #GP, finds
     /// the non-canonical address first (#SS for a stack reference).
     AlignmentAfterCanonical,
-    /// PVM clears RFLAGS.NT when it returns to ring 3 (after an exception,
-    /// or after a host interrupt at any point): NT set on nestemu and clear
-    /// on hardware is not a difference.
+    /// PVM clears RFLAGS.NT whenever it returns to ring 3 (after an
+    /// exception, a shadow-paging fault or a host interrupt, at any point):
+    /// NT set on nestemu and clear on hardware, in the final or the pushed
+    /// RFLAGS, is not a difference.
     NtAfterIret,
     /// An access that starts canonical and ends non-canonical: KVM's
     /// emulator (which handles the #GP) checks only the first byte and
@@ -283,6 +284,14 @@ pub fn compare(
     if hw.rflags & NT == 0 && emu.rflags & NT != 0 {
         hw.rflags |= NT;
         artifacts.push(Artifact::NtAfterIret);
+    }
+    if let (Some(h), Some(e)) = (&mut hw.exception, emu.exception) {
+        // Any exit to KVM (a shadow-paging fault, a host interrupt) clears NT
+        // before the exception pushes RFLAGS.
+        if h.rflags & NT == 0 && e.rflags & NT != 0 {
+            h.rflags |= NT;
+            artifacts.push(Artifact::NtAfterIret);
+        }
     }
     let hw = &hw;
     let mut d = Vec::new();
