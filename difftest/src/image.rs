@@ -278,9 +278,6 @@ fn page_tables() -> Vec<u8> {
     const PS: u64 = 0x80;
     let mut t = vec![0u64; 512 * 7];
     t[0] = layout::PDPT | P | W | U;
-    // A read-only 1-GiB page over physical 0 (a reserved-bit fault where
-    // the CPU model lacks 1-GiB pages).
-    t[512 + (layout::GIB_PAGE >> 30) as usize] = P | U | PS;
     let top = layout::TOP_PAGE;
     t[((top >> 39) & 511) as usize] = layout::PDPT_HI | P | W | U;
     t[2048 + ((top >> 30) & 511) as usize] = layout::PD_HI | P | W | U;

@@ -46,8 +46,6 @@ pub const PT_HI: u64 = 0xe000;
 /// that start here and run past 0x7fff_ffff_ffff cross into non-canonical
 /// addresses.
 pub const TOP_PAGE: u64 = 0x7fff_ffff_f000;
-/// A read-only 1-GiB page mapping physical 0 (PDPTE with PS = 1).
-pub const GIB_PAGE: u64 = 0x4000_0000;
 /// The physical page behind [`TOP_PAGE`].
 pub const TOP_PAGE_PHYS: u64 = 0x20_5000;
 /// Ring-0 stack top (TSS.RSP0).

@@ -6,7 +6,7 @@ use crate::cpu::cpuid::CpuModel;
 use crate::event::Stop;
 use crate::loader::{multiboot, LoadError};
 use crate::machine::{Machine, MachineConfig};
-use crate::stats::{CodeCacheCounts, Report};
+use crate::stats::Report;
 use std::io::Write;
 
 /// Exit status for bad input or usage.
@@ -20,6 +20,10 @@ USAGE:
     nestemu                         run the built-in demo
     nestemu demo [--cpu intel|amd]  run the built-in demo
     nestemu run --kernel FILE [OPTIONS]
+    nestemu explain-walk [--address LA] [--guest-levels 4|5] [--nested ept|npt|none]
+                 [--nested-levels 4|5] [--caches intel|amd|none] [--warm] [--svg FILE]
+                                    show a 2-D page walk step by step (text, and an
+                                    SVG picture with --svg)
 
 RUN OPTIONS:
     --kernel FILE     Multiboot kernel (ELF32, ELF64 or a.out kludge), as QEMU -kernel
@@ -31,7 +35,9 @@ RUN OPTIONS:
     --mem MIB         RAM in MiB (default 256)
     --append STRING   kernel command line (after the kernel path, as QEMU passes it)
     --initrd FILE     passed as the single Multiboot module
-    --max-insns N     stop after N instructions (exit status 124)
+    --max-insns N     stop after N instructions (exit status 124); events delivered
+                      and every 4096 iterations of a REP string instruction count
+                      toward N, so no guest can escape the limit
     --stats FILE      write run statistics as JSON
     --serial FILE     write COM1 output to FILE instead of stdout
 
@@ -79,10 +85,124 @@ pub enum Command {
         /// CPU preset.
         cpu: String,
     },
+    /// `nestemu explain-walk ...`.
+    ExplainWalk(ExplainOptions),
     /// `--help`.
     Help,
     /// `--version`.
     Version,
+}
+
+/// Options of `explain-walk`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExplainOptions {
+    /// The linear address.
+    pub address: u64,
+    /// Guest levels (4 or 5).
+    pub guest_levels: u8,
+    /// `ept`, `npt` or `none`.
+    pub nested: String,
+    /// Nested levels (4 or 5).
+    pub nested_levels: u8,
+    /// Warm the caches first.
+    pub warm: bool,
+    /// `intel`, `amd` or `none` (no caches).
+    pub caches: String,
+    /// Write an SVG picture here.
+    pub svg: Option<String>,
+}
+
+fn parse_explain(args: &[String]) -> Result<Command, UsageError> {
+    let mut o = ExplainOptions {
+        address: 0x0000_7f12_3456_7000,
+        guest_levels: 4,
+        nested: "ept".into(),
+        nested_levels: 4,
+        warm: false,
+        caches: "intel".into(),
+        svg: None,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, UsageError> {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| UsageError(format!("{name} needs a value")))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--address" => o.address = parse_number("--address", &value("--address")?)?,
+            "--guest-levels" => {
+                o.guest_levels = parse_number("--guest-levels", &value("--guest-levels")?)? as u8
+            }
+            "--nested" => o.nested = value("--nested")?,
+            "--nested-levels" => {
+                o.nested_levels = parse_number("--nested-levels", &value("--nested-levels")?)? as u8
+            }
+            "--warm" => o.warm = true,
+            "--caches" => o.caches = value("--caches")?,
+            "--svg" => o.svg = Some(value("--svg")?),
+            _ => {
+                return Err(UsageError(format!(
+                    "unknown option '{arg}' for 'explain-walk' (try --help)"
+                )))
+            }
+        }
+    }
+    if !matches!(o.nested.as_str(), "ept" | "npt" | "none") {
+        return Err(UsageError(format!(
+            "--nested must be ept, npt or none, not '{}'",
+            o.nested
+        )));
+    }
+    if !matches!(o.caches.as_str(), "intel" | "amd" | "none") {
+        return Err(UsageError(format!(
+            "--caches must be intel, amd or none, not '{}'",
+            o.caches
+        )));
+    }
+    Ok(Command::ExplainWalk(o))
+}
+
+/// Runs `explain-walk`: the text on stdout, the SVG to a file.
+pub fn explain_walk(o: &ExplainOptions) -> i32 {
+    use crate::explain::{explain, NestedKind, Scenario};
+    let s = Scenario {
+        address: o.address,
+        guest_levels: o.guest_levels,
+        nested: match o.nested.as_str() {
+            "npt" => NestedKind::Npt,
+            "none" => NestedKind::None,
+            _ => NestedKind::Ept,
+        },
+        nested_levels: o.nested_levels,
+        warm: o.warm,
+        tlb: match o.caches.as_str() {
+            "amd" => mmu::TlbConfig::amd(),
+            "none" => mmu::TlbConfig::none(),
+            _ => mmu::TlbConfig::intel(),
+        },
+    };
+    let e = match explain(&s) {
+        Ok(e) => e,
+        Err(msg) => {
+            eprintln!("nestemu: {msg}");
+            return EXIT_USAGE;
+        }
+    };
+    print!("{}", crate::explain::text::render(&e));
+    if let Some(path) = &o.svg {
+        if let Err(err) = std::fs::write(path, crate::explain::svg::render(&e)) {
+            eprintln!("nestemu: cannot write '{path}': {err}");
+            return EXIT_USAGE;
+        }
+    }
+    0
 }
 
 /// A usage error.
@@ -109,6 +229,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         }
         Some("-h" | "--help" | "help") => return Ok(Command::Help),
         Some("-V" | "--version") => return Ok(Command::Version),
+        Some("explain-walk") => return parse_explain(&args[1..]),
         Some("run") | Some("demo") => it.next().cloned().unwrap_or_default(),
         Some(other) if other.starts_with('-') => "run".to_string(),
         Some(other) => {
@@ -178,7 +299,16 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     Ok(Command::Run(o))
 }
 
-fn read_file(path: &str, what: &str) -> Result<Vec<u8>, LoadError> {
+/// Reads a host file of at most `limit` bytes (the guest RAM it must fit).
+fn read_file(path: &str, what: &str, limit: u64) -> Result<Vec<u8>, LoadError> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| LoadError(format!("cannot read {what} '{path}': {e}")))?
+        .len();
+    if len > limit {
+        return Err(LoadError(format!(
+            "{what} '{path}' is {len} bytes, more than the {limit} bytes of guest RAM it must fit in"
+        )));
+    }
     std::fs::read(path).map_err(|e| LoadError(format!("cannot read {what} '{path}': {e}")))
 }
 
@@ -186,13 +316,15 @@ fn read_file(path: &str, what: &str) -> Result<Vec<u8>, LoadError> {
 pub fn prepare(o: &RunOptions) -> Result<Machine, LoadError> {
     let model = CpuModel::preset(&o.cpu)
         .ok_or_else(|| LoadError(format!("unknown CPU model '{}'", o.cpu)))?;
-    let image = read_file(&o.kernel, "kernel")?;
-    let mut m = Machine::new(MachineConfig {
+    let mem_bytes = o.mem_mib << 20;
+    let image = read_file(&o.kernel, "kernel", mem_bytes)?;
+    let mut m = Machine::try_new(MachineConfig {
         model,
-        mem_bytes: o.mem_mib << 20,
+        mem_bytes,
         max_insns: o.max_insns,
         ..Default::default()
-    });
+    })
+    .map_err(LoadError)?;
     if let Some(addr) = o.flat {
         if image.is_empty() {
             return Err(LoadError("the kernel file is empty".into()));
@@ -212,7 +344,7 @@ pub fn prepare(o: &RunOptions) -> Result<Machine, LoadError> {
     if let Some(path) = &o.initrd {
         modules.push(multiboot::Module {
             string: path.clone(),
-            data: read_file(path, "initrd")?,
+            data: read_file(path, "initrd", mem_bytes)?,
         });
     }
     let cmdline = if o.append.is_empty() {
@@ -242,18 +374,7 @@ pub fn run_machine(m: &mut Machine, serial: &mut dyn Write) -> std::io::Result<S
 
 /// Writes the `--stats` report.
 pub fn write_stats(m: &Machine, stop: &Stop, path: &str) -> std::io::Result<()> {
-    let report = Report {
-        instructions: m.stats.instructions,
-        cycles: m.stats.cycles,
-        exit_status: stop.exit_status(),
-        stop: stop.describe(),
-        events: &m.stats.events,
-        unclaimed: m.dev.unclaimed,
-        code_cache: CodeCacheCounts {
-            decoded_blocks: m.code.decoded_blocks,
-            invalidated_blocks: m.code.invalidated_blocks,
-        },
-    };
+    let report = Report::of(m, stop.exit_status(), stop.describe());
     let mut text = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;
     text.push('\n');
     std::fs::write(path, text)
@@ -315,6 +436,7 @@ pub fn main_with_args(args: &[String]) -> i32 {
         }
         Ok(Command::Run(o)) => run(&o),
         Ok(Command::Demo { cpu }) => crate::demo::run(&cpu),
+        Ok(Command::ExplainWalk(o)) => explain_walk(&o),
         Err(UsageError(msg)) => {
             eprintln!("nestemu: {msg}");
             EXIT_USAGE

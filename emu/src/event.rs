@@ -34,6 +34,8 @@ pub enum Event {
         /// Bits to OR into DR6.
         dr6: u64,
     },
+    /// A VM exit to the hypervisor (VMX) or #VMEXIT (SVM).
+    GuestExit(Box<crate::virt::GuestExit>),
     /// The machine stops.
     Stop(Box<Stop>),
 }

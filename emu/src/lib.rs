@@ -6,15 +6,18 @@
 pub mod cli;
 pub mod cost;
 pub mod cpu;
+pub mod debug;
 pub mod demo;
 pub mod devices;
 pub mod event;
+pub mod explain;
 pub mod interp;
 pub mod interrupt;
 pub mod loader;
 pub mod machine;
 pub mod memory;
 pub mod stats;
+pub mod virt;
 
 pub use event::{Event, Stop};
 pub use machine::{Machine, MachineConfig};

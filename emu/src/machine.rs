@@ -68,6 +68,12 @@ pub struct Machine {
     pub mmu: mmu::Mmu,
     /// The translation context of the current register state.
     pub(crate) tctx: mmu::TranslationContext,
+    /// VT-x and AMD-V state.
+    pub virt: crate::virt::Virt,
+    /// Events delivered and REP chunks yielded: counted by [`Machine::steps`].
+    pub(crate) extra_steps: u64,
+    /// Decoded breakpoints and pending data/I/O breakpoint hits.
+    pub(crate) dbg: crate::debug::DebugState,
 }
 
 impl core::fmt::Debug for Machine {
@@ -80,9 +86,15 @@ impl core::fmt::Debug for Machine {
 }
 
 impl Machine {
-    /// A machine in its reset state with zeroed RAM.
+    /// A machine in its reset state with zeroed RAM. Panics if the host cannot
+    /// allocate the RAM; see [`Machine::try_new`].
     pub fn new(config: MachineConfig) -> Self {
-        let ram = Ram::new(config.mem_bytes);
+        Self::try_new(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A machine in its reset state, or why the host cannot provide one.
+    pub fn try_new(config: MachineConfig) -> Result<Self, String> {
+        let ram = Ram::try_new(config.mem_bytes)?;
         let rng = config.rng_seed | 1;
         let tlb = match config.model.vendor {
             crate::cpu::cpuid::Vendor::Intel => mmu::TlbConfig::intel(),
@@ -102,10 +114,14 @@ impl Machine {
             trap_rip: 0,
             mmu,
             tctx: Self::reset_context(),
+            virt: crate::virt::Virt::new(&config.model),
+            extra_steps: 0,
+            dbg: crate::debug::DebugState::default(),
             config,
         };
+        m.virt.svm = crate::virt::svm::SvmCpu::with_config(crate::virt::svm::discovery::config(&m));
         m.paging_changed();
-        m
+        Ok(m)
     }
 
     /// A placeholder context, replaced from the registers in [`Machine::new`].
@@ -130,42 +146,61 @@ impl Machine {
     /// interrupt shadow). Returns why the machine stopped, if it did.
     pub fn run_slice(&mut self) -> Option<Stop> {
         let mut budget = match self.config.max_insns {
-            Some(n) if self.stats.instructions >= n => return Some(Stop::InstructionLimit),
-            Some(n) => n - self.stats.instructions,
+            Some(n) if self.steps() >= n => return Some(Stop::InstructionLimit),
+            Some(n) => n - self.steps(),
             None => u64::MAX,
         };
-        if let Err(stop) = self.service_boundary() {
-            return Some(stop);
-        }
+        let guest_step = match self.service_boundary() {
+            Ok(step) => step,
+            Err(stop) => return Some(stop),
+        };
         if self.cpu.events.halted {
             return None;
         }
         let ev = &self.cpu.events;
         let shadow = ev.sti_blocking || ev.movss_blocking;
         let single_step = self.cpu.flags.has(Rflags::TF);
-        if shadow || single_step {
+        let resume = self.cpu.flags.has(Rflags::RF);
+        if shadow || single_step || resume || guest_step || self.dbg.any() {
             budget = 1;
+            if let Some(stop) = self.before_single_instruction(resume) {
+                return stop;
+            }
         }
         let block = match self.fetch_block() {
             Ok(b) => b,
             Err(ev) => return self.raise(ev),
         };
+        let world = self.virt.mode;
         let result = self.execute(block, budget);
-        // The shadow covers exactly one instruction (SDM Vol. 3A 6.8.3).
-        if shadow {
+        // The shadow covers exactly one instruction (SDM Vol. 3A 6.8.3). A VM
+        // exit the instruction causes saves it as guest interruptibility state
+        // (SDM Vol. 3C 28.3.4, APM Vol. 2 15.6); a VM entry loaded the
+        // guest's own.
+        let exiting = matches!(result, Err(Event::GuestExit(_)));
+        if shadow && !exiting && self.virt.mode == world {
             self.cpu.events.sti_blocking = false;
             self.cpu.events.movss_blocking = false;
         }
         match result {
             Ok(()) => {
-                if single_step && !self.cpu.events.movss_blocking {
-                    // SDM Vol. 3B 18.3.1.4: a single-step trap follows every
-                    // instruction that began with TF = 1.
-                    return self.raise(Event::DebugTrap { dr6: mmu::dr6::BS });
+                let mut dr6 = std::mem::take(&mut self.dbg.pending);
+                // SDM Vol. 3B 18.3.1.4: a single-step trap follows every
+                // instruction that began with TF = 1. An instruction that
+                // entered a guest (VMRUN) traps when it completes, after the
+                // VM exit back to the host (APM Vol. 2 15.5.1).
+                if single_step && !self.cpu.events.movss_blocking && self.virt.mode == world {
+                    dr6 |= mmu::dr6::BS;
+                }
+                if dr6 != 0 {
+                    return self.raise(Event::DebugTrap { dr6 });
                 }
                 None
             }
-            Err(ev) => self.raise(ev),
+            Err(ev) => {
+                self.dbg.pending = 0;
+                self.raise(ev)
+            }
         }
     }
 
@@ -213,6 +248,38 @@ impl Machine {
         e
     }
 
+    /// Before an instruction executed alone: the instruction-breakpoint check
+    /// (a fault, suppressed by RF), then RF is cleared (SDM Vol. 3B 18.3.1.1:
+    /// "the RF flag is cleared at the start of the instruction after the check
+    /// for code breakpoint").
+    #[cold]
+    fn before_single_instruction(&mut self, resume: bool) -> Option<Option<Stop>> {
+        if self.dbg.exec_armed && !resume {
+            let la = self
+                .cpu
+                .seg(mmu::SegReg::Cs)
+                .base
+                .wrapping_add(self.cpu.rip);
+            let hits = self.exec_breakpoints(self.wrap_linear(la));
+            if hits != 0 {
+                self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | hits;
+                let d = crate::interrupt::Delivery {
+                    vector: 1,
+                    error_code: None,
+                    source: crate::interrupt::Source::Exception,
+                    return_rip: self.cpu.rip,
+                    payload: None,
+                    push_rf: false,
+                };
+                return Some(self.deliver(d).err());
+            }
+        }
+        if resume {
+            self.cpu.flags.assign(Rflags::RF, false);
+        }
+        None
+    }
+
     /// Completes an instruction: RIP advances, counters move.
     #[inline(always)]
     fn retire(&mut self, cost: u32) {
@@ -221,13 +288,20 @@ impl Machine {
         self.stats.cycles += cost as u64;
     }
 
-    /// Work at an instruction boundary: wake from HLT, deliver pending events.
-    fn service_boundary(&mut self) -> Result<(), Stop> {
+    /// Work at an instruction boundary: the exits a guest takes there, waking
+    /// from HLT, delivering pending events. Returns true if the next slice
+    /// must be a single instruction (monitor trap flag).
+    fn service_boundary(&mut self) -> Result<bool, Stop> {
+        let step = if self.in_guest() {
+            self.guest_boundary()?
+        } else {
+            false
+        };
         if self.cpu.events.halted {
             // No interrupt source is modelled yet: nothing can wake the CPU.
             return Err(Stop::HaltForever);
         }
-        Ok(())
+        Ok(step)
     }
 
     /// Delivers an event raised by an instruction; returns a stop if the machine
@@ -236,8 +310,18 @@ impl Machine {
         self.stop_block = false;
         match ev {
             Event::Stop(s) => Some(*s),
+            Event::GuestExit(e) => self.perform_guest_exit(*e).err(),
             other => self.deliver_event(other).err(),
         }
+    }
+
+    /// Work done, as the instruction limit counts it: instructions retired,
+    /// plus events delivered and partial executions of REP string
+    /// instructions, which retire nothing but must not escape the limit (an
+    /// exception whose handler faults forever, a REP with a huge count).
+    #[inline(always)]
+    pub fn steps(&self) -> u64 {
+        self.stats.instructions + self.extra_steps
     }
 
     /// Takes the serial output produced so far.

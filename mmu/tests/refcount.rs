@@ -141,6 +141,11 @@ fn cold_4_over_4_is_24_references_in_grid_order() {
         let c = mmu.counters();
         assert_eq!((c.guest_refs, c.nested_refs), (4, 20));
         assert_eq!(c.refs_per_walk[24], 1);
+        let text = t.render();
+        assert_eq!(text.lines().count(), 24);
+        let line = |i: usize| text.lines().nth(i).unwrap().trim_start().to_string();
+        assert!(line(4).starts_with("5  read guest  PML4E gpa 0x17f0 at 0x17f0"));
+        assert!(line(23).starts_with("24  read nested PTE   for final addr  at 0x804000"));
     }
 }
 

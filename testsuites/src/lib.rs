@@ -1,6 +1,8 @@
 //! The harness that runs guest programs on nestemu in-process and hands back
 //! what they did: serial output, how the machine stopped, and the case records.
 
+pub mod check;
+
 use guestkit::layout::{MIN_RAM, RECORD_SIZE, RESULTS};
 use guestkit::{Built, Program, Record};
 use nestemu::loader::multiboot;

@@ -544,7 +544,6 @@ impl Gen {
             90..=92 => layout::GUARD_LO + 0x1000 - self.rng.below(size.max(2)),
             93..=94 => layout::RO_PAGE + self.rng.below(0x100),
             95 => layout::GUARD_HI - self.rng.below(size.max(2)),
-            96 if self.rng.chance(50) => layout::GIB_PAGE + 0x20_3000 + self.rng.below(0x100),
             96 => 0x1f_f000 + self.rng.below(0x1000),
             97 => 0x8000_0000_0000 + self.rng.below(0x1000),
             98 => 0xffff_8000_0000_0000 - 0x10 + self.rng.below(0x20),

@@ -46,7 +46,7 @@ macro_rules! features {
 }
 
 features! {
-    Fpu = "fpu", L1Edx, 0, false;
+    Fpu = "fpu", L1Edx, 0, true;
     Vme = "vme", L1Edx, 1, false;
     De = "de", L1Edx, 2, true;
     Pse = "pse", L1Edx, 3, true;
@@ -65,16 +65,16 @@ features! {
     Pse36 = "pse36", L1Edx, 17, true;
     Clflush = "clflush", L1Edx, 19, true;
     Mmx = "mmx", L1Edx, 23, false;
-    Fxsr = "fxsr", L1Edx, 24, false;
+    Fxsr = "fxsr", L1Edx, 24, true;
     Sse = "sse", L1Edx, 25, false;
     Sse2 = "sse2", L1Edx, 26, false;
     Sse3 = "pni", L1Ecx, 0, false;
     Pclmulqdq = "pclmulqdq", L1Ecx, 1, false;
     Monitor = "monitor", L1Ecx, 3, true;
-    Vmx = "vmx", L1Ecx, 5, false;
+    Vmx = "vmx", L1Ecx, 5, true;
     Ssse3 = "ssse3", L1Ecx, 9, false;
     Cx16 = "cx16", L1Ecx, 13, true;
-    Pcid = "pcid", L1Ecx, 17, false;
+    Pcid = "pcid", L1Ecx, 17, true;
     Sse41 = "sse4.1", L1Ecx, 19, false;
     Sse42 = "sse4.2", L1Ecx, 20, false;
     X2apic = "x2apic", L1Ecx, 21, false;
@@ -86,25 +86,25 @@ features! {
     Fsgsbase = "fsgsbase", L7Ebx, 0, true;
     TscAdjust = "tsc-adjust", L7Ebx, 1, true;
     Bmi1 = "bmi1", L7Ebx, 3, true;
-    Smep = "smep", L7Ebx, 7, false;
+    Smep = "smep", L7Ebx, 7, true;
     Bmi2 = "bmi2", L7Ebx, 8, true;
     Erms = "erms", L7Ebx, 9, true;
-    Invpcid = "invpcid", L7Ebx, 10, false;
+    Invpcid = "invpcid", L7Ebx, 10, true;
     Rdseed = "rdseed", L7Ebx, 18, true;
     Adx = "adx", L7Ebx, 19, true;
-    Smap = "smap", L7Ebx, 20, false;
+    Smap = "smap", L7Ebx, 20, true;
     Clflushopt = "clflushopt", L7Ebx, 23, true;
-    Umip = "umip", L7Ecx, 2, false;
-    Pku = "pku", L7Ecx, 3, false;
-    La57 = "la57", L7Ecx, 16, false;
+    Umip = "umip", L7Ecx, 2, true;
+    Pku = "pku", L7Ecx, 3, true;
+    La57 = "la57", L7Ecx, 16, true;
     Rdpid = "rdpid", L7Ecx, 22, true;
     LahfLm = "lahf_lm", E1Ecx, 0, true;
-    Svm = "svm", E1Ecx, 2, false;
+    Svm = "svm", E1Ecx, 2, true;
     Abm = "abm", E1Ecx, 5, true;
     Prefetchw = "3dnowprefetch", E1Ecx, 8, true;
     Syscall = "syscall", E1Edx, 11, true;
     Nx = "nx", E1Edx, 20, true;
-    Pdpe1gb = "pdpe1gb", E1Edx, 26, false;
+    Pdpe1gb = "pdpe1gb", E1Edx, 26, true;
     Rdtscp = "rdtscp", E1Edx, 27, true;
     Lm = "lm", E1Edx, 29, true;
     InvTsc = "invtsc", E7Edx, 8, true;
@@ -155,6 +155,12 @@ pub struct CpuModel {
     pub widths: mmu::AddressWidths,
     /// Features the model has (implemented or not).
     pub features: BTreeSet<Feature>,
+    /// The VMX capabilities, if the model has VT-x and overrides the
+    /// binding's own preset (`virt::vmx::caps`). Used as given: a preset that
+    /// advertises a control whose non-root behaviour nestemu lacks is for
+    /// exercising VM-entry checks, not for running hypervisors.
+    #[serde(default)]
+    pub vmx: Option<vmx_model::VmxFeatures>,
 }
 
 const BASE_FEATURES: &[Feature] = &[
@@ -216,6 +222,7 @@ impl CpuModel {
         let mut features: BTreeSet<Feature> = BASE_FEATURES.iter().copied().collect();
         features.insert(Feature::Vmx);
         features.insert(Feature::Monitor);
+        features.insert(Feature::La57);
         Self {
             name: "intel".into(),
             vendor: Vendor::Intel,
@@ -224,9 +231,10 @@ impl CpuModel {
             brand: "nestemu Intel-compatible CPU".into(),
             widths: mmu::AddressWidths {
                 phys_bits: 46,
-                linear_bits: 48,
+                linear_bits: 57,
             },
             features,
+            vmx: None,
         }
     }
 
@@ -234,6 +242,8 @@ impl CpuModel {
     pub fn amd() -> Self {
         let mut features: BTreeSet<Feature> = BASE_FEATURES.iter().copied().collect();
         features.insert(Feature::Svm);
+        // Zen 2 has MONITOR/MWAIT (CPUID Fn0000_0001_ECX[3]).
+        features.insert(Feature::Monitor);
         Self {
             name: "amd".into(),
             vendor: Vendor::Amd,
@@ -245,6 +255,7 @@ impl CpuModel {
                 linear_bits: 48,
             },
             features,
+            vmx: None,
         }
     }
 

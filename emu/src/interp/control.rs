@@ -7,6 +7,7 @@ use super::operand::size_mask;
 use super::stack::stack_size;
 use crate::event::{Event, Flow, SoftIntKind};
 use crate::machine::Machine;
+use crate::virt::Intercept;
 use iced_x86::{Code, Instruction, Mnemonic, OpKind};
 use mmu::{CpuMode, SegReg};
 
@@ -20,7 +21,7 @@ impl Machine {
     #[inline(always)]
     pub fn branch_near(&mut self, target: u64) -> Flow {
         if self.cpu.long64() {
-            if !mmu::is_canonical(target, self.config.model.widths.linear_bits) {
+            if !mmu::is_canonical(target, self.canonical_bits()) {
                 return Err(Event::gp0());
             }
         } else if target > self.cpu.seg(SegReg::Cs).limit as u64 {
@@ -173,6 +174,14 @@ pub fn int(m: &mut Machine, i: &Instruction) -> Flow {
         Mnemonic::Int1 => (1, SoftIntKind::Int1),
         _ => (i.immediate8(), SoftIntKind::IntN),
     };
+    let what = match kind {
+        SoftIntKind::Int1 => Some(Intercept::Icebp),
+        SoftIntKind::IntN => Some(Intercept::IntN { vector }),
+        _ => None,
+    };
+    if let Some(what) = what {
+        m.intercept(i, what)?;
+    }
     if kind == SoftIntKind::IntN
         && m.cpu.mode.mode == CpuMode::Virtual8086
         && m.cpu.flags.rflags().iopl() < 3

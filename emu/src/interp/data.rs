@@ -152,6 +152,22 @@ pub fn nop(_: &mut Machine, _: &Instruction) -> Flow {
     Ok(())
 }
 
+/// WAIT/FWAIT without an x87 FPU model: #NM when CR0.MP and CR0.TS are both
+/// set (SDM Vol. 2B WAIT/FWAIT), else nothing (no x87 exception can be
+/// pending). The x87 family replaces this when it is present.
+pub fn wait(m: &mut Machine, _: &Instruction) -> Flow {
+    let cr0 = m.cpu.sys.cr0;
+    if cr0.contains(mmu::Cr0::MP) && cr0.contains(mmu::Cr0::TS) {
+        return Err(crate::event::Event::nm());
+    }
+    Ok(())
+}
+
+/// PAUSE: a spin-loop hint, interceptable by a hypervisor.
+pub fn pause(m: &mut Machine, i: &Instruction) -> Flow {
+    m.intercept(i, crate::virt::Intercept::Pause)
+}
+
 /// CMOVcc. The source is always read (and may fault); a 32-bit destination is
 /// zero-extended in 64-bit mode even when the condition is false (SDM Vol. 2A
 /// CMOVcc, "Operation").

@@ -2,9 +2,11 @@
 //! gates), RETF and IRET, in real, virtual-8086, protected and IA-32e modes
 //! (SDM Vol. 2A CALL, JMP, IRET; Vol. 2B RET; Vol. 3A 5.8 "Privilege level
 //! checking when transferring program control between code segments").
-//! Task gates and TSS targets (task switches) stop with "unimplemented".
+//! Task gates and TSS targets (task switches) stop with "unimplemented",
+//! except in VMX non-root operation, where they exit to the hypervisor.
 
 use super::operand::size_mask;
+use super::task::TaskSource;
 use crate::cpu::segmentation::{null_ss, sel_code};
 use crate::event::{Event, Flow};
 use crate::interrupt::NewStack;
@@ -45,7 +47,7 @@ impl Machine {
     /// for a 64-bit segment).
     fn check_code_offset(&self, cs: &SegmentCache, off: u64) -> Flow {
         if cs.attr.l() && self.cpu.sys.efer.contains(mmu::Efer::LMA) {
-            if !mmu::is_canonical(off, self.config.model.widths.linear_bits) {
+            if !mmu::is_canonical(off, self.canonical_bits()) {
                 return Err(Event::gp0());
             }
         } else if off > cs.limit as u64 {
@@ -120,6 +122,59 @@ impl Machine {
     }
 }
 
+/// The TSS a JMP/CALL far reaches through a TSS descriptor or a task gate
+/// (SDM Vol. 2A JMP/CALL "TASK-GATE" and "TASK-STATE-SEGMENT"): DPL >= CPL and
+/// >= RPL, not busy, present; none of it in IA-32e mode.
+fn task_target(
+    m: &mut Machine,
+    sel: Selector,
+    d: Descriptor,
+) -> Result<(Selector, Descriptor), Event> {
+    let ar = d.access_rights();
+    let code = sel_code(sel, false);
+    if m.cpu.sys.efer.contains(mmu::Efer::LMA) {
+        return Err(Event::gp(code));
+    }
+    let cpl = m.cpu.cpl();
+    if ar.dpl() < cpl || ar.dpl() < sel.rpl() {
+        return Err(Event::gp(code));
+    }
+    if ar.typ() == mmu::system_type::TASK_GATE {
+        if !ar.present() {
+            return Err(Event::np(code));
+        }
+        return m.task_gate_target(d, Event::gp);
+    }
+    if matches!(ar.typ(), 3 | 11) {
+        return Err(Event::gp(code));
+    }
+    if !ar.present() {
+        return Err(Event::np(code));
+    }
+    Ok((sel, d))
+}
+
+/// IRET with NT = 1 outside IA-32e mode: return to the task in the back link
+/// (SDM Vol. 2A IRET "TASK-RETURN"): a busy TSS in the GDT, present.
+fn iret_task_return(m: &mut Machine, i: &Instruction) -> Flow {
+    let tr = m.cpu.sys.tr;
+    let link = Selector(m.read_linear(tr.base & 0xffff_ffff, 2, Privilege::System)? as u16);
+    let code = sel_code(link, false);
+    if link.ti() || link.is_null() || m.descriptor_address(link).is_none() {
+        return Err(Event::ts(code));
+    }
+    let d = m.read_descriptor(link, false)?;
+    let ar = d.access_rights();
+    if ar.s() || !matches!(ar.typ(), 3 | 11) {
+        return Err(Event::ts(code));
+    }
+    if !ar.present() {
+        return Err(Event::np(code));
+    }
+    m.cpu.events.nmi_blocked = false;
+    m.task_switch(link, d, TaskSource::Iret, m.next_rip, Some(i))
+}
+
 /// JMP far.
 pub fn jmp_far(m: &mut Machine, i: &Instruction) -> Flow {
     let (sel, off, _) = far_target(m, i)?;
@@ -152,11 +207,9 @@ pub fn jmp_far(m: &mut Machine, i: &Instruction) -> Flow {
         );
         return Ok(());
     }
-    if !ar.s() && matches!(ar.typ(), 1 | 5 | 9) {
-        return Err(Event::unimplemented(
-            "JMP far to a TSS or task gate (task switch)",
-            m.cpu.rip,
-        ));
+    if !ar.s() && matches!(ar.typ(), 1 | 3 | 5 | 9 | 11) {
+        let (tsel, tdesc) = task_target(m, sel, d)?;
+        return m.task_switch(tsel, tdesc, TaskSource::Jmp, m.next_rip, Some(i));
     }
     Err(Event::gp(sel_code(sel, false)))
 }
@@ -229,11 +282,9 @@ pub fn call_far(m: &mut Machine, i: &Instruction) -> Flow {
     if !ar.s() && is_call_gate(m, ar.typ()) {
         return call_gate(m, sel, d);
     }
-    if !ar.s() && matches!(ar.typ(), 1 | 5 | 9) {
-        return Err(Event::unimplemented(
-            "CALL far to a TSS or task gate (task switch)",
-            m.cpu.rip,
-        ));
+    if !ar.s() && matches!(ar.typ(), 1 | 3 | 5 | 9 | 11) {
+        let (tsel, tdesc) = task_target(m, sel, d)?;
+        return m.task_switch(tsel, tdesc, TaskSource::Call, m.next_rip, Some(i));
     }
     Err(Event::gp(sel_code(sel, false)))
 }
@@ -508,6 +559,7 @@ pub fn iret(m: &mut Machine, i: &Instruction) -> Flow {
         iced_x86::Mnemonic::Iretd => 4,
         _ => 8,
     };
+    m.intercept(i, crate::virt::Intercept::Iret)?;
     let mode = m.cpu.mode.mode;
     if mode == CpuMode::Virtual8086 && m.cpu.flags.rflags().iopl() < 3 {
         return Err(Event::gp0());
@@ -535,10 +587,7 @@ pub fn iret(m: &mut Machine, i: &Instruction) -> Flow {
         if lma {
             return Err(Event::gp0());
         }
-        return Err(Event::unimplemented(
-            "IRET with NT=1 (task return)",
-            m.cpu.rip,
-        ));
+        return iret_task_return(m, i);
     }
     if !lma && flags & Rflags::VM.bits() != 0 && m.cpu.cpl() == 0 && size == 4 {
         return iret_to_v86(m, off, sel, flags);

@@ -29,7 +29,10 @@ pub fn model_feature(f: C) -> Needs {
         | C::CPUID
         | C::MULTIBYTENOP
         | C::PAUSE
-        | C::RDPMC => return Needs::Base,
+        | C::RDPMC
+        // RSM exists everywhere and is #UD outside SMM, which nestemu never
+        // enters; its SVM intercept precedes that #UD.
+        | C::SMM => return Needs::Base,
         C::ADX => Feature::Adx,
         C::BMI1 => Feature::Bmi1,
         C::BMI2 => Feature::Bmi2,
@@ -57,7 +60,8 @@ pub fn model_feature(f: C) -> Needs {
         C::RDSEED => Feature::Rdseed,
         C::RDTSCP => Feature::Rdtscp,
         C::SEP => Feature::Sep,
-        C::SKINIT | C::SVM => Feature::Svm,
+        // STGI is SKINIT_or_SVM: usable with either feature (APM Vol. 2 15.4).
+        C::SKINIT | C::SVM | C::SKINIT_or_SVM => Feature::Svm,
         C::SMAP => Feature::Smap,
         C::SSE => Feature::Sse,
         C::SSE2 => Feature::Sse2,

@@ -145,6 +145,7 @@ pub fn popa(m: &mut Machine, i: &Instruction) -> Flow {
 /// PUSHF/PUSHFD/PUSHFQ: RFLAGS with VM and RF cleared; #GP(0) in
 /// virtual-8086 mode with IOPL < 3.
 pub fn pushf(m: &mut Machine, i: &Instruction) -> Flow {
+    m.intercept(i, crate::virt::Intercept::Pushf)?;
     if m.cpu.mode.mode == CpuMode::Virtual8086 && m.cpu.flags.rflags().iopl() < 3 {
         return Err(Event::gp0());
     }
@@ -157,6 +158,7 @@ pub fn pushf(m: &mut Machine, i: &Instruction) -> Flow {
 /// only at CPL 0, IF only at CPL <= IOPL; VM, VIP, VIF never change; RF is
 /// cleared; a 16-bit pop changes only the low word.
 pub fn popf(m: &mut Machine, i: &Instruction) -> Flow {
+    m.intercept(i, crate::virt::Intercept::Popf)?;
     let size = stack_size(i);
     let iopl = m.cpu.flags.rflags().iopl();
     let mode = m.cpu.mode.mode;

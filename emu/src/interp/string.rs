@@ -91,11 +91,16 @@ fn repeat(
                 break;
             }
         }
-        if c - 1 != 0 && n >= CHUNK {
-            // Re-execute this instruction for the next chunk; it retires once,
-            // when the loop ends.
+        // Yield between iterations after a chunk, or when an iteration hit a
+        // data or I/O breakpoint (its trap follows this iteration). The
+        // instruction re-executes for the rest with RF = 1, so events taken
+        // in between push RF = 1 (SDM Vol. 3B 18.3.1.1); it retires once,
+        // when the loop ends.
+        if c - 1 != 0 && (n >= CHUNK || m.dbg.pending != 0) {
             m.next_rip = m.cpu.rip;
             m.stats.instructions -= 1;
+            m.extra_steps += 1;
+            m.cpu.flags.assign(mmu::Rflags::RF, true);
             m.stop_block = true;
             break;
         }
@@ -181,6 +186,8 @@ pub fn ins(m: &mut Machine, i: &Instruction) -> Flow {
     let size = i.memory_size().size();
     let port = m.cpu.gpr[2] as u16;
     m.check_io(port, size)?;
+    let rep = rep_of(i) != Rep::None;
+    m.intercept(i, super::system::io_intercept(port, size, true, true, rep))?;
     repeat(m, i, false, |m, asize| {
         let off = m.cpu.gpr[7] & size_mask(asize);
         let la = m.linear(SegReg::Es, off, size, true)?;
@@ -198,6 +205,8 @@ pub fn outs(m: &mut Machine, i: &Instruction) -> Flow {
     let port = m.cpu.gpr[2] as u16;
     let seg = m.mem_seg(i);
     m.check_io(port, size)?;
+    let rep = rep_of(i) != Rep::None;
+    m.intercept(i, super::system::io_intercept(port, size, false, true, rep))?;
     repeat(m, i, false, |m, asize| {
         let v = m.read_mem(seg, m.cpu.gpr[6] & size_mask(asize), size)?;
         m.port_out(port, size, v)?;

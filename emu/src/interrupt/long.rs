@@ -40,7 +40,7 @@ impl Machine {
         if !cs.attr.l() || cs.attr.db() {
             return Err(Event::gp(sel_code(sel, ext)));
         }
-        if !mmu::is_canonical(offset, self.config.model.widths.linear_bits) {
+        if !mmu::is_canonical(offset, self.canonical_bits()) {
             return Err(Event::gp(ext as u32));
         }
         let inter = new_cpl < cpl;

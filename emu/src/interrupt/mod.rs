@@ -54,17 +54,22 @@ pub struct Delivery {
     pub source: Source,
     /// The return address pushed (the faulting or the next instruction).
     pub return_rip: u64,
+    /// The exception's side payload, applied only when the event is actually
+    /// delivered through the IDT: the faulting linear address of a #PF (loaded
+    /// into CR2) or the DR6 bits of a #DB (merged into DR6). An exception a
+    /// hypervisor intercepts leaves CR2 and DR6 alone and reports the payload
+    /// in the exit information (SDM Vol. 3C 28.1; APM Vol. 2 15.12).
+    pub payload: Option<u64>,
+    /// Push RFLAGS.RF = 1: fault-class exceptions other than instruction
+    /// breakpoints, and events between iterations of a REP string instruction
+    /// (SDM Vol. 3B 18.3.1.1).
+    pub push_rf: bool,
 }
 
 impl Delivery {
-    /// The RFLAGS image to push: the current `flags`, with RF set for a
-    /// fault-class exception (SDM Vol. 3B 18.3.1.1: "for any fault-class
-    /// exception except a debug exception generated in response to an
-    /// instruction breakpoint, the value pushed for RF is 1"), so that IRET
-    /// back to the faulting instruction does not take an instruction
-    /// breakpoint on it again. Traps, aborts and interrupts push RF as it is.
+    /// The RFLAGS image to push.
     pub fn pushed_flags(&self, flags: u64) -> u64 {
-        if self.source == Source::Exception && is_fault(self.vector) {
+        if self.push_rf {
             flags | mmu::Rflags::RF.bits()
         } else {
             flags
@@ -90,32 +95,35 @@ impl Machine {
                 error_code: e.error_code,
                 source: Source::Exception,
                 return_rip: rip,
+                push_rf: true,
+                payload: None,
             },
-            Event::PageFault { code, linear } => {
-                self.cpu.sys.cr2 = linear;
-                Delivery {
-                    vector: 14,
-                    error_code: Some(code.bits()),
-                    source: Source::Exception,
-                    return_rip: rip,
-                }
-            }
+            Event::PageFault { code, linear } => Delivery {
+                vector: 14,
+                error_code: Some(code.bits()),
+                source: Source::Exception,
+                return_rip: rip,
+                push_rf: true,
+                payload: Some(linear),
+            },
             Event::SoftwareInterrupt { vector, kind } => Delivery {
                 vector,
                 error_code: None,
                 source: Source::Software(kind),
                 return_rip: rip,
+                push_rf: false,
+                payload: None,
             },
-            Event::DebugTrap { dr6 } => {
-                self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | dr6;
-                Delivery {
-                    vector: 1,
-                    error_code: None,
-                    source: Source::Exception,
-                    return_rip: rip,
-                }
-            }
+            Event::DebugTrap { dr6 } => Delivery {
+                vector: 1,
+                error_code: None,
+                source: Source::Exception,
+                return_rip: rip,
+                push_rf: false,
+                payload: Some(dr6),
+            },
             Event::Stop(s) => return Err(*s),
+            Event::GuestExit(e) => return self.perform_guest_exit(*e),
         };
         self.deliver(d)
     }
@@ -129,27 +137,48 @@ impl Machine {
         };
         let mut cur = d;
         let mut first_class = class_of(&d);
+        let mut vectoring: Option<Delivery> = None;
         loop {
+            if self.in_guest() {
+                if let Err(ev) = self.event_intercept(&cur, vectoring.as_ref()) {
+                    return match ev {
+                        Event::GuestExit(e) => self.perform_guest_exit(*e),
+                        Event::Stop(s) => Err(*s),
+                        other => Err(Stop::Shutdown(format!(
+                            "unexpected {other:?} from an event intercept"
+                        ))),
+                    };
+                }
+            }
             *self
                 .stats
                 .events
                 .entry(vector_name(cur.vector))
                 .or_default() += 1;
             self.stats.cycles += self.config.cost.event_delivery as u64;
-            let second = match self.deliver_once(&cur) {
+            self.extra_steps += 1;
+            self.apply_payload(&cur);
+            self.virt.delivering = Some(cur);
+            let delivered = self.deliver_once(&cur);
+            self.virt.delivering = None;
+            let second = match delivered {
                 Ok(()) => {
                     self.stop_block = true;
                     return Ok(());
                 }
                 Err(e) => e,
             };
-            let (vector, error_code) = match second {
-                Event::Exception(e) => (e.vector, e.error_code),
-                Event::PageFault { code, linear } => {
-                    self.cpu.sys.cr2 = linear;
-                    (Vector::PF, Some(code.bits()))
-                }
+            let (vector, error_code, payload) = match second {
+                Event::Exception(e) => (e.vector, e.error_code, None),
+                Event::PageFault { code, linear } => (Vector::PF, Some(code.bits()), Some(linear)),
                 Event::Stop(s) => return Err(*s),
+                // A VM exit during delivery (an intercepted exception, an EPT
+                // violation on the stack push): the binding records the event
+                // being delivered as IDT-vectoring information.
+                Event::GuestExit(e) => return self.perform_guest_exit(*e),
+                // A task switch through a task gate whose new TSS has T = 1:
+                // the switch completed; the debug trap follows.
+                Event::DebugTrap { dr6 } => (Vector::DB, None, Some(dr6)),
                 other => {
                     return Err(Stop::Shutdown(format!(
                         "unexpected {other:?} during event delivery"
@@ -163,28 +192,50 @@ impl Machine {
             };
             // The second exception is a fault on the original instruction.
             self.cpu.rip = fault_rip;
+            if outcome != SecondException::Serial && vector == Vector::PF {
+                // A #PF that becomes #DF (or a triple fault) still loads CR2.
+                self.cpu.sys.cr2 = payload.unwrap_or(self.cpu.sys.cr2);
+            }
+            let being_delivered = cur;
             cur = match outcome {
                 SecondException::Serial => Delivery {
                     vector: vector.0,
                     error_code,
                     source: Source::Exception,
                     return_rip: fault_rip,
+                    // A #DB here is a debug trap (a task switch's T bit).
+                    push_rf: vector != Vector::DB,
+                    payload,
                 },
                 SecondException::DoubleFault => Delivery {
                     vector: 8,
                     error_code: Some(0),
                     source: Source::Exception,
                     return_rip: fault_rip,
+                    push_rf: true,
+                    payload: None,
                 },
                 SecondException::TripleFault => {
-                    return Err(Stop::Shutdown(format!(
+                    return self.shutdown(format!(
                         "triple fault ({:?} while delivering {:?})",
                         vector,
                         Vector(cur.vector)
-                    )))
+                    ))
                 }
             };
+            vectoring = Some(being_delivered);
             first_class = class_of(&cur);
+        }
+    }
+
+    /// Loads CR2 for a #PF, DR6 for a #DB, as the event is delivered.
+    fn apply_payload(&mut self, d: &Delivery) {
+        match (d.source, d.vector, d.payload) {
+            (Source::Exception, 14, Some(linear)) => self.cpu.sys.cr2 = linear,
+            (Source::Exception, 1, Some(dr6)) => {
+                self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | dr6;
+            }
+            _ => {}
         }
     }
 
@@ -197,15 +248,6 @@ impl Machine {
             self.deliver_protected(d)
         }
     }
-}
-
-/// Fault-class exceptions (SDM Vol. 3A table 6-1, "Type" column), leaving
-/// out #DB: its faults (instruction breakpoints) push RF unchanged.
-fn is_fault(vector: u8) -> bool {
-    matches!(
-        vector,
-        0 | 5 | 6 | 7 | 10 | 11 | 12 | 13 | 14 | 16 | 17 | 19 | 20 | 21
-    )
 }
 
 fn class_of(d: &Delivery) -> ExceptionClass {
@@ -269,7 +311,7 @@ impl NewStack {
         let mask = self.sp_mask();
         let sp = self.sp.wrapping_sub(size as u64) & mask;
         let la = if self.long {
-            if !mmu::is_canonical(sp, m.config.model.widths.linear_bits) {
+            if !mmu::is_canonical(sp, m.canonical_bits()) {
                 return Err(Event::ss(self.fault_code));
             }
             sp

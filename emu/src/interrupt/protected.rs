@@ -34,10 +34,16 @@ impl Machine {
             return Err(Event::np(d.idt_code()));
         }
         if ar.typ() == 5 {
-            return Err(Event::unimplemented(
-                "task gate in the IDT (task switch)",
-                self.cpu.rip,
-            ));
+            let (sel, desc) = self.task_gate_target(gate, Event::gp)?;
+            return self.task_switch(
+                sel,
+                desc,
+                crate::interp::task::TaskSource::Interrupt {
+                    error_code: d.error_code,
+                },
+                d.return_rip,
+                None,
+            );
         }
         let gate32 = ar.typ() >= 14;
         let interrupt_gate = matches!(ar.typ(), 6 | 14);

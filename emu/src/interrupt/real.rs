@@ -15,7 +15,7 @@ impl Machine {
         }
         let la = self.cpu.sys.idtr.base.wrapping_add(entry) & 0xffff_ffff;
         let vec = self.read_linear(la, 4, Privilege::System)?;
-        let flags = self.cpu.flags.get();
+        let flags = d.pushed_flags(self.cpu.flags.get());
         let cs = self.cpu.seg(SegReg::Cs).selector.0 as u64;
         let old_sp = self.cpu.gpr[4];
         let pushed = (|| {

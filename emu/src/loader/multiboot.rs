@@ -128,7 +128,7 @@ pub fn load_kernel(m: &mut Machine, image: &[u8]) -> Result<Loaded, LoadError> {
             load_addr,
             &image[file_start as usize..(file_start + len) as usize],
         );
-        m.load_phys(load_addr + len, &vec![0; (end - load_addr - len) as usize]);
+        m.zero_phys(load_addr + len, end - load_addr - len);
         return Ok(Loaded {
             entry: entry as u64,
             end,
@@ -148,7 +148,7 @@ pub fn load_kernel(m: &mut Machine, image: &[u8]) -> Result<Loaded, LoadError> {
     for s in &e.segments {
         let data = &image[s.offset as usize..(s.offset + s.filesz) as usize];
         m.load_phys(s.paddr, data);
-        m.load_phys(s.paddr + s.filesz, &vec![0; (s.memsz - s.filesz) as usize]);
+        m.zero_phys(s.paddr + s.filesz, s.memsz - s.filesz);
         end = end.max(s.paddr + s.memsz);
     }
     // An entry given as a virtual address inside a segment moves with it.

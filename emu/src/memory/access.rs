@@ -33,6 +33,19 @@ pub enum Privilege {
 }
 
 impl Machine {
+    /// The linear-address width canonical checks of accesses use: 57 with
+    /// 5-level paging (CR4.LA57), else 48 (SDM Vol. 3A 3.3.7.1, 4.5.1).
+    /// Loads of bases into MSRs and descriptor-table registers check against
+    /// the processor's width instead ([`mmu::AddressWidths::linear_bits`]).
+    #[inline(always)]
+    pub fn canonical_bits(&self) -> u8 {
+        if self.cpu.sys.cr4.contains(mmu::Cr4::LA57) {
+            57
+        } else {
+            48
+        }
+    }
+
     /// Applies segmentation to `off` for an access of `size` bytes and returns
     /// the linear address, or #GP(0) / #SS(0) (SDM Vol. 3A 5.3 limit checks,
     /// 5.4.1 type checks, 3.3.7.1 canonical addresses in 64-bit mode).
@@ -53,7 +66,7 @@ impl Machine {
                 0
             };
             let la = off.wrapping_add(base);
-            let bits = self.config.model.widths.linear_bits;
+            let bits = self.canonical_bits();
             let last = la.wrapping_add(size as u64 - 1);
             if !mmu::is_canonical(la, bits) || !mmu::is_canonical(last, bits) {
                 return Err(fault());
@@ -160,6 +173,9 @@ impl Machine {
         if who == Privilege::Current && self.misaligned(la, size) {
             return Err(Event::Exception(mmu::Exception::ac()));
         }
+        if self.dbg.data_armed && who != Privilege::System {
+            self.check_data_breakpoints(la, size, false);
+        }
         if (la & 0xfff) as usize + size <= 0x1000 {
             let pa = self.translate(la, AccessKind::Read, who)?;
             return Ok(self.phys_read(pa, size));
@@ -181,6 +197,9 @@ impl Machine {
         if who == Privilege::Current && self.misaligned(la, size) {
             return Err(Event::Exception(mmu::Exception::ac()));
         }
+        if self.dbg.data_armed && who != Privilege::System {
+            self.check_data_breakpoints(la, size, true);
+        }
         if (la & 0xfff) as usize + size <= 0x1000 {
             let pa = self.translate(la, AccessKind::Write, who)?;
             return self.phys_write(pa, size, v);
@@ -196,6 +215,9 @@ impl Machine {
         buf: &mut [u8],
         who: Privilege,
     ) -> Result<(), Event> {
+        if self.dbg.data_armed && who != Privilege::System {
+            self.check_data_breakpoints(la, buf.len(), false);
+        }
         let pages = self.translate_range(la, buf.len(), AccessKind::Read, who)?;
         let mut done = 0;
         for (pa, n) in pages.into_iter().flatten() {
@@ -216,6 +238,9 @@ impl Machine {
         data: &[u8],
         who: Privilege,
     ) -> Result<(), Event> {
+        if self.dbg.data_armed && who != Privilege::System {
+            self.check_data_breakpoints(la, data.len(), true);
+        }
         let pages = self.translate_range(la, data.len(), AccessKind::Write, who)?;
         let mut done = 0;
         for (pa, n) in pages.into_iter().flatten() {
@@ -334,6 +359,19 @@ impl Machine {
                     .copy_from_slice(&data[done..done + n]),
                 None => self.dev.unclaimed.mmio_writes += 1,
             }
+            done += n;
+        }
+    }
+
+    /// Zeroes `len` bytes of physical memory (loaders: BSS), page by page,
+    /// without allocating.
+    pub fn zero_phys(&mut self, pa: u64, len: u64) {
+        const ZERO: [u8; 4096] = [0; 4096];
+        let mut done = 0u64;
+        while done < len {
+            let a = pa + done;
+            let n = (0x1000 - (a & 0xfff)).min(len - done);
+            self.load_phys(a, &ZERO[..n as usize]);
             done += n;
         }
     }

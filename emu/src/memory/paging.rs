@@ -70,7 +70,8 @@ impl Machine {
         let features = PagingFeatures {
             page_1g: self.config.model.has(crate::cpu::cpuid::Feature::Pdpe1gb),
         };
-        TranslationContext::new(self.paging_regs(), self.config.model.widths, features)
+        let ctx = TranslationContext::new(self.paging_regs(), self.config.model.widths, features);
+        self.guest_translation_context(ctx)
     }
 
     /// Records that a register paging depends on changed (CR0, CR3, CR4,
@@ -84,7 +85,7 @@ impl Machine {
     /// Translates a linear address for an access within one page.
     #[inline(always)]
     pub fn translate(&mut self, la: u64, kind: AccessKind, who: Privilege) -> Result<u64, Event> {
-        if !self.cpu.sys.cr0.contains(Cr0::PG) {
+        if !self.cpu.sys.cr0.contains(Cr0::PG) && !self.in_guest() {
             return Ok(la & 0xffff_ffff);
         }
         self.translate_paged(la, kind, who)
@@ -125,23 +126,27 @@ impl Machine {
                 code: error_code,
                 linear,
             },
-            other => Event::unimplemented(
-                format!("nested-paging fault {other:?} (VM exits are not wired yet)"),
-                self.cpu.rip,
-            ),
+            nested => self.nested_fault_exit(nested),
         }
     }
 
     /// Loads the four PAE PDPTE registers from the table `cr3` points to, with
     /// the reserved-bit checks of MOV to CR0/CR3/CR4 (SDM Vol. 3A 4.4.1: a
-    /// present PDPTE with a reserved bit set is #GP(0)).
+    /// present PDPTE with a reserved bit set is #GP(0)). In a guest with
+    /// nested paging the table is read through EPT/NPT (SDM Vol. 3C 29.3.3:
+    /// an EPT violation there is a VM exit).
     pub fn load_pdptes(&mut self, cr3: u64) -> Flow {
         let mut mem = WalkMemory {
             ram: &mut self.ram,
             code: &mut self.code,
             stop_block: &mut self.stop_block,
         };
-        match load_pdptes(cr3, self.config.model.widths, &mut mem) {
+        let loaded = if self.tctx.nested().is_some() {
+            self.mmu.load_pdptes(&self.tctx, cr3, &mut mem, &mut ())
+        } else {
+            load_pdptes(cr3, self.config.model.widths, &mut mem)
+        };
+        match loaded {
             Ok(p) => {
                 self.cpu.pdptes = p;
                 Ok(())

@@ -9,7 +9,7 @@
 //! [`crate::tlb`] and the [`crate::Mmu`] facade.
 //!
 //! One generic walk loop ([`walk`]) serves every format; each format
-//! ([`format`]) says how its entries are laid out, and each dimension's policy
+//! ([`mod@format`]) says how its entries are laid out, and each dimension's policy
 //! (guest #PF rules in [`perm`], EPT in [`ept`], NPT in [`npt`]) decides what
 //! the accumulated rights allow.
 
@@ -324,6 +324,9 @@ pub enum TranslateFault {
     /// Nested page fault, #VMEXIT(NPF) (APM Vol. 2 15.25.6).
     NestedPageFault(NestedPageFault),
 }
+
+// Every translation returns this in a Result: keep it small.
+const _: () = assert!(core::mem::size_of::<Result<PhysAddr, TranslateFault>>() <= 40);
 
 impl TranslateFault {
     /// The page-fault error code, if this is a #PF.

@@ -3,7 +3,7 @@
 //! linear translation (SDM Vol. 3C 29.3.2, "EPT translation mechanism"; APM
 //! Vol. 2 15.25.5, "Nested table walk").
 //!
-//! One generic routine serves both: [`NestedPolicy`] says what the entries
+//! One generic routine serves both: a `NestedPolicy` says what the entries
 //! mean for EPT or NPT, and the walk itself is [`super::walk::walk`].
 
 use super::cache::{NoCaches, PscEntry, WalkCaches, WalkStats};

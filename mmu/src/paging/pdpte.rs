@@ -1,9 +1,10 @@
 //! Loading the PAE PDPTE registers (SDM Vol. 3A 4.4.1, "PDPTE registers").
 //!
 //! With PAE paging (CR0.PG = 1, CR4.PAE = 1, IA32_EFER.LMA = 0) the four
-//! PDPTEs are loaded from the 32-byte-aligned table at CR3[31:5] by MOV to CR3,
-//! by a MOV to CR0 or CR4 that changes PG, PAE, PGE, PSE, SMEP, SMAP or CD/NW
-//! while PAE paging results (the caller decides when), and by task switches.
+//! PDPTEs are loaded from the 32-byte-aligned table at CR3 bits 31:5 by MOV to
+//! CR3, by a MOV to CR0 or CR4 that modifies CR0.CD, CR0.NW, CR0.PG, CR4.PAE,
+//! CR4.PGE, CR4.PSE or CR4.SMEP when PAE paging is in use afterwards (the
+//! caller decides when), and by task switches.
 //! If a present PDPTE sets a reserved bit the instruction raises #GP(0) and
 //! loads nothing. In VMX non-root operation with EPT the table address is
 //! guest-physical and the loads are reads through EPT, never treated as writes

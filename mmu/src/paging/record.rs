@@ -146,6 +146,85 @@ impl Trace {
     }
 }
 
+/// The manual's name of the entry at `level`.
+pub const fn level_name(level: u8) -> &'static str {
+    match level {
+        5 => "PML5E",
+        4 => "PML4E",
+        3 => "PDPTE",
+        2 => "PDE",
+        1 => "PTE",
+        _ => "entry",
+    }
+}
+
+impl core::fmt::Display for WalkRef {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let what = match self.kind {
+            RefKind::Read => "read ",
+            RefKind::AdUpdate => "A/D  ",
+        };
+        match self.dimension {
+            Dimension::Guest => write!(f, "{what}guest  {:<5}", level_name(self.level))?,
+            Dimension::Nested => {
+                write!(f, "{what}nested {:<5}", level_name(self.level))?;
+                match self.for_guest_level {
+                    Some(l) => write!(f, " for guest {:<5}", level_name(l))?,
+                    None => write!(f, " for final addr ")?,
+                }
+            }
+        }
+        if let Some(g) = self.gpa {
+            write!(f, " gpa {:#x}", g.0)?;
+        }
+        write!(f, " at {:#x} = {:#018x}", self.addr.0, self.entry)
+    }
+}
+
+impl core::fmt::Display for WalkEvent {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            WalkEvent::TlbHit { level } => write!(f, "TLB hit in the L{level} TLB"),
+            WalkEvent::PscHit { dimension, level } => write!(
+                f,
+                "{} {} cache hit",
+                match dimension {
+                    Dimension::Guest => "guest",
+                    Dimension::Nested => "nested",
+                },
+                level_name(*level)
+            ),
+            WalkEvent::NestedTlbHit { for_guest_level } => match for_guest_level {
+                Some(l) => write!(f, "nested TLB hit for guest {}", level_name(*l)),
+                None => write!(f, "nested TLB hit for the final address"),
+            },
+        }
+    }
+}
+
+impl Trace {
+    /// One line per item, references numbered from 1 (the "reference n of
+    /// 24" a teacher points at).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut n = 0;
+        for item in &self.items {
+            match item {
+                TraceItem::Ref(r) => {
+                    if r.kind == RefKind::Read {
+                        n += 1;
+                        out += &format!("{n:>3}  {r}\n");
+                    } else {
+                        out += &format!("     {r}\n");
+                    }
+                }
+                TraceItem::Event(e) => out += &format!("     ({e})\n"),
+            }
+        }
+        out
+    }
+}
+
 impl WalkRecorder for Trace {
     fn reference(&mut self, r: WalkRef) {
         self.items.push(TraceItem::Ref(r));

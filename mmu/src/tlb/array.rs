@@ -7,6 +7,14 @@
 //! results never depend on host speed or hash order. (Real TLBs use
 //! pseudo-LRU variants; FIFO gives the same capacity behaviour for streaming
 //! and is easy to reason about in tests.)
+//!
+//! Wide sets (more than [`HINTED_WAYS`] ways, such as a fully associative
+//! 64-entry L1 TLB) keep a host-side hint: for each set and each of 64
+//! hashes of the key, the way most recently filled with such a key. A lookup
+//! tries that way first and scans only if it does not match, so a hit costs
+//! one comparison whatever the associativity. The hint is written at fill
+//! time only and changes no modelled outcome except which of two equally
+//! valid matching entries is found, deterministically.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,13 +24,22 @@ pub trait Slot: Copy + Default {
     fn valid(&self) -> bool;
 }
 
+/// Sets wider than this get a way hint.
+pub const HINTED_WAYS: u32 = 8;
+
+/// Hint slots per set.
+const HINTS: usize = 64;
+
 /// `sets * ways` slots; set = key mod sets.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetAssoc<E> {
     slots: Vec<E>,
     fifo: Vec<u16>,
+    /// For wide sets: `HINTS` entries per set, way + 1 (0 = none).
+    hint: Vec<u16>,
     sets: u32,
     ways: u32,
+    set_bits: u32,
 }
 
 impl<E: Slot> SetAssoc<E> {
@@ -35,11 +52,18 @@ impl<E: Slot> SetAssoc<E> {
         } else {
             (entries / ways, ways)
         };
+        let hinted = ways > HINTED_WAYS;
         Self {
             slots: vec![E::default(); (sets * ways) as usize],
             fifo: vec![0; sets as usize],
+            hint: if hinted {
+                vec![0; sets as usize * HINTS]
+            } else {
+                Vec::new()
+            },
             sets,
             ways,
+            set_bits: sets.max(1).trailing_zeros(),
         }
     }
 
@@ -71,13 +95,30 @@ impl<E: Slot> SetAssoc<E> {
         set * w..set * w + w
     }
 
-    /// The first entry of `key`'s set satisfying `hit`.
+    #[inline]
+    fn hint_index(&self, key: u64) -> usize {
+        let set = (key & (self.sets as u64 - 1)) as usize;
+        set * HINTS + ((key >> self.set_bits) as usize & (HINTS - 1))
+    }
+
+    /// An entry of `key`'s set satisfying `hit`: the hinted way if it
+    /// matches, else the first match in way order.
     #[inline]
     pub fn find(&self, key: u64, hit: impl Fn(&E) -> bool) -> Option<&E> {
         if self.sets == 0 {
             return None;
         }
-        self.slots[self.set_range(key)].iter().find(|e| hit(e))
+        let range = self.set_range(key);
+        if !self.hint.is_empty() {
+            let h = self.hint[self.hint_index(key)];
+            if h != 0 {
+                let e = &self.slots[range.start + h as usize - 1];
+                if e.valid() && hit(e) {
+                    return Some(e);
+                }
+            }
+        }
+        self.slots[range].iter().find(|e| hit(e))
     }
 
     /// Inserts `e` into `key`'s set, replacing an entry for which `same`
@@ -157,6 +198,16 @@ mod tests {
         assert!(a.find(5, |x| x.0 == 5).is_some());
         assert_eq!(a.len(), 2);
         assert_eq!(a.invalidate_all_where(|x| x.0 == 5), 1);
+        // A wide (hinted) set finds the same entries.
+        let mut wide = SetAssoc::<E>::new(64, 64);
+        for k in 1..=100u64 {
+            wide.insert(k, E(k), |x| x.0 == k);
+        }
+        for k in 1..=100u64 {
+            assert_eq!(wide.find(k, |x| x.0 == k).is_some(), k > 36, "key {k}");
+        }
+        wide.invalidate_all_where(|x| x.0 == 99);
+        assert!(wide.find(99, |x| x.0 == 99).is_none());
         let mut z = SetAssoc::<E>::new(0, 0);
         z.insert(1, E(1), |_| true);
         assert!(z.find(1, |_| true).is_none() && z.is_absent());

@@ -55,6 +55,12 @@ pub const STACK_TOP: u64 = IMAGE_BASE + 0x1_c000;
 pub const IST_TOP: u64 = IMAGE_BASE + 0x2_0000;
 /// The 64-bit chunk.
 pub const CHUNK64: u64 = IMAGE_BASE + 0x2_0000;
+/// User-mode stack top (cases that run at CPL 3), an address in the user
+/// alias.
+pub const USER_STACK_TOP: u64 = USER_ALIAS + 0x80_0000;
+/// The user alias: the first 4 GiB mapped again here with U/S = 1, while the
+/// identity map stays supervisor-only (unless `Program::user_pages`).
+pub const USER_ALIAS: u64 = 0x80_0000_0000;
 /// Case records.
 pub const RESULTS: u64 = 0x100_0000;
 /// Bytes per case record.
@@ -122,6 +128,16 @@ pub mod rec {
     pub const EXC_CR2: u64 = 0xa0;
     /// Set to 1 when the case finished.
     pub const DONE: u64 = 0xa8;
-    /// Free slots for the body (0xb0..0x100).
-    pub const USER: u64 = 0xb0;
+    /// CS the exception pushed.
+    pub const EXC_CS: u64 = 0xb0;
+    /// RFLAGS the exception pushed.
+    pub const EXC_RFLAGS: u64 = 0xb8;
+    /// RSP the exception pushed (64-bit mode).
+    pub const EXC_RSP: u64 = 0xc0;
+    /// SS the exception pushed (64-bit mode).
+    pub const EXC_SS: u64 = 0xc8;
+    /// DR6 at the exception.
+    pub const EXC_DR6: u64 = 0xd0;
+    /// Free slots for the body (0xd8..0x100).
+    pub const USER: u64 = 0xd8;
 }

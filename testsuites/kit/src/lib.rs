@@ -18,10 +18,12 @@ pub mod program;
 pub mod rt16;
 pub mod rt32;
 pub mod rt64;
+pub mod svm;
+pub mod vmx;
 
 pub use asm::{Asm, AsmResult, Chunk, Label};
 pub use program::{Built, Program};
-pub use rt64::Rt64;
+pub use rt64::{enter_user, Rt64};
 
 /// A decoded case record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,12 +34,17 @@ pub struct Record {
     pub rflags: u64,
     /// The exception taken, if any: (vector, error code, RIP).
     pub exception: Option<(u8, u64, u64)>,
+    /// The rest of the pushed frame: CS, RFLAGS, RSP, SS (RSP and SS in
+    /// 64-bit mode only).
+    pub frame: [u64; 4],
+    /// DR6 at the exception (64-bit cases).
+    pub dr6: u64,
     /// CR2 at the exception.
     pub cr2: u64,
     /// The case ran to its end.
     pub done: bool,
     /// The body's free slots.
-    pub user: [u64; 10],
+    pub user: [u64; 5],
 }
 
 impl Record {
@@ -50,7 +57,7 @@ impl Record {
             *g = q(8 * n as u64);
         }
         let vec = q(layout::rec::EXC_VECTOR);
-        let mut user = [0; 10];
+        let mut user = [0; 5];
         for (n, u) in user.iter_mut().enumerate() {
             *u = q(layout::rec::USER + 8 * n as u64);
         }
@@ -65,6 +72,13 @@ impl Record {
                 )
             }),
             cr2: q(layout::rec::EXC_CR2),
+            frame: [
+                q(layout::rec::EXC_CS),
+                q(layout::rec::EXC_RFLAGS),
+                q(layout::rec::EXC_RSP),
+                q(layout::rec::EXC_SS),
+            ],
+            dr6: q(layout::rec::EXC_DR6),
             done: q(layout::rec::DONE) == 1,
             user,
         }

@@ -378,16 +378,20 @@ fn idt32(stubs: u64) -> Vec<u8> {
     out
 }
 
-/// PML4, PDPT and four PDs identity-mapping 4 GiB with 2-MiB pages.
+/// PML4, PDPT and four PDs identity-mapping 4 GiB with 2-MiB pages, and the
+/// same 4 GiB again at [`USER_ALIAS`] as user pages. The PDPT and PD entries
+/// are user entries; PML4E 0 decides whether the identity map is (U/S is the
+/// AND of all levels, SDM Vol. 3A 4.6.1).
 fn page_tables(user: bool) -> Vec<u8> {
     let u = if user { 4 } else { 0 };
     let mut t = vec![0u64; 512 * 6];
     t[0] = PDPT | 3 | u;
+    t[(USER_ALIAS >> 39) as usize] = PDPT | 7;
     for i in 0..4 {
-        t[512 + i] = (PD + 4096 * i as u64) | 3 | u;
+        t[512 + i] = (PD + 4096 * i as u64) | 7;
     }
     for i in 0..2048u64 {
-        t[1024 + i as usize] = (i << 21) | 0x83 | u;
+        t[1024 + i as usize] = (i << 21) | 0x87;
     }
     t.iter().flat_map(|x| x.to_le_bytes()).collect()
 }

@@ -104,6 +104,8 @@ impl Rt32 {
             (8, rec::EXC_VECTOR),
             (12, rec::EXC_ERROR),
             (16, rec::EXC_RIP),
+            (20, rec::EXC_CS),
+            (24, rec::EXC_RFLAGS),
         ] {
             a.mov(eax, dword_ptr(esp + frame))?;
             if slot == rec::EXC_VECTOR {
@@ -120,6 +122,7 @@ impl Rt32 {
         a.jz(unexpected.l)?;
         a.mov(abs32(VARS + var::RESUME), 0i32)?;
         a.mov(dword_ptr(esp + 16), eax)?;
+        a.and(dword_ptr(esp + 24), !0x1_0100i32)?;
         a.pop(ebx)?;
         a.pop(eax)?;
         a.add(esp, 8i32)?;

@@ -3,7 +3,7 @@
 //! the case wrapper.
 
 use crate::asm::{Asm, AsmResult, Label};
-use crate::layout::{rec, var, RECORD_SIZE, RESULTS, VARS};
+use crate::layout::{rec, sel, var, RECORD_SIZE, RESULTS, USER_ALIAS, USER_STACK_TOP, VARS};
 use iced_x86::code_asm::*;
 
 /// Labels of the 64-bit runtime routines, usable from program code.
@@ -19,6 +19,30 @@ pub struct Rt64 {
     pub exit: Label,
     /// The 256 exception stubs' first label (stubs are 16 bytes apart).
     pub stubs: Label,
+}
+
+/// The vector user code raises (INT 0x80, a DPL-3 gate) to return to ring 0
+/// at the end of its case.
+pub const USER_RETURN_VECTOR: u8 = 0x80;
+
+/// Emits a switch to ring 3 (64-bit, user selectors, the user stack) that
+/// continues with the next instruction's copy in the user alias
+/// ([`crate::layout::USER_ALIAS`]); the code after it runs at CPL 3 and ends
+/// its case with `int 0x80` (or by faulting). Memory it reads or writes must be
+/// addressed through the alias. Clobbers RAX and RCX.
+pub fn enter_user(a: &mut Asm) -> AsmResult {
+    let mut user = a.label();
+    a.push(sel::USER_DATA as i32)?;
+    a.mov(rax, USER_STACK_TOP)?;
+    a.push(rax)?;
+    a.push(2i32)?;
+    a.push(sel::USER_CODE64 as i32)?;
+    a.lea(rax, ptr(user.l))?;
+    a.mov(rcx, USER_ALIAS)?;
+    a.add(rax, rcx)?;
+    a.push(rax)?;
+    a.iretq()?;
+    a.set(&mut user)
 }
 
 /// Vectors that push an error code.
@@ -142,10 +166,18 @@ impl Rt64 {
         a.test(rbx, rbx)?;
         let mut no_case = a.label();
         a.jz(no_case.l)?;
+        // INT 0x80 from user code is the way back to ring 0, not an event
+        // the case recorded.
+        a.cmp(qword_ptr(rsp + 16), USER_RETURN_VECTOR as i32)?;
+        a.je(no_case.l)?;
         for (frame, slot) in [
             (16, rec::EXC_VECTOR),
             (24, rec::EXC_ERROR),
             (32, rec::EXC_RIP),
+            (40, rec::EXC_CS),
+            (48, rec::EXC_RFLAGS),
+            (56, rec::EXC_RSP),
+            (64, rec::EXC_SS),
         ] {
             a.mov(rax, qword_ptr(rsp + frame))?;
             if slot == rec::EXC_VECTOR {
@@ -155,6 +187,8 @@ impl Rt64 {
         }
         a.mov(rax, cr2)?;
         a.mov(qword_ptr(rbx + rec::EXC_CR2 as i32), rax)?;
+        a.mov(rax, dr6)?;
+        a.mov(qword_ptr(rbx + rec::EXC_DR6 as i32), rax)?;
         a.set(&mut no_case)?;
         a.mov(rax, abs(VARS + var::RESUME))?;
         a.test(rax, rax)?;
@@ -162,6 +196,11 @@ impl Rt64 {
         a.jz(unexpected.l)?;
         a.mov(qword_ptr(abs_u(VARS + var::RESUME)), 0i32)?;
         a.mov(qword_ptr(rsp + 32), rax)?;
+        // Resume without single-stepping or resume flag.
+        a.and(qword_ptr(rsp + 48), !0x1_0100i32)?;
+        // Resume in ring 0 whatever ring the exception came from.
+        a.mov(qword_ptr(rsp + 40), sel::CODE64 as i32)?;
+        a.mov(qword_ptr(rsp + 64), sel::DATA as i32)?;
         a.pop(rbx)?;
         a.pop(rax)?;
         a.add(rsp, 16i32)?;
@@ -228,5 +267,8 @@ pub fn emit_case(a: &mut Asm, index: usize, body: &dyn Fn(&mut Asm) -> AsmResult
     a.mov(abs(VARS + var::RESUME), 0i32)?;
     a.mov(abs(VARS + var::RECORD), 0i32)?;
     a.mov(abs(r + rec::DONE), 1i32)?;
+    // No breakpoint outlives its case.
+    a.xor(eax, eax)?;
+    a.mov(dr7, rax)?;
     Ok(())
 }

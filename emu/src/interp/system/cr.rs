@@ -7,6 +7,7 @@ use super::{require_cpl0, umip_check};
 use crate::cpu::cpuid::Feature;
 use crate::event::{Event, Flow};
 use crate::machine::Machine;
+use crate::virt::Intercept;
 use iced_x86::{Instruction, Register};
 use mmu::{Cr0, Cr4, Dr7, Efer, SegReg};
 
@@ -25,27 +26,39 @@ pub fn mov_cr(m: &mut Machine, i: &Instruction) -> Flow {
     ) {
         return Err(Event::ud());
     }
+    let crn = (cr as u32 - Register::CR0 as u32) as u8;
     if !to_cr {
+        m.intercept(i, Intercept::CrRead { cr: crn })?;
         let v = match cr {
-            Register::CR0 => m.cpu.sys.cr0.bits(),
+            Register::CR0 => crate::virt::cr_read(m, 0, m.cpu.sys.cr0.bits()),
             Register::CR2 => m.cpu.sys.cr2,
             Register::CR3 => m.cpu.sys.cr3,
-            Register::CR4 => m.cpu.sys.cr4.bits(),
-            _ => m.cpu.cr8,
+            Register::CR4 => crate::virt::cr_read(m, 4, m.cpu.sys.cr4.bits()),
+            _ => crate::virt::cr8_read(m).unwrap_or(m.cpu.cr8),
         };
         m.write_gpr(gpr, v);
         return Ok(());
     }
     let v = m.read_gpr(gpr);
+    m.intercept(i, Intercept::CrWrite { cr: crn, value: v })?;
     match cr {
-        Register::CR0 => m.write_cr0(v),
+        Register::CR0 => {
+            let v = crate::virt::cr_write(m, 0, v)?;
+            m.write_cr0(v)
+        }
         Register::CR2 => {
             m.cpu.sys.cr2 = v;
             Ok(())
         }
         Register::CR3 => m.write_cr3(v),
-        Register::CR4 => m.write_cr4(v),
+        Register::CR4 => {
+            let v = crate::virt::cr_write(m, 4, v)?;
+            m.write_cr4(v)
+        }
         _ => {
+            if let Some(r) = crate::virt::cr8_write(m, v) {
+                return r;
+            }
             if v & !0xf != 0 {
                 return Err(Event::gp0());
             }
@@ -56,35 +69,40 @@ pub fn mov_cr(m: &mut Machine, i: &Instruction) -> Flow {
     }
 }
 
+/// The CR4 bits a CPU model lets software set (SDM Vol. 3A 2.5: setting a bit
+/// for an unsupported feature is #GP(0)).
+pub fn cr4_allowed_for(model: &crate::cpu::cpuid::CpuModel) -> Cr4 {
+    let mut a = Cr4::TSD | Cr4::DE | Cr4::MCE | Cr4::PCE;
+    let feat = [
+        (Feature::Pse, Cr4::PSE),
+        (Feature::Pae, Cr4::PAE),
+        (Feature::Pge, Cr4::PGE),
+        (Feature::Fxsr, Cr4::OSFXSR),
+        (Feature::Sse, Cr4::OSXMMEXCPT),
+        (Feature::Umip, Cr4::UMIP),
+        (Feature::La57, Cr4::LA57),
+        (Feature::Vmx, Cr4::VMXE),
+        (Feature::Fsgsbase, Cr4::FSGSBASE),
+        (Feature::Pcid, Cr4::PCIDE),
+        (Feature::Xsave, Cr4::OSXSAVE),
+        (Feature::Smep, Cr4::SMEP),
+        (Feature::Smap, Cr4::SMAP),
+        (Feature::Pku, Cr4::PKE),
+        (Feature::Vme, Cr4::VME | Cr4::PVI),
+    ];
+    for (f, bits) in feat {
+        if model.has(f) {
+            a |= bits;
+        }
+    }
+    a
+}
+
 impl Machine {
     /// The CR4 bits this CPU model lets software set (SDM Vol. 3A 2.5: setting
     /// a bit for an unsupported feature is #GP(0)).
     pub fn cr4_allowed(&self) -> Cr4 {
-        let model = &self.config.model;
-        let mut a = Cr4::TSD | Cr4::DE | Cr4::MCE | Cr4::PCE;
-        let feat = [
-            (Feature::Pse, Cr4::PSE),
-            (Feature::Pae, Cr4::PAE),
-            (Feature::Pge, Cr4::PGE),
-            (Feature::Fxsr, Cr4::OSFXSR),
-            (Feature::Sse, Cr4::OSXMMEXCPT),
-            (Feature::Umip, Cr4::UMIP),
-            (Feature::La57, Cr4::LA57),
-            (Feature::Vmx, Cr4::VMXE),
-            (Feature::Fsgsbase, Cr4::FSGSBASE),
-            (Feature::Pcid, Cr4::PCIDE),
-            (Feature::Xsave, Cr4::OSXSAVE),
-            (Feature::Smep, Cr4::SMEP),
-            (Feature::Smap, Cr4::SMAP),
-            (Feature::Pku, Cr4::PKE),
-            (Feature::Vme, Cr4::VME | Cr4::PVI),
-        ];
-        for (f, bits) in feat {
-            if model.has(f) {
-                a |= bits;
-            }
-        }
-        a
+        cr4_allowed_for(&self.config.model)
     }
 
     /// MOV to CR0 with the checks of SDM Vol. 2B MOV CR and the IA-32e
@@ -188,6 +206,7 @@ impl Machine {
         let before = self.tctx;
         self.paging_changed();
         self.mmu.mov_cr4(&before, old, new);
+        self.debug_changed();
         self.cpu.update_mode();
         self.stop_block = true;
         Ok(())
@@ -214,6 +233,12 @@ pub fn mov_dr(m: &mut Machine, i: &Instruction) -> Flow {
     if n > 7 {
         return Err(Event::ud());
     }
+    let what = if to_dr {
+        Intercept::DrWrite { dr: n as u8 }
+    } else {
+        Intercept::DrRead { dr: n as u8 }
+    };
+    m.intercept(i, what)?;
     if m.cpu.sys.dr7.contains(Dr7::GD) {
         m.cpu.sys.dr7.remove(Dr7::GD);
         m.cpu.sys.dr6 |= mmu::dr6::BD;
@@ -235,6 +260,7 @@ pub fn mov_dr(m: &mut Machine, i: &Instruction) -> Flow {
         6 => m.cpu.sys.dr6 = (v & 0x0001_e00f) | mmu::dr6::INIT,
         _ => m.cpu.sys.dr7 = Dr7::from_bits_retain((v & 0xffff_2bff) | Dr7::FIXED1.bits()),
     }
+    m.debug_changed();
     m.stop_block = true;
     Ok(())
 }
@@ -242,22 +268,28 @@ pub fn mov_dr(m: &mut Machine, i: &Instruction) -> Flow {
 /// LMSW: loads CR0 bits 3:0 (PE, MP, EM, TS); PE can be set but not cleared.
 pub fn lmsw(m: &mut Machine, i: &Instruction) -> Flow {
     require_cpl0(m)?;
-    let v = m.read_op(i, 0)? & 0xf;
+    let src = m.read_op(i, 0)?;
+    m.intercept(i, Intercept::Lmsw { value: src as u16 })?;
+    let v = src & 0xf;
     let cr0 = m.cpu.sys.cr0.bits();
     let new = (cr0 & !0xe) | (v & 0xe) | (cr0 & 1) | (v & 1);
+    let new = crate::virt::cr_write(m, 0, new)?;
     m.write_cr0(new)
 }
 
 /// SMSW: stores CR0 (the low word to memory; register width otherwise).
 pub fn smsw(m: &mut Machine, i: &Instruction) -> Flow {
     umip_check(m)?;
-    let v = m.cpu.sys.cr0.bits();
+    m.intercept(i, Intercept::CrRead { cr: 0 })?;
+    let v = crate::virt::cr_read(m, 0, m.cpu.sys.cr0.bits());
     m.write_op(i, 0, v)
 }
 
 /// CLTS: clears CR0.TS.
-pub fn clts(m: &mut Machine, _: &Instruction) -> Flow {
+pub fn clts(m: &mut Machine, i: &Instruction) -> Flow {
     require_cpl0(m)?;
-    m.cpu.sys.cr0.remove(Cr0::TS);
+    m.intercept(i, Intercept::Clts)?;
+    let v = crate::virt::cr_write(m, 0, (m.cpu.sys.cr0 - Cr0::TS).bits())?;
+    m.cpu.sys.cr0 = Cr0::from_bits_retain(v);
     Ok(())
 }

@@ -8,6 +8,7 @@ use crate::cpu::segmentation::sel_code;
 use crate::event::{Event, Flow};
 use crate::machine::Machine;
 use crate::memory::access::Privilege;
+use crate::virt::{Intercept, TableReg};
 use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 use mmu::{Cr4, Descriptor, Rflags, SegReg, SegmentCache, Selector, TableRegister};
 
@@ -15,6 +16,12 @@ use mmu::{Cr4, Descriptor, Rflags, SegReg, SegmentCache, Selector, TableRegister
 /// 8 in 64-bit mode; a non-canonical 64-bit base is #GP(0)).
 pub fn lgdt_lidt(m: &mut Machine, i: &Instruction) -> Flow {
     require_cpl0(m)?;
+    let reg = if i.mnemonic() == Mnemonic::Lgdt {
+        TableReg::Gdtr
+    } else {
+        TableReg::Idtr
+    };
+    m.intercept(i, Intercept::DescriptorTable { reg, write: true })?;
     let seg = m.mem_seg(i);
     let ea = m.effective_address(i);
     let limit = m.read_mem(seg, ea, 2)? as u16;
@@ -57,6 +64,12 @@ fn has_osize32(i: &Instruction) -> bool {
 /// SGDT, SIDT.
 pub fn sgdt_sidt(m: &mut Machine, i: &Instruction) -> Flow {
     umip_check(m)?;
+    let reg = if i.mnemonic() == Mnemonic::Sgdt {
+        TableReg::Gdtr
+    } else {
+        TableReg::Idtr
+    };
+    m.intercept(i, Intercept::DescriptorTable { reg, write: false })?;
     let t = if i.mnemonic() == Mnemonic::Sgdt {
         m.cpu.sys.gdtr
     } else {
@@ -75,6 +88,13 @@ pub fn sgdt_sidt(m: &mut Machine, i: &Instruction) -> Flow {
 pub fn lldt(m: &mut Machine, i: &Instruction) -> Flow {
     require_protected(m)?;
     require_cpl0(m)?;
+    m.intercept(
+        i,
+        Intercept::DescriptorTable {
+            reg: TableReg::Ldtr,
+            write: true,
+        },
+    )?;
     let sel = Selector(m.read_op(i, 0)? as u16);
     if sel.is_null() {
         m.cpu.sys.ldtr = SegmentCache::null(sel.0);
@@ -106,6 +126,13 @@ pub fn lldt(m: &mut Machine, i: &Instruction) -> Flow {
 pub fn ltr(m: &mut Machine, i: &Instruction) -> Flow {
     require_protected(m)?;
     require_cpl0(m)?;
+    m.intercept(
+        i,
+        Intercept::DescriptorTable {
+            reg: TableReg::Tr,
+            write: true,
+        },
+    )?;
     let sel = Selector(m.read_op(i, 0)? as u16);
     if sel.is_null() {
         return Err(Event::gp0());
@@ -149,6 +176,12 @@ pub fn ltr(m: &mut Machine, i: &Instruction) -> Flow {
 pub fn sldt_str(m: &mut Machine, i: &Instruction) -> Flow {
     require_protected(m)?;
     umip_check(m)?;
+    let reg = if i.mnemonic() == Mnemonic::Sldt {
+        TableReg::Ldtr
+    } else {
+        TableReg::Tr
+    };
+    m.intercept(i, Intercept::DescriptorTable { reg, write: false })?;
     let sel = if i.mnemonic() == Mnemonic::Sldt {
         m.cpu.sys.ldtr.selector.0
     } else {

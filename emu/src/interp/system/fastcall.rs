@@ -59,7 +59,7 @@ pub fn sysret(m: &mut Machine, i: &Instruction) -> Flow {
     } else {
         m.cpu.gpr[1] & 0xffff_ffff
     };
-    if to64 && !mmu::is_canonical(rip, m.config.model.widths.linear_bits) {
+    if to64 && !mmu::is_canonical(rip, m.canonical_bits()) {
         return Err(Event::gp0());
     }
     let flags = (m.cpu.gpr[11] & 0x3c_7fd7) | 2;
@@ -103,7 +103,7 @@ pub fn sysexit(m: &mut Machine, i: &Instruction) -> Flow {
     let base = (m.cpu.sys.sysenter_cs & 0xfffc) as u16;
     let (rip, rsp) = if to64 {
         let (r, s) = (m.cpu.gpr[2], m.cpu.gpr[1]);
-        let bits = m.config.model.widths.linear_bits;
+        let bits = m.canonical_bits();
         if !mmu::is_canonical(r, bits) || !mmu::is_canonical(s, bits) {
             return Err(Event::gp0());
         }

@@ -5,6 +5,7 @@ use crate::devices::IoEffect;
 use crate::event::{Event, Flow, Stop};
 use crate::machine::Machine;
 use crate::memory::access::Privilege;
+use crate::virt::Intercept;
 use iced_x86::{Instruction, OpKind};
 use mmu::CpuMode;
 
@@ -42,15 +43,32 @@ impl Machine {
 
     /// Reads `size` bytes from an I/O port.
     pub fn port_in(&mut self, port: u16, size: usize) -> Result<u64, Event> {
+        if self.dbg.io_armed {
+            self.check_io_breakpoints(port, size);
+        }
         Ok(self.dev.port_read(port, size as u8) as u64)
     }
 
     /// Writes `size` bytes to an I/O port; device effects become events.
     pub fn port_out(&mut self, port: u16, size: usize, v: u64) -> Flow {
+        if self.dbg.io_armed {
+            self.check_io_breakpoints(port, size);
+        }
         match self.dev.port_write(port, size as u8, v as u32) {
             IoEffect::None => Ok(()),
             IoEffect::DebugExit(x) => Err(Event::stop(Stop::DebugExit(x))),
         }
+    }
+}
+
+/// The intercept of an I/O instruction.
+pub(crate) fn io(port: u16, size: usize, input: bool, string: bool, rep: bool) -> Intercept {
+    Intercept::Io {
+        port,
+        size: size as u8,
+        input,
+        string,
+        rep,
     }
 }
 
@@ -68,6 +86,7 @@ pub fn in_(m: &mut Machine, i: &Instruction) -> Flow {
     let size = m.op_size(i, 0);
     let port = port_of(m, i, 1);
     m.check_io(port, size)?;
+    m.intercept(i, io(port, size, true, false, false))?;
     let v = m.port_in(port, size)?;
     m.write_op(i, 0, v)
 }
@@ -77,6 +96,7 @@ pub fn out(m: &mut Machine, i: &Instruction) -> Flow {
     let size = m.op_size(i, 1);
     let port = port_of(m, i, 0);
     m.check_io(port, size)?;
+    m.intercept(i, io(port, size, false, false, false))?;
     let v = m.read_op(i, 1)?;
     m.port_out(port, size, v)
 }

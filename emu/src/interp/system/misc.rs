@@ -6,11 +6,13 @@ use crate::cpu::cpuid::{cpuid as cpuid_leaf, CpuidDynamic};
 use crate::event::{Event, Flow};
 use crate::machine::Machine;
 use crate::memory::access::{AccessKind, Privilege};
-use iced_x86::Instruction;
+use crate::virt::Intercept;
+use iced_x86::{Instruction, Mnemonic};
 use mmu::{Cr4, Rflags, Vector};
 
 /// CPUID: EAX = leaf, ECX = subleaf; results zero-extend into RAX..RDX.
-pub fn cpuid(m: &mut Machine, _: &Instruction) -> Flow {
+pub fn cpuid(m: &mut Machine, i: &Instruction) -> Flow {
+    m.intercept(i, Intercept::Cpuid)?;
     let leaf = m.cpu.gpr[0] as u32;
     let sub = m.cpu.gpr[1] as u32;
     let dynamic = CpuidDynamic {
@@ -19,7 +21,8 @@ pub fn cpuid(m: &mut Machine, _: &Instruction) -> Flow {
         apic_enabled: m.cpu.msr.apic_base & (1 << 11) != 0,
         apic_id: 0,
     };
-    let r = cpuid_leaf(&m.config.model, dynamic, leaf, sub);
+    let r = crate::virt::cpuid(m, leaf, sub)
+        .unwrap_or_else(|| cpuid_leaf(&m.config.model, dynamic, leaf, sub));
     for (k, reg) in [0usize, 3, 1, 2].iter().enumerate() {
         m.cpu.gpr[*reg] = r[k] as u64;
     }
@@ -27,8 +30,9 @@ pub fn cpuid(m: &mut Machine, _: &Instruction) -> Flow {
 }
 
 /// HLT: enter the halt state until an interrupt (SDM Vol. 2A HLT).
-pub fn hlt(m: &mut Machine, _: &Instruction) -> Flow {
+pub fn hlt(m: &mut Machine, i: &Instruction) -> Flow {
     require_cpl0(m)?;
+    m.intercept(i, Intercept::Hlt)?;
     m.cpu.events.halted = true;
     m.stop_block = true;
     Ok(())
@@ -45,13 +49,55 @@ pub fn invlpg(m: &mut Machine, i: &Instruction) -> Flow {
         m.cpu.seg(seg).base
     };
     let la = m.wrap_linear(base.wrapping_add(ea));
+    m.intercept(i, Intercept::Invlpg { la })?;
     m.invalidate_page(la);
     Ok(())
 }
 
+/// INVPCID: invalidates mappings by process-context identifier (SDM Vol. 2A
+/// INVPCID). The type is the register operand, the 128-bit descriptor (PCID
+/// in bits 11:0, bits 63:12 reserved, a linear address in 127:64) the
+/// memory operand.
+pub fn invpcid(m: &mut Machine, i: &Instruction) -> Flow {
+    require_cpl0(m)?;
+    m.intercept(i, Intercept::Invpcid)?;
+    let kind = match m.read_gpr(i.op0_register()) {
+        0 => mmu::InvpcidType::IndividualAddress,
+        1 => mmu::InvpcidType::SingleContext,
+        2 => mmu::InvpcidType::AllContextIncludingGlobal,
+        3 => mmu::InvpcidType::AllContext,
+        _ => return Err(Event::gp0()),
+    };
+    let seg = m.mem_seg(i);
+    let ea = m.effective_address(i);
+    m.linear(seg, ea, 16, false)?;
+    let desc = m.read_mem(seg, ea, 8)?;
+    let la = m.read_mem(seg, ea.wrapping_add(8), 8)?;
+    let pcid = (desc & 0xfff) as u16;
+    let per_pcid = matches!(
+        kind,
+        mmu::InvpcidType::IndividualAddress | mmu::InvpcidType::SingleContext
+    );
+    if desc >> 12 != 0
+        || (kind == mmu::InvpcidType::IndividualAddress
+            && !mmu::is_canonical(la, m.config.model.widths.linear_bits))
+        || (per_pcid && pcid != 0 && !m.cpu.sys.cr4.contains(Cr4::PCIDE))
+    {
+        return Err(Event::gp0());
+    }
+    m.mmu.invpcid(&m.tctx, kind, pcid, mmu::LinearAddr(la));
+    Ok(())
+}
+
 /// WBINVD, INVD: caches are not modelled; privileged.
-pub fn wbinvd(m: &mut Machine, _: &Instruction) -> Flow {
-    require_cpl0(m)
+pub fn wbinvd(m: &mut Machine, i: &Instruction) -> Flow {
+    require_cpl0(m)?;
+    let what = if i.mnemonic() == Mnemonic::Invd {
+        Intercept::Invd
+    } else {
+        Intercept::Wbinvd
+    };
+    m.intercept(i, what)
 }
 
 /// CLFLUSH, CLFLUSHOPT: no cache to flush, but the address is checked as a
@@ -67,6 +113,12 @@ pub fn clflush(m: &mut Machine, i: &Instruction) -> Flow {
 /// RDRAND, RDSEED: a value from the deterministic source, CF = 1, OF, SF, ZF,
 /// AF, PF = 0 (SDM Vol. 2B RDRAND).
 pub fn rdrand(m: &mut Machine, i: &Instruction) -> Flow {
+    let what = if i.mnemonic() == Mnemonic::Rdseed {
+        Intercept::Rdseed
+    } else {
+        Intercept::Rdrand
+    };
+    m.intercept(i, what)?;
     let v = m.next_random();
     m.write_op(i, 0, v)?;
     m.cpu.flags.set_status(Rflags::CF.bits());
@@ -75,10 +127,11 @@ pub fn rdrand(m: &mut Machine, i: &Instruction) -> Flow {
 
 /// MONITOR: arms address monitoring; only the checks matter here (no memory
 /// is touched; ECX extensions must be zero, SDM Vol. 2B MONITOR).
-pub fn monitor(m: &mut Machine, _: &Instruction) -> Flow {
+pub fn monitor(m: &mut Machine, i: &Instruction) -> Flow {
     if m.cpu.cpl() != 0 {
         return Err(Event::ud());
     }
+    m.intercept(i, Intercept::Monitor)?;
     if m.cpu.gpr[1] as u32 != 0 {
         return Err(Event::gp0());
     }
@@ -87,10 +140,11 @@ pub fn monitor(m: &mut Machine, _: &Instruction) -> Flow {
 
 /// MWAIT: with no monitored store able to happen on one CPU, waking is by
 /// interrupt, as HLT; an unsupported ECX extension is #GP(0).
-pub fn mwait(m: &mut Machine, _: &Instruction) -> Flow {
+pub fn mwait(m: &mut Machine, i: &Instruction) -> Flow {
     if m.cpu.cpl() != 0 {
         return Err(Event::ud());
     }
+    m.intercept(i, Intercept::Mwait { armed: false })?;
     if m.cpu.gpr[1] as u32 & !1 != 0 {
         return Err(Event::gp0());
     }

@@ -6,14 +6,16 @@ use super::require_cpl0;
 use crate::cpu::cpuid::Feature;
 use crate::event::{Event, Flow};
 use crate::machine::Machine;
+use crate::virt::Intercept;
 use iced_x86::Instruction;
 use mmu::msr::*;
 use mmu::{Cr4, Efer};
 
 /// RDMSR: EDX:EAX = MSR[ECX].
-pub fn rdmsr(m: &mut Machine, _: &Instruction) -> Flow {
+pub fn rdmsr(m: &mut Machine, i: &Instruction) -> Flow {
     require_cpl0(m)?;
     let idx = m.cpu.gpr[1] as u32;
+    m.intercept(i, Intercept::Rdmsr { index: idx })?;
     let v = m.read_msr(idx).ok_or_else(Event::gp0)?;
     m.cpu.gpr[0] = v & 0xffff_ffff;
     m.cpu.gpr[2] = v >> 32;
@@ -21,10 +23,17 @@ pub fn rdmsr(m: &mut Machine, _: &Instruction) -> Flow {
 }
 
 /// WRMSR: MSR[ECX] = EDX:EAX.
-pub fn wrmsr(m: &mut Machine, _: &Instruction) -> Flow {
+pub fn wrmsr(m: &mut Machine, i: &Instruction) -> Flow {
     require_cpl0(m)?;
     let idx = m.cpu.gpr[1] as u32;
     let v = (m.cpu.gpr[2] & 0xffff_ffff) << 32 | (m.cpu.gpr[0] & 0xffff_ffff);
+    m.intercept(
+        i,
+        Intercept::Wrmsr {
+            index: idx,
+            value: v,
+        },
+    )?;
     m.write_msr(idx, v)?;
     m.stop_block = true;
     Ok(())
@@ -37,15 +46,25 @@ fn pat_valid(v: u64) -> bool {
 
 impl Machine {
     /// The time-stamp counter: modelled cycles plus the software offset
-    /// (SDM Vol. 3B 18.17).
+    /// (SDM Vol. 3B 18.17), as the running guest sees it (TSC offsetting and
+    /// scaling in VMX non-root operation, SDM Vol. 3C 26.3).
     pub fn tsc(&self) -> u64 {
-        self.stats
+        let host = self
+            .stats
             .cycles
-            .wrapping_add(self.cpu.msr.tsc_offset as u64)
+            .wrapping_add(self.cpu.msr.tsc_offset as u64);
+        if self.in_guest() {
+            self.context_tsc(host)
+        } else {
+            host
+        }
     }
 
     /// Reads an MSR; `None` if it does not exist on this model.
     pub fn read_msr(&self, idx: u32) -> Option<u64> {
+        if let Some(v) = crate::virt::read_msr(self, idx) {
+            return v;
+        }
         let c = &self.cpu;
         let s = &c.sys;
         let model = &self.config.model;
@@ -86,7 +105,7 @@ impl Machine {
     }
 
     /// The EFER bits software may set on this model.
-    fn efer_writable(&self) -> Efer {
+    pub(crate) fn efer_writable(&self) -> Efer {
         let model = &self.config.model;
         let mut e = Efer::empty();
         if model.has(Feature::Syscall) {
@@ -106,6 +125,9 @@ impl Machine {
 
     /// Writes an MSR with its reserved-bit and consistency checks (#GP(0)).
     pub fn write_msr(&mut self, idx: u32, v: u64) -> Flow {
+        if let Some(r) = crate::virt::write_msr(self, idx, v) {
+            return r;
+        }
         let canonical = |v: u64| mmu::is_canonical(v, self.config.model.widths.linear_bits);
         let gp = Err(Event::gp0());
         match idx {
@@ -236,10 +258,16 @@ fn fixed_mtrr_index(i: u32) -> Option<usize> {
 }
 
 /// RDTSC: #GP(0) at CPL > 0 when CR4.TSD is set.
-pub fn rdtsc(m: &mut Machine, _: &Instruction) -> Flow {
+pub fn rdtsc(m: &mut Machine, i: &Instruction) -> Flow {
     if m.cpu.sys.cr4.contains(Cr4::TSD) && m.cpu.cpl() > 0 {
         return Err(Event::gp0());
     }
+    let what = if i.mnemonic() == iced_x86::Mnemonic::Rdtscp {
+        Intercept::Rdtscp
+    } else {
+        Intercept::Rdtsc
+    };
+    m.intercept(i, what)?;
     let t = m.tsc();
     m.cpu.gpr[0] = t & 0xffff_ffff;
     m.cpu.gpr[2] = t >> 32;
@@ -261,6 +289,10 @@ pub fn rdpid(m: &mut Machine, i: &Instruction) -> Flow {
 
 /// RDPMC: the model has no performance counters (CPUID leaf 0AH reports none),
 /// so every counter index is invalid: #GP(0) (SDM Vol. 2B RDPMC).
-pub fn rdpmc(_: &mut Machine, _: &Instruction) -> Flow {
+pub fn rdpmc(m: &mut Machine, i: &Instruction) -> Flow {
+    if !m.cpu.sys.cr4.contains(Cr4::PCE) && m.cpu.cpl() > 0 {
+        return Err(Event::gp0());
+    }
+    m.intercept(i, Intercept::Rdpmc)?;
     Err(Event::gp0())
 }

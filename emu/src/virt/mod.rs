@@ -1,0 +1,394 @@
+//! Hardware virtualization: the binding of `vmx-model` (VT-x) and `svm-model`
+//! (AMD-V) to the interpreter.
+//!
+//! The processor is either in root operation / host mode, in VMX non-root
+//! operation, or in SVM guest mode ([`GuestMode`]). While a guest runs, every
+//! place where the architecture lets the hypervisor intercept (an instruction, an
+//! exception, an interrupt, a nested page fault) calls [`Machine::intercept`] or
+//! a sibling hook with an [`Intercept`] describing the event; the VMX or SVM
+//! binding decides, with its model crate, whether that becomes a VM exit
+//! ([`Event::GuestExit`]) or proceeds (possibly changed: shadowed control
+//! registers, offset TSC).
+
+pub mod svm;
+pub mod vmx;
+
+use crate::event::{Event, Flow};
+use crate::machine::Machine;
+use iced_x86::Instruction;
+use serde::{Deserialize, Serialize};
+
+/// Whether a guest runs, and under which extension.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GuestMode {
+    /// Root operation (VMX) or host mode (SVM), or no virtualization at all.
+    #[default]
+    Host,
+    /// VMX non-root operation.
+    VmxNonRoot,
+    /// SVM guest mode (after VMRUN, before #VMEXIT).
+    SvmGuest,
+}
+
+/// A descriptor-table register an instruction reads or writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableReg {
+    /// GDTR (LGDT, SGDT).
+    Gdtr,
+    /// IDTR (LIDT, SIDT).
+    Idtr,
+    /// LDTR (LLDT, SLDT).
+    Ldtr,
+    /// TR (LTR, STR).
+    Tr,
+}
+
+/// Something a guest does that its hypervisor may intercept (SDM Vol. 3C
+/// 26.1-26.2, "Instructions That Cause VM Exits"; APM Vol. 2 15.7-15.14,
+/// "Intercept operation" and the intercepts). The instruction itself is passed
+/// alongside, for exit information that needs its encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Intercept {
+    /// CPUID.
+    Cpuid,
+    /// HLT.
+    Hlt,
+    /// INVD.
+    Invd,
+    /// WBINVD.
+    Wbinvd,
+    /// INVLPG of a linear address.
+    Invlpg {
+        /// The linear address.
+        la: u64,
+    },
+    /// RDPMC.
+    Rdpmc,
+    /// RDTSC.
+    Rdtsc,
+    /// RDTSCP.
+    Rdtscp,
+    /// RDRAND.
+    Rdrand,
+    /// RDSEED.
+    Rdseed,
+    /// PAUSE.
+    Pause,
+    /// MONITOR.
+    Monitor,
+    /// MWAIT (armed: a MONITOR is active).
+    Mwait {
+        /// Monitor hardware armed.
+        armed: bool,
+    },
+    /// XSETBV.
+    Xsetbv,
+    /// INVPCID.
+    Invpcid,
+    /// RDMSR of an index.
+    Rdmsr {
+        /// ECX.
+        index: u32,
+    },
+    /// WRMSR of an index and value.
+    Wrmsr {
+        /// ECX.
+        index: u32,
+        /// EDX:EAX.
+        value: u64,
+    },
+    /// IN, OUT, INS, OUTS.
+    Io {
+        /// The port.
+        port: u16,
+        /// Access size in bytes.
+        size: u8,
+        /// IN/INS.
+        input: bool,
+        /// INS/OUTS.
+        string: bool,
+        /// With a REP prefix.
+        rep: bool,
+    },
+    /// MOV from CRn.
+    CrRead {
+        /// The control register number.
+        cr: u8,
+    },
+    /// MOV to CRn.
+    CrWrite {
+        /// The control register number.
+        cr: u8,
+        /// The value written.
+        value: u64,
+    },
+    /// CLTS.
+    Clts,
+    /// LMSW.
+    Lmsw {
+        /// The 16-bit source.
+        value: u16,
+    },
+    /// MOV from DRn.
+    DrRead {
+        /// The debug register number.
+        dr: u8,
+    },
+    /// MOV to DRn.
+    DrWrite {
+        /// The debug register number.
+        dr: u8,
+    },
+    /// LGDT/LIDT/LLDT/LTR (write) or SGDT/SIDT/SLDT/STR (read).
+    DescriptorTable {
+        /// The register.
+        reg: TableReg,
+        /// A load.
+        write: bool,
+    },
+    /// IRET.
+    Iret,
+    /// INT n.
+    IntN {
+        /// The vector.
+        vector: u8,
+    },
+    /// INT1 (ICEBP).
+    Icebp,
+    /// PUSHF.
+    Pushf,
+    /// POPF.
+    Popf,
+    /// VMCALL (VMX) or VMMCALL (SVM).
+    Hypercall,
+    /// A task switch to the TSS `selector` (by CALL, JMP, IRET or a task
+    /// gate): an unconditional VM exit in VMX non-root operation, the task-
+    /// switch intercept in SVM.
+    TaskSwitch {
+        /// The new TSS selector.
+        selector: u16,
+        /// What started it (with the error code of an exception through a
+        /// task gate).
+        source: crate::interp::task::TaskSource,
+    },
+}
+
+/// A VM exit on its way: the binding built it; the machine performs it after
+/// the current instruction was abandoned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GuestExit {
+    /// A VMX exit.
+    Vmx(vmx::PendingExit),
+    /// An SVM #VMEXIT.
+    Svm(svm::PendingExit),
+}
+
+/// Virtualization state of the processor.
+#[derive(Clone, Debug, Default)]
+pub struct Virt {
+    /// Host or which guest.
+    pub mode: GuestMode,
+    /// VT-x state.
+    pub vmx: vmx::VmxCpu,
+    /// AMD-V state.
+    pub svm: svm::SvmCpu,
+    /// The event being delivered through the guest's IDT, while it is: a VM
+    /// exit in the middle (an EPT violation on the stack push) records it as
+    /// IDT-vectoring information / EXITINTINFO.
+    pub delivering: Option<crate::interrupt::Delivery>,
+}
+
+impl Virt {
+    /// The virtualization state of a processor of `model` after reset.
+    pub fn new(model: &crate::cpu::cpuid::CpuModel) -> Self {
+        Self {
+            vmx: vmx::VmxCpu::new(model),
+            ..Self::default()
+        }
+    }
+}
+
+impl Machine {
+    /// True while a guest (VMX non-root or SVM guest mode) runs.
+    #[inline(always)]
+    pub fn in_guest(&self) -> bool {
+        self.virt.mode != GuestMode::Host
+    }
+
+    /// Asks the hypervisor whether `what` (done by instruction `i`) is
+    /// intercepted; a VM exit comes back as `Err(Event::GuestExit)`.
+    #[inline(always)]
+    pub fn intercept(&mut self, i: &Instruction, what: Intercept) -> Flow {
+        if !self.in_guest() {
+            return Ok(());
+        }
+        self.intercept_guest(i, what)
+    }
+
+    #[cold]
+    fn intercept_guest(&mut self, i: &Instruction, what: Intercept) -> Flow {
+        match self.virt.mode {
+            GuestMode::VmxNonRoot => vmx::intercept(self, i, what),
+            GuestMode::SvmGuest => svm::intercept(self, i, what),
+            GuestMode::Host => Ok(()),
+        }
+    }
+
+    /// Performs a VM exit the current instruction or event raised.
+    pub(crate) fn perform_guest_exit(&mut self, exit: GuestExit) -> Result<(), crate::event::Stop> {
+        match exit {
+            GuestExit::Vmx(e) => vmx::perform_exit(self, e),
+            GuestExit::Svm(e) => svm::perform_exit(self, e),
+        }
+    }
+}
+
+impl Event {
+    /// A VM exit.
+    #[cold]
+    pub fn guest_exit(e: GuestExit) -> Self {
+        Event::GuestExit(Box::new(e))
+    }
+}
+
+/// The handler of a VMX or SVM instruction (VMXON ... VMFUNC; VMRUN ...
+/// SKINIT, VMMCALL), or `None` for other instructions.
+pub fn handler_for(
+    m: &Machine,
+    i: &Instruction,
+) -> Option<(crate::interp::Handler, crate::cost::InsnClass)> {
+    vmx::handler_for(m, i).or_else(|| svm::handler_for(m, i))
+}
+
+impl Machine {
+    /// Asks the hypervisor whether an event about to be delivered through the
+    /// guest's IDT (exception, software interrupt, external interrupt, NMI) is
+    /// intercepted. `vectoring` is the event whose delivery raised it, for the
+    /// IDT-vectoring information / EXITINTINFO.
+    pub(crate) fn event_intercept(
+        &mut self,
+        d: &crate::interrupt::Delivery,
+        vectoring: Option<&crate::interrupt::Delivery>,
+    ) -> Flow {
+        match self.virt.mode {
+            GuestMode::VmxNonRoot => vmx::event_intercept(self, d, vectoring),
+            GuestMode::SvmGuest => svm::event_intercept(self, d, vectoring),
+            GuestMode::Host => Ok(()),
+        }
+    }
+
+    /// Adds the guest's nested paging (EPT/NPT) and VPID/ASID tag to a
+    /// translation context built from the registers.
+    pub(crate) fn guest_translation_context(
+        &self,
+        ctx: mmu::TranslationContext,
+    ) -> mmu::TranslationContext {
+        match self.virt.mode {
+            GuestMode::VmxNonRoot => vmx::translation_context(self, ctx),
+            GuestMode::SvmGuest => svm::translation_context(self, ctx),
+            GuestMode::Host => ctx,
+        }
+    }
+
+    /// Turns a nested-paging fault (EPT violation or misconfiguration, #NPF)
+    /// into the VM exit to perform.
+    pub(crate) fn nested_fault_exit(&mut self, f: mmu::TranslateFault) -> Event {
+        match self.virt.mode {
+            GuestMode::VmxNonRoot => vmx::nested_fault(self, f),
+            GuestMode::SvmGuest => svm::nested_fault(self, f),
+            GuestMode::Host => Event::stop(crate::event::Stop::Shutdown(format!(
+                "nested-paging fault {f:?} outside a guest"
+            ))),
+        }
+    }
+}
+
+impl Machine {
+    /// Work at an instruction boundary while a guest runs, before the halt
+    /// check: pending virtual interrupts and NMIs, exits that wait for a
+    /// boundary (monitor trap flag, preemption timer, interrupt and NMI
+    /// windows). Returns true if the next slice must be one instruction.
+    #[inline]
+    pub(crate) fn guest_boundary(&mut self) -> Result<bool, crate::event::Stop> {
+        match self.virt.mode {
+            GuestMode::SvmGuest => svm::events::boundary(self).map(|()| false),
+            GuestMode::VmxNonRoot => vmx::boundary(self),
+            GuestMode::Host => Ok(false),
+        }
+    }
+
+    /// A shutdown condition (triple fault): a VM exit if a guest runs and its
+    /// hypervisor gets it (always for VMX, SDM Vol. 3C 26.2; by intercept for
+    /// SVM), else the machine stops.
+    pub(crate) fn shutdown(&mut self, why: String) -> Result<(), crate::event::Stop> {
+        match self.virt.mode {
+            GuestMode::SvmGuest => svm::events::shutdown(self, why),
+            GuestMode::VmxNonRoot => vmx::triple_fault(self),
+            GuestMode::Host => Err(crate::event::Stop::Shutdown(why)),
+        }
+    }
+
+    /// The time-stamp counter as the running context reads it, from the
+    /// host's value (TSC offsetting and scaling in a guest).
+    #[inline]
+    pub fn context_tsc(&self, host_tsc: u64) -> u64 {
+        match self.virt.mode {
+            GuestMode::SvmGuest => svm::discovery::tsc(self, host_tsc),
+            GuestMode::VmxNonRoot => vmx::guest_tsc(self, host_tsc),
+            GuestMode::Host => host_tsc,
+        }
+    }
+}
+
+/// The value MOV from CR0/CR4 and SMSW return (read shadows in VMX non-root
+/// operation).
+#[inline]
+pub fn cr_read(m: &Machine, cr: u8, real: u64) -> u64 {
+    match m.virt.mode {
+        GuestMode::VmxNonRoot => vmx::cr_read(m, cr, real),
+        _ => real,
+    }
+}
+
+/// The value MOV to CR0/CR4, LMSW and CLTS load (guest/host masks, VMX-fixed
+/// bits), or the fault.
+#[inline]
+pub fn cr_write(m: &Machine, cr: u8, value: u64) -> Result<u64, Event> {
+    vmx::cr_write(m, cr, value)
+}
+
+/// MOV from CR8 when the hypervisor virtualizes it (TPR shadow), else `None`.
+pub fn cr8_read(m: &mut Machine) -> Option<u64> {
+    match m.virt.mode {
+        GuestMode::VmxNonRoot => vmx::cr8_read(m),
+        _ => None,
+    }
+}
+
+/// MOV to CR8 when the hypervisor virtualizes it (TPR shadow), else `None`.
+pub fn cr8_write(m: &mut Machine, v: u64) -> Option<Flow> {
+    match m.virt.mode {
+        GuestMode::VmxNonRoot => vmx::cr8_write(m, v),
+        _ => None,
+    }
+}
+
+/// The MSRs of VT-x and AMD-V: `Some(None)` for one of theirs that does not
+/// exist on this model (#GP), `None` for any other MSR.
+pub fn read_msr(m: &Machine, idx: u32) -> Option<Option<u64>> {
+    vmx::read_msr(m, idx).or_else(|| svm::read_msr(m, idx))
+}
+
+/// Writes an MSR of VT-x or AMD-V; `None` for any other MSR.
+pub fn write_msr(m: &mut Machine, idx: u32, v: u64) -> Option<Flow> {
+    if let Some(r) = vmx::write_msr(m, idx, v) {
+        return Some(r);
+    }
+    svm::write_msr(m, idx, v)
+}
+
+/// CPUID leaves the extensions own (the SVM leaf 8000_000AH, and the VMX or
+/// SVM feature bits of leaves 1 and 8000_0001H), or `None`.
+pub fn cpuid(m: &Machine, leaf: u32, sub: u32) -> Option<[u32; 4]> {
+    vmx::cpuid(m, leaf, sub).or_else(|| svm::cpuid(m, leaf, sub))
+}

@@ -1,0 +1,386 @@
+//! The command-line contract, end to end through the `nestemu` binary: bad
+//! input gets one clear line on stderr and exit status 2; guests' exit values
+//! map to `(v << 1) | 1`; runs are deterministic.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn nestemu(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nestemu"))
+        .args(args)
+        .output()
+        .expect("the nestemu binary runs")
+}
+
+fn tmp(name: &str, data: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nestemu-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+/// Asserts status 2 and a single stderr line containing `needle`.
+fn bad_input(args: &[&str], needle: &str) {
+    let o = nestemu(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "args {args:?}: stderr {err}");
+    assert_eq!(err.lines().count(), 1, "one line on stderr: {err:?}");
+    assert!(
+        err.contains(needle),
+        "stderr {err:?} should mention {needle:?}"
+    );
+    assert!(o.stdout.is_empty(), "nothing on stdout for bad input");
+}
+
+/// A Multiboot header with the a.out kludge, loading the file at `load`.
+fn aout_kernel(load: u32, code: &[u8]) -> Vec<u8> {
+    let magic = 0x1bad_b002u32;
+    let flags = 1u32 << 16;
+    let mut v = Vec::new();
+    for w in [
+        magic,
+        flags,
+        0u32.wrapping_sub(magic).wrapping_sub(flags),
+        load,
+        load,
+        0,
+        0,
+        load + 32,
+    ] {
+        v.extend_from_slice(&w.to_le_bytes());
+    }
+    v.extend_from_slice(code);
+    v
+}
+
+/// Writes EAX to port 0xf4: `mov eax, imm32; out 0xf4, eax`.
+fn exit_code(v: u32) -> Vec<u8> {
+    let mut c = vec![0xb8];
+    c.extend_from_slice(&v.to_le_bytes());
+    c.extend_from_slice(&[0xe7, 0xf4]);
+    c
+}
+
+#[test]
+fn missing_file() {
+    bad_input(
+        &["run", "--kernel", "/nonexistent/kernel.elf"],
+        "cannot read kernel",
+    );
+}
+
+#[test]
+fn empty_file() {
+    let p = tmp("empty.bin", b"");
+    bad_input(&["run", "--kernel", p.to_str().unwrap()], "empty");
+}
+
+#[test]
+fn no_multiboot_header() {
+    let p = tmp("plain.bin", &[0x90; 4096]);
+    bad_input(
+        &["run", "--kernel", p.to_str().unwrap()],
+        "no Multiboot header",
+    );
+}
+
+#[test]
+fn truncated_elf() {
+    // A Multiboot header without the a.out flag, in an ELF cut after its header.
+    let magic = 0x1bad_b002u32;
+    let mut v = b"\x7fELF\x01\x01\x01\0".to_vec();
+    v.resize(0x34, 0);
+    v[18] = 3; // EM_386
+    v[28..32].copy_from_slice(&0x1000u32.to_le_bytes()); // e_phoff beyond the end
+    v[42] = 32; // e_phentsize
+    v[44] = 1; // e_phnum
+    for w in [magic, 0, 0u32.wrapping_sub(magic)] {
+        v.extend_from_slice(&w.to_le_bytes());
+    }
+    let p = tmp("truncated.elf", &v);
+    bad_input(&["run", "--kernel", p.to_str().unwrap()], "truncated ELF");
+}
+
+#[test]
+fn segments_outside_ram() {
+    let p = tmp("high.bin", &aout_kernel(0x4000_0000, &exit_code(0)));
+    bad_input(
+        &["run", "--kernel", p.to_str().unwrap(), "--mem", "16"],
+        "outside RAM",
+    );
+}
+
+#[test]
+fn zero_memory() {
+    let p = tmp("k0.bin", &aout_kernel(0x10_0000, &exit_code(0)));
+    bad_input(
+        &["run", "--kernel", p.to_str().unwrap(), "--mem", "0"],
+        "--mem",
+    );
+}
+
+#[test]
+fn unknown_flag() {
+    bad_input(
+        &["run", "--kernel", "k", "--frobnicate"],
+        "unknown option '--frobnicate'",
+    );
+}
+
+#[test]
+fn unknown_cpu_and_bad_number() {
+    bad_input(
+        &["run", "--kernel", "k", "--cpu", "z80"],
+        "unknown CPU model",
+    );
+    bad_input(
+        &["run", "--kernel", "k", "--max-insns", "many"],
+        "needs a number",
+    );
+}
+
+#[test]
+fn debug_exit_status() {
+    for (v, status) in [(0u32, 1), (1, 3), (38, 77), (63, 127)] {
+        let p = tmp(
+            &format!("exit{v}.bin"),
+            &aout_kernel(0x10_0000, &exit_code(v)),
+        );
+        let o = nestemu(&["run", "--kernel", p.to_str().unwrap(), "--mem", "8"]);
+        assert_eq!(o.status.code(), Some(status), "value {v}");
+        assert!(
+            o.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+#[test]
+fn instruction_limit_and_triple_fault() {
+    // jmp $ forever: the limit ends it with 124.
+    let p = tmp("spin.bin", &aout_kernel(0x10_0000, &[0xeb, 0xfe]));
+    let o = nestemu(&[
+        "run",
+        "--kernel",
+        p.to_str().unwrap(),
+        "--mem",
+        "8",
+        "--max-insns",
+        "1000",
+    ]);
+    assert_eq!(o.status.code(), Some(124));
+    // lidt with a zero limit, then int3: #GP during delivery, #DF, triple fault.
+    let mut code = vec![0x0f, 0x01, 0x1d]; // lidt [disp32]
+    code.extend_from_slice(&0x10_0100u32.to_le_bytes());
+    code.push(0xcc);
+    let mut k = aout_kernel(0x10_0000, &code);
+    k.resize(0x100 + 6, 0);
+    let p = tmp("triple.bin", &k);
+    let o = nestemu(&["run", "--kernel", p.to_str().unwrap(), "--mem", "8"]);
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("triple fault"));
+}
+
+#[test]
+fn serial_and_stats_files_deterministic() {
+    // Print "hi" on COM1 then exit 0.
+    let mut code = Vec::new();
+    for b in *b"hi\n" {
+        code.extend_from_slice(&[0x66, 0xba, 0xf8, 0x03, 0xb0, b, 0xee]); // mov dx,3f8; mov al,b; out dx,al
+    }
+    code.extend_from_slice(&exit_code(0));
+    let p = tmp("hi.bin", &aout_kernel(0x10_0000, &code));
+    let mut outs = Vec::new();
+    for n in 0..2 {
+        let serial = tmp(&format!("serial{n}.txt"), b"");
+        let stats = tmp(&format!("stats{n}.json"), b"");
+        let o = nestemu(&[
+            "run",
+            "--kernel",
+            p.to_str().unwrap(),
+            "--mem",
+            "8",
+            "--serial",
+            serial.to_str().unwrap(),
+            "--stats",
+            stats.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(1));
+        outs.push((
+            std::fs::read(&serial).unwrap(),
+            std::fs::read(&stats).unwrap(),
+        ));
+    }
+    assert_eq!(outs[0].0, b"hi\n");
+    assert_eq!(
+        outs[0], outs[1],
+        "two runs give identical serial output and stats"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&outs[0].1).unwrap();
+    assert!(json["instructions"].as_u64().unwrap() > 5);
+    assert!(json["cycles"].as_u64().unwrap() >= json["instructions"].as_u64().unwrap());
+}
+
+#[test]
+fn help_is_followable() {
+    let o = nestemu(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "nestemu run --kernel FILE",
+        "--mem",
+        "--stats",
+        "(v << 1) | 1",
+        "124",
+    ] {
+        assert!(text.contains(needle), "help mentions {needle}");
+    }
+}
+
+#[test]
+fn explain_walk_counts_and_draws() {
+    let o = nestemu(&["explain-walk", "--caches", "none"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("24 references: 4 guest, 20 nested"), "{text}");
+    let svg = tmp("walk.svg", b"");
+    let o = nestemu(&[
+        "explain-walk",
+        "--caches",
+        "none",
+        "--guest-levels",
+        "5",
+        "--nested-levels",
+        "5",
+        "--nested",
+        "npt",
+        "--address",
+        "0x00ff123456789000",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("35 references: 5 guest, 30 nested"));
+    let pic = std::fs::read_to_string(&svg).unwrap();
+    assert!(pic.starts_with("<svg") && pic.contains(">35</text>"));
+    let o = nestemu(&["explain-walk", "--warm"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("Cache hits that spared references"), "{text}");
+    bad_input(&["explain-walk", "--nested", "shadow"], "--nested must be");
+    bad_input(
+        &["explain-walk", "--address", "0x8000000000000"],
+        "not canonical",
+    );
+}
+
+/// An IDT whose every gate leads to UD2: an exception loop that retires no
+/// instruction must still end at the instruction limit.
+fn exception_loop_kernel() -> Vec<u8> {
+    let mut code = vec![0x0f, 0x01, 0x1d]; // lidt [0x100030]
+    code.extend_from_slice(&0x10_0030u32.to_le_bytes());
+    code.extend_from_slice(&[0x0f, 0x0b]); // ud2
+    let mut k = aout_kernel(0x10_0000, &code);
+    k.resize(0x30, 0);
+    k.extend_from_slice(&0x7ffu16.to_le_bytes());
+    k.extend_from_slice(&0x10_1000u32.to_le_bytes());
+    k.resize(0x40, 0);
+    k.extend_from_slice(&[0x0f, 0x0b]); // the handler: ud2 again
+    k.resize(0x1000, 0);
+    for _ in 0..256 {
+        let off = 0x10_0040u32;
+        k.extend_from_slice(&(off as u16).to_le_bytes());
+        k.extend_from_slice(&0x10u16.to_le_bytes());
+        k.extend_from_slice(&[0, 0x8e]);
+        k.extend_from_slice(&((off >> 16) as u16).to_le_bytes());
+    }
+    k
+}
+
+#[test]
+fn hostile_guests_cannot_escape_the_instruction_limit() {
+    let p = tmp("excloop.bin", &exception_loop_kernel());
+    let o = nestemu(&[
+        "run",
+        "--kernel",
+        p.to_str().unwrap(),
+        "--mem",
+        "8",
+        "--max-insns",
+        "5000",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(124),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // REP STOSB with ECX = FFFFFFFFH: 4096 iterations per step.
+    let code = [
+        0xbf, 0, 0, 0x20, 0, // mov edi, 0x200000
+        0xb9, 0xff, 0xff, 0xff, 0xff, // mov ecx, -1
+        0x31, 0xc0, // xor eax, eax
+        0xf3, 0xaa, // rep stosb
+        0xeb, 0xfe,
+    ];
+    let p = tmp("hugerep.bin", &aout_kernel(0x10_0000, &code));
+    let o = nestemu(&[
+        "run",
+        "--kernel",
+        p.to_str().unwrap(),
+        "--mem",
+        "8",
+        "--max-insns",
+        "100",
+    ]);
+    assert_eq!(o.status.code(), Some(124));
+}
+
+#[test]
+fn hostile_inputs_get_status_2() {
+    let k = tmp("small.bin", &aout_kernel(0x10_0000, &exit_code(0)));
+    // More RAM than the host can give.
+    bad_input(
+        &["run", "--kernel", k.to_str().unwrap(), "--mem", "1000000"],
+        "cannot allocate",
+    );
+    // A kernel file bigger than guest RAM is refused before it is read.
+    let big = tmp("big.bin", &vec![0u8; 3 << 20]);
+    bad_input(
+        &["run", "--kernel", big.to_str().unwrap(), "--mem", "2"],
+        "more than the",
+    );
+    // A BSS reaching past RAM.
+    let magic = 0x1bad_b002u32;
+    let flags = 1u32 << 16;
+    let mut v = Vec::new();
+    for w in [
+        magic,
+        flags,
+        0u32.wrapping_sub(magic).wrapping_sub(flags),
+        0x10_0000,
+        0x10_0000,
+        0,
+        0xffff_f000,
+        0x10_0020,
+    ] {
+        v.extend_from_slice(&w.to_le_bytes());
+    }
+    v.extend_from_slice(&exit_code(0));
+    let p = tmp("hugebss.bin", &v);
+    bad_input(
+        &["run", "--kernel", p.to_str().unwrap(), "--mem", "8"],
+        "outside RAM",
+    );
+}

@@ -1,0 +1,5 @@
+//! VM-entry tests: the known-good VMCS enters; every check, violated alone, gives
+//! its architectural outcome and names itself.
+
+mod cases;
+mod flow;
