@@ -32,6 +32,8 @@ pub struct Outcome {
     pub done: bool,
     /// The windows' contents afterwards.
     pub scratch: Vec<u8>,
+    /// The x87/SSE state afterwards (FXSAVE64 image).
+    pub fpu: Vec<u8>,
 }
 
 impl Outcome {
@@ -55,6 +57,7 @@ impl Outcome {
             }),
             done: q(output::DONE) == 1,
             scratch: rec[output::WINDOWS as usize..][..layout::WINDOW_BYTES as usize].to_vec(),
+            fpu: rec[output::FPU as usize..][..layout::FPU_BYTES as usize].to_vec(),
         }
     }
 }
@@ -123,6 +126,10 @@ pub enum Artifact {
     /// emulator (which handles the #GP) checks only the first byte and
     /// reports a #PF at 0x8000_0000_0000; nestemu raises #GP(0) (#SS(0)).
     CanonicalEnd,
+    /// Not an oracle artifact but a known, open nestemu difference in the x87
+    /// area (not this tool's to fix): the AMD CPU's FXSAVE writes FIP and FDP
+    /// as zero while FSW.ES is clear; nestemu saves the pointers.
+    FxsaveErrorPointers,
     /// A ring-3 access to the upper half of the address space: PVM reports
     /// the #PF with P and RSVD set (its own mappings live there); the guest's
     /// page tables say not present.
@@ -139,6 +146,9 @@ impl Artifact {
             Artifact::NtAfterIret => "PVM drops NT at IRET",
             Artifact::CanonicalEnd => "KVM emulator: #PF for a non-canonical end",
             Artifact::UpperHalfRsvd => "PVM: RSVD #PF in the upper half",
+            Artifact::FxsaveErrorPointers => {
+                "known x87 gap: AMD FXSAVE zeroes FIP/FDP while ES = 0"
+            }
         }
     }
 }
@@ -285,6 +295,14 @@ pub fn compare(
         hw.rflags |= NT;
         artifacts.push(Artifact::NtAfterIret);
     }
+    // FIP (bytes 8-15) and FDP (16-23) of the FXSAVE64 image; ES is FSW bit 7.
+    if hw.fpu[2] & 0x80 == 0
+        && hw.fpu[8..24].iter().all(|b| *b == 0)
+        && hw.fpu[8..24] != emu.fpu[8..24]
+    {
+        hw.fpu[8..24].copy_from_slice(&emu.fpu[8..24]);
+        artifacts.push(Artifact::FxsaveErrorPointers);
+    }
     if let (Some(h), Some(e)) = (&mut hw.exception, emu.exception) {
         // Any exit to KVM (a shadow-paging fault, a host interrupt) clears NT
         // before the exception pushes RFLAGS.
@@ -356,6 +374,8 @@ pub fn compare(
         }
         (a, b) => diff("exception", show_exc(a), show_exc(b)),
     }
+    let trans = seq.group == "x87trans";
+    fpu_diffs(&hw.fpu, &emu.fpu, undefined, trans, &mut diff);
     for (k, (a, b)) in hw.scratch.iter().zip(&emu.scratch).enumerate() {
         if a != b {
             let at = window_address(k);
@@ -376,6 +396,85 @@ pub fn compare(
             diffs: d,
             artifacts: Vec::new(),
         }
+    }
+}
+
+/// The distance in units in the last place between two finite
+/// extended-precision values of the same sign (normal or denormal), or
+/// `None`. Denormals (exponent 0, J = 0) and normals (J = 1) number the
+/// representable values contiguously.
+fn ulps(a: u128, b: u128) -> Option<u128> {
+    let parts = |v: u128| ((v >> 64) as u16, v as u64);
+    let ((ea, ma), (eb, mb)) = (parts(a), parts(b));
+    let j = 1u64 << 63;
+    let finite = |e: u16, m: u64| {
+        let e = e & 0x7fff;
+        (e == 0 && m & j == 0) || (e != 0 && e != 0x7fff && m & j != 0)
+    };
+    if ea >> 15 != eb >> 15 || !finite(ea, ma) || !finite(eb, mb) {
+        return None;
+    }
+    let idx = |e: u16, m: u64| ((e & 0x7fff) as u128) << 63 | (m & !j) as u128;
+    Some(idx(ea, ma).abs_diff(idx(eb, mb)))
+}
+
+/// Compares two FXSAVE64 images field by field; C0-C3 undefined in
+/// `undefined` are masked. With `trans` (the transcendental group) register
+/// values within one unit in the last place agree and C1 (rounded up) is not
+/// compared: the SDM states that accuracy for F2XM1, FYL2X, FYL2XP1, FSIN,
+/// FCOS, FSINCOS, FPTAN and FPATAN (Vol. 1 8.3.10), not the last bit.
+fn fpu_diffs(
+    a: &[u8],
+    b: &[u8],
+    undefined: u64,
+    trans: bool,
+    diff: &mut impl FnMut(&str, String, String),
+) {
+    let field = |img: &[u8], off: usize, len: usize| -> u128 {
+        let mut v = [0u8; 16];
+        v[..len].copy_from_slice(&img[off..off + len]);
+        u128::from_le_bytes(v)
+    };
+    let undefined = if trans {
+        undefined | flags::C1
+    } else {
+        undefined
+    };
+    let fsw_mask = !(flags::fsw_bits(undefined) as u128);
+    for (name, off, len, mask) in [
+        ("fcw", 0, 2, u128::MAX),
+        ("fsw", 2, 2, fsw_mask),
+        ("ftw", 4, 1, u128::MAX),
+        ("fop", 6, 2, u128::MAX),
+        ("fip", 8, 8, u128::MAX),
+        ("fdp", 16, 8, u128::MAX),
+        ("mxcsr", 24, 4, u128::MAX),
+    ] {
+        diff(
+            name,
+            format!("{:#x}", field(a, off, len) & mask),
+            format!("{:#x}", field(b, off, len) & mask),
+        );
+    }
+    for k in 0..8 {
+        let off = 32 + 16 * k;
+        let (x, y) = (field(a, off, 10), field(b, off, 10));
+        if trans && ulps(x, y).is_some_and(|d| d <= 1) {
+            continue;
+        }
+        diff(
+            &format!("st({k})"),
+            format!("{x:#022x}"),
+            format!("{y:#022x}"),
+        );
+    }
+    for k in 0..16 {
+        let off = 160 + 16 * k;
+        diff(
+            &format!("xmm{k}"),
+            format!("{:#x}", field(a, off, 16)),
+            format!("{:#x}", field(b, off, 16)),
+        );
     }
 }
 

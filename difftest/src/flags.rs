@@ -17,6 +17,9 @@
 use crate::seq::Sequence;
 use iced_x86::{Instruction, Mnemonic, RflagsBits};
 
+// The masks below hold RFLAGS bits and, above bit 31, the x87 condition
+// codes, so one analysis follows both.
+
 /// CF.
 pub const CF: u64 = 1 << 0;
 /// PF.
@@ -31,6 +34,120 @@ pub const SF: u64 = 1 << 7;
 pub const OF: u64 = 1 << 11;
 /// The six status flags.
 pub const STATUS: u64 = CF | PF | AF | ZF | SF | OF;
+/// The x87 condition codes, tracked in the same masks above the RFLAGS bits:
+/// C0.
+pub const C0: u64 = 1 << 32;
+/// C1.
+pub const C1: u64 = 1 << 33;
+/// C2.
+pub const C2: u64 = 1 << 34;
+/// C3.
+pub const C3: u64 = 1 << 35;
+/// All four condition codes.
+pub const CC: u64 = C0 | C1 | C2 | C3;
+
+/// The FSW bits of condition codes in a mask (C0, C1, C2 at bits 8-10, C3 at
+/// bit 14).
+pub fn fsw_bits(mask: u64) -> u16 {
+    let mut v = 0;
+    for (f, b) in [(C0, 8), (C1, 9), (C2, 10), (C3, 14)] {
+        if mask & f != 0 {
+            v |= 1 << b;
+        }
+    }
+    v
+}
+
+/// What an x87 instruction does to C0-C3 (SDM Vol. 2, "FPU Flags Affected"
+/// of each instruction): (undefined, defined, read).
+fn x87_cc(m: Mnemonic) -> (u64, u64, u64) {
+    use Mnemonic as M;
+    match m {
+        // All four set from the result.
+        M::Fcom
+        | M::Fcomp
+        | M::Fcompp
+        | M::Fucom
+        | M::Fucomp
+        | M::Fucompp
+        | M::Ficom
+        | M::Ficomp
+        | M::Ftst
+        | M::Fxam
+        | M::Fprem
+        | M::Fprem1
+        | M::Fninit
+        | M::Finit => (0, CC, 0),
+        // C1 only; C0, C2, C3 not affected.
+        M::Fcomi | M::Fcomip | M::Fucomi | M::Fucomip => (0, C1, 0),
+        // C1 and C2 (C2: operand out of range); C0, C3 undefined.
+        M::Fsin | M::Fcos | M::Fsincos | M::Fptan => (C0 | C3, C1 | C2, 0),
+        // C1 (round-up or stack fault); C0, C2, C3 undefined.
+        M::Fadd
+        | M::Faddp
+        | M::Fiadd
+        | M::Fsub
+        | M::Fsubp
+        | M::Fisub
+        | M::Fsubr
+        | M::Fsubrp
+        | M::Fisubr
+        | M::Fmul
+        | M::Fmulp
+        | M::Fimul
+        | M::Fdiv
+        | M::Fdivp
+        | M::Fidiv
+        | M::Fdivr
+        | M::Fdivrp
+        | M::Fidivr
+        | M::Fsqrt
+        | M::Fabs
+        | M::Fchs
+        | M::Frndint
+        | M::Fscale
+        | M::Fxtract
+        | M::Fld
+        | M::Fild
+        | M::Fbld
+        | M::Fst
+        | M::Fstp
+        | M::Fist
+        | M::Fistp
+        | M::Fisttp
+        | M::Fbstp
+        | M::Fld1
+        | M::Fldz
+        | M::Fldpi
+        | M::Fldl2e
+        | M::Fldl2t
+        | M::Fldlg2
+        | M::Fldln2
+        | M::Fxch
+        | M::Fcmovb
+        | M::Fcmove
+        | M::Fcmovbe
+        | M::Fcmovu
+        | M::Fcmovnb
+        | M::Fcmovne
+        | M::Fcmovnbe
+        | M::Fcmovnu
+        | M::Fincstp
+        | M::Fdecstp
+        | M::F2xm1
+        | M::Fyl2x
+        | M::Fyl2xp1
+        | M::Fpatan => (C0 | C2 | C3, C1, 0),
+        // All undefined.
+        M::Fldcw | M::Fnstcw | M::Fstcw | M::Fnclex | M::Fclex | M::Ffree | M::Ffreep | M::Fnop => {
+            (CC, 0, 0)
+        }
+        // The status word is stored: it reads the condition codes (which are
+        // undefined afterwards).
+        M::Fnstsw | M::Fstsw => (CC, 0, CC),
+        _ => (0, 0, 0),
+    }
+}
 
 /// iced-x86's flag bits as RFLAGS bits (status flags only).
 pub fn from_iced(b: u32) -> u64 {
@@ -66,10 +183,11 @@ impl FlagEffect {
     pub fn of(i: &Instruction) -> Self {
         let undefined = from_iced(i.rflags_undefined());
         let written = from_iced(i.rflags_written() | i.rflags_cleared() | i.rflags_set());
+        let (cu, cd, cr) = x87_cc(i.mnemonic());
         Self {
-            undefined,
-            defined: written & !undefined,
-            read: from_iced(i.rflags_read()),
+            undefined: undefined | cu,
+            defined: (written & !undefined) | cd,
+            read: from_iced(i.rflags_read()) | cr,
         }
     }
 

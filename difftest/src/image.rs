@@ -169,6 +169,7 @@ fn emit_driver(a: &mut Asm) -> AsmResult {
         a.mov(ecx, (len / 8) as i32)?;
         a.rep().movsq()?;
     }
+    a.fxrstor64(ptr(rbx + input::FPU as i32))?;
     a.mov(rax, qword_ptr(rbx + input::ENTRY as i32))?;
     a.mov(abs(layout::VARS + var::ENTRY), rax)?;
     a.push(qword_ptr(rbx + input::RFLAGS as i32))?;
@@ -199,6 +200,7 @@ fn emit_driver(a: &mut Asm) -> AsmResult {
     a.mov(qword_ptr(rax + output::RFLAGS as i32), rcx)?;
     a.mov(rcx, abs(layout::VARS + var::SAVED_RSP))?;
     a.mov(qword_ptr(rax + 0x20), rcx)?;
+    a.fxsave64(ptr(rax + output::FPU as i32))?;
     a.cld()?;
     a.lea(rdi, qword_ptr(rax + output::WINDOWS as i32))?;
     for (at, len) in layout::WINDOWS {
@@ -354,6 +356,7 @@ pub fn build(seqs: &[Sequence]) -> Result<Image, String> {
         put(rec, input::ENTRY, at);
         rec[input::WINDOWS as usize..][..layout::WINDOW_BYTES as usize]
             .copy_from_slice(&s.init.scratch);
+        rec[input::FPU as usize..][..layout::FPU_BYTES as usize].copy_from_slice(&s.init.fpu);
     }
     let mut vars = vec![0u8; 0x40];
     vars[var::COUNT as usize..][..8].copy_from_slice(&(seqs.len() as u64).to_le_bytes());

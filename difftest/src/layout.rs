@@ -87,10 +87,12 @@ pub const CODE_END: u64 = 0x100_0000;
 pub const IN_BASE: u64 = 0x100_0000;
 /// Output records.
 pub const OUT_BASE: u64 = 0x200_0000;
+/// Bytes of x87/SSE state in records (an FXSAVE64 image).
+pub const FPU_BYTES: u64 = 0x200;
 /// Bytes per input record.
-pub const IN_SIZE: u64 = 0x100 + WINDOW_BYTES;
+pub const IN_SIZE: u64 = 0x300 + WINDOW_BYTES;
 /// Bytes per output record.
-pub const OUT_SIZE: u64 = 0x100 + WINDOW_BYTES;
+pub const OUT_SIZE: u64 = 0x300 + WINDOW_BYTES;
 /// Most sequences in one batch.
 pub const MAX_BATCH: usize = ((OUT_BASE - IN_BASE) / IN_SIZE) as usize;
 
@@ -139,9 +141,12 @@ pub mod input {
     pub const RFLAGS: u64 = 0x80;
     /// The sequence's entry point.
     pub const ENTRY: u64 = 0x88;
+    /// The initial x87/SSE state, an FXSAVE64 image loaded with FXRSTOR64
+    /// (16-byte aligned).
+    pub const FPU: u64 = 0x100;
     /// Initial contents of the windows, one after the other
     /// ([`super::WINDOW_BYTES`] bytes).
-    pub const WINDOWS: u64 = 0x100;
+    pub const WINDOWS: u64 = 0x300;
 }
 
 /// Offsets in an output record.
@@ -162,8 +167,10 @@ pub mod output {
     pub const EXC_RFLAGS: u64 = 0xa8;
     /// 1 once the sequence's state is stored.
     pub const DONE: u64 = 0xb0;
+    /// The final x87/SSE state, stored with FXSAVE64.
+    pub const FPU: u64 = 0x100;
     /// Final contents of the windows ([`super::WINDOW_BYTES`] bytes).
-    pub const WINDOWS: u64 = 0x100;
+    pub const WINDOWS: u64 = 0x300;
 }
 
 /// The value the stub writes to port 0xf4 when every sequence ran.

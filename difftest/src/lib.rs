@@ -53,9 +53,14 @@ pub fn parse_groups(arg: &str) -> Result<Vec<&'static str>, String> {
     let mut v = Vec::new();
     for part in arg.split(',') {
         match part {
-            "int" | "all" => v.extend_from_slice(gen::INT_GROUPS),
+            "int" => v.extend_from_slice(gen::INT_GROUPS),
+            "fpu" => v.extend_from_slice(gen::X87_GROUPS),
+            "all" => v.extend(gen::group_names()),
             p => v.push(*names.iter().find(|n| **n == p).ok_or_else(|| {
-                format!("unknown group '{p}' (groups: int, {})", names.join(", "))
+                format!(
+                    "unknown group '{p}' (groups: int, fpu, all, {})",
+                    names.join(", ")
+                )
             })?),
         }
     }
@@ -106,11 +111,17 @@ pub fn explicit(code: &[u8], sets: &[(String, u64)]) -> Result<seq::Sequence, St
         gprs: [0; 16],
         rflags: layout::USER_RFLAGS,
         scratch: seq::zero_scratch(),
+        fpu: seq::default_fpu(),
     };
     init.gprs[4] = layout::SCRATCH + 0x300;
     for (r, v) in sets {
         if r == "rflags" {
             init.rflags = *v;
+            continue;
+        }
+        if r == "fcw" || r == "fsw" {
+            let at = if r == "fcw" { 0 } else { 2 };
+            init.fpu[at..at + 2].copy_from_slice(&(*v as u16).to_le_bytes());
             continue;
         }
         let n = compare::GPR_NAMES

@@ -117,6 +117,23 @@ pub fn show_init(s: &Sequence) -> String {
         out.push_str(if n % 4 == 3 { "\n" } else { " " });
     }
     out.push_str(&format!("  rflags={:#x}\n", s.init.rflags));
+    if s.init.fpu != crate::seq::default_fpu() {
+        let f = &s.init.fpu;
+        let w = |o: usize| u16::from_le_bytes([f[o], f[o + 1]]);
+        out.push_str(&format!(
+            "  fcw={:#06x} fsw={:#06x} ftw={:#04x} (TOP {})\n",
+            w(0),
+            w(2),
+            f[4],
+            (w(2) >> 11) & 7
+        ));
+        for k in 0..8 {
+            let o = 32 + 16 * k;
+            let mant = u64::from_le_bytes(f[o..o + 8].try_into().expect("8"));
+            out.push_str(&format!("  st({k})={:04x}_{mant:016x}", w(o + 8)));
+            out.push_str(if k % 4 == 3 { "\n" } else { " " });
+        }
+    }
     out
 }
 

@@ -81,6 +81,8 @@ pub struct Init {
     pub rflags: u64,
     /// The windows' contents ([`layout::WINDOWS`], one after the other).
     pub scratch: Vec<u8>,
+    /// The x87/SSE state, an FXSAVE64 image ([`layout::FPU_BYTES`] bytes).
+    pub fpu: Vec<u8>,
 }
 
 /// A generated sequence.
@@ -305,6 +307,15 @@ pub fn mov_pinned(r: Register, v: u64) -> Insn {
         pinned: true,
         ..mov_imm(r, v)
     }
+}
+
+/// The x87/SSE state after FNINIT and reset: FCW 037FH, all registers
+/// empty, MXCSR 1F80H.
+pub fn default_fpu() -> Vec<u8> {
+    let mut v = vec![0u8; layout::FPU_BYTES as usize];
+    v[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
+    v[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+    v
 }
 
 /// Zeroed windows.

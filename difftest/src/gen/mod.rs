@@ -13,8 +13,9 @@
 
 mod special;
 mod tables;
+mod x87;
 
-pub use tables::{form_counts, group_names, op0_bits, r64, INT_GROUPS};
+pub use tables::{form_counts, group_names, op0_bits, r64, INT_GROUPS, X87_GROUPS};
 use tables::{forms, full, is_high8, is_shift, kind_bits, mask_of, reg_of, GPR8};
 
 use crate::flags::{FlagEffect, Flow};
@@ -24,6 +25,20 @@ use crate::seq::{make, mov_imm, mov_pinned, Init, Insn, Item, Op, Sequence};
 use iced_x86::{
     Code, Encoder, Instruction, MemoryOperand, Mnemonic, OpCodeOperandKind as K, Register,
 };
+
+/// ST(n).
+fn st(n: usize) -> Register {
+    [
+        Register::ST0,
+        Register::ST1,
+        Register::ST2,
+        Register::ST3,
+        Register::ST4,
+        Register::ST5,
+        Register::ST6,
+        Register::ST7,
+    ][n]
+}
 
 /// Per-item generation state.
 struct ItemCtx {
@@ -133,10 +148,16 @@ impl Gen {
             scratch.extend_from_slice(&v.to_le_bytes()[..bits as usize / 8]);
         }
         scratch.truncate(layout::WINDOW_BYTES as usize);
+        let (scratch, fpu) = if X87_GROUPS.contains(&self.group) {
+            (self.x87_scratch(), self.x87_fpu())
+        } else {
+            (scratch, crate::seq::default_fpu())
+        };
         Init {
             gprs,
             rflags,
             scratch,
+            fpu,
         }
     }
 
@@ -176,6 +197,29 @@ impl Gen {
                 self.table_item(code, Some(true)).map(|i| vec![i])
             }
             "data" if self.rng.chance(3) => self.xlat_item().map(|i| vec![i]),
+            "x87trans" => {
+                // Operands set up by loads, exchanges and sign changes, then
+                // one transcendental function: its 1-ulp accuracy is what the
+                // SDM states, and chaining them would compound the error.
+                use Mnemonic as M;
+                let ms: &[Mnemonic] = if at + 1 == self.n_items {
+                    &[
+                        M::F2xm1,
+                        M::Fyl2x,
+                        M::Fyl2xp1,
+                        M::Fsin,
+                        M::Fcos,
+                        M::Fsincos,
+                        M::Fptan,
+                        M::Fpatan,
+                    ]
+                } else {
+                    &[M::Fld, M::Fxch, M::Fchs]
+                };
+                let m = self.rng.pick(ms);
+                let code = self.rng.pick(forms(g).get(&m)?);
+                self.table_item(code, None).map(|i| vec![i])
+            }
             _ => {
                 let t = forms(g);
                 let ms: Vec<&Mnemonic> = t.keys().collect();
@@ -245,6 +289,8 @@ impl Gen {
                 K::ax => Register::AX,
                 K::eax => Register::EAX,
                 K::rax => Register::RAX,
+                K::st0 => Register::ST0,
+                K::sti_opcode => st(self.rng.below(8) as usize),
                 K::r8_reg | K::r8_opcode => self.reg(8, stack_group),
                 K::r16_reg | K::r16_rm | K::r16_opcode => self.reg(16, stack_group),
                 K::r32_reg | K::r32_rm | K::r32_opcode | K::r32_vvvv => self.reg(32, stack_group),
@@ -266,7 +312,7 @@ impl Gen {
         // Values for register operands.
         for op in ops.iter().flatten() {
             if let Op::Reg(r) = op {
-                if self.rng.chance(20) && full(*r) != Register::RSP {
+                if r.is_gpr() && self.rng.chance(20) && full(*r) != Register::RSP {
                     let bits = (r.size() * 8) as u32;
                     let v = self.rng.reg_value(bits);
                     let v = if is_high8(*r) { v << 8 } else { v };
@@ -693,7 +739,21 @@ pub fn repair(seq: &mut Sequence, rng: &mut Rng) -> bool {
         let Some(bad) = a.bad_read else {
             return seq.encode(layout::CODE, layout::DRIVER).is_ok();
         };
-        let item = seq.flat()[bad].0;
+        let (item, insn) = seq.flat()[bad];
+        if insn.effect.read & crate::flags::CC & a.at(bad) != 0 {
+            // FXAM defines C0-C3 and touches nothing else.
+            let Ok(fxam) = make(Code::Fxam, &[]) else {
+                return false;
+            };
+            insert_item(
+                seq,
+                item,
+                Item {
+                    insns: vec![Insn::setup(fxam)],
+                },
+            );
+            continue;
+        }
         let r = r64(rng.below(16) as usize);
         let r = if r == Register::RSP { Register::RAX } else { r };
         let v = rng.value(32) as i32 as i64;
