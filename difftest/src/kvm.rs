@@ -13,13 +13,13 @@ use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 
 /// Guest RAM: one page-aligned host allocation.
-struct GuestRam {
+pub(crate) struct GuestRam {
     ptr: *mut u8,
     layout: Layout,
 }
 
 impl GuestRam {
-    fn new(bytes: usize) -> Result<Self, String> {
+    pub(crate) fn new(bytes: usize) -> Result<Self, String> {
         let layout = Layout::from_size_align(bytes, 4096).map_err(|e| e.to_string())?;
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc_zeroed(layout) };
@@ -29,7 +29,7 @@ impl GuestRam {
         Ok(Self { ptr, layout })
     }
 
-    fn bytes(&mut self) -> &mut [u8] {
+    pub(crate) fn bytes(&mut self) -> &mut [u8] {
         // SAFETY: `ptr` points to `layout.size()` initialized bytes owned by
         // self; the guest only runs inside `Oracle::run`, which holds
         // `&mut self`, so no guest access overlaps this borrow.
@@ -225,7 +225,7 @@ impl Oracle {
 /// Interrupts a KVM_RUN that takes too long: a thread sends SIGUSR1 to the
 /// vCPU thread after the timeout (and then periodically), which makes KVM_RUN
 /// return EINTR.
-struct Watchdog {
+pub(crate) struct Watchdog {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -233,7 +233,7 @@ struct Watchdog {
 extern "C" fn on_sigusr1(_: libc::c_int) {}
 
 impl Watchdog {
-    fn arm(timeout: std::time::Duration) -> Self {
+    pub(crate) fn arm(timeout: std::time::Duration) -> Self {
         static HANDLER: std::sync::Once = std::sync::Once::new();
         HANDLER.call_once(|| {
             // SAFETY: installs an async-signal-safe empty handler for SIGUSR1,

@@ -6,6 +6,9 @@
 //! exceptions and scratch memory are compared. See README.md.
 #![deny(unsafe_code)]
 
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[allow(unsafe_code)]
+pub mod boot;
 pub mod compare;
 pub mod emu;
 pub mod flags;

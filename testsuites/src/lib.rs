@@ -121,3 +121,33 @@ fn outcome(built: &Built, mut m: Machine, stop: nestemu::Stop) -> Outcome {
         machine: m,
     }
 }
+
+/// Running a suite on the host CPU through `/dev/kvm`, for comparison.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub mod kvm {
+    use super::*;
+
+    /// Builds `p`, loads it with nestemu's Multiboot loader into a machine
+    /// made from `cfg`, and runs it on the host CPU through `/dev/kvm`
+    /// instead of nestemu's interpreter (`difftest::boot`). `Err` when
+    /// `/dev/kvm` is missing or the run could not be set up or ended in an
+    /// exit the runner does not model.
+    pub fn run(p: &Program, cfg: MachineConfig) -> Result<Outcome, String> {
+        if !difftest::boot::available() {
+            return Err("/dev/kvm is not available".into());
+        }
+        let built = p.build().map_err(|e| format!("building the guest: {e}"))?;
+        let mut m = Machine::new(cfg);
+        multiboot::boot(&mut m, &built.image, "kit", &[]).map_err(|e| format!("loading: {e}"))?;
+        let run = difftest::boot::run_prepared(&mut m, std::time::Duration::from_secs(120))?;
+        let mut o = outcome(&built, m, run.stop);
+        o.serial = String::from_utf8_lossy(&run.serial).into_owned();
+        Ok(o)
+    }
+
+    /// CPUID leaf `function`, subleaf `index` (EAX, EBX, ECX, EDX) of the
+    /// CPU a KVM run gets (zeros where `/dev/kvm` is missing).
+    pub fn cpuid(function: u32, index: u32) -> [u32; 4] {
+        difftest::boot::supported_cpuid(function, index).unwrap_or_default()
+    }
+}

@@ -176,6 +176,24 @@ impl Rt64 {
         // the case recorded.
         a.cmp(qword_ptr(rsp + 16), USER_RETURN_VECTOR as i32)?;
         a.je(no_case.l)?;
+        // Under PVM (the paging-based KVM a suite may run on, see
+        // `testsuites::kvm`) INT n from ring 3 raises #UD instead: a #UD in
+        // user code on an `int 0x80` in the user alias is the same way back.
+        // Only RAX is free here; the alias maps the identity range, so its
+        // bytes are read through the identity map (RIP with bit 39 clear).
+        let mut record = a.label();
+        a.cmp(qword_ptr(rsp + 16), 6i32)?;
+        a.jne(record.l)?;
+        a.test(byte_ptr(rsp + 40), 3i32)?;
+        a.jz(record.l)?;
+        a.mov(rax, qword_ptr(rsp + 32))?;
+        a.btr(rax, USER_ALIAS.trailing_zeros() as i32)?;
+        a.jnc(record.l)?;
+        a.cmp(rax, 0x4000_0000i32)?;
+        a.jae(record.l)?;
+        a.cmp(word_ptr(rax), 0x80cdi32)?;
+        a.je(no_case.l)?;
+        a.set(&mut record)?;
         for (frame, slot) in [
             (16, rec::EXC_VECTOR),
             (24, rec::EXC_ERROR),
