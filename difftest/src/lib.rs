@@ -58,6 +58,7 @@ pub fn parse_groups(arg: &str) -> Result<Vec<&'static str>, String> {
         match part {
             "int" => v.extend_from_slice(gen::INT_GROUPS),
             "fpu" => v.extend_from_slice(gen::X87_GROUPS),
+            "simd" => v.extend_from_slice(gen::SSE_GROUPS),
             "all" => v.extend(gen::group_names()),
             p => v.push(*names.iter().find(|n| **n == p).ok_or_else(|| {
                 format!(

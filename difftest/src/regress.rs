@@ -322,6 +322,18 @@ pub const CASES: &[Case] = &[
             ..NONE
         },
     },
+    Case {
+        name: "sse-alignment-before-canonical",
+        was: "MOVAPS to a misaligned operand that ends non-canonical through RBP raised \
+              #SS(0) for the address; the CPU raises #GP(0) for the alignment first",
+        code: "0f295c7d04", // movaps [rbp+rdi*2+4], xmm3
+        sets: &[("rbp", 0x8000_0000_000b), ("rdi", 0xffff_ffff_ffff_fff5)],
+        oracle: true,
+        expect: Expect {
+            exception: Some((GP, 0)),
+            ..NONE
+        },
+    },
 ];
 
 /// Nothing expected: no exception, nothing else checked (the base for the

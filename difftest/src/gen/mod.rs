@@ -12,9 +12,11 @@
 //! String, stack and branch groups are built by hand.
 
 mod special;
+mod sse;
 mod tables;
 mod x87;
 
+pub use sse::SSE_GROUPS;
 pub use tables::{form_counts, group_names, op0_bits, r64, INT_GROUPS, X87_GROUPS};
 use tables::{forms, full, is_high8, is_shift, kind_bits, mask_of, reg_of, GPR8};
 
@@ -150,6 +152,8 @@ impl Gen {
         scratch.truncate(layout::WINDOW_BYTES as usize);
         let (scratch, fpu) = if X87_GROUPS.contains(&self.group) {
             (self.x87_scratch(), self.x87_fpu())
+        } else if SSE_GROUPS.contains(&self.group) {
+            (self.sse_scratch(), self.sse_fpu())
         } else {
             (scratch, crate::seq::default_fpu())
         };
@@ -264,6 +268,9 @@ impl Gen {
         if matches!(m, Mnemonic::Cmpxchg) {
             ctx.reserved.push(Register::RAX);
         }
+        if matches!(m, Mnemonic::Pcmpestri | Mnemonic::Pcmpestrm) {
+            ctx.reserved.extend([Register::RAX, Register::RDX]);
+        }
         if matches!(m, Mnemonic::Cmpxchg8b | Mnemonic::Cmpxchg16b) {
             ctx.reserved
                 .extend([Register::RAX, Register::RDX, Register::RBX, Register::RCX]);
@@ -298,6 +305,10 @@ impl Gen {
                 K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem if !use_mem => {
                     self.reg(kind_bits(*k), stack_group)
                 }
+                K::xmm_reg | K::xmm_rm => sse::xmm(self.rng.below(16) as usize),
+                K::xmm_or_mem if !use_mem => sse::xmm(self.rng.below(16) as usize),
+                K::mm_reg | K::mm_rm => sse::mm(self.rng.below(8) as usize),
+                K::mm_or_mem if !use_mem => sse::mm(self.rng.below(8) as usize),
                 _ => continue,
             };
             ops[n] = Some(Op::Reg(r));
@@ -333,15 +344,25 @@ impl Gen {
                 || (use_mem
                     && matches!(
                         k,
-                        K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem
+                        K::r8_or_mem
+                            | K::r16_or_mem
+                            | K::r32_or_mem
+                            | K::r64_or_mem
+                            | K::xmm_or_mem
+                            | K::mm_or_mem
                     ));
             if is_mem && ops[n].is_none() {
                 let size = match oc.memory_size().size() {
                     0 => 1,
                     s => s as u64,
                 };
+                let simd = SSE_GROUPS.contains(&self.group);
                 let align = if m == Mnemonic::Cmpxchg16b && self.rng.chance(90) {
                     16
+                } else if simd && self.rng.chance(95) {
+                    // Most legacy SSE forms with a 16-byte operand raise #GP
+                    // when it is misaligned: aligned mostly, not always.
+                    size.clamp(1, 16)
                 } else {
                     1
                 };
@@ -437,6 +458,26 @@ impl Gen {
                 } else if self.rng.chance(30) {
                     let v = self.rng.reg_value(64);
                     ctx.setups.push(mov_imm(Register::RAX, v));
+                }
+            }
+            Mnemonic::Ldmxcsr if self.rng.chance(75) => {
+                // A valid MXCSR most of the time (reserved bits raise #GP).
+                let v = self.mxcsr();
+                if let Ok(i) = make(Code::Mov_rm32_imm32, &[ops[0], Op::Imm(v as i64)]) {
+                    ctx.setups.push(Insn::setup(i));
+                }
+            }
+            Mnemonic::Pcmpestri | Mnemonic::Pcmpestrm if self.rng.chance(70) => {
+                // The explicit lengths in EAX and EDX: mostly within the
+                // 16 bytes or 8 words, sometimes negative or past them.
+                for r in [Register::RAX, Register::RDX] {
+                    let v = self.rng.range(-20, 20) as u64;
+                    let v = if self.rng.chance(50) {
+                        v & 0xffff_ffff
+                    } else {
+                        v
+                    };
+                    ctx.setups.push(mov_imm(r, v));
                 }
             }
             Mnemonic::Cmpxchg8b | Mnemonic::Cmpxchg16b => {

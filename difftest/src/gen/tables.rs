@@ -2,6 +2,7 @@
 //! 64-bit legacy (and, for BMI, VEX) form of them whose operands the generator
 //! can fill, and register helpers.
 
+use super::sse::{self, SSE_GROUPS};
 use iced_x86::{Code, EncodingKind, Instruction, Mnemonic, OpCodeOperandKind as K, Register};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -20,6 +21,7 @@ pub fn group_names() -> Vec<&'static str> {
     let mut v = INT_GROUPS.to_vec();
     v.push("mixed");
     v.extend_from_slice(X87_GROUPS);
+    v.extend_from_slice(SSE_GROUPS);
     v
 }
 
@@ -31,7 +33,11 @@ pub fn model() -> &'static nestemu::cpu::cpuid::CpuModel {
 
 /// Every group that draws from a form table.
 fn table_groups() -> impl Iterator<Item = &'static str> {
-    INT_GROUPS.iter().chain(X87_GROUPS).copied()
+    INT_GROUPS
+        .iter()
+        .chain(X87_GROUPS)
+        .chain(SSE_GROUPS)
+        .copied()
 }
 
 #[rustfmt::skip]
@@ -112,6 +118,14 @@ pub(super) fn supported_kind(k: K) -> bool {
     )
 }
 
+/// Operand kinds of the SIMD groups, besides the integer ones.
+fn simd_kind(k: K) -> bool {
+    matches!(
+        k,
+        K::mm_reg | K::mm_rm | K::mm_or_mem | K::xmm_reg | K::xmm_rm | K::xmm_or_mem
+    )
+}
+
 /// The forms of each table group: mnemonic -> codes.
 pub(super) fn forms(group: &str) -> &'static BTreeMap<Mnemonic, Vec<Code>> {
     static TABLES: OnceLock<BTreeMap<&'static str, BTreeMap<Mnemonic, Vec<Code>>>> =
@@ -120,14 +134,26 @@ pub(super) fn forms(group: &str) -> &'static BTreeMap<Mnemonic, Vec<Code>> {
         let mut t = BTreeMap::new();
         for g in table_groups() {
             let ms = mnemonics(g);
+            // SIMD groups take every legacy form of their CPUID features.
+            let simd = sse::features(g);
             let mut by: BTreeMap<Mnemonic, Vec<Code>> = BTreeMap::new();
             for code in Code::values() {
                 let oc = code.op_code();
+                let member = if simd.is_empty() {
+                    ms.contains(&code.mnemonic())
+                } else {
+                    code.encoding() == EncodingKind::Legacy
+                        && code.cpuid_features().iter().any(|f| simd.contains(f))
+                        && !sse::excluded(code)
+                };
                 if !oc.is_instruction()
                     || !oc.mode64()
                     || !matches!(code.encoding(), EncodingKind::Legacy | EncodingKind::VEX)
-                    || !ms.contains(&code.mnemonic())
-                    || !oc.op_kinds().iter().all(|k| supported_kind(*k))
+                    || !member
+                    || !oc
+                        .op_kinds()
+                        .iter()
+                        .all(|k| supported_kind(*k) || (!simd.is_empty() && simd_kind(*k)))
                 {
                     continue;
                 }

@@ -41,7 +41,7 @@ impl Gen {
     }
 
     /// A 64-bit double pattern.
-    fn f64_bits(&mut self) -> u64 {
+    pub(super) fn f64_bits(&mut self) -> u64 {
         let sign = (self.rng.chance(50) as u64) << 63;
         let r = self.rng.next_u64() & ((1 << 52) - 1);
         sign | match self.rng.below(10) {
@@ -56,7 +56,7 @@ impl Gen {
     }
 
     /// A 32-bit float pattern.
-    fn f32_bits(&mut self) -> u32 {
+    pub(super) fn f32_bits(&mut self) -> u32 {
         let sign = (self.rng.chance(50) as u32) << 31;
         let r = self.rng.next_u64() as u32 & ((1 << 23) - 1);
         sign | match self.rng.below(10) {
