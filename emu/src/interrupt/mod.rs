@@ -193,6 +193,33 @@ impl Machine {
             };
             // The second exception is a fault on the original instruction.
             self.cpu.rip = fault_rip;
+            if outcome != SecondException::Serial && self.in_guest() {
+                // The hypervisor's exception intercepts see the second
+                // exception before it is combined into a double (or triple)
+                // fault: a fault during event delivery that its exception
+                // bitmap or intercept vector selects exits, recording the
+                // event being delivered (SDM Vol. 3C 28.2.4, "Information for
+                // VM Exits During Event Delivery"; APM Vol. 2 15.7.2). A
+                // shadow-paging hypervisor depends on it: the guest's stack
+                // may be unmapped in its tables when it injects an event.
+                let second = Delivery {
+                    vector: vector.0,
+                    error_code,
+                    source: Source::Exception,
+                    return_rip: fault_rip,
+                    push_rf: true,
+                    cr2,
+                };
+                if let Err(ev) = self.event_intercept(&second, Some(&cur)) {
+                    return match ev {
+                        Event::GuestExit(e) => self.perform_guest_exit(*e),
+                        Event::Stop(s) => Err(*s),
+                        other => Err(Stop::Shutdown(format!(
+                            "unexpected {other:?} from an event intercept"
+                        ))),
+                    };
+                }
+            }
             let being_delivered = cur;
             cur = match outcome {
                 SecondException::Serial => Delivery {
