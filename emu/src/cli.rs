@@ -1,6 +1,11 @@
 //! The `nestemu` command line (DESIGN.md, "Command line"): parsing, running a
 //! kernel, the exit-status contract, serial output and the `--stats` report.
-//! Bad input gets one line on stderr and exit status 2.
+//! Bad input gets one line on stderr and exit status 2. The measuring options
+//! (`--cost`, `--report`, `--trace`, ...) are parsed and applied by
+//! [`measure`].
+
+pub mod explain;
+pub mod measure;
 
 use crate::cpu::cpuid::CpuModel;
 use crate::event::Stop;
@@ -18,12 +23,19 @@ nestemu: a deterministic x86-64 machine whose CPU implements VT-x and AMD-V
 
 USAGE:
     nestemu                         run the built-in demo
-    nestemu demo [--cpu intel|amd]  run the built-in demo
+    nestemu demo [--cpu intel|amd] [--scenario nested|shadow|all] [MEASURING]
+                                    run the built-in demo
     nestemu run --kernel FILE [OPTIONS]
+    nestemu cost-presets            print the cost model's table and its sources
     nestemu explain-walk [--address LA] [--guest-levels 4|5] [--nested ept|npt|none]
                  [--nested-levels 4|5] [--caches intel|amd|none] [--warm] [--svg FILE]
                                     show a 2-D page walk step by step (text, and an
-                                    SVG picture with --svg)
+                                    SVG picture with --svg), in a made-up scenario
+    nestemu explain-walk --kernel FILE [RUN OPTIONS] --address LA [--at-insn N]
+                 [--level L1|L2] [--access read|write|fetch] [--cold] [--svg FILE]
+                                    run FILE (to its end, or N instructions), then
+                                    show the walk of LA in the context it stopped in
+                                    (--level L2: the last guest context)
 
 RUN OPTIONS:
     --kernel FILE     Multiboot kernel (ELF32, ELF64 or a.out kludge), as QEMU -kernel
@@ -71,6 +83,8 @@ pub struct RunOptions {
     pub stats: Option<String>,
     /// `--serial`.
     pub serial: Option<String>,
+    /// `--cost`, `--report`, `--trace`, ...
+    pub measure: measure::MeasureOptions,
 }
 
 /// A command.
@@ -78,136 +92,23 @@ pub struct RunOptions {
 pub enum Command {
     /// `nestemu run ...`.
     Run(RunOptions),
-    /// `nestemu demo [--cpu ...]`.
-    Demo {
-        /// CPU preset.
-        cpu: String,
-    },
+    /// `nestemu demo [--cpu ...] [--scenario ...]`.
+    Demo(crate::demo::DemoOptions),
+    /// `nestemu cost-presets`.
+    CostPresets,
     /// `nestemu explain-walk ...`.
-    ExplainWalk(ExplainOptions),
+    ExplainWalk(explain::ExplainOptions),
     /// `--help`.
     Help,
     /// `--version`.
     Version,
 }
 
-/// Options of `explain-walk`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExplainOptions {
-    /// The linear address.
-    pub address: u64,
-    /// Guest levels (4 or 5).
-    pub guest_levels: u8,
-    /// `ept`, `npt` or `none`.
-    pub nested: String,
-    /// Nested levels (4 or 5).
-    pub nested_levels: u8,
-    /// Warm the caches first.
-    pub warm: bool,
-    /// `intel`, `amd` or `none` (no caches).
-    pub caches: String,
-    /// Write an SVG picture here.
-    pub svg: Option<String>,
-}
-
-fn parse_explain(args: &[String]) -> Result<Command, UsageError> {
-    let mut o = ExplainOptions {
-        address: 0x0000_7f12_3456_7000,
-        guest_levels: 4,
-        nested: "ept".into(),
-        nested_levels: 4,
-        warm: false,
-        caches: "intel".into(),
-        svg: None,
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String, UsageError> {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or_else(|| UsageError(format!("{name} needs a value")))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--address" => o.address = parse_number("--address", &value("--address")?)?,
-            "--guest-levels" => {
-                o.guest_levels = parse_number("--guest-levels", &value("--guest-levels")?)? as u8
-            }
-            "--nested" => o.nested = value("--nested")?,
-            "--nested-levels" => {
-                o.nested_levels = parse_number("--nested-levels", &value("--nested-levels")?)? as u8
-            }
-            "--warm" => o.warm = true,
-            "--caches" => o.caches = value("--caches")?,
-            "--svg" => o.svg = Some(value("--svg")?),
-            _ => {
-                return Err(UsageError(format!(
-                    "unknown option '{arg}' for 'explain-walk' (try --help)"
-                )))
-            }
-        }
-    }
-    if !matches!(o.nested.as_str(), "ept" | "npt" | "none") {
-        return Err(UsageError(format!(
-            "--nested must be ept, npt or none, not '{}'",
-            o.nested
-        )));
-    }
-    if !matches!(o.caches.as_str(), "intel" | "amd" | "none") {
-        return Err(UsageError(format!(
-            "--caches must be intel, amd or none, not '{}'",
-            o.caches
-        )));
-    }
-    Ok(Command::ExplainWalk(o))
-}
-
-/// Runs `explain-walk`: the text on stdout, the SVG to a file.
-pub fn explain_walk(o: &ExplainOptions) -> i32 {
-    use crate::explain::{explain, NestedKind, Scenario};
-    let s = Scenario {
-        address: o.address,
-        guest_levels: o.guest_levels,
-        nested: match o.nested.as_str() {
-            "npt" => NestedKind::Npt,
-            "none" => NestedKind::None,
-            _ => NestedKind::Ept,
-        },
-        nested_levels: o.nested_levels,
-        warm: o.warm,
-        tlb: match o.caches.as_str() {
-            "amd" => mmu::TlbConfig::amd(),
-            "none" => mmu::TlbConfig::none(),
-            _ => mmu::TlbConfig::intel(),
-        },
-    };
-    let e = match explain(&s) {
-        Ok(e) => e,
-        Err(msg) => {
-            eprintln!("nestemu: {msg}");
-            return EXIT_USAGE;
-        }
-    };
-    print!("{}", crate::explain::text::render(&e));
-    if let Some(path) = &o.svg {
-        if let Err(err) = std::fs::write(path, crate::explain::svg::render(&e)) {
-            eprintln!("nestemu: cannot write '{path}': {err}");
-            return EXIT_USAGE;
-        }
-    }
-    0
-}
-
 /// A usage error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageError(pub String);
 
-fn parse_number(flag: &str, v: &str) -> Result<u64, UsageError> {
+pub(crate) fn parse_number(flag: &str, v: &str) -> Result<u64, UsageError> {
     let r = if let Some(h) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
         u64::from_str_radix(h, 16)
     } else {
@@ -220,14 +121,11 @@ fn parse_number(flag: &str, v: &str) -> Result<u64, UsageError> {
 pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     let mut it = args.iter().peekable();
     let sub = match it.peek().map(|s| s.as_str()) {
-        None => {
-            return Ok(Command::Demo {
-                cpu: "intel".into(),
-            })
-        }
+        None => return Ok(Command::Demo(crate::demo::DemoOptions::default())),
+        Some("cost-presets") => return Ok(Command::CostPresets),
         Some("-h" | "--help" | "help") => return Ok(Command::Help),
         Some("-V" | "--version") => return Ok(Command::Version),
-        Some("explain-walk") => return parse_explain(&args[1..]),
+        Some("explain-walk") => return explain::parse(&args[1..]),
         Some("run") | Some("demo") => it.next().cloned().unwrap_or_default(),
         Some(other) if other.starts_with('-') => "run".to_string(),
         Some(other) => {
@@ -241,6 +139,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         mem_mib: 256,
         ..Default::default()
     };
+    let mut scenario = None;
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
@@ -252,9 +151,13 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 .or_else(|| it.next().cloned())
                 .ok_or_else(|| UsageError(format!("{name} needs a value")))
         };
+        if o.measure.parse_flag(&flag, &mut value)? {
+            continue;
+        }
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "--cpu" => o.cpu = value("--cpu")?,
+            "--scenario" if sub == "demo" => scenario = Some(value("--scenario")?),
             "--kernel" if sub == "run" => o.kernel = value("--kernel")?,
             "--flat" if sub == "run" => o.flat = Some(parse_number("--flat", &value("--flat")?)?),
             "--real-mode" if sub == "run" => o.real_mode = true,
@@ -273,8 +176,11 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             }
         }
     }
+    o.measure.validate()?;
     if sub == "demo" {
-        return Ok(Command::Demo { cpu: o.cpu });
+        return crate::demo::DemoOptions::new(o.cpu, scenario, o.stats, o.measure)
+            .map(Command::Demo)
+            .map_err(UsageError);
     }
     if o.kernel.is_empty() {
         return Err(UsageError("run needs --kernel FILE".into()));
@@ -306,12 +212,15 @@ pub fn prepare(o: &RunOptions) -> Result<Machine, LoadError> {
     let model = CpuModel::preset(&o.cpu)
         .ok_or_else(|| LoadError(format!("unknown CPU model '{}'", o.cpu)))?;
     let image = read_file(&o.kernel, "kernel")?;
-    let mut m = Machine::new(MachineConfig {
+    let mut config = MachineConfig {
         model,
         mem_bytes: o.mem_mib << 20,
         max_insns: o.max_insns,
         ..Default::default()
-    });
+    };
+    o.measure.configure(&mut config)?;
+    let mut m = Machine::new(config);
+    o.measure.attach(&mut m)?;
     if let Some(addr) = o.flat {
         if image.is_empty() {
             return Err(LoadError("the kernel file is empty".into()));
@@ -386,11 +295,21 @@ pub fn run(o: &RunOptions) -> i32 {
         },
         None => Box::new(std::io::stdout()),
     };
-    finish(&mut m, &mut *serial, o.stats.as_deref())
+    finish_measured(&mut m, &mut *serial, o.stats.as_deref(), &o.measure)
 }
 
 /// Runs a prepared machine to its end: serial, stderr message, stats, status.
 pub fn finish(m: &mut Machine, serial: &mut dyn Write, stats: Option<&str>) -> i32 {
+    finish_measured(m, serial, stats, &measure::MeasureOptions::default())
+}
+
+/// [`finish`], then the trace and `--report`.
+pub fn finish_measured(
+    m: &mut Machine,
+    serial: &mut dyn Write,
+    stats: Option<&str>,
+    measuring: &measure::MeasureOptions,
+) -> i32 {
     let stop = match run_machine(m, serial) {
         Ok(s) => s,
         Err(e) => {
@@ -407,6 +326,10 @@ pub fn finish(m: &mut Machine, serial: &mut dyn Write, stats: Option<&str>) -> i
             return EXIT_USAGE;
         }
     }
+    if let Err(e) = measuring.finish(m, &stop) {
+        eprintln!("nestemu: {e}");
+        return EXIT_USAGE;
+    }
     stop.exit_status()
 }
 
@@ -414,7 +337,11 @@ pub fn finish(m: &mut Machine, serial: &mut dyn Write, stats: Option<&str>) -> i
 pub fn main_with_args(args: &[String]) -> i32 {
     match parse(args) {
         Ok(Command::Help) => {
-            print!("{HELP}");
+            print!("{HELP}\n{}", measure::HELP);
+            0
+        }
+        Ok(Command::CostPresets) => {
+            print!("{}", crate::cost::CostModel::table_text());
             0
         }
         Ok(Command::Version) => {
@@ -422,8 +349,8 @@ pub fn main_with_args(args: &[String]) -> i32 {
             0
         }
         Ok(Command::Run(o)) => run(&o),
-        Ok(Command::Demo { cpu }) => crate::demo::run(&cpu),
-        Ok(Command::ExplainWalk(o)) => explain_walk(&o),
+        Ok(Command::Demo(o)) => crate::demo::run(&o),
+        Ok(Command::ExplainWalk(o)) => explain::run(&o),
         Err(UsageError(msg)) => {
             eprintln!("nestemu: {msg}");
             EXIT_USAGE
@@ -464,9 +391,9 @@ mod tests {
         assert!(parse(&args("run --kernel k --mem lots")).is_err());
         assert_eq!(
             parse(&[]).unwrap(),
-            Command::Demo {
-                cpu: "intel".into()
-            }
+            Command::Demo(crate::demo::DemoOptions::default())
         );
+        assert!(parse(&args("demo --scenario nope")).is_err());
+        assert!(parse(&args("run --kernel k --trace-level L2")).is_err());
     }
 }

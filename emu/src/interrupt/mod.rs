@@ -158,7 +158,17 @@ impl Machine {
                 .events
                 .entry(vector_name(cur.vector))
                 .or_default() += 1;
-            self.stats.cycles += self.config.cost.event_delivery as u64;
+            let cost = match cur.source {
+                Source::Exception => self.config.cost.exception,
+                _ => self.config.cost.interrupt,
+            };
+            self.stats
+                .charge(crate::cost::Category::Deliveries, cost as u64);
+            if self.trace.wants(crate::trace::Kind::Fault)
+                || self.trace.wants(crate::trace::Kind::Interrupt)
+            {
+                self.trace_delivery(&cur);
+            }
             let second = match self.deliver_once(&cur) {
                 Ok(()) => {
                     self.stop_block = true;

@@ -48,10 +48,7 @@ impl Machine {
     /// The time-stamp counter: modelled cycles plus the software offset
     /// (SDM Vol. 3B 18.17).
     pub fn tsc(&self) -> u64 {
-        let host = self
-            .stats
-            .cycles
-            .wrapping_add(self.cpu.msr.tsc_offset as u64);
+        let host = self.cycles().wrapping_add(self.cpu.msr.tsc_offset as u64);
         if self.in_guest() {
             self.context_tsc(host)
         } else {
@@ -131,7 +128,7 @@ impl Machine {
         let gp = Err(Event::gp0());
         match idx {
             IA32_TIME_STAMP_COUNTER => {
-                self.cpu.msr.tsc_offset = v.wrapping_sub(self.stats.cycles) as i64;
+                self.cpu.msr.tsc_offset = v.wrapping_sub(self.cycles()) as i64;
             }
             IA32_APIC_BASE => {
                 let reserved = !(0xfff | self.config.model.widths.phys_mask()) | 0x2ff;
