@@ -36,6 +36,8 @@ USAGE:
                                     run FILE (to its end, or N instructions), then
                                     show the walk of LA in the context it stopped in
                                     (--level L2: the last guest context)
+    nestemu explain-walk --demo native|l1|nested|shadow --address LA [...]
+                                    the same in a run of the demo's work
 
 RUN OPTIONS:
     --kernel FILE     Multiboot kernel (ELF32, ELF64 or a.out kludge), as QEMU -kernel
@@ -97,7 +99,7 @@ pub enum Command {
     /// `nestemu cost-presets`.
     CostPresets,
     /// `nestemu explain-walk ...`.
-    ExplainWalk(explain::ExplainOptions),
+    ExplainWalk(Box<explain::ExplainOptions>),
     /// `--help`.
     Help,
     /// `--version`.

@@ -3,10 +3,11 @@
 //!
 //! - a made-up scenario (the default): guest tables over EPT or NPT built
 //!   for the purpose, walked cold or warm ([`crate::explain::explain`]);
-//! - a real run (`--kernel FILE` and the run options): the kernel runs to
-//!   its end, or for `--at-insn N` instructions, and the walk of `--address`
-//!   is explained in the translation context it stopped in, through the
-//!   machine's caches as it left them ([`crate::explain::run`]).
+//! - a real run (`--kernel FILE` and the run options, or `--demo SETUP`, a
+//!   run of the demo): the kernel runs to its end, or for `--at-insn N`
+//!   instructions, and the walk of `--address` is explained in the
+//!   translation context it stopped in, through the machine's caches as it
+//!   left them ([`crate::explain::run`]).
 
 use super::{parse_number, prepare, run_machine, Command, RunOptions, UsageError, EXIT_USAGE};
 use crate::explain::run::{explain_machine, RunWalk, Which};
@@ -37,6 +38,12 @@ pub struct ExplainOptions {
     pub cold: bool,
     /// In a real run: `read`, `write` or `fetch`.
     pub access: String,
+    /// A run of the demo's nested scenario instead of a kernel file.
+    pub demo: Option<crate::demo::Setup>,
+    /// In a real run: stop after this many instructions.
+    pub at_insn: Option<u64>,
+    /// In a real run: `--cost` and `--caches`.
+    pub measure: super::measure::MeasureOptions,
 }
 
 /// Parses the arguments after `explain-walk`.
@@ -53,6 +60,9 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         level: Which::Current,
         cold: false,
         access: "read".into(),
+        demo: None,
+        at_insn: None,
+        measure: Default::default(),
     };
     let mut r = RunOptions {
         cpu: "intel".into(),
@@ -93,8 +103,8 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             "--mem" => r.mem_mib = num("--mem")?,
             "--append" => r.append = value("--append")?,
             "--initrd" => r.initrd = Some(value("--initrd")?),
-            "--at-insn" | "--max-insns" => r.max_insns = Some(num("--at-insn")?),
-            "--cost" => r.measure.cost = Some(value("--cost")?),
+            "--at-insn" | "--max-insns" => o.at_insn = Some(num("--at-insn")?),
+            "--cost" => o.measure.cost = Some(value("--cost")?),
             "--level" => {
                 o.level = match value("--level")?.as_str() {
                     "L1" | "l1" => Which::Current,
@@ -107,6 +117,14 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 }
             }
             "--cold" => o.cold = true,
+            "--demo" => {
+                let v = value("--demo")?;
+                o.demo = Some(crate::demo::Setup::parse(&v).ok_or_else(|| {
+                    UsageError(format!(
+                        "--demo must be native, l1, nested or shadow, not '{v}'"
+                    ))
+                })?);
+            }
             "--access" => o.access = value("--access")?,
             _ => {
                 return Err(UsageError(format!(
@@ -133,16 +151,22 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             o.access
         )));
     }
+    if caches_given {
+        o.measure.caches = Some(o.caches.clone());
+    }
+    let real_run = !r.kernel.is_empty() || o.demo.is_some();
     if !r.kernel.is_empty() {
+        if o.demo.is_some() {
+            return Err(UsageError("--kernel and --demo exclude each other".into()));
+        }
         if crate::cpu::cpuid::CpuModel::preset(&r.cpu).is_none() {
             return Err(UsageError(format!(
                 "unknown CPU model '{}' (intel or amd)",
                 r.cpu
             )));
         }
-        if caches_given {
-            r.measure.caches = Some(o.caches.clone());
-        }
+        r.max_insns = o.at_insn;
+        r.measure = o.measure.clone();
         o.run = Some(r);
     } else if r
         != (RunOptions {
@@ -155,14 +179,20 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             "run options for explain-walk need --kernel FILE".into(),
         ));
     }
-    Ok(Command::ExplainWalk(o))
+    if !real_run && (o.at_insn.is_some() || o.measure.cost.is_some() || o.cold) {
+        return Err(UsageError(
+            "--at-insn, --cost and --cold need a run: --kernel FILE or --demo SETUP".into(),
+        ));
+    }
+    Ok(Command::ExplainWalk(Box::new(o)))
 }
 
 /// Runs `explain-walk`: the text on stdout, the SVG to a file.
 pub fn run(o: &ExplainOptions) -> i32 {
-    let e = match &o.run {
-        Some(r) => explain_run(o, r),
-        None => explain(&scenario(o)),
+    let e = match (&o.run, o.demo) {
+        (Some(r), _) => prepare(r).map_err(|e| e.0).and_then(|m| explain_run(o, m)),
+        (None, Some(setup)) => demo_machine(o, setup).and_then(|m| explain_run(o, m)),
+        (None, None) => explain(&scenario(o)),
     };
     let e = match e {
         Ok(e) => e,
@@ -197,9 +227,19 @@ fn scenario(o: &ExplainOptions) -> Scenario {
     }
 }
 
-/// Runs the kernel (its COM1 output is dropped) and explains the walk.
-fn explain_run(o: &ExplainOptions, r: &RunOptions) -> Result<Explained, String> {
-    let mut m = prepare(r).map_err(|e| e.0)?;
+/// The machine of a demo run (`--demo`): the nested scenario's work in
+/// `setup`, on the demo's configuration.
+fn demo_machine(o: &ExplainOptions, setup: crate::demo::Setup) -> Result<crate::Machine, String> {
+    let mut config = crate::demo::config("amd", &o.measure)?;
+    config.max_insns = o.at_insn.or(config.max_insns);
+    let built = crate::demo::program(setup, crate::demo::NESTED_WORK).build()?;
+    let mut m = crate::Machine::new(config);
+    crate::loader::multiboot::boot(&mut m, &built.image, "demo", &[]).map_err(|e| e.0)?;
+    Ok(m)
+}
+
+/// Runs the machine (its COM1 output is dropped) and explains the walk.
+fn explain_run(o: &ExplainOptions, mut m: crate::Machine) -> Result<Explained, String> {
     let stop = run_machine(&mut m, &mut std::io::sink()).map_err(|e| e.to_string())?;
     eprintln!(
         "nestemu: ran {} instructions: {}",
@@ -237,10 +277,16 @@ mod tests {
         )) else {
             panic!("not explain-walk")
         };
-        let r = o.run.unwrap();
+        let r = o.run.clone().unwrap();
         assert_eq!(r.kernel, "k.elf");
         assert_eq!(r.max_insns, Some(5000));
         assert_eq!(r.measure.caches.as_deref(), Some("none"));
+        let Ok(Command::ExplainWalk(d)) = parse(&args("--demo nested --at-insn 9 --level L2"))
+        else {
+            panic!("not explain-walk")
+        };
+        assert_eq!(d.demo, Some(crate::demo::Setup::L2Nested));
+        assert_eq!(d.at_insn, Some(9));
         assert_eq!(o.level, Which::LastGuest);
         assert_eq!(o.address, 0x4000_1000);
     }
@@ -248,11 +294,14 @@ mod tests {
     #[test]
     fn refuses_run_options_without_a_kernel() {
         assert!(parse(&args("--at-insn 5")).is_err());
+        assert!(parse(&args("--cold")).is_err());
+        assert!(parse(&args("--demo bogus")).is_err());
+        assert!(parse(&args("--demo nested --kernel k")).is_err());
         assert!(parse(&args("--kernel k --level L3")).is_err());
         assert!(parse(&args("--access jump")).is_err());
-        assert!(matches!(
-            parse(&args("--warm --caches amd")),
-            Ok(Command::ExplainWalk(ExplainOptions { run: None, .. }))
-        ));
+        let Ok(Command::ExplainWalk(o)) = parse(&args("--warm --caches amd")) else {
+            panic!("not explain-walk")
+        };
+        assert!(o.run.is_none() && o.demo.is_none() && o.warm);
     }
 }

@@ -147,6 +147,17 @@ impl Setup {
         }
     }
 
+    /// The setup named `s` on the command line (`explain-walk --demo`).
+    pub fn parse(s: &str) -> Option<Setup> {
+        match s {
+            "native" => Some(Setup::Native),
+            "l1" | "L1" => Some(Setup::L1Alone),
+            "nested" | "l2" | "L2" => Some(Setup::L2Nested),
+            "shadow" => Some(Setup::L2Shadow),
+            _ => None,
+        }
+    }
+
     /// The key in the `--stats` JSON.
     pub fn key(self) -> &'static str {
         match self {
@@ -356,6 +367,7 @@ pub fn run(o: &DemoOptions) -> i32 {
         }
         json.insert(section_key(&w, o.scenario), section_json);
     }
+    let _ = write!(out, "{NEXT}");
     if let Some(path) = &o.stats {
         let text = serde_json::to_string_pretty(&json).unwrap_or_default() + "\n";
         if let Err(e) = std::fs::write(path, text) {
@@ -430,6 +442,11 @@ pub fn compare(runs: &[Run], w: &Work) -> String {
             .iter()
             .map(|r| format!("x{:.2}", r.cycles as f64 / base as f64)),
     );
+    row(
+        &mut o,
+        "  of which in L2",
+        &mut reports.iter().map(|r| num(r.levels.l2.total.cycles)),
+    );
     let names: Vec<&str> = category_rows(&reports[0].cycles_by_category)
         .iter()
         .map(|(n, _)| *n)
@@ -451,11 +468,6 @@ pub fn compare(runs: &[Run], w: &Work) -> String {
                 .map(|(r, &v)| format!("{} {:>6}", num(v), pct(v, r.cycles))),
         );
     }
-    row(
-        &mut o,
-        "  of which in L2",
-        &mut reports.iter().map(|r| num(r.levels.l2.total.cycles)),
-    );
     row(
         &mut o,
         "instructions",
@@ -541,3 +553,11 @@ pub fn compare(runs: &[Run], w: &Work) -> String {
     o.push('\n');
     o
 }
+
+/// What to try next, after the tables.
+pub const NEXT: &str = "\
+Try: nestemu demo --caches none        (no TLBs or paging-structure caches: every walk cold)
+     nestemu demo --scenario shadow    (nested paging against shadow paging done by the L1)
+     nestemu demo --report             (each run's full report)
+     nestemu explain-walk --demo nested --address 0x40123000 --at-insn 1000000 --svg walk.svg
+";

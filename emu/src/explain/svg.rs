@@ -29,7 +29,10 @@ pub fn render(e: &Explained) -> String {
     let grid_w = LABEL_W + cols * CELL_W;
     let details_top = TOP + (rows + 1) * CELL_H + 50;
     let line_h = 22;
-    let width = (LEFT * 2 + grid_w).max(1200);
+    let t = title(e);
+    let (t1, t2) = t.split_once(": ").unwrap_or((&t, ""));
+    // About 11 pixels a character at the subtitle's 20 pixels.
+    let width = (LEFT * 2 + grid_w).max(1200).max(LEFT * 2 + 11 * t2.len());
     let height = details_top + (refs.len() + 3) * line_h + 40;
     let mut o = String::new();
     let _ = writeln!(
@@ -37,8 +40,6 @@ pub fn render(e: &Explained) -> String {
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Verdana, sans-serif">"##
     );
     let _ = writeln!(o, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
-    let t = title(e);
-    let (t1, t2) = t.split_once(": ").unwrap_or((&t, ""));
     let _ = writeln!(
         o,
         r##"<text x="{LEFT}" y="38" font-size="26" font-weight="bold" fill="#222">{}</text>"##,

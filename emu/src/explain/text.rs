@@ -139,6 +139,7 @@ pub fn title(e: &Explained) -> String {
         NestedKind::Npt => format!("{}-level NPT", s.nested_levels),
     };
     let caches = match (&e.context, s.warm) {
+        _ if s.tlb == mmu::TlbConfig::none() => "no caches",
         (Some(_), true) => "the run's caches",
         (_, true) => "warm caches",
         (_, false) => "cold caches",
