@@ -1,11 +1,14 @@
 //! The `nestemu` command line (DESIGN.md, "Command line"): parsing, running a
 //! kernel, the exit-status contract, serial output and the `--stats` report.
-//! Bad input gets one line on stderr and exit status 2. The measuring options
-//! (`--cost`, `--report`, `--trace`, ...) are parsed and applied by
-//! [`measure`].
+//! Bad input gets one line on stderr and exit status 2. QEMU's spellings
+//! (`nestemu -kernel FILE ...`) are handled by [`qemu`]; the measuring
+//! options (`--cost`, `--report`, `--trace`, ...) are parsed and applied by
+//! [`measure`], `explain-walk` by [`explain`].
 
 pub mod explain;
 pub mod measure;
+pub mod qemu;
+pub mod qemu_cpu;
 
 use crate::cpu::cpuid::CpuModel;
 use crate::event::Stop;
@@ -19,6 +22,7 @@ pub const EXIT_USAGE: i32 = 2;
 
 /// The help text.
 pub const HELP: &str = "\
+QEMU emulator version 8.2.0 (nestemu 0.1.0)
 nestemu: a deterministic x86-64 machine whose CPU implements VT-x and AMD-V
 
 USAGE:
@@ -26,6 +30,7 @@ USAGE:
     nestemu demo [--cpu intel|amd] [--scenario nested|shadow|all] [MEASURING]
                                     run the built-in demo
     nestemu run --kernel FILE [OPTIONS]
+    nestemu -kernel FILE [QEMU OPTIONS]
     nestemu cost-presets            print the cost model's table and its sources
     nestemu explain-walk [--address LA] [--guest-levels 4|5] [--nested ept|npt|none]
                  [--nested-levels 4|5] [--caches intel|amd|none] [--warm] [--svg FILE]
@@ -49,13 +54,29 @@ RUN OPTIONS:
     --mem MIB         RAM in MiB (default 256)
     --append STRING   kernel command line (after the kernel path, as QEMU passes it)
     --initrd FILE     passed as the single Multiboot module
-    --max-insns N     stop after N instructions (exit status 124)
+    --max-insns N     stop after N instructions (exit status 124); events delivered
+                      and every 4096 iterations of a REP string instruction count
+                      toward N, so no guest can escape the limit
     --stats FILE      write run statistics as JSON
     --serial FILE     write COM1 output to FILE instead of stdout
 
+QEMU-COMPATIBLE OPTIONS (so QEMU test runners can run nestemu):
+    -kernel FILE -append STR -initrd FILE -m SIZE (default 128M)
+    -smp 1            one vCPU (SMP is not implemented yet)
+    -cpu MODEL[,+feature,-feature,phys-bits=N,host-phys-bits]
+                      max, host, qemu64, IvyBridge, Skylake-Server, ...; see -cpu help
+    -serial stdio|file:PATH|null|none   -nographic   -nodefaults   -no-reboot
+    -display none   -vnc none   -name NAME   -machine pc,accel=...   -rtc base=DATE
+    -device isa-debug-exit,iobase=0xf4,iosize=0x4   -device pc-testdev
+    -device pci-testdev   -device help   -global kvm-pit.lost_tick_policy=discard
+    --max-insns N   --stats FILE (nestemu extensions)
+    Anything else is refused with a message naming it (status 2).
+
 EXIT STATUS:
     (v << 1) | 1   the guest wrote v to isa-debug-exit (port 0xf4)
-    0              the guest powered off (or halted with nothing to wake it)
+    0              the guest powered off or asked for a reset (or halted with
+                   nothing to wake it); in QEMU mode with -no-reboot also a
+                   triple fault
     2              bad input or usage
     4              triple fault / shutdown
     6              an instruction nestemu does not implement yet (named on stderr)
@@ -125,8 +146,8 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     let sub = match it.peek().map(|s| s.as_str()) {
         None => return Ok(Command::Demo(crate::demo::DemoOptions::default())),
         Some("cost-presets") => return Ok(Command::CostPresets),
-        Some("-h" | "--help" | "help") => return Ok(Command::Help),
-        Some("-V" | "--version") => return Ok(Command::Version),
+        Some("-h" | "--help" | "-help" | "help") => return Ok(Command::Help),
+        Some("-V" | "--version" | "-version") => return Ok(Command::Version),
         Some("explain-walk") => return explain::parse(&args[1..]),
         Some("run") | Some("demo") => it.next().cloned().unwrap_or_default(),
         Some(other) if other.starts_with('-') => "run".to_string(),
@@ -205,7 +226,16 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     Ok(Command::Run(o))
 }
 
-fn read_file(path: &str, what: &str) -> Result<Vec<u8>, LoadError> {
+/// Reads a host file of at most `limit` bytes (the guest RAM it must fit).
+fn read_file(path: &str, what: &str, limit: u64) -> Result<Vec<u8>, LoadError> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| LoadError(format!("cannot read {what} '{path}': {e}")))?
+        .len();
+    if len > limit {
+        return Err(LoadError(format!(
+            "{what} '{path}' is {len} bytes, more than the {limit} bytes of guest RAM it must fit in"
+        )));
+    }
     std::fs::read(path).map_err(|e| LoadError(format!("cannot read {what} '{path}': {e}")))
 }
 
@@ -213,15 +243,16 @@ fn read_file(path: &str, what: &str) -> Result<Vec<u8>, LoadError> {
 pub fn prepare(o: &RunOptions) -> Result<Machine, LoadError> {
     let model = CpuModel::preset(&o.cpu)
         .ok_or_else(|| LoadError(format!("unknown CPU model '{}'", o.cpu)))?;
-    let image = read_file(&o.kernel, "kernel")?;
+    let mem_bytes = o.mem_mib << 20;
+    let image = read_file(&o.kernel, "kernel", mem_bytes)?;
     let mut config = MachineConfig {
         model,
-        mem_bytes: o.mem_mib << 20,
+        mem_bytes,
         max_insns: o.max_insns,
         ..Default::default()
     };
     o.measure.configure(&mut config)?;
-    let mut m = Machine::new(config);
+    let mut m = Machine::try_new(config).map_err(LoadError)?;
     o.measure.attach(&mut m)?;
     if let Some(addr) = o.flat {
         if image.is_empty() {
@@ -242,7 +273,7 @@ pub fn prepare(o: &RunOptions) -> Result<Machine, LoadError> {
     if let Some(path) = &o.initrd {
         modules.push(multiboot::Module {
             string: path.clone(),
-            data: read_file(path, "initrd")?,
+            data: read_file(path, "initrd", mem_bytes)?,
         });
     }
     let cmdline = if o.append.is_empty() {
@@ -337,6 +368,14 @@ pub fn finish_measured(
 
 /// The process entry point: returns the exit status.
 pub fn main_with_args(args: &[String]) -> i32 {
+    let first = args.first().map(String::as_str);
+    let probe = matches!(
+        first,
+        Some("-h" | "--help" | "-help" | "-V" | "--version" | "-version")
+    );
+    if !probe && qemu::is_qemu_invocation(args) {
+        return qemu::main(args);
+    }
     match parse(args) {
         Ok(Command::Help) => {
             print!("{HELP}\n{}", measure::HELP);
@@ -347,7 +386,7 @@ pub fn main_with_args(args: &[String]) -> i32 {
             0
         }
         Ok(Command::Version) => {
-            println!("nestemu {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", qemu::version_line());
             0
         }
         Ok(Command::Run(o)) => run(&o),
@@ -382,6 +421,12 @@ mod tests {
         assert_eq!(o.cpu, "amd");
         assert_eq!(o.max_insns, Some(256));
         assert_eq!(o.stats.as_deref(), Some("s.json"));
+    }
+
+    #[test]
+    fn help_starts_with_the_version_line() {
+        assert_eq!(HELP.lines().next(), Some(qemu::version_line().as_str()));
+        assert!(HELP.contains("QEMU"));
     }
 
     #[test]

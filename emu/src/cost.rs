@@ -221,12 +221,12 @@ cost_table! {
     nested_tlb_miss: Walks = 1, 1;
         "A nested-TLB miss.";
         "Modelled as one lookup cycle.";
-    vm_entry: VmEntries = 500, 650;
+    vm_entry: VmEntries = 400, 650;
         "A VM entry (VMLAUNCH, VMRESUME) or VMRUN world switch, on top of the instruction's own cost.";
-        "Half of a null-exit round trip: ~1,000-1,300 cycles for KVM's vmexit tests on Skylake-class Intel parts; ~1,350 between VMRUN and the #VMEXIT on a 2020 AMD EPYC (KVM SVM, LKML).";
+        "Part of a null-exit round trip: about 1,000 cycles for a VMCALL on Skylake-class Intel parts (KVM unit tests' vmexit suite); about 1,350 between VMRUN and the #VMEXIT on a 2020 AMD EPYC (KVM SVM, LKML).";
     vm_exit: VmExits = 600, 700;
         "A VM exit or #VMEXIT world switch (the handler's work is the hypervisor's own instructions).";
-        "The other half of the round trip above; the exit saves more state than the entry loads.";
+        "The rest of the round trip above: the exit saves more state than the entry loads.";
     exception: Deliveries = 200, 200;
         "Delivering an exception through the IDT (or IVT), including the stack switch.";
         "Published #PF round trips (fault, handler entry, IRET) are a few hundred cycles; modelled.";

@@ -28,6 +28,8 @@ pub struct MachineConfig {
     /// TLB and paging-structure-cache sizes (`--caches`); `None` takes the
     /// vendor's preset.
     pub tlb: Option<mmu::TlbConfig>,
+    /// The PC platform: clocks, which optional devices exist.
+    pub platform: crate::devices::PlatformConfig,
 }
 
 impl Default for MachineConfig {
@@ -39,6 +41,7 @@ impl Default for MachineConfig {
             rng_seed: 0x6e65_7374_656d_7521,
             cost: CostModel::default(),
             tlb: None,
+            platform: crate::devices::PlatformConfig::default(),
         }
     }
 }
@@ -74,6 +77,8 @@ pub struct Machine {
     pub(crate) tctx: mmu::TranslationContext,
     /// VT-x and AMD-V state.
     pub virt: crate::virt::Virt,
+    /// Events delivered and REP chunks yielded: counted by [`Machine::steps`].
+    pub(crate) extra_steps: u64,
     /// Decoded breakpoints and pending data/I/O breakpoint hits.
     pub(crate) dbg: crate::debug::DebugState,
     /// The event trace (`--trace`), off by default.
@@ -90,9 +95,15 @@ impl core::fmt::Debug for Machine {
 }
 
 impl Machine {
-    /// A machine in its reset state with zeroed RAM.
+    /// A machine in its reset state with zeroed RAM. Panics if the host cannot
+    /// allocate the RAM; see [`Machine::try_new`].
     pub fn new(config: MachineConfig) -> Self {
-        let ram = Ram::new(config.mem_bytes);
+        Self::try_new(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A machine in its reset state, or why the host cannot provide one.
+    pub fn try_new(config: MachineConfig) -> Result<Self, String> {
+        let ram = Ram::try_new(config.mem_bytes)?;
         let rng = config.rng_seed | 1;
         let tlb = match (&config.tlb, config.model.vendor) {
             (Some(t), _) => t.clone(),
@@ -103,10 +114,18 @@ impl Machine {
             mmu::Mmu::new(mmu::TlbConfig::none()).expect("no caches is a valid configuration")
         });
         let cpu = Cpu::reset();
+        let model = &config.model;
+        let dev = Devices::new(
+            &config.platform,
+            ram.map.low,
+            ram.map.high,
+            model.has(crate::cpu::cpuid::Feature::X2apic),
+            model.has(crate::cpu::cpuid::Feature::TscDeadline),
+        );
         let mut m = Self {
             cpu,
             ram,
-            dev: Devices::default(),
+            dev,
             code: CodeCache::default(),
             stats: Stats::default(),
             next_rip: 0,
@@ -115,14 +134,26 @@ impl Machine {
             trap_rip: 0,
             mmu,
             tctx: Self::reset_context(),
-            virt: crate::virt::Virt::default(),
+            virt: crate::virt::Virt::new(&config.model),
+            extra_steps: 0,
             dbg: crate::debug::DebugState::default(),
             trace: crate::trace::Trace::default(),
             config,
         };
         m.virt.svm = crate::virt::svm::SvmCpu::with_config(crate::virt::svm::discovery::config(&m));
         m.paging_changed();
-        m
+        m.install_firmware_tables();
+        Ok(m)
+    }
+
+    /// Leaves in RAM what firmware would: the ACPI tables in the BIOS area
+    /// (when RAM reaches that far).
+    fn install_firmware_tables(&mut self) {
+        for (addr, bytes) in self.dev.acpi_tables() {
+            if self.ram.offset(addr, bytes.len() as u64).is_some() {
+                self.load_phys(addr, &bytes);
+            }
+        }
     }
 
     /// A placeholder context, replaced from the registers in [`Machine::new`].
@@ -154,13 +185,14 @@ impl Machine {
 
     fn run_block(&mut self) -> Option<Stop> {
         let mut budget = match self.config.max_insns {
-            Some(n) if self.stats.instructions >= n => return Some(Stop::InstructionLimit),
-            Some(n) => n - self.stats.instructions,
+            Some(n) if self.steps() >= n => return Some(Stop::InstructionLimit),
+            Some(n) => n - self.steps(),
             None => u64::MAX,
         };
-        if let Err(stop) = self.service_boundary() {
-            return Some(stop);
-        }
+        let guest_step = match self.service_boundary() {
+            Ok(step) => step,
+            Err(stop) => return Some(stop),
+        };
         if self.cpu.events.halted {
             return None;
         }
@@ -168,7 +200,7 @@ impl Machine {
         let shadow = ev.sti_blocking || ev.movss_blocking;
         let single_step = self.cpu.flags.has(Rflags::TF);
         let resume = self.cpu.flags.has(Rflags::RF);
-        if shadow || single_step || resume || self.dbg.any() {
+        if shadow || single_step || resume || guest_step || self.dbg.any() {
             budget = 1;
             if let Some(stop) = self.before_single_instruction(resume) {
                 return stop;
@@ -181,8 +213,9 @@ impl Machine {
         let world = self.virt.mode;
         let result = self.execute(block, budget);
         // The shadow covers exactly one instruction (SDM Vol. 3A 6.8.3). A VM
-        // exit on that instruction saves it for the guest (APM Vol. 2 15.6,
-        // SDM Vol. 3C 28.3.1.5); a VM entry loaded the guest's own.
+        // exit the instruction causes saves it as guest interruptibility state
+        // (SDM Vol. 3C 28.3.4, APM Vol. 2 15.6); a VM entry loaded the
+        // guest's own.
         let exiting = matches!(result, Err(Event::GuestExit(_)));
         if shadow && !exiting && self.virt.mode == world {
             self.cpu.events.sti_blocking = false;
@@ -274,7 +307,7 @@ impl Machine {
                     error_code: None,
                     source: crate::interrupt::Source::Exception,
                     return_rip: self.cpu.rip,
-                    cr2: None,
+                    payload: None,
                     push_rf: false,
                 };
                 return Some(self.deliver(d).err());
@@ -295,16 +328,27 @@ impl Machine {
         self.stats.parts.instructions += cost as u64;
     }
 
-    /// Work at an instruction boundary: wake from HLT, deliver pending events.
-    fn service_boundary(&mut self) -> Result<(), Stop> {
+    /// Work at an instruction boundary: the exits a guest takes there, device
+    /// events, pending NMIs and interrupts, waking from HLT. One comparison
+    /// when nothing is due. Returns true if the next slice must be a single
+    /// instruction (monitor trap flag).
+    #[inline(always)]
+    fn service_boundary(&mut self) -> Result<bool, Stop> {
+        let mut step = false;
         if self.in_guest() {
-            self.guest_boundary()?;
+            self.stop_block = false;
+            step = self.guest_boundary()?;
+            if self.stop_block {
+                // The guest boundary delivered an event or exited: one event
+                // per boundary.
+                return Ok(false);
+            }
         }
-        if self.cpu.events.halted {
-            // No interrupt source is modelled yet: nothing can wake the CPU.
-            return Err(Stop::HaltForever);
+        if self.stats.cycles < self.dev.check_at && !self.cpu.events.halted {
+            return Ok(step);
         }
-        Ok(())
+        self.service_interrupts()?;
+        Ok(step)
     }
 
     /// Delivers an event raised by an instruction; returns a stop if the machine
@@ -316,6 +360,15 @@ impl Machine {
             Event::GuestExit(e) => self.perform_guest_exit(*e).err(),
             other => self.deliver_event(other).err(),
         }
+    }
+
+    /// Work done, as the instruction limit counts it: instructions retired,
+    /// plus events delivered and partial executions of REP string
+    /// instructions, which retire nothing but must not escape the limit (an
+    /// exception whose handler faults forever, a REP with a huge count).
+    #[inline(always)]
+    pub fn steps(&self) -> u64 {
+        self.stats.instructions + self.extra_steps
     }
 
     /// Takes the serial output produced so far.

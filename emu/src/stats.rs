@@ -582,6 +582,10 @@ pub struct Report<'a> {
     /// AMD-V diagnostics: failed VMRUN checks, accesses to SVM structures.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub svm: Option<crate::virt::svm::SvmReport<'a>>,
+    /// VT-x: failed VM entries (how many, and the last one with its rule,
+    /// field, value and SDM section); absent when VMX was never used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vmx: Option<VmxReport<'a>>,
     /// Device accesses no device claimed.
     pub unclaimed: crate::devices::UnclaimedCounts,
     /// Decoded-code cache counters.
@@ -610,6 +614,10 @@ impl<'a> Report<'a> {
             walks: all.walks,
             levels: m.levels_report(),
             svm: m.virt.svm.report(),
+            vmx: (m.virt.vmx.diag.count > 0).then(|| VmxReport {
+                entry_failures: m.virt.vmx.diag.count,
+                last_entry_failure: m.virt.vmx.diag.last(),
+            }),
             unclaimed: m.dev.unclaimed,
             code_cache: CodeCacheCounts {
                 decoded_blocks: m.code.decoded_blocks,
@@ -619,6 +627,15 @@ impl<'a> Report<'a> {
     }
 }
 
+/// The VT-x section of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct VmxReport<'a> {
+    /// Failed VM entries.
+    pub entry_failures: u64,
+    /// The last one.
+    pub last_entry_failure: Option<&'a crate::virt::vmx::diag::EntryFailure>,
+}
+
 /// Decoded-code cache counters.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct CodeCacheCounts {
@@ -626,4 +643,46 @@ pub struct CodeCacheCounts {
     pub decoded_blocks: u64,
     /// Blocks dropped because their page was written.
     pub invalidated_blocks: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::MachineConfig;
+
+    #[test]
+    fn levels_sum_to_the_totals() {
+        let mut m = Machine::new(MachineConfig {
+            mem_bytes: 1 << 20,
+            ..Default::default()
+        });
+        m.stats.instructions = 10;
+        m.stats.charge(Category::Instructions, 100);
+        // VMLAUNCH retiring with cost 5 counts for L1.
+        m.switch_level(Level::L2 { control: 0x5000 }, Some(5));
+        m.stats.instructions = 32;
+        m.stats.charge(Category::Instructions, 505);
+        // The exit's world switch is charged to the level it leaves.
+        m.count_vmexit("CPUID");
+        m.switch_level(Level::L1, None);
+        m.stats.instructions = 40;
+        m.stats.charge(Category::Instructions, 95);
+        let r = m.levels_report();
+        assert_eq!(r.l1.instructions, 11 + 8);
+        assert_eq!(r.l2.total.instructions, 21);
+        let exit = m.config.cost.vm_exit as u64;
+        assert_eq!(m.stats.cycles, 700 + exit);
+        // The 5 of VMLAUNCH moved from the guest's stretch to the root's.
+        assert_eq!(r.l1.cycles, 100 + 5 + 95);
+        assert_eq!(r.l2.total.cycles, 505 - 5 + exit);
+        assert_eq!(r.l2.total.cycles_by_category.parts.vm_exits, exit);
+        assert_eq!(r.l1.cycles + r.l2.total.cycles, m.stats.cycles);
+        assert_eq!(
+            r.l1.instructions + r.l2.total.instructions,
+            m.stats.instructions
+        );
+        assert_eq!(r.l2.by_control["0x5000"].vmexits, 1);
+        assert_eq!(r.l2.total.entries, 1);
+        assert_eq!(m.stats.vmexits.by_reason["CPUID"], 1);
+    }
 }

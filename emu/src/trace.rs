@@ -389,8 +389,14 @@ impl Machine {
         if let Some(e) = d.error_code {
             m.insert("error_code".into(), hex(e as u64));
         }
-        if let Some(cr2) = d.cr2 {
-            m.insert("cr2".into(), hex(cr2));
+        match (d.vector, d.payload) {
+            (14, Some(cr2)) => {
+                m.insert("cr2".into(), hex(cr2));
+            }
+            (1, Some(dr6)) => {
+                m.insert("dr6".into(), hex(dr6));
+            }
+            _ => {}
         }
         m.insert("rip".into(), hex(d.return_rip));
         self.trace.emit(level, m);

@@ -284,3 +284,103 @@ fn explain_walk_counts_and_draws() {
         "not canonical",
     );
 }
+
+/// An IDT whose every gate leads to UD2: an exception loop that retires no
+/// instruction must still end at the instruction limit.
+fn exception_loop_kernel() -> Vec<u8> {
+    let mut code = vec![0x0f, 0x01, 0x1d]; // lidt [0x100030]
+    code.extend_from_slice(&0x10_0030u32.to_le_bytes());
+    code.extend_from_slice(&[0x0f, 0x0b]); // ud2
+    let mut k = aout_kernel(0x10_0000, &code);
+    k.resize(0x30, 0);
+    k.extend_from_slice(&0x7ffu16.to_le_bytes());
+    k.extend_from_slice(&0x10_1000u32.to_le_bytes());
+    k.resize(0x40, 0);
+    k.extend_from_slice(&[0x0f, 0x0b]); // the handler: ud2 again
+    k.resize(0x1000, 0);
+    for _ in 0..256 {
+        let off = 0x10_0040u32;
+        k.extend_from_slice(&(off as u16).to_le_bytes());
+        k.extend_from_slice(&0x10u16.to_le_bytes());
+        k.extend_from_slice(&[0, 0x8e]);
+        k.extend_from_slice(&((off >> 16) as u16).to_le_bytes());
+    }
+    k
+}
+
+#[test]
+fn hostile_guests_cannot_escape_the_instruction_limit() {
+    let p = tmp("excloop.bin", &exception_loop_kernel());
+    let o = nestemu(&[
+        "run",
+        "--kernel",
+        p.to_str().unwrap(),
+        "--mem",
+        "8",
+        "--max-insns",
+        "5000",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(124),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // REP STOSB with ECX = FFFFFFFFH: 4096 iterations per step.
+    let code = [
+        0xbf, 0, 0, 0x20, 0, // mov edi, 0x200000
+        0xb9, 0xff, 0xff, 0xff, 0xff, // mov ecx, -1
+        0x31, 0xc0, // xor eax, eax
+        0xf3, 0xaa, // rep stosb
+        0xeb, 0xfe,
+    ];
+    let p = tmp("hugerep.bin", &aout_kernel(0x10_0000, &code));
+    let o = nestemu(&[
+        "run",
+        "--kernel",
+        p.to_str().unwrap(),
+        "--mem",
+        "8",
+        "--max-insns",
+        "100",
+    ]);
+    assert_eq!(o.status.code(), Some(124));
+}
+
+#[test]
+fn hostile_inputs_get_status_2() {
+    let k = tmp("small.bin", &aout_kernel(0x10_0000, &exit_code(0)));
+    // More RAM than the host can give.
+    bad_input(
+        &["run", "--kernel", k.to_str().unwrap(), "--mem", "1000000"],
+        "cannot allocate",
+    );
+    // A kernel file bigger than guest RAM is refused before it is read.
+    let big = tmp("big.bin", &vec![0u8; 3 << 20]);
+    bad_input(
+        &["run", "--kernel", big.to_str().unwrap(), "--mem", "2"],
+        "more than the",
+    );
+    // A BSS reaching past RAM.
+    let magic = 0x1bad_b002u32;
+    let flags = 1u32 << 16;
+    let mut v = Vec::new();
+    for w in [
+        magic,
+        flags,
+        0u32.wrapping_sub(magic).wrapping_sub(flags),
+        0x10_0000,
+        0x10_0000,
+        0,
+        0xffff_f000,
+        0x10_0020,
+    ] {
+        v.extend_from_slice(&w.to_le_bytes());
+    }
+    v.extend_from_slice(&exit_code(0));
+    let p = tmp("hugebss.bin", &v);
+    bad_input(
+        &["run", "--kernel", p.to_str().unwrap(), "--mem", "8"],
+        "outside RAM",
+    );
+}

@@ -2,6 +2,7 @@
 //! what they did: serial output, how the machine stopped, and the case records.
 
 pub mod check;
+pub mod platform;
 
 use guestkit::layout::{MIN_RAM, RECORD_SIZE, RESULTS};
 use guestkit::{Built, Program, Record};
@@ -35,6 +36,18 @@ impl Outcome {
     /// True if the program exited through isa-debug-exit with 0.
     pub fn passed(&self) -> bool {
         self.stop == Stop::DebugExit(0)
+    }
+
+    /// The vectors the kit's interrupt handler counted, in arrival order
+    /// (`guestkit::irq`).
+    pub fn irq_log(&self) -> Vec<u8> {
+        use guestkit::layout::{var, VARS};
+        let mut n = [0u8; 8];
+        self.machine.peek_phys(VARS + var::IRQ_LOG_LEN, &mut n);
+        let n = u64::from_le_bytes(n).min(var::IRQ_LOG_CAP) as usize;
+        let mut log = vec![0u8; n];
+        self.machine.peek_phys(VARS + var::IRQ_LOG, &mut log);
+        log
     }
 }
 

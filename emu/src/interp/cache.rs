@@ -18,6 +18,12 @@ use rustc_hash::FxHashMap;
 /// The most instructions one block holds.
 pub const MAX_BLOCK: usize = 64;
 
+/// The most decoded instructions the cache holds. A guest can make every byte
+/// of every page a block start; past this bound the cache starts afresh
+/// (deterministically: it depends on the guest's execution only), so host
+/// memory stays bounded (about 60 bytes per instruction).
+pub const MAX_CACHED_INSNS: usize = 2 << 20;
+
 /// One decoded instruction with its pre-resolved handler.
 #[derive(Clone, Copy)]
 pub struct DecodedInsn {
@@ -52,8 +58,12 @@ pub struct CodeCache {
     /// One bit per 4-KiB physical page below 4 GiB + RAM: set when the page
     /// holds decoded code.
     code_bits: Vec<u64>,
+    /// Instructions held by live blocks.
+    cached_insns: usize,
     /// Blocks decoded (misses).
     pub decoded_blocks: u64,
+    /// Times the cache was emptied for reaching [`MAX_CACHED_INSNS`].
+    pub overflow_flushes: u64,
     /// Blocks invalidated by writes.
     pub invalidated_blocks: u64,
 }
@@ -91,6 +101,12 @@ impl CodeCache {
 
     /// Adds a block and returns its slot.
     pub fn insert(&mut self, block: Block) -> u32 {
+        if self.cached_insns + block.insns.len() > MAX_CACHED_INSNS {
+            let flushes = self.overflow_flushes + 1;
+            self.clear();
+            self.overflow_flushes = flushes;
+        }
+        self.cached_insns += block.insns.len();
         let key = (block.start_pa, block.bits);
         let page = block.start_pa >> 12;
         let idx = match self.free.pop() {
@@ -127,6 +143,7 @@ impl CodeCache {
                 let b = &mut self.blocks[idx as usize];
                 if b.live {
                     b.live = false;
+                    self.cached_insns -= b.insns.len();
                     self.map.remove(&(b.start_pa, b.bits));
                     b.insns = Vec::new();
                     self.free.push(idx);
@@ -141,7 +158,54 @@ impl CodeCache {
         *self = CodeCache {
             decoded_blocks: self.decoded_blocks,
             invalidated_blocks: self.invalidated_blocks,
+            overflow_flushes: self.overflow_flushes,
             ..CodeCache::default()
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(pa: u64, n: usize) -> Block {
+        let d = DecodedInsn {
+            handler: crate::interp::invalid_opcode,
+            insn: iced_x86::Instruction::default(),
+            cost: 1,
+        };
+        Block {
+            insns: vec![d; n],
+            start_pa: pa,
+            bits: 64,
+            live: true,
+        }
+    }
+
+    /// A guest that makes a block of every byte cannot grow the cache past
+    /// its bound: the cache starts afresh.
+    #[test]
+    fn bounded_by_instruction_count() {
+        let mut c = CodeCache::default();
+        let per = MAX_BLOCK;
+        let blocks = MAX_CACHED_INSNS / per + 10;
+        for k in 0..blocks {
+            c.insert(block(k as u64, per));
+        }
+        assert_eq!(c.overflow_flushes, 1);
+        assert!(c.cached_insns <= MAX_CACHED_INSNS);
+        assert_eq!(c.lookup(0, 64), None, "flushed");
+        assert!(c.lookup((blocks - 1) as u64, 64).is_some());
+    }
+
+    #[test]
+    fn invalidation_releases_instructions() {
+        let mut c = CodeCache::default();
+        c.insert(block(0x1000, 10));
+        c.insert(block(0x1010, 5));
+        assert_eq!(c.cached_insns, 15);
+        c.invalidate_page(0x1000);
+        assert_eq!(c.cached_insns, 0);
+        assert!(!c.is_code_page(0x1000));
     }
 }

@@ -2,7 +2,8 @@
 //! gates), RETF and IRET, in real, virtual-8086, protected and IA-32e modes
 //! (SDM Vol. 2A CALL, JMP, IRET; Vol. 2B RET; Vol. 3A 5.8 "Privilege level
 //! checking when transferring program control between code segments").
-//! Task gates and TSS targets (task switches) stop with "unimplemented".
+//! Task gates and TSS targets (task switches) stop with "unimplemented",
+//! except in VMX non-root operation, where they exit to the hypervisor.
 
 use super::operand::size_mask;
 use super::task::TaskSource;

@@ -22,6 +22,7 @@ pub mod string;
 pub mod system;
 pub mod task;
 pub mod x87;
+pub mod xsave;
 
 use crate::cost::InsnClass;
 use crate::event::{Event, Flow};
@@ -107,6 +108,9 @@ pub fn handler_for(m: &Machine, i: &Instruction) -> (Handler, InsnClass) {
         return h;
     }
     if let Some(h) = sse::handler_for(m, i) {
+        return h;
+    }
+    if let Some(h) = xsave::handler_for(i) {
         return h;
     }
     let h: (Handler, InsnClass) = match i.mnemonic() {

@@ -99,6 +99,7 @@ fn repeat(
         if c - 1 != 0 && (n >= CHUNK || m.dbg.pending != 0) {
             m.next_rip = m.cpu.rip;
             m.stats.instructions -= 1;
+            m.extra_steps += 1;
             m.cpu.flags.assign(mmu::Rflags::RF, true);
             m.stop_block = true;
             break;

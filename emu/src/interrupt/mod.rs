@@ -3,6 +3,7 @@
 //! through 8-byte gates (6.12, 20.3), IA-32e mode through 16-byte gates
 //! (6.14), with double-fault and triple-fault rules (6.15, table 6-5).
 
+mod external;
 mod long;
 mod protected;
 mod real;
@@ -54,9 +55,12 @@ pub struct Delivery {
     pub source: Source,
     /// The return address pushed (the faulting or the next instruction).
     pub return_rip: u64,
-    /// For a page fault, the linear address CR2 receives when the fault is
-    /// delivered (not when a hypervisor intercepts it).
-    pub cr2: Option<u64>,
+    /// The exception's side payload, applied only when the event is actually
+    /// delivered through the IDT: the faulting linear address of a #PF (loaded
+    /// into CR2) or the DR6 bits of a #DB (merged into DR6). An exception a
+    /// hypervisor intercepts leaves CR2 and DR6 alone and reports the payload
+    /// in the exit information (SDM Vol. 3C 28.1; APM Vol. 2 15.12).
+    pub payload: Option<u64>,
     /// Push RFLAGS.RF = 1: fault-class exceptions other than instruction
     /// breakpoints, and events between iterations of a REP string instruction
     /// (SDM Vol. 3B 18.3.1.1).
@@ -93,7 +97,7 @@ impl Machine {
                 source: Source::Exception,
                 return_rip: rip,
                 push_rf: true,
-                cr2: None,
+                payload: None,
             },
             Event::PageFault { code, linear } => Delivery {
                 vector: 14,
@@ -101,7 +105,7 @@ impl Machine {
                 source: Source::Exception,
                 return_rip: rip,
                 push_rf: true,
-                cr2: Some(linear),
+                payload: Some(linear),
             },
             Event::SoftwareInterrupt { vector, kind } => Delivery {
                 vector,
@@ -109,19 +113,16 @@ impl Machine {
                 source: Source::Software(kind),
                 return_rip: rip,
                 push_rf: false,
-                cr2: None,
+                payload: None,
             },
-            Event::DebugTrap { dr6 } => {
-                self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | dr6;
-                Delivery {
-                    vector: 1,
-                    error_code: None,
-                    source: Source::Exception,
-                    return_rip: rip,
-                    push_rf: false,
-                    cr2: None,
-                }
-            }
+            Event::DebugTrap { dr6 } => Delivery {
+                vector: 1,
+                error_code: None,
+                source: Source::Exception,
+                return_rip: rip,
+                push_rf: false,
+                payload: Some(dr6),
+            },
             Event::Stop(s) => return Err(*s),
             Event::GuestExit(e) => return self.perform_guest_exit(*e),
         };
@@ -150,9 +151,6 @@ impl Machine {
                     };
                 }
             }
-            if let Some(la) = cur.cr2 {
-                self.cpu.sys.cr2 = la;
-            }
             *self
                 .stats
                 .events
@@ -169,14 +167,19 @@ impl Machine {
             {
                 self.trace_delivery(&cur);
             }
-            let second = match self.deliver_once(&cur) {
+            self.extra_steps += 1;
+            self.apply_payload(&cur);
+            self.virt.delivering = Some(cur);
+            let delivered = self.deliver_once(&cur);
+            self.virt.delivering = None;
+            let second = match delivered {
                 Ok(()) => {
                     self.stop_block = true;
                     return Ok(());
                 }
                 Err(e) => e,
             };
-            let (vector, error_code, cr2) = match second {
+            let (vector, error_code, payload) = match second {
                 Event::Exception(e) => (e.vector, e.error_code, None),
                 Event::PageFault { code, linear } => (Vector::PF, Some(code.bits()), Some(linear)),
                 Event::Stop(s) => return Err(*s),
@@ -186,10 +189,7 @@ impl Machine {
                 Event::GuestExit(e) => return self.perform_guest_exit(*e),
                 // A task switch through a task gate whose new TSS has T = 1:
                 // the switch completed; the debug trap follows.
-                Event::DebugTrap { dr6 } => {
-                    self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | dr6;
-                    (Vector::DB, None, None)
-                }
+                Event::DebugTrap { dr6 } => (Vector::DB, None, Some(dr6)),
                 other => {
                     return Err(Stop::Shutdown(format!(
                         "unexpected {other:?} during event delivery"
@@ -218,7 +218,7 @@ impl Machine {
                     source: Source::Exception,
                     return_rip: fault_rip,
                     push_rf: true,
-                    cr2,
+                    payload,
                 };
                 if let Err(ev) = self.event_intercept(&second, Some(&cur)) {
                     return match ev {
@@ -230,6 +230,10 @@ impl Machine {
                     };
                 }
             }
+            if outcome != SecondException::Serial && vector == Vector::PF {
+                // A #PF that becomes #DF (or a triple fault) still loads CR2.
+                self.cpu.sys.cr2 = payload.unwrap_or(self.cpu.sys.cr2);
+            }
             let being_delivered = cur;
             cur = match outcome {
                 SecondException::Serial => Delivery {
@@ -239,7 +243,7 @@ impl Machine {
                     return_rip: fault_rip,
                     // A #DB here is a debug trap (a task switch's T bit).
                     push_rf: vector != Vector::DB,
-                    cr2,
+                    payload,
                 },
                 SecondException::DoubleFault => Delivery {
                     vector: 8,
@@ -247,8 +251,7 @@ impl Machine {
                     source: Source::Exception,
                     return_rip: fault_rip,
                     push_rf: true,
-                    // A page fault that turns into #DF still loads CR2.
-                    cr2,
+                    payload: None,
                 },
                 SecondException::TripleFault => {
                     return self.shutdown(format!(
@@ -260,6 +263,17 @@ impl Machine {
             };
             vectoring = Some(being_delivered);
             first_class = class_of(&cur);
+        }
+    }
+
+    /// Loads CR2 for a #PF, DR6 for a #DB, as the event is delivered.
+    fn apply_payload(&mut self, d: &Delivery) {
+        match (d.source, d.vector, d.payload) {
+            (Source::Exception, 14, Some(linear)) => self.cpu.sys.cr2 = linear,
+            (Source::Exception, 1, Some(dr6)) => {
+                self.cpu.sys.dr6 = (self.cpu.sys.dr6 & !mmu::dr6::B_MASK) | dr6;
+            }
+            _ => {}
         }
     }
 

@@ -3,8 +3,7 @@
 //! translation through the paging model, and the physical accessor that routes
 //! to RAM or devices and keeps the decoded-code cache exact.
 
-use crate::devices::IoEffect;
-use crate::event::{Event, Stop};
+use crate::event::Event;
 use crate::interp::operand::size_mask;
 use crate::machine::Machine;
 use mmu::{Cr0, Rflags, SegReg};
@@ -261,7 +260,10 @@ impl Machine {
             }
             return v;
         }
-        self.dev.mmio_read(pa, size as u8) & size_mask(size)
+        let now = self.now();
+        let v = self.dev.mmio_read(pa, size as u8, now) & size_mask(size);
+        self.after_device_access();
+        v
     }
 
     /// Writes `size` bytes of physical memory; a write to a page holding
@@ -288,10 +290,12 @@ impl Machine {
             }
             return Ok(());
         }
-        match self.dev.mmio_write(pa, size as u8, v & size_mask(size)) {
-            IoEffect::None => Ok(()),
-            IoEffect::DebugExit(x) => Err(Event::stop(Stop::DebugExit(x))),
-        }
+        let now = self.now();
+        let fx = self
+            .dev
+            .mmio_write(pa, size as u8, v & size_mask(size), now);
+        self.after_device_access();
+        self.device_effect(fx)
     }
 
     #[cold]
@@ -318,6 +322,19 @@ impl Machine {
                     .copy_from_slice(&data[done..done + n]),
                 None => self.dev.unclaimed.mmio_writes += 1,
             }
+            done += n;
+        }
+    }
+
+    /// Zeroes `len` bytes of physical memory (loaders: BSS), page by page,
+    /// without allocating.
+    pub fn zero_phys(&mut self, pa: u64, len: u64) {
+        const ZERO: [u8; 4096] = [0; 4096];
+        let mut done = 0u64;
+        while done < len {
+            let a = pa + done;
+            let n = (0x1000 - (a & 0xfff)).min(len - done);
+            self.load_phys(a, &ZERO[..n as usize]);
             done += n;
         }
     }

@@ -77,14 +77,43 @@ impl core::fmt::Debug for Ram {
     }
 }
 
+/// Allocates `n` zeroed bytes, or `None` if the host cannot. The allocator
+/// gets fresh zero pages from the OS, which commits them on first touch.
+#[allow(unsafe_code)]
+fn alloc_zeroed(n: usize) -> Option<Vec<u8>> {
+    if n == 0 {
+        return Some(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<u8>(n).ok()?;
+    // SAFETY: `layout` has a non-zero size (n > 0) and alignment 1.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `p` is a live allocation from the global allocator of exactly
+    // `n` bytes with alignment 1, all initialized (zeroed); a Vec<u8> with
+    // capacity `n` deallocates with that same layout.
+    Some(unsafe { Vec::from_raw_parts(p, n, n) })
+}
+
 impl Ram {
     /// Allocates `bytes` of zeroed RAM (committed lazily by the host).
+    /// Panics if the host cannot provide it; see [`Ram::try_new`].
     pub fn new(bytes: u64) -> Self {
-        let map = MemoryMap::for_size(bytes);
-        Self {
-            bytes: vec![0u8; bytes as usize],
-            map,
-        }
+        Self::try_new(bytes).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Allocates `bytes` of zeroed RAM, or says why it cannot.
+    pub fn try_new(bytes: u64) -> Result<Self, String> {
+        let n = usize::try_from(bytes).map_err(|_| {
+            format!("{bytes} bytes of guest RAM do not fit this host's address space")
+        })?;
+        let bytes_vec = alloc_zeroed(n)
+            .ok_or_else(|| format!("the host cannot allocate {} MiB of guest RAM", bytes >> 20))?;
+        Ok(Self {
+            bytes: bytes_vec,
+            map: MemoryMap::for_size(bytes),
+        })
     }
 
     /// Total size.

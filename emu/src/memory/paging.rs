@@ -162,14 +162,21 @@ impl Machine {
 
     /// Loads the four PAE PDPTE registers from the table `cr3` points to, with
     /// the reserved-bit checks of MOV to CR0/CR3/CR4 (SDM Vol. 3A 4.4.1: a
-    /// present PDPTE with a reserved bit set is #GP(0)).
+    /// present PDPTE with a reserved bit set is #GP(0)). In a guest with
+    /// nested paging the table is read through EPT/NPT (SDM Vol. 3C 29.3.3:
+    /// an EPT violation there is a VM exit).
     pub fn load_pdptes(&mut self, cr3: u64) -> Flow {
         let mut mem = WalkMemory {
             ram: &mut self.ram,
             code: &mut self.code,
             stop_block: &mut self.stop_block,
         };
-        match load_pdptes(cr3, self.config.model.widths, &mut mem) {
+        let loaded = if self.tctx.nested().is_some() {
+            self.mmu.load_pdptes(&self.tctx, cr3, &mut mem, &mut ())
+        } else {
+            load_pdptes(cr3, self.config.model.widths, &mut mem)
+        };
+        match loaded {
             Ok(p) => {
                 self.cpu.pdptes = p;
                 Ok(())

@@ -83,6 +83,16 @@ pub enum Intercept {
     },
     /// XSETBV.
     Xsetbv,
+    /// XSAVES, with EDX:EAX & IA32_XSS.
+    Xsaves {
+        /// The requested supervisor components.
+        mask: u64,
+    },
+    /// XRSTORS, with EDX:EAX & IA32_XSS.
+    Xrstors {
+        /// The requested supervisor components.
+        mask: u64,
+    },
     /// INVPCID.
     Invpcid,
     /// RDMSR of an index.
@@ -192,6 +202,20 @@ pub struct Virt {
     pub vmx: vmx::VmxCpu,
     /// AMD-V state.
     pub svm: svm::SvmCpu,
+    /// The event being delivered through the guest's IDT, while it is: a VM
+    /// exit in the middle (an EPT violation on the stack push) records it as
+    /// IDT-vectoring information / EXITINTINFO.
+    pub delivering: Option<crate::interrupt::Delivery>,
+}
+
+impl Virt {
+    /// The virtualization state of a processor of `model` after reset.
+    pub fn new(model: &crate::cpu::cpuid::CpuModel) -> Self {
+        Self {
+            vmx: vmx::VmxCpu::new(model),
+            ..Self::default()
+        }
+    }
 }
 
 impl Machine {
@@ -291,21 +315,90 @@ impl Machine {
 
 impl Machine {
     /// Work at an instruction boundary while a guest runs, before the halt
-    /// check: pending virtual interrupts and NMIs, trap-like VM exits.
+    /// check: pending virtual interrupts and NMIs, exits that wait for a
+    /// boundary (monitor trap flag, preemption timer, interrupt and NMI
+    /// windows). Returns true if the next slice must be one instruction.
     #[inline]
-    pub(crate) fn guest_boundary(&mut self) -> Result<(), crate::event::Stop> {
+    pub(crate) fn guest_boundary(&mut self) -> Result<bool, crate::event::Stop> {
         match self.virt.mode {
-            GuestMode::SvmGuest => svm::events::boundary(self),
-            _ => Ok(()),
+            GuestMode::SvmGuest => svm::events::boundary(self).map(|()| false),
+            GuestMode::VmxNonRoot => vmx::boundary(self),
+            GuestMode::Host => Ok(false),
+        }
+    }
+
+    /// Where a pending physical maskable interrupt (INTR) goes at this
+    /// boundary. SVM: GIF holds it in any mode; in guest mode V_INTR_MASKING
+    /// and the INTR intercept decide (APM Vol. 2 15.21.1, table 15-12, via
+    /// `svm_model::interrupts::intr`). Otherwise RFLAGS.IF and the interrupt
+    /// shadow decide; the VMX binding refines this for non-root operation.
+    pub(crate) fn intr_gate(&self) -> EventGate {
+        if self.virt.mode == GuestMode::VmxNonRoot {
+            return vmx::intr_gate(self);
+        }
+        let ev = &self.cpu.events;
+        let shadow = ev.sti_blocking || ev.movss_blocking;
+        let iflag = self.cpu.flags.iflag();
+        let ctl = match self.virt.mode {
+            GuestMode::SvmGuest => self.virt.svm.controls(),
+            _ => None,
+        };
+        EventGate::from(svm_model::interrupts::intr(
+            ctl,
+            self.virt.svm.gif,
+            iflag,
+            shadow,
+        ))
+    }
+
+    /// Where a pending physical NMI goes at this boundary outside SVM guest
+    /// mode (there the SVM boundary routes it): held by GIF = 0, by NMI
+    /// blocking or an interrupt shadow, else taken.
+    pub(crate) fn nmi_gate(&self) -> EventGate {
+        match self.virt.mode {
+            GuestMode::SvmGuest => return EventGate::Hold,
+            GuestMode::VmxNonRoot => return vmx::nmi_gate(self),
+            GuestMode::Host => {}
+        }
+        let ev = &self.cpu.events;
+        let blocked = ev.nmi_blocked || ev.sti_blocking || ev.movss_blocking;
+        EventGate::from(svm_model::interrupts::nmi(None, self.virt.svm.gif, blocked))
+    }
+
+    /// True if a maskable interrupt could be taken (or exit) once pending, as
+    /// far as the processor's state is concerned: what a halted processor's
+    /// wake-up depends on.
+    pub(crate) fn intr_enabled(&self) -> bool {
+        if self.virt.mode == GuestMode::VmxNonRoot {
+            return vmx::intr_enabled(self);
+        }
+        if !self.virt.svm.gif {
+            return false;
+        }
+        match self.virt.svm.controls() {
+            Some(ctl) if self.virt.mode == GuestMode::SvmGuest && ctl.vintr.v_intr_masking => {
+                ctl.host_if
+            }
+            _ => self.cpu.flags.iflag(),
+        }
+    }
+
+    /// Performs the VM exit an [`EventGate::Exit`] asks for.
+    pub(crate) fn gate_exit(&mut self, exit: GateExit) -> Result<(), crate::event::Stop> {
+        match exit {
+            GateExit::Svm(info) => svm::perform_exit(self, svm::PendingExit { info, rip: None }),
+            GateExit::Vmx(info) => vmx::perform_exit(self, vmx::PendingExit::new(info)),
         }
     }
 
     /// A shutdown condition (triple fault): a VM exit if a guest runs and its
-    /// hypervisor intercepts it, else the machine stops.
+    /// hypervisor gets it (always for VMX, SDM Vol. 3C 26.2; by intercept for
+    /// SVM), else the machine stops.
     pub(crate) fn shutdown(&mut self, why: String) -> Result<(), crate::event::Stop> {
         match self.virt.mode {
             GuestMode::SvmGuest => svm::events::shutdown(self, why),
-            _ => Err(crate::event::Stop::Shutdown(why)),
+            GuestMode::VmxNonRoot => vmx::triple_fault(self),
+            GuestMode::Host => Err(crate::event::Stop::Shutdown(why)),
         }
     }
 
@@ -315,7 +408,72 @@ impl Machine {
     pub fn context_tsc(&self, host_tsc: u64) -> u64 {
         match self.virt.mode {
             GuestMode::SvmGuest => svm::discovery::tsc(self, host_tsc),
-            _ => host_tsc,
+            GuestMode::VmxNonRoot => vmx::guest_tsc(self, host_tsc),
+            GuestMode::Host => host_tsc,
+        }
+    }
+}
+
+/// The value MOV from CR0/CR4 and SMSW return (read shadows in VMX non-root
+/// operation).
+#[inline]
+pub fn cr_read(m: &Machine, cr: u8, real: u64) -> u64 {
+    match m.virt.mode {
+        GuestMode::VmxNonRoot => vmx::cr_read(m, cr, real),
+        _ => real,
+    }
+}
+
+/// The value MOV to CR0/CR4, LMSW and CLTS load (guest/host masks, VMX-fixed
+/// bits), or the fault.
+#[inline]
+pub fn cr_write(m: &Machine, cr: u8, value: u64) -> Result<u64, Event> {
+    vmx::cr_write(m, cr, value)
+}
+
+/// MOV from CR8 when the hypervisor virtualizes it (TPR shadow), else `None`.
+pub fn cr8_read(m: &mut Machine) -> Option<u64> {
+    match m.virt.mode {
+        GuestMode::VmxNonRoot => vmx::cr8_read(m),
+        _ => None,
+    }
+}
+
+/// MOV to CR8 when the hypervisor virtualizes it (TPR shadow), else `None`.
+pub fn cr8_write(m: &mut Machine, v: u64) -> Option<Flow> {
+    match m.virt.mode {
+        GuestMode::VmxNonRoot => vmx::cr8_write(m, v),
+        _ => None,
+    }
+}
+
+/// The VM exit a pending physical event causes without being acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum GateExit {
+    /// #VMEXIT(INTR/NMI).
+    Svm(svm_model::ExitInfo),
+    /// An external-interrupt exit without "acknowledge interrupt on exit".
+    Vmx(vmx_model::exit::ExitInfo),
+}
+
+/// What happens to a pending physical interrupt or NMI at a boundary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum EventGate {
+    /// It stays pending.
+    Hold,
+    /// It is taken through the current IDT.
+    Take,
+    /// A VM exit (#VMEXIT), the event staying pending for the host.
+    Exit(GateExit),
+}
+
+impl From<svm_model::interrupts::Routing> for EventGate {
+    fn from(r: svm_model::interrupts::Routing) -> Self {
+        use svm_model::interrupts::Routing;
+        match r {
+            Routing::Deliver => EventGate::Take,
+            Routing::Exit(info) => EventGate::Exit(GateExit::Svm(info)),
+            _ => EventGate::Hold,
         }
     }
 }

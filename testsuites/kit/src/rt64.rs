@@ -161,6 +161,12 @@ impl Rt64 {
         a.set(&mut common)?;
         a.push(rax)?;
         a.push(rbx)?;
+        // Vectors with an interrupt mode are handled and return.
+        let mut interrupt = a.label();
+        a.mov(rax, qword_ptr(rsp + 16))?;
+        a.movzx(ebx, byte_ptr(rax + (VARS + var::IRQ_MODE) as u32))?;
+        a.test(ebx, ebx)?;
+        a.jnz(interrupt.l)?;
         a.inc(abs(VARS + var::EXC_COUNT))?;
         a.mov(rbx, abs(VARS + var::RECORD))?;
         a.test(rbx, rbx)?;
@@ -226,7 +232,8 @@ impl Rt64 {
         let mut msg = msg;
         a.set(&mut msg)?;
         a.db(b"kit: unexpected exception (vector error rip): \0")?;
-        Ok(())
+        a.set(&mut interrupt)?;
+        crate::irq::emit_dispatch(a)
     }
 }
 

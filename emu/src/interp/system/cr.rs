@@ -30,11 +30,11 @@ pub fn mov_cr(m: &mut Machine, i: &Instruction) -> Flow {
     if !to_cr {
         m.intercept(i, Intercept::CrRead { cr: crn })?;
         let v = match cr {
-            Register::CR0 => m.cpu.sys.cr0.bits(),
+            Register::CR0 => crate::virt::cr_read(m, 0, m.cpu.sys.cr0.bits()),
             Register::CR2 => m.cpu.sys.cr2,
             Register::CR3 => m.cpu.sys.cr3,
-            Register::CR4 => m.cpu.sys.cr4.bits(),
-            _ => m.cpu.cr8,
+            Register::CR4 => crate::virt::cr_read(m, 4, m.cpu.sys.cr4.bits()),
+            _ => crate::virt::cr8_read(m).unwrap_or_else(|| m.dev.lapic().cr8()),
         };
         m.write_gpr(gpr, v);
         return Ok(());
@@ -42,53 +42,67 @@ pub fn mov_cr(m: &mut Machine, i: &Instruction) -> Flow {
     let v = m.read_gpr(gpr);
     m.intercept(i, Intercept::CrWrite { cr: crn, value: v })?;
     match cr {
-        Register::CR0 => m.write_cr0(v),
+        Register::CR0 => {
+            let v = crate::virt::cr_write(m, 0, v)?;
+            m.write_cr0(v)
+        }
         Register::CR2 => {
             m.cpu.sys.cr2 = v;
             Ok(())
         }
         Register::CR3 => m.write_cr3(v),
-        Register::CR4 => m.write_cr4(v),
+        Register::CR4 => {
+            let v = crate::virt::cr_write(m, 4, v)?;
+            m.write_cr4(v)
+        }
         _ => {
+            if let Some(r) = crate::virt::cr8_write(m, v) {
+                return r;
+            }
             if v & !0xf != 0 {
                 return Err(Event::gp0());
             }
-            m.cpu.cr8 = v;
+            m.dev.write_cr8(v);
             m.stop_block = true;
             Ok(())
         }
     }
 }
 
+/// The CR4 bits a CPU model lets software set (SDM Vol. 3A 2.5: setting a bit
+/// for an unsupported feature is #GP(0)).
+pub fn cr4_allowed_for(model: &crate::cpu::cpuid::CpuModel) -> Cr4 {
+    let mut a = Cr4::TSD | Cr4::DE | Cr4::MCE | Cr4::PCE;
+    let feat = [
+        (Feature::Pse, Cr4::PSE),
+        (Feature::Pae, Cr4::PAE),
+        (Feature::Pge, Cr4::PGE),
+        (Feature::Fxsr, Cr4::OSFXSR),
+        (Feature::Sse, Cr4::OSXMMEXCPT),
+        (Feature::Umip, Cr4::UMIP),
+        (Feature::La57, Cr4::LA57),
+        (Feature::Vmx, Cr4::VMXE),
+        (Feature::Fsgsbase, Cr4::FSGSBASE),
+        (Feature::Pcid, Cr4::PCIDE),
+        (Feature::Xsave, Cr4::OSXSAVE),
+        (Feature::Smep, Cr4::SMEP),
+        (Feature::Smap, Cr4::SMAP),
+        (Feature::Pku, Cr4::PKE),
+        (Feature::Vme, Cr4::VME | Cr4::PVI),
+    ];
+    for (f, bits) in feat {
+        if model.has(f) {
+            a |= bits;
+        }
+    }
+    a
+}
+
 impl Machine {
     /// The CR4 bits this CPU model lets software set (SDM Vol. 3A 2.5: setting
     /// a bit for an unsupported feature is #GP(0)).
     pub fn cr4_allowed(&self) -> Cr4 {
-        let model = &self.config.model;
-        let mut a = Cr4::TSD | Cr4::DE | Cr4::MCE | Cr4::PCE;
-        let feat = [
-            (Feature::Pse, Cr4::PSE),
-            (Feature::Pae, Cr4::PAE),
-            (Feature::Pge, Cr4::PGE),
-            (Feature::Fxsr, Cr4::OSFXSR),
-            (Feature::Sse, Cr4::OSXMMEXCPT),
-            (Feature::Umip, Cr4::UMIP),
-            (Feature::La57, Cr4::LA57),
-            (Feature::Vmx, Cr4::VMXE),
-            (Feature::Fsgsbase, Cr4::FSGSBASE),
-            (Feature::Pcid, Cr4::PCIDE),
-            (Feature::Xsave, Cr4::OSXSAVE),
-            (Feature::Smep, Cr4::SMEP),
-            (Feature::Smap, Cr4::SMAP),
-            (Feature::Pku, Cr4::PKE),
-            (Feature::Vme, Cr4::VME | Cr4::PVI),
-        ];
-        for (f, bits) in feat {
-            if model.has(f) {
-                a |= bits;
-            }
-        }
-        a
+        cr4_allowed_for(&self.config.model)
     }
 
     /// MOV to CR0 with the checks of SDM Vol. 2B MOV CR and the IA-32e
@@ -259,6 +273,7 @@ pub fn lmsw(m: &mut Machine, i: &Instruction) -> Flow {
     let v = src & 0xf;
     let cr0 = m.cpu.sys.cr0.bits();
     let new = (cr0 & !0xe) | (v & 0xe) | (cr0 & 1) | (v & 1);
+    let new = crate::virt::cr_write(m, 0, new)?;
     m.write_cr0(new)
 }
 
@@ -266,7 +281,7 @@ pub fn lmsw(m: &mut Machine, i: &Instruction) -> Flow {
 pub fn smsw(m: &mut Machine, i: &Instruction) -> Flow {
     umip_check(m)?;
     m.intercept(i, Intercept::CrRead { cr: 0 })?;
-    let v = m.cpu.sys.cr0.bits();
+    let v = crate::virt::cr_read(m, 0, m.cpu.sys.cr0.bits());
     m.write_op(i, 0, v)
 }
 
@@ -274,6 +289,7 @@ pub fn smsw(m: &mut Machine, i: &Instruction) -> Flow {
 pub fn clts(m: &mut Machine, i: &Instruction) -> Flow {
     require_cpl0(m)?;
     m.intercept(i, Intercept::Clts)?;
-    m.cpu.sys.cr0.remove(Cr0::TS);
+    let v = crate::virt::cr_write(m, 0, (m.cpu.sys.cr0 - Cr0::TS).bits())?;
+    m.cpu.sys.cr0 = Cr0::from_bits_retain(v);
     Ok(())
 }

@@ -18,8 +18,8 @@ pub fn cpuid(m: &mut Machine, i: &Instruction) -> Flow {
     let dynamic = CpuidDynamic {
         osxsave: m.cpu.sys.cr4.contains(Cr4::OSXSAVE),
         ospke: m.cpu.sys.cr4.contains(Cr4::PKE),
-        apic_enabled: m.cpu.msr.apic_base & (1 << 11) != 0,
-        apic_id: 0,
+        apic_enabled: m.dev.lapic().hw_enabled(),
+        apic_id: m.dev.lapic().initial_id,
     };
     let r = crate::virt::cpuid(m, leaf, sub)
         .unwrap_or_else(|| cpuid_leaf(&m.config.model, dynamic, leaf, sub));
@@ -51,6 +51,41 @@ pub fn invlpg(m: &mut Machine, i: &Instruction) -> Flow {
     let la = m.wrap_linear(base.wrapping_add(ea));
     m.intercept(i, Intercept::Invlpg { la })?;
     m.invalidate_page(la);
+    Ok(())
+}
+
+/// INVPCID: invalidates mappings by process-context identifier (SDM Vol. 2A
+/// INVPCID). The type is the register operand, the 128-bit descriptor (PCID
+/// in bits 11:0, bits 63:12 reserved, a linear address in 127:64) the
+/// memory operand.
+pub fn invpcid(m: &mut Machine, i: &Instruction) -> Flow {
+    require_cpl0(m)?;
+    m.intercept(i, Intercept::Invpcid)?;
+    let kind = match m.read_gpr(i.op0_register()) {
+        0 => mmu::InvpcidType::IndividualAddress,
+        1 => mmu::InvpcidType::SingleContext,
+        2 => mmu::InvpcidType::AllContextIncludingGlobal,
+        3 => mmu::InvpcidType::AllContext,
+        _ => return Err(Event::gp0()),
+    };
+    let seg = m.mem_seg(i);
+    let ea = m.effective_address(i);
+    m.linear(seg, ea, 16, false)?;
+    let desc = m.read_mem(seg, ea, 8)?;
+    let la = m.read_mem(seg, ea.wrapping_add(8), 8)?;
+    let pcid = (desc & 0xfff) as u16;
+    let per_pcid = matches!(
+        kind,
+        mmu::InvpcidType::IndividualAddress | mmu::InvpcidType::SingleContext
+    );
+    if desc >> 12 != 0
+        || (kind == mmu::InvpcidType::IndividualAddress
+            && !mmu::is_canonical(la, m.config.model.widths.linear_bits))
+        || (per_pcid && pcid != 0 && !m.cpu.sys.cr4.contains(Cr4::PCIDE))
+    {
+        return Err(Event::gp0());
+    }
+    m.mmu.invpcid(&m.tctx, kind, pcid, mmu::LinearAddr(la));
     Ok(())
 }
 

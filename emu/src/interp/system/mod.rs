@@ -11,7 +11,7 @@ mod misc;
 mod msr;
 mod protection;
 
-pub use cr::{clts, lmsw, mov_cr, mov_dr, smsw};
+pub use cr::{clts, cr4_allowed_for, lmsw, mov_cr, mov_dr, smsw};
 pub use desc::{
     arpl, fsgsbase, lar_lsl, lgdt_lidt, lldt, load_far_pointer, ltr, mov_sreg, pop_sreg, sgdt_sidt,
     sldt_str, swapgs, verr_verw,
@@ -19,9 +19,9 @@ pub use desc::{
 pub use fastcall::{syscall, sysenter, sysexit, sysret};
 pub(crate) use io::io as io_intercept;
 pub use io::{in_, out};
-pub use misc::{bound, clflush, cpuid, hlt, invlpg, monitor, mwait, rdrand, wbinvd};
+pub use misc::{bound, clflush, cpuid, hlt, invlpg, invpcid, monitor, mwait, rdrand, wbinvd};
 pub use msr::{rdmsr, rdpid, rdpmc, rdtsc, rdtscp, wrmsr};
-pub use protection::{invpcid, rdpkru, stac_clac, wrpkru};
+pub use protection::{rdpkru, stac_clac, wrpkru};
 
 use crate::event::{Event, Flow};
 use crate::machine::Machine;

@@ -56,6 +56,17 @@ pub fn event_intercept(m: &mut Machine, d: &Delivery, vectoring: Option<&Deliver
     if !checked {
         return Ok(());
     }
+    // A #DB updates DR6 before its intercept is checked: the host finds the
+    // conditions in the VMCB's DR6 (APM Vol. 2 15.12); EXITINFO2 carries only
+    // a #PF's address.
+    if let (1, Some(dr6)) = (d.vector, d.payload) {
+        m.cpu.sys.dr6 = (m.cpu.sys.dr6 & !mmu::dr6::B_MASK) | dr6;
+    }
+    let info2 = if d.vector == 14 {
+        d.payload.unwrap_or(0)
+    } else {
+        0
+    };
     let bytes = if d.vector == 14 && !pf_is_fetch(d) {
         insn_bytes(m)
     } else {
@@ -70,7 +81,7 @@ pub fn event_intercept(m: &mut Machine, d: &Delivery, vectoring: Option<&Deliver
         ctl,
         d.vector,
         d.error_code,
-        d.cr2.unwrap_or(0),
+        info2,
         trap_next,
         bytes,
     ) else {
@@ -196,7 +207,7 @@ fn take(m: &mut Machine, vector: u8, source: Source) -> Result<(), Stop> {
         error_code: None,
         source,
         return_rip: m.cpu.rip,
-        cr2: None,
+        payload: None,
         push_rf: false,
     };
     m.deliver(d)
@@ -220,7 +231,7 @@ fn trap_exit(m: &mut Machine, t: PendingTrap) -> Result<(), Stop> {
                 2 => m.cpu.sys.cr2,
                 3 => m.cpu.sys.cr3,
                 4 => m.cpu.sys.cr4.bits(),
-                8 => m.cpu.cr8,
+                8 => m.dev.lapic().cr8(),
                 _ => 0,
             };
             icpt::cr_write_trap(ctl, cr, v, t.next_rip)
