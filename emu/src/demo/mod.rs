@@ -20,6 +20,7 @@
 //! yet, so `--cpu intel` (the default) runs the AMD-V scenario too and says
 //! so.
 
+pub mod hv;
 pub mod svm;
 pub mod work;
 
@@ -241,7 +242,7 @@ pub fn config(cpu: &str, measure: &MeasureOptions) -> Result<MachineConfig, Stri
     let _ = cpu;
     let mut c = MachineConfig {
         model: CpuModel::amd(),
-        mem_bytes: svm::MEM_BYTES,
+        mem_bytes: hv::MEM_BYTES,
         max_insns: Some(500_000_000),
         ..MachineConfig::default()
     };

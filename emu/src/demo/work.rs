@@ -45,7 +45,7 @@ const PERM: u64 = 167;
 pub const STRIDE: u64 = 4104;
 
 // The work's tables end below the hypervisor's nested tables.
-const _: () = assert!(WORK_PT + (MAX_DATA >> 21) * 4096 <= super::svm::NPT_ROOT);
+const _: () = assert!(WORK_PT + (MAX_DATA >> 21) * 4096 <= super::hv::NESTED_ROOT);
 
 /// How much work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
