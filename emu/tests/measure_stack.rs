@@ -7,7 +7,7 @@
 
 use guestkit::{Asm, Label, Rt64};
 use iced_x86::code_asm::*;
-use nestemu::demo::svm::{hypervisor_for, Paging};
+use nestemu::demo::hv::Paging;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -36,9 +36,11 @@ fn path(name: &str) -> String {
 }
 
 /// The guest's page tables: 4-KiB pages only, so every walk of the guest
-/// reads all four levels. The low 2 MiB (the guest's code) are identity-
-/// mapped; linear [`DATA_LA`] maps to guest-physical [`DATA_FRAME`].
+/// reads all its levels. The low 2 MiB (the guest's code) are identity-
+/// mapped; linear [`DATA_LA`] maps to guest-physical [`DATA_FRAME`]. A
+/// 5-level guest has a PML5 above the same PML4.
 const TABLES: u64 = 0x50_0000;
+const PML5: u64 = TABLES + 0x6000;
 const DATA_LA: u64 = 0x4000_0000;
 const DATA_FRAME: u64 = 0x70_0000;
 
@@ -54,8 +56,9 @@ fn four_k_tables(a: &mut Asm) -> Result<(), IcedError> {
     a.cld()?;
     a.xor(eax, eax)?;
     a.mov(rdi, TABLES)?;
-    a.mov(ecx, 3072i32)?;
+    a.mov(ecx, 3584i32)?;
     a.rep().stosq()?;
+    a.mov(qword_ptr(PML5), (TABLES | 3) as i32)?;
     a.mov(qword_ptr(pml4), (pdpt | 3) as i32)?;
     a.mov(qword_ptr(pdpt), (pd0 | 3) as i32)?;
     a.mov(qword_ptr(pd0), (pt0 | 3) as i32)?;
@@ -74,25 +77,33 @@ fn four_k_tables(a: &mut Asm) -> Result<(), IcedError> {
     a.jb(lp.l)
 }
 
-/// The L2 guest: a read and a write of [`DATA_LA`], then VMMCALL.
-fn guest(a: &mut Asm, _rt: &Rt64) -> Result<Label, IcedError> {
-    four_k_tables(a)?;
-    let mut l2 = a.label();
-    let mut over = a.label();
-    a.jmp(over.l)?;
-    a.set(&mut l2)?;
-    a.mov(eax, DATA_LA as i32)?;
-    a.mov(rbx, qword_ptr(rax))?;
-    a.add(rbx, 1i32)?;
-    a.mov(qword_ptr(rax), rbx)?;
-    a.vmmcall()?;
-    a.hlt()?;
-    a.set(&mut over)?;
-    Ok(l2)
+/// The L2 guest: a read and a write of [`DATA_LA`], then VMMCALL (AMD-V)
+/// or VMCALL (VT-x).
+fn guest(intel: bool) -> impl Fn(&mut Asm, &Rt64) -> Result<Label, IcedError> {
+    move |a: &mut Asm, _rt: &Rt64| {
+        four_k_tables(a)?;
+        let mut l2 = a.label();
+        let mut over = a.label();
+        a.jmp(over.l)?;
+        a.set(&mut l2)?;
+        a.mov(eax, DATA_LA as i32)?;
+        a.mov(rbx, qword_ptr(rax))?;
+        a.add(rbx, 1i32)?;
+        a.mov(qword_ptr(rax), rbx)?;
+        if intel {
+            a.vmcall()?;
+        } else {
+            a.vmmcall()?;
+        }
+        a.hlt()?;
+        a.set(&mut over)?;
+        Ok(l2)
+    }
 }
 
+/// The AMD-V hypervisor with nested paging and the guest above.
 fn image() -> Vec<u8> {
-    hypervisor_for(Paging::Nested, TABLES, guest)
+    nestemu::demo::svm::hypervisor_for(Paging::Nested, TABLES, guest(false))
         .build()
         .expect("the guest builds")
         .image
@@ -400,8 +411,9 @@ fn explain_walk_in_the_guest_of_a_real_run() {
 #[test]
 fn the_demo_is_deterministic_and_reports_every_run() {
     let (a, b) = (path("demo-a.json"), path("demo-b.json"));
-    let first = nestemu(&["demo", "--cpu", "amd", "--stats", &a]);
-    let second = nestemu(&["demo", "--cpu", "amd", "--stats", &b]);
+    // `nestemu demo` is what `nestemu` alone runs: VT-x with EPT.
+    let first = nestemu(&["demo", "--stats", &a]);
+    let second = nestemu(&["demo", "--stats", &b]);
     assert_eq!(
         first.status.code(),
         Some(0),
@@ -426,4 +438,43 @@ fn the_demo_is_deterministic_and_reports_every_run() {
     let out = String::from_utf8_lossy(&first.stdout);
     assert_eq!(out.matches("(right)").count(), 3, "{out}");
     assert!(out.contains("references per walk"), "{out}");
+    assert!(out.contains("VT-x hypervisor") && out.contains("cost model 'intel'"));
+    assert_eq!(u(&l2["vmexits"]["by_reason"]["VMCALL"]), 1);
+}
+
+#[test]
+fn explain_walk_in_the_demo() {
+    for cpu in ["intel", "amd"] {
+        let o = nestemu(&[
+            "explain-walk",
+            "--demo",
+            "nested",
+            "--cpu",
+            cpu,
+            "--address",
+            "0x40123000",
+            "--at-insn",
+            "1000000",
+            "--level",
+            "L2",
+            "--caches",
+            "none",
+        ]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let nested = if cpu == "intel" {
+            "4-level EPT"
+        } else {
+            "4-level NPT"
+        };
+        assert!(out.contains(nested), "{out}");
+        assert!(out.contains("24 references: 4 guest, 20 nested"), "{out}");
+        // The limit counts delivered events too (as --max-insns does).
+        assert!(out.contains("after 999,"), "{out}");
+    }
 }

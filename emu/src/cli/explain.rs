@@ -42,6 +42,8 @@ pub struct ExplainOptions {
     pub demo: Option<crate::demo::Setup>,
     /// In a real run: stop after this many instructions.
     pub at_insn: Option<u64>,
+    /// For `--demo`: the CPU model.
+    pub cpu: String,
     /// In a real run: `--cost` and `--caches`.
     pub measure: super::measure::MeasureOptions,
 }
@@ -63,6 +65,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         demo: None,
         at_insn: None,
         measure: Default::default(),
+        cpu: "intel".into(),
     };
     let mut r = RunOptions {
         cpu: "intel".into(),
@@ -155,6 +158,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         o.measure.caches = Some(o.caches.clone());
     }
     let real_run = !r.kernel.is_empty() || o.demo.is_some();
+    o.cpu = r.cpu.clone();
     if !r.kernel.is_empty() {
         if o.demo.is_some() {
             return Err(UsageError("--kernel and --demo exclude each other".into()));
@@ -168,13 +172,14 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         r.max_insns = o.at_insn;
         r.measure = o.measure.clone();
         o.run = Some(r);
-    } else if r
-        != (RunOptions {
-            cpu: "intel".into(),
-            mem_mib: 256,
-            ..Default::default()
-        })
-    {
+    } else if (RunOptions {
+        cpu: "intel".into(),
+        ..r.clone()
+    }) != (RunOptions {
+        cpu: "intel".into(),
+        mem_mib: 256,
+        ..Default::default()
+    }) {
         return Err(UsageError(
             "run options for explain-walk need --kernel FILE".into(),
         ));
@@ -230,9 +235,10 @@ fn scenario(o: &ExplainOptions) -> Scenario {
 /// The machine of a demo run (`--demo`): the nested scenario's work in
 /// `setup`, on the demo's configuration.
 fn demo_machine(o: &ExplainOptions, setup: crate::demo::Setup) -> Result<crate::Machine, String> {
-    let mut config = crate::demo::config("amd", &o.measure)?;
+    let mut config = crate::demo::config(&o.cpu, &o.measure)?;
     config.max_insns = o.at_insn.or(config.max_insns);
-    let built = crate::demo::program(setup, crate::demo::NESTED_WORK).build()?;
+    let built =
+        crate::demo::program(config.model.vendor, setup, crate::demo::NESTED_WORK).build()?;
     let mut m = crate::Machine::new(config);
     crate::loader::multiboot::boot(&mut m, &built.image, "demo", &[]).map_err(|e| e.0)?;
     Ok(m)

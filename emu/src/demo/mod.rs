@@ -16,12 +16,13 @@
 //! the same `--stats` JSON, bit for bit (only the host-speed line on stderr
 //! varies).
 //!
-//! The hypervisor is AMD-V's (`--cpu amd`). The VT-x binding is not merged
-//! yet, so `--cpu intel` (the default) runs the AMD-V scenario too and says
-//! so.
+//! The hypervisor is VT-x's with EPT on the Intel-like model (`--cpu intel`,
+//! the default; [`vmx`]) and AMD-V's with nested page tables on the AMD-like
+//! one (`--cpu amd`; [`svm`]); each run is costed with its vendor's preset.
 
 pub mod hv;
 pub mod svm;
+pub mod vmx;
 pub mod work;
 
 use crate::cli::measure::MeasureOptions;
@@ -169,25 +170,33 @@ impl Setup {
         }
     }
 
-    fn describe(self) -> &'static str {
+    fn describe(self, vendor: Vendor) -> String {
+        let (hv, nested) = match vendor {
+            Vendor::Intel => ("a VT-x", "EPT"),
+            Vendor::Amd => ("an AMD-V", "nested page tables"),
+        };
         match self {
-            Setup::Native => "the work is the kernel itself, no hypervisor",
-            Setup::L1Alone => "an AMD-V hypervisor does the work itself, in host mode",
-            Setup::L2Nested => "an AMD-V hypervisor runs the work as its guest, nested paging",
+            Setup::Native => "the work is the kernel itself, no hypervisor".into(),
+            Setup::L1Alone => format!("{hv} hypervisor does the work itself, in root mode"),
+            Setup::L2Nested => format!("{hv} hypervisor runs the work as its guest, {nested}"),
             Setup::L2Shadow => {
-                "an AMD-V hypervisor runs the work as its guest, shadow paging in software"
+                format!("{hv} hypervisor runs the work as its guest, shadow paging in software")
             }
         }
     }
 }
 
-/// The guest program of a run.
-pub fn program(setup: Setup, w: Work) -> Program {
-    match setup {
-        Setup::Native => native(w),
-        Setup::L1Alone => svm::hypervisor_alone(w),
-        Setup::L2Nested => svm::hypervisor(w, svm::Paging::Nested),
-        Setup::L2Shadow => svm::hypervisor(w, svm::Paging::Shadow),
+/// The guest program of a run on `vendor`'s hypervisor.
+pub fn program(vendor: Vendor, setup: Setup, w: Work) -> Program {
+    use hv::Paging::{Nested, Shadow};
+    match (vendor, setup) {
+        (_, Setup::Native) => native(w),
+        (Vendor::Amd, Setup::L1Alone) => svm::hypervisor_alone(w),
+        (Vendor::Amd, Setup::L2Nested) => svm::hypervisor(w, Nested),
+        (Vendor::Amd, Setup::L2Shadow) => svm::hypervisor(w, Shadow),
+        (Vendor::Intel, Setup::L1Alone) => vmx::hypervisor_alone(w),
+        (Vendor::Intel, Setup::L2Nested) => vmx::hypervisor(w, Nested),
+        (Vendor::Intel, Setup::L2Shadow) => vmx::hypervisor(w, Shadow),
     }
 }
 
@@ -237,11 +246,10 @@ impl Run {
 /// The machine configuration of the demo on `cpu`, with `measure`'s cost
 /// model and caches.
 pub fn config(cpu: &str, measure: &MeasureOptions) -> Result<MachineConfig, String> {
-    // The hypervisors are AMD-V's: until the VT-x binding lands, every run
-    // is on the AMD-like model.
-    let _ = cpu;
+    let model =
+        CpuModel::preset(cpu).ok_or_else(|| format!("unknown CPU model '{cpu}' (intel or amd)"))?;
     let mut c = MachineConfig {
-        model: CpuModel::amd(),
+        model,
         mem_bytes: hv::MEM_BYTES,
         max_insns: Some(500_000_000),
         ..MachineConfig::default()
@@ -257,7 +265,7 @@ pub fn run_one(
     config: &MachineConfig,
     measure: Option<&MeasureOptions>,
 ) -> Result<Run, String> {
-    let built = program(setup, w).build()?;
+    let built = program(config.model.vendor, setup, w).build()?;
     let mut m = Machine::new(config.clone());
     if let Some(o) = measure {
         o.attach(&mut m).map_err(|e| e.0)?;
@@ -315,13 +323,6 @@ pub fn run(o: &DemoOptions) -> i32 {
     };
     let start = std::time::Instant::now();
     let mut out = std::io::stdout();
-    if config.model.vendor == Vendor::Intel || o.cpu != "amd" {
-        let _ = writeln!(
-            out,
-            "nestemu demo: the VT-x binding is not merged yet, so this runs the AMD-V \
-             (SVM, nested page tables) version on the amd CPU model.\n"
-        );
-    }
     let mut json = BTreeMap::new();
     let mut all_passed = true;
     let mut insns = 0;
@@ -336,7 +337,7 @@ pub fn run(o: &DemoOptions) -> i32 {
                 k + 1,
                 setups.len(),
                 setup.title(),
-                setup.describe()
+                setup.describe(config.model.vendor)
             );
             let trace = (*setup == Setup::L2Nested && !traced).then_some(&o.measure);
             traced |= trace.is_some();
@@ -415,15 +416,23 @@ pub fn compare(runs: &[Run], w: &Work) -> String {
         },
         reports.first().map_or("", |r| r.cost_model)
     );
+    // The label column fits the longest exit reason (VT-x's names are long).
+    let width = reports
+        .iter()
+        .flat_map(|r| r.vmexits.by_reason.keys())
+        .map(|k| k.len() + 2)
+        .max()
+        .unwrap_or(0)
+        .max(24);
     let head = |o: &mut String, title: &str| {
-        let _ = write!(o, "{title:<30}");
+        let _ = write!(o, "{title:<width$}");
         for r in runs {
             let _ = write!(o, " {:>19}", r.setup.title());
         }
         o.push('\n');
     };
     let row = |o: &mut String, name: &str, vals: &mut dyn Iterator<Item = String>| {
-        let _ = write!(o, "{name:<30}");
+        let _ = write!(o, "{name:<width$}");
         for v in vals {
             let _ = write!(o, " {v:>19}");
         }
