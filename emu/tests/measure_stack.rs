@@ -8,6 +8,7 @@
 use guestkit::{Asm, Label, Rt64};
 use iced_x86::code_asm::*;
 use nestemu::demo::hv::Paging;
+use nestemu::demo::vmx::Levels;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -104,6 +105,16 @@ fn guest(intel: bool) -> impl Fn(&mut Asm, &Rt64) -> Result<Label, IcedError> {
 /// The AMD-V hypervisor with nested paging and the guest above.
 fn image() -> Vec<u8> {
     nestemu::demo::svm::hypervisor_for(Paging::Nested, TABLES, guest(false))
+        .build()
+        .expect("the guest builds")
+        .image
+}
+
+/// The VT-x hypervisor with EPT and the guest above, 4 or 5 levels in
+/// both dimensions.
+fn vmx_image(levels: Levels) -> Vec<u8> {
+    let root = if levels.guest == 5 { PML5 } else { TABLES };
+    nestemu::demo::vmx::hypervisor_with(Paging::Nested, root, levels, guest(true))
         .build()
         .expect("the guest builds")
         .image
@@ -211,6 +222,41 @@ fn a_cold_4_over_4_walk_makes_24_references_in_the_json_report() {
     let w = json(&warm);
     assert_parts_add_up(&w);
     assert!(u(&w["levels"]["L2"]["walks"]["refs"]) < u(&l2["refs"]));
+}
+
+#[test]
+fn cold_walks_make_24_references_over_4_level_ept_and_35_over_5_level() {
+    for (levels, refs, guest_refs, name) in [
+        (Levels::FOUR, 24u64, 4u64, "ept4.bin"),
+        (Levels::FIVE, 35, 5, "ept5.bin"),
+    ] {
+        let kernel = write(name, &vmx_image(levels));
+        let stats = path(&format!("{name}.json"));
+        let o = nestemu(&[
+            "run", "--kernel", &kernel, "--cpu", "intel", "--caches", "none", "--stats", &stats,
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        let r = json(&stats);
+        assert_parts_add_up(&r);
+        let l2 = &r["levels"]["L2"]["walks"];
+        let walks = u(&l2["count"]);
+        assert!(walks >= 3, "{l2}");
+        let hist = l2["refs_per_walk"].as_array().unwrap();
+        assert_eq!(hist.len() as u64, refs + 1, "{l2}");
+        assert_eq!(
+            u(&hist[refs as usize]),
+            walks,
+            "every L2 walk: {refs} references"
+        );
+        assert_eq!(u(&l2["guest_refs"]), guest_refs * walks);
+        assert_eq!(u(&l2["nested_refs"]), (refs - guest_refs) * walks);
+        assert_eq!(u(&r["vmexits"]["by_reason"]["VMCALL"]), 1);
+    }
 }
 
 #[test]
