@@ -59,6 +59,12 @@ RUN OPTIONS:
                       toward N, so no guest can escape the limit
     --stats FILE      write run statistics as JSON
     --serial FILE     write COM1 output to FILE instead of stdout
+    --snapshot FILE   save the whole machine to FILE when the run stops, or with
+                      --snapshot-at N at the first block boundary at or after
+                      step N (the run then goes on)
+    --resume FILE     continue the machine saved in FILE instead of booting a
+                      kernel (--max-insns, --stats, --serial and --snapshot
+                      apply; counters go on from the snapshot's)
 
 QEMU-COMPATIBLE OPTIONS (so QEMU test runners can run nestemu):
     -kernel FILE -append STR -initrd FILE -m SIZE (default 128M)
@@ -108,6 +114,12 @@ pub struct RunOptions {
     pub serial: Option<String>,
     /// `--cost`, `--report`, `--trace`, ...
     pub measure: measure::MeasureOptions,
+    /// `--snapshot`.
+    pub snapshot: Option<String>,
+    /// `--snapshot-at`.
+    pub snapshot_at: Option<u64>,
+    /// `--resume`.
+    pub resume: Option<String>,
 }
 
 /// A command.
@@ -192,6 +204,11 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             }
             "--stats" => o.stats = Some(value("--stats")?),
             "--serial" => o.serial = Some(value("--serial")?),
+            "--snapshot" if sub == "run" => o.snapshot = Some(value("--snapshot")?),
+            "--snapshot-at" if sub == "run" => {
+                o.snapshot_at = Some(parse_number("--snapshot-at", &value("--snapshot-at")?)?)
+            }
+            "--resume" if sub == "run" => o.resume = Some(value("--resume")?),
             _ => {
                 return Err(UsageError(format!(
                     "unknown option '{arg}' for '{sub}' (try --help)"
@@ -204,6 +221,28 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         return crate::demo::DemoOptions::new(o.cpu, scenario, o.stats, o.measure)
             .map(Command::Demo)
             .map_err(UsageError);
+    }
+    if o.snapshot_at.is_some() && o.snapshot.is_none() {
+        return Err(UsageError("--snapshot-at needs --snapshot FILE".into()));
+    }
+    if o.resume.is_some() {
+        let fixed = [
+            ("--kernel", !o.kernel.is_empty()),
+            ("--flat", o.flat.is_some()),
+            ("--real-mode", o.real_mode),
+            ("--mem", o.mem_mib != 256),
+            ("--cpu", o.cpu != "intel"),
+            ("--append", !o.append.is_empty()),
+            ("--initrd", o.initrd.is_some()),
+            ("--cost", o.measure.cost.is_some()),
+            ("--caches", o.measure.caches.is_some()),
+        ];
+        if let Some((flag, _)) = fixed.iter().find(|f| f.1) {
+            return Err(UsageError(format!(
+                "{flag} cannot be given with --resume: the snapshot holds the machine"
+            )));
+        }
+        return Ok(Command::Run(o));
     }
     if o.kernel.is_empty() {
         return Err(UsageError("run needs --kernel FILE".into()));
@@ -311,13 +350,27 @@ pub fn write_stats(m: &Machine, stop: &Stop, path: &str) -> std::io::Result<()> 
 
 /// Runs `o` and returns the exit status.
 pub fn run(o: &RunOptions) -> i32 {
-    let mut m = match prepare(o) {
+    let prepared = match &o.resume {
+        Some(path) => crate::snapshot::read(path).map_err(|e| e.to_string()),
+        None => prepare(o).map_err(|e| e.to_string()),
+    };
+    let mut m = match prepared {
         Ok(m) => m,
         Err(e) => {
             eprintln!("nestemu: {e}");
             return EXIT_USAGE;
         }
     };
+    if o.resume.is_some() {
+        if o.max_insns.is_some() {
+            m.config.max_insns = o.max_insns;
+        }
+        // The trace is output, not machine state: a resumed run starts its own.
+        if let Err(e) = o.measure.attach(&mut m) {
+            eprintln!("nestemu: {e}");
+            return EXIT_USAGE;
+        }
+    }
     let mut serial: Box<dyn Write> = match &o.serial {
         Some(path) => match std::fs::File::create(path) {
             Ok(f) => Box::new(std::io::BufWriter::new(f)),
@@ -328,7 +381,37 @@ pub fn run(o: &RunOptions) -> i32 {
         },
         None => Box::new(std::io::stdout()),
     };
-    finish_measured(&mut m, &mut *serial, o.stats.as_deref(), &o.measure)
+    let Some(path) = &o.snapshot else {
+        return finish_measured(&mut m, &mut *serial, o.stats.as_deref(), &o.measure);
+    };
+    // Run to the snapshot point (or the end), save, and go on.
+    let at = o.snapshot_at.unwrap_or(u64::MAX);
+    let mut stop = None;
+    while stop.is_none() && m.steps() < at {
+        stop = m.run_slice();
+        // Output before the snapshot goes out now, so a resumed run does
+        // not print it again.
+        let flush = m.dev.com1.output.len() >= 4096 || stop.is_some() || m.steps() >= at;
+        if flush {
+            if let Err(e) = serial
+                .write_all(&m.take_serial())
+                .and_then(|()| serial.flush())
+            {
+                eprintln!("nestemu: writing serial output failed: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    if let (Some(_), Some(at)) = (&stop, o.snapshot_at) {
+        eprintln!("nestemu: the run stopped before step {at}; no snapshot written");
+    } else if let Err(e) = crate::snapshot::write(&m, path) {
+        eprintln!("nestemu: cannot write snapshot '{path}': {e}");
+        return EXIT_USAGE;
+    }
+    match stop {
+        Some(stop) => conclude(&mut m, stop, o.stats.as_deref(), &o.measure),
+        None => finish_measured(&mut m, &mut *serial, o.stats.as_deref(), &o.measure),
+    }
 }
 
 /// Runs a prepared machine to its end: serial, stderr message, stats, status.
@@ -350,6 +433,17 @@ pub fn finish_measured(
             return EXIT_USAGE;
         }
     };
+    conclude(m, stop, stats, measuring)
+}
+
+/// The end of a run: the stop on stderr, the stats file, the trace and
+/// `--report`, the exit status.
+fn conclude(
+    m: &mut Machine,
+    stop: Stop,
+    stats: Option<&str>,
+    measuring: &measure::MeasureOptions,
+) -> i32 {
     if !matches!(stop, Stop::DebugExit(_) | Stop::PowerOff) {
         eprintln!("nestemu: {}", stop.describe());
     }

@@ -17,11 +17,11 @@
 use crate::cost::Category;
 use crate::machine::Machine;
 use mmu::MmuCounters;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Modelled cycles by category.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CycleParts {
     /// Instructions retiring.
     pub instructions: u64,
@@ -88,7 +88,7 @@ impl CycleParts {
 }
 
 /// Counters of one run.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Stats {
     /// Instructions retired.
     pub instructions: u64,
@@ -97,14 +97,11 @@ pub struct Stats {
     /// the work since.
     pub cycles: u64,
     /// The same cycles by category (what is not here is `other`).
-    #[serde(skip)]
     pub parts: CycleParts,
     /// The cost of the MMU counters of the current level that is already in
     /// `cycles`: (TLB, walks).
-    #[serde(skip)]
     pub(crate) mmu_charged: (u64, u64),
     /// The sum of the cost-bearing MMU counters at the last charge.
-    #[serde(skip)]
     pub(crate) mmu_seen: u64,
     /// Exceptions and interrupts delivered, by vector name.
     pub events: BTreeMap<String, u64>,
@@ -113,13 +110,13 @@ pub struct Stats {
     /// Failed VM entries / VMRUNs, by the model's check name (prefixed with
     /// `vmx:` or `svm:`).
     pub entry_failures: BTreeMap<String, u64>,
-    /// Work attributed to each level.
-    #[serde(skip)]
+    /// Work attributed to each level (kept in snapshots, not in the report's
+    /// top level: [`Machine::levels_report`] presents it).
     pub levels: Levels,
 }
 
 /// VM exits counted by reason.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitCounts {
     /// Every exit.
     pub total: u64,
@@ -128,7 +125,9 @@ pub struct ExitCounts {
 }
 
 /// A level of nesting.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum Level {
     /// Root operation / host mode: the hypervisor nestemu runs (or a plain
     /// kernel).
@@ -142,7 +141,7 @@ pub enum Level {
 }
 
 /// The work of one level (or one L2 context).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LevelCounters {
     /// Instructions retired.
     pub instructions: u64,
@@ -175,7 +174,7 @@ impl LevelCounters {
 }
 
 /// Where the running level's current stretch began.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Mark {
     instructions: u64,
     cycles: u64,
@@ -200,17 +199,41 @@ impl Stats {
 }
 
 /// The split of the counters by level.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Levels {
     /// The level running now.
     pub current: Level,
     mark: Mark,
     /// Completed work per level (the running level's work since its last
-    /// switch is not in here yet).
+    /// switch is not in here yet). A list in serialized form: JSON keys are
+    /// strings.
+    #[serde(with = "level_pairs")]
     pub parts: BTreeMap<Level, LevelCounters>,
     /// The translation context of the last guest left by a VM exit (for
     /// `explain-walk --level L2` after the run).
     pub last_guest: Option<(Level, mmu::TranslationContext)>,
+}
+
+/// [`Levels::parts`] as a list of (level, counters) pairs.
+mod level_pairs {
+    use super::{Level, LevelCounters};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<Level, LevelCounters>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        m.iter().collect::<Vec<_>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<Level, LevelCounters>, D::Error> {
+        Ok(Vec::<(Level, LevelCounters)>::deserialize(d)?
+            .into_iter()
+            .collect())
+    }
 }
 
 impl Machine {

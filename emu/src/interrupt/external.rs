@@ -81,7 +81,8 @@ impl Machine {
                         }
                     }
                     EventGate::Exit(info) => {
-                        self.cpu.events.halted = false;
+                        // The exit saves the activity state (HLT) and leaves
+                        // the host running.
                         self.dev.touch();
                         return self.gate_exit(info);
                     }
@@ -117,31 +118,37 @@ impl Machine {
         Ok(())
     }
 
+    /// Takes the pending NMI. HLT ends once it is delivered; a VM exit its
+    /// delivery causes instead saves the guest as halted (SDM Vol. 3C 28.3.4,
+    /// activity state) and leaves the host running.
     fn take_nmi(&mut self) -> Result<(), Stop> {
         self.cpu.events.nmi_pending = false;
         self.cpu.events.nmi_blocked = true;
-        self.cpu.events.halted = false;
         self.dev.touch();
-        self.deliver(Delivery {
+        let r = self.deliver(Delivery {
             vector: 2,
             error_code: None,
             source: Source::Nmi,
             return_rip: self.cpu.rip,
             payload: None,
             push_rf: false,
-        })
+        });
+        self.cpu.events.halted = false;
+        r
     }
 
+    /// Takes an acknowledged interrupt (HLT ends as for [`Self::take_nmi`]).
     fn take_interrupt(&mut self, vector: u8) -> Result<(), Stop> {
-        self.cpu.events.halted = false;
         self.dev.touch();
-        self.deliver(Delivery {
+        let r = self.deliver(Delivery {
             vector,
             error_code: None,
             source: Source::External,
             return_rip: self.cpu.rip,
             payload: None,
             push_rf: false,
-        })
+        });
+        self.cpu.events.halted = false;
+        r
     }
 }
