@@ -63,8 +63,9 @@ RUN OPTIONS:
                       --snapshot-at N at the first block boundary at or after
                       step N (the run then goes on)
     --resume FILE     continue the machine saved in FILE instead of booting a
-                      kernel (--max-insns, --stats, --serial and --snapshot
-                      apply; counters go on from the snapshot's)
+                      kernel (--max-insns, --stats, --serial, --snapshot,
+                      --report and --trace apply; counters, the cost model and
+                      the cache sizes go on from the snapshot's)
 
 QEMU-COMPATIBLE OPTIONS (so QEMU test runners can run nestemu):
     -kernel FILE -append STR -initrd FILE -m SIZE (default 128M)

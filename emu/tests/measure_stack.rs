@@ -426,7 +426,7 @@ fn explain_walk_in_the_guest_of_a_real_run() {
         out.contains("4-level guest paging over 4-level NPT"),
         "{out}"
     );
-    assert!(out.contains("in L2 (VMCS/VMCB 0x401000)"), "{out}");
+    assert!(out.contains("in L2 (VMCB 0x401000)"), "{out}");
     assert!(out.contains("24 references: 4 guest, 20 nested"), "{out}");
     assert!(out.contains(&format!("result {:#x}", DATA_FRAME)), "{out}");
     assert!(!out.contains("cached"), "{out}");
@@ -519,8 +519,100 @@ fn explain_walk_in_the_demo() {
             "4-level NPT"
         };
         assert!(out.contains(nested), "{out}");
+        let control = if cpu == "intel" {
+            "in L2 (VMCS 0x"
+        } else {
+            "in L2 (VMCB 0x"
+        };
+        assert!(out.contains(control), "{out}");
         assert!(out.contains("24 references: 4 guest, 20 nested"), "{out}");
         // The limit counts delivered events too (as --max-insns does).
         assert!(out.contains("after 999,"), "{out}");
+    }
+}
+
+#[test]
+fn a_measured_nested_run_resumes_from_a_snapshot_with_the_same_report() {
+    use nestemu::cpu::cpuid::Vendor;
+    use nestemu::demo::{program, work::Work, Setup};
+    // Context switches, so the L2 guest has exits and walks on both sides
+    // of the snapshot; a cost file and cache sizes the snapshot must keep.
+    let w = Work {
+        data_bytes: 4 << 20,
+        rounds: 2,
+        per_round: 4096,
+        switch_every: Some(1024),
+    };
+    let cost = write("snap-cost.json", br#"{"base": "intel", "nested_ref": 55}"#);
+    for (cpu, vendor) in [("intel", Vendor::Intel), ("amd", Vendor::Amd)] {
+        let image = program(vendor, Setup::L2Nested, w).build().unwrap().image;
+        let kernel = write(&format!("snap-{cpu}.bin"), &image);
+        let (whole, part, rest) = (
+            path(&format!("snap-{cpu}-whole.json")),
+            path(&format!("snap-{cpu}-part.json")),
+            path(&format!("snap-{cpu}-rest.json")),
+        );
+        let snap = path(&format!("snap-{cpu}.snap"));
+        let base = [
+            "run", "--kernel", &kernel, "--cpu", cpu, "--mem", "192", "--cost", &cost, "--caches",
+            "amd",
+        ];
+        let o = nestemu(&[&base[..], &["--stats", &whole]].concat());
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        let full = json(&whole);
+        // The guest runs last: stop in the middle of its work.
+        let half =
+            (u(&full["instructions"]) - u(&full["levels"]["L2"]["instructions"]) / 2).to_string();
+        let serial = path(&format!("snap-{cpu}.serial"));
+        let o = nestemu(
+            &[
+                &base[..],
+                &[
+                    "--snapshot",
+                    &snap,
+                    "--snapshot-at",
+                    &half,
+                    "--stats",
+                    &part,
+                ],
+            ]
+            .concat(),
+        );
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(
+            json(&part),
+            full,
+            "{cpu}: a snapshot does not disturb the run"
+        );
+        let o = nestemu(&[
+            "run", "--resume", &snap, "--stats", &rest, "--serial", &serial, "--report",
+        ]);
+        // It resumed in the middle of the guest's work.
+        let tail = std::fs::read_to_string(&serial).unwrap();
+        assert!(tail.contains("the guest is done"), "{tail}");
+        assert!(!tail.contains("starting the work"), "{tail}");
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let mut resumed = json(&rest);
+        let mut full = full;
+        for r in [&mut resumed, &mut full] {
+            r.as_object_mut().unwrap().remove("code_cache");
+        }
+        assert_eq!(resumed, full, "{cpu}: the resumed run's report");
+        assert_parts_add_up(&resumed);
+        assert!(String::from_utf8_lossy(&o.stderr).contains("nested"));
+        // The snapshot holds the cost model and the caches.
+        let o = nestemu(&["run", "--resume", &snap, "--cost", &cost]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("--cost cannot be given with --resume"));
     }
 }

@@ -78,7 +78,7 @@ pub struct Explained {
     pub pa: u64,
     /// The guest-physical address in between (two-dimensional walks).
     pub gpa: Option<u64>,
-    /// For a walk in a real run: where and when (`in L2 (VMCS/VMCB 0x...)
+    /// For a walk in a real run: where and when (`in L2 (VMCS 0x...)
     /// after N instructions`).
     pub context: Option<String>,
     /// For a walk in a real run: the TLB level that holds the address, if

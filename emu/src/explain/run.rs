@@ -8,6 +8,7 @@
 //! as a real access would.
 
 use super::{Explained, NestedKind, Scenario};
+use crate::cpu::cpuid::Vendor;
 use crate::machine::Machine;
 use crate::memory::paging::WalkMemory;
 use crate::stats::Level;
@@ -54,10 +55,15 @@ fn shape(ctx: &TranslationContext) -> (u8, NestedKind, u8) {
     }
 }
 
-fn level_name(l: Level) -> String {
+/// The level's name; an L2 is named by its VMCS (VT-x) or VMCB (AMD-V).
+fn level_name(l: Level, vendor: Vendor) -> String {
+    let control = match vendor {
+        Vendor::Intel => "VMCS",
+        Vendor::Amd => "VMCB",
+    };
     match l {
         Level::L1 => "L1 (root / host mode)".into(),
-        Level::L2 { control } => format!("L2 (VMCS/VMCB {control:#x})"),
+        Level::L2 { control: pa } => format!("L2 ({control} {pa:#x})"),
     }
 }
 
@@ -74,7 +80,7 @@ pub fn explain_machine(m: &mut Machine, w: &RunWalk) -> Result<Explained, String
     if guest_levels == 0 && nested == NestedKind::None {
         return Err(format!(
             "paging is off in {}: linear address {:#x} is the physical address, no walk",
-            level_name(level),
+            level_name(level, m.config.model.vendor),
             w.address
         ));
     }
@@ -114,13 +120,13 @@ pub fn explain_machine(m: &mut Machine, w: &RunWalk) -> Result<Explained, String
             format!(
                 "the walk of {:#x} in {} faulted after {} references: {f:?}",
                 w.address,
-                level_name(level),
+                level_name(level, m.config.model.vendor),
                 trace.refs().count()
             )
         })?;
     let context = format!(
         "in {} after {} instructions",
-        level_name(level),
+        level_name(level, m.config.model.vendor),
         crate::report::num(m.stats.instructions)
     );
     Ok(Explained {

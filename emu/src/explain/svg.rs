@@ -1,7 +1,7 @@
 //! The explained walk as an SVG picture to project: the grid with every
 //! reference numbered in walk order (guest entries in orange, nested entries
-//! in blue, references a cache spared in grey), a line tracing the order, the
-//! details of each reference, and the total.
+//! in blue, references a cache spared in grey), the details of each
+//! reference in order, and the total.
 
 use super::text::{describe, grid, title, total};
 use super::Explained;
