@@ -486,13 +486,24 @@ fn the_demo_is_deterministic_and_reports_every_run() {
     assert!(out.contains("references per walk"), "{out}");
     assert!(out.contains("VT-x hypervisor") && out.contains("cost model 'intel'"));
     assert_eq!(u(&l2["vmexits"]["by_reason"]["VMCALL"]), 1);
+    // README shows this very table.
+    let table = &out[out.find("The work:").unwrap()..out.find("Try:").unwrap()];
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    assert!(
+        readme.contains(table.trim_end()),
+        "README's demo output is out of date; it is now:\n{table}"
+    );
 }
 
 #[test]
 fn explain_walk_in_the_demo() {
     for cpu in ["intel", "amd"] {
+        let svg = path(&format!("demo-walk-{cpu}.svg"));
         let o = nestemu(&[
             "explain-walk",
+            "--svg",
+            &svg,
             "--demo",
             "nested",
             "--cpu",
@@ -528,6 +539,16 @@ fn explain_walk_in_the_demo() {
         assert!(out.contains("24 references: 4 guest, 20 nested"), "{out}");
         // The limit counts delivered events too (as --max-insns does).
         assert!(out.contains("after 999,"), "{out}");
+        // The picture README shows is this one.
+        if cpu == "intel" {
+            let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/walk-cold.svg");
+            assert!(
+                std::fs::read_to_string(docs).unwrap() == std::fs::read_to_string(&svg).unwrap(),
+                "docs/walk-cold.svg is out of date: regenerate it with \
+                 nestemu explain-walk --demo nested --address 0x40123000 \
+                 --at-insn 1000000 --caches none --svg docs/walk-cold.svg"
+            );
+        }
     }
 }
 
