@@ -1,8 +1,12 @@
 //! The `nestemu` command line (DESIGN.md, "Command line"): parsing, running a
 //! kernel, the exit-status contract, serial output and the `--stats` report.
 //! Bad input gets one line on stderr and exit status 2. QEMU's spellings
-//! (`nestemu -kernel FILE ...`) are handled by [`qemu`].
+//! (`nestemu -kernel FILE ...`) are handled by [`qemu`]; the measuring
+//! options (`--cost`, `--report`, `--trace`, ...) are parsed and applied by
+//! [`measure`], `explain-walk` by [`explain`].
 
+pub mod explain;
+pub mod measure;
 pub mod qemu;
 pub mod qemu_cpu;
 
@@ -23,13 +27,22 @@ nestemu: a deterministic x86-64 machine whose CPU implements VT-x and AMD-V
 
 USAGE:
     nestemu                         run the built-in demo
-    nestemu demo [--cpu intel|amd]  run the built-in demo
+    nestemu demo [--cpu intel|amd] [--scenario nested|shadow|all] [MEASURING]
+                                    run the built-in demo
     nestemu run --kernel FILE [OPTIONS]
     nestemu -kernel FILE [QEMU OPTIONS]
+    nestemu cost-presets            print the cost model's table and its sources
     nestemu explain-walk [--address LA] [--guest-levels 4|5] [--nested ept|npt|none]
                  [--nested-levels 4|5] [--caches intel|amd|none] [--warm] [--svg FILE]
                                     show a 2-D page walk step by step (text, and an
-                                    SVG picture with --svg)
+                                    SVG picture with --svg), in a made-up scenario
+    nestemu explain-walk --kernel FILE [RUN OPTIONS] --address LA [--at-insn N]
+                 [--level L1|L2] [--access read|write|fetch] [--cold] [--svg FILE]
+                                    run FILE (to its end, or N instructions), then
+                                    show the walk of LA in the context it stopped in
+                                    (--level L2: the last guest context)
+    nestemu explain-walk --demo native|l1|nested|shadow --address LA [...]
+                                    the same in a run of the demo's work
 
 RUN OPTIONS:
     --kernel FILE     Multiboot kernel (ELF32, ELF64 or a.out kludge), as QEMU -kernel
@@ -50,8 +63,9 @@ RUN OPTIONS:
                       --snapshot-at N at the first block boundary at or after
                       step N (the run then goes on)
     --resume FILE     continue the machine saved in FILE instead of booting a
-                      kernel (--max-insns, --stats, --serial and --snapshot
-                      apply; counters go on from the snapshot's)
+                      kernel (--max-insns, --stats, --serial, --snapshot,
+                      --report and --trace apply; counters, the cost model and
+                      the cache sizes go on from the snapshot's)
 
 QEMU-COMPATIBLE OPTIONS (so QEMU test runners can run nestemu):
     -kernel FILE -append STR -initrd FILE -m SIZE (default 128M)
@@ -99,6 +113,8 @@ pub struct RunOptions {
     pub stats: Option<String>,
     /// `--serial`.
     pub serial: Option<String>,
+    /// `--cost`, `--report`, `--trace`, ...
+    pub measure: measure::MeasureOptions,
     /// `--snapshot`.
     pub snapshot: Option<String>,
     /// `--snapshot-at`.
@@ -112,129 +128,16 @@ pub struct RunOptions {
 pub enum Command {
     /// `nestemu run ...`.
     Run(RunOptions),
-    /// `nestemu demo [--cpu ...]`.
-    Demo {
-        /// CPU preset.
-        cpu: String,
-    },
+    /// `nestemu demo [--cpu ...] [--scenario ...]`.
+    Demo(crate::demo::DemoOptions),
+    /// `nestemu cost-presets`.
+    CostPresets,
     /// `nestemu explain-walk ...`.
-    ExplainWalk(ExplainOptions),
+    ExplainWalk(Box<explain::ExplainOptions>),
     /// `--help`.
     Help,
     /// `--version`.
     Version,
-}
-
-/// Options of `explain-walk`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExplainOptions {
-    /// The linear address.
-    pub address: u64,
-    /// Guest levels (4 or 5).
-    pub guest_levels: u8,
-    /// `ept`, `npt` or `none`.
-    pub nested: String,
-    /// Nested levels (4 or 5).
-    pub nested_levels: u8,
-    /// Warm the caches first.
-    pub warm: bool,
-    /// `intel`, `amd` or `none` (no caches).
-    pub caches: String,
-    /// Write an SVG picture here.
-    pub svg: Option<String>,
-}
-
-fn parse_explain(args: &[String]) -> Result<Command, UsageError> {
-    let mut o = ExplainOptions {
-        address: 0x0000_7f12_3456_7000,
-        guest_levels: 4,
-        nested: "ept".into(),
-        nested_levels: 4,
-        warm: false,
-        caches: "intel".into(),
-        svg: None,
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String, UsageError> {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or_else(|| UsageError(format!("{name} needs a value")))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--address" => o.address = parse_number("--address", &value("--address")?)?,
-            "--guest-levels" => {
-                o.guest_levels = parse_number("--guest-levels", &value("--guest-levels")?)? as u8
-            }
-            "--nested" => o.nested = value("--nested")?,
-            "--nested-levels" => {
-                o.nested_levels = parse_number("--nested-levels", &value("--nested-levels")?)? as u8
-            }
-            "--warm" => o.warm = true,
-            "--caches" => o.caches = value("--caches")?,
-            "--svg" => o.svg = Some(value("--svg")?),
-            _ => {
-                return Err(UsageError(format!(
-                    "unknown option '{arg}' for 'explain-walk' (try --help)"
-                )))
-            }
-        }
-    }
-    if !matches!(o.nested.as_str(), "ept" | "npt" | "none") {
-        return Err(UsageError(format!(
-            "--nested must be ept, npt or none, not '{}'",
-            o.nested
-        )));
-    }
-    if !matches!(o.caches.as_str(), "intel" | "amd" | "none") {
-        return Err(UsageError(format!(
-            "--caches must be intel, amd or none, not '{}'",
-            o.caches
-        )));
-    }
-    Ok(Command::ExplainWalk(o))
-}
-
-/// Runs `explain-walk`: the text on stdout, the SVG to a file.
-pub fn explain_walk(o: &ExplainOptions) -> i32 {
-    use crate::explain::{explain, NestedKind, Scenario};
-    let s = Scenario {
-        address: o.address,
-        guest_levels: o.guest_levels,
-        nested: match o.nested.as_str() {
-            "npt" => NestedKind::Npt,
-            "none" => NestedKind::None,
-            _ => NestedKind::Ept,
-        },
-        nested_levels: o.nested_levels,
-        warm: o.warm,
-        tlb: match o.caches.as_str() {
-            "amd" => mmu::TlbConfig::amd(),
-            "none" => mmu::TlbConfig::none(),
-            _ => mmu::TlbConfig::intel(),
-        },
-    };
-    let e = match explain(&s) {
-        Ok(e) => e,
-        Err(msg) => {
-            eprintln!("nestemu: {msg}");
-            return EXIT_USAGE;
-        }
-    };
-    print!("{}", crate::explain::text::render(&e));
-    if let Some(path) = &o.svg {
-        if let Err(err) = std::fs::write(path, crate::explain::svg::render(&e)) {
-            eprintln!("nestemu: cannot write '{path}': {err}");
-            return EXIT_USAGE;
-        }
-    }
-    0
 }
 
 /// A usage error.
@@ -254,14 +157,11 @@ pub(crate) fn parse_number(flag: &str, v: &str) -> Result<u64, UsageError> {
 pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     let mut it = args.iter().peekable();
     let sub = match it.peek().map(|s| s.as_str()) {
-        None => {
-            return Ok(Command::Demo {
-                cpu: "intel".into(),
-            })
-        }
+        None => return Ok(Command::Demo(crate::demo::DemoOptions::default())),
+        Some("cost-presets") => return Ok(Command::CostPresets),
         Some("-h" | "--help" | "-help" | "help") => return Ok(Command::Help),
         Some("-V" | "--version" | "-version") => return Ok(Command::Version),
-        Some("explain-walk") => return parse_explain(&args[1..]),
+        Some("explain-walk") => return explain::parse(&args[1..]),
         Some("run") | Some("demo") => it.next().cloned().unwrap_or_default(),
         Some(other) if other.starts_with('-') => "run".to_string(),
         Some(other) => {
@@ -275,6 +175,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         mem_mib: 256,
         ..Default::default()
     };
+    let mut scenario = None;
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
@@ -286,9 +187,13 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 .or_else(|| it.next().cloned())
                 .ok_or_else(|| UsageError(format!("{name} needs a value")))
         };
+        if o.measure.parse_flag(&flag, &mut value)? {
+            continue;
+        }
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "--cpu" => o.cpu = value("--cpu")?,
+            "--scenario" if sub == "demo" => scenario = Some(value("--scenario")?),
             "--kernel" if sub == "run" => o.kernel = value("--kernel")?,
             "--flat" if sub == "run" => o.flat = Some(parse_number("--flat", &value("--flat")?)?),
             "--real-mode" if sub == "run" => o.real_mode = true,
@@ -312,8 +217,11 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             }
         }
     }
+    o.measure.validate()?;
     if sub == "demo" {
-        return Ok(Command::Demo { cpu: o.cpu });
+        return crate::demo::DemoOptions::new(o.cpu, scenario, o.stats, o.measure)
+            .map(Command::Demo)
+            .map_err(UsageError);
     }
     if o.snapshot_at.is_some() && o.snapshot.is_none() {
         return Err(UsageError("--snapshot-at needs --snapshot FILE".into()));
@@ -327,6 +235,8 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             ("--cpu", o.cpu != "intel"),
             ("--append", !o.append.is_empty()),
             ("--initrd", o.initrd.is_some()),
+            ("--cost", o.measure.cost.is_some()),
+            ("--caches", o.measure.caches.is_some()),
         ];
         if let Some((flag, _)) = fixed.iter().find(|f| f.1) {
             return Err(UsageError(format!(
@@ -375,13 +285,15 @@ pub fn prepare(o: &RunOptions) -> Result<Machine, LoadError> {
         .ok_or_else(|| LoadError(format!("unknown CPU model '{}'", o.cpu)))?;
     let mem_bytes = o.mem_mib << 20;
     let image = read_file(&o.kernel, "kernel", mem_bytes)?;
-    let mut m = Machine::try_new(MachineConfig {
+    let mut config = MachineConfig {
         model,
         mem_bytes,
         max_insns: o.max_insns,
         ..Default::default()
-    })
-    .map_err(LoadError)?;
+    };
+    o.measure.configure(&mut config)?;
+    let mut m = Machine::try_new(config).map_err(LoadError)?;
+    o.measure.attach(&mut m)?;
     if let Some(addr) = o.flat {
         if image.is_empty() {
             return Err(LoadError("the kernel file is empty".into()));
@@ -450,8 +362,15 @@ pub fn run(o: &RunOptions) -> i32 {
             return EXIT_USAGE;
         }
     };
-    if o.resume.is_some() && o.max_insns.is_some() {
-        m.config.max_insns = o.max_insns;
+    if o.resume.is_some() {
+        if o.max_insns.is_some() {
+            m.config.max_insns = o.max_insns;
+        }
+        // The trace is output, not machine state: a resumed run starts its own.
+        if let Err(e) = o.measure.attach(&mut m) {
+            eprintln!("nestemu: {e}");
+            return EXIT_USAGE;
+        }
     }
     let mut serial: Box<dyn Write> = match &o.serial {
         Some(path) => match std::fs::File::create(path) {
@@ -464,7 +383,7 @@ pub fn run(o: &RunOptions) -> i32 {
         None => Box::new(std::io::stdout()),
     };
     let Some(path) = &o.snapshot else {
-        return finish(&mut m, &mut *serial, o.stats.as_deref());
+        return finish_measured(&mut m, &mut *serial, o.stats.as_deref(), &o.measure);
     };
     // Run to the snapshot point (or the end), save, and go on.
     let at = o.snapshot_at.unwrap_or(u64::MAX);
@@ -491,13 +410,23 @@ pub fn run(o: &RunOptions) -> i32 {
         return EXIT_USAGE;
     }
     match stop {
-        Some(stop) => conclude(&m, stop, o.stats.as_deref()),
-        None => finish(&mut m, &mut *serial, o.stats.as_deref()),
+        Some(stop) => conclude(&mut m, stop, o.stats.as_deref(), &o.measure),
+        None => finish_measured(&mut m, &mut *serial, o.stats.as_deref(), &o.measure),
     }
 }
 
 /// Runs a prepared machine to its end: serial, stderr message, stats, status.
 pub fn finish(m: &mut Machine, serial: &mut dyn Write, stats: Option<&str>) -> i32 {
+    finish_measured(m, serial, stats, &measure::MeasureOptions::default())
+}
+
+/// [`finish`], then the trace and `--report`.
+pub fn finish_measured(
+    m: &mut Machine,
+    serial: &mut dyn Write,
+    stats: Option<&str>,
+    measuring: &measure::MeasureOptions,
+) -> i32 {
     let stop = match run_machine(m, serial) {
         Ok(s) => s,
         Err(e) => {
@@ -505,11 +434,17 @@ pub fn finish(m: &mut Machine, serial: &mut dyn Write, stats: Option<&str>) -> i
             return EXIT_USAGE;
         }
     };
-    conclude(m, stop, stats)
+    conclude(m, stop, stats, measuring)
 }
 
-/// The end of a run: the stop on stderr, the stats file, the exit status.
-fn conclude(m: &Machine, stop: Stop, stats: Option<&str>) -> i32 {
+/// The end of a run: the stop on stderr, the stats file, the trace and
+/// `--report`, the exit status.
+fn conclude(
+    m: &mut Machine,
+    stop: Stop,
+    stats: Option<&str>,
+    measuring: &measure::MeasureOptions,
+) -> i32 {
     if !matches!(stop, Stop::DebugExit(_) | Stop::PowerOff) {
         eprintln!("nestemu: {}", stop.describe());
     }
@@ -518,6 +453,10 @@ fn conclude(m: &Machine, stop: Stop, stats: Option<&str>) -> i32 {
             eprintln!("nestemu: cannot write stats file '{path}': {e}");
             return EXIT_USAGE;
         }
+    }
+    if let Err(e) = measuring.finish(m, &stop) {
+        eprintln!("nestemu: {e}");
+        return EXIT_USAGE;
     }
     stop.exit_status()
 }
@@ -534,7 +473,11 @@ pub fn main_with_args(args: &[String]) -> i32 {
     }
     match parse(args) {
         Ok(Command::Help) => {
-            print!("{HELP}");
+            print!("{HELP}\n{}", measure::HELP);
+            0
+        }
+        Ok(Command::CostPresets) => {
+            print!("{}", crate::cost::CostModel::table_text());
             0
         }
         Ok(Command::Version) => {
@@ -542,8 +485,8 @@ pub fn main_with_args(args: &[String]) -> i32 {
             0
         }
         Ok(Command::Run(o)) => run(&o),
-        Ok(Command::Demo { cpu }) => crate::demo::run(&cpu),
-        Ok(Command::ExplainWalk(o)) => explain_walk(&o),
+        Ok(Command::Demo(o)) => crate::demo::run(&o),
+        Ok(Command::ExplainWalk(o)) => explain::run(&o),
         Err(UsageError(msg)) => {
             eprintln!("nestemu: {msg}");
             EXIT_USAGE
@@ -590,9 +533,9 @@ mod tests {
         assert!(parse(&args("run --kernel k --mem lots")).is_err());
         assert_eq!(
             parse(&[]).unwrap(),
-            Command::Demo {
-                cpu: "intel".into()
-            }
+            Command::Demo(crate::demo::DemoOptions::default())
         );
+        assert!(parse(&args("demo --scenario nope")).is_err());
+        assert!(parse(&args("run --kernel k --trace-level L2")).is_err());
     }
 }

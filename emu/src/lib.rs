@@ -16,8 +16,10 @@ pub mod interrupt;
 pub mod loader;
 pub mod machine;
 pub mod memory;
+pub mod report;
 pub mod snapshot;
 pub mod stats;
+pub mod trace;
 pub mod virt;
 
 pub use event::{Event, Stop};

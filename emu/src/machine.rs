@@ -25,6 +25,9 @@ pub struct MachineConfig {
     pub rng_seed: u64,
     /// The cost model.
     pub cost: CostModel,
+    /// TLB and paging-structure-cache sizes (`--caches`); `None` takes the
+    /// vendor's preset.
+    pub tlb: Option<mmu::TlbConfig>,
     /// The PC platform: clocks, which optional devices exist.
     pub platform: crate::devices::PlatformConfig,
 }
@@ -37,6 +40,7 @@ impl Default for MachineConfig {
             max_insns: None,
             rng_seed: 0x6e65_7374_656d_7521,
             cost: CostModel::default(),
+            tlb: None,
             platform: crate::devices::PlatformConfig::default(),
         }
     }
@@ -77,6 +81,8 @@ pub struct Machine {
     pub(crate) extra_steps: u64,
     /// Decoded breakpoints and pending data/I/O breakpoint hits.
     pub(crate) dbg: crate::debug::DebugState,
+    /// The event trace (`--trace`), off by default.
+    pub trace: crate::trace::Trace,
 }
 
 impl core::fmt::Debug for Machine {
@@ -99,11 +105,14 @@ impl Machine {
     pub fn try_new(config: MachineConfig) -> Result<Self, String> {
         let ram = Ram::try_new(config.mem_bytes)?;
         let rng = config.rng_seed | 1;
-        let tlb = match config.model.vendor {
-            crate::cpu::cpuid::Vendor::Intel => mmu::TlbConfig::intel(),
-            crate::cpu::cpuid::Vendor::Amd => mmu::TlbConfig::amd(),
+        let tlb = match (&config.tlb, config.model.vendor) {
+            (Some(t), _) => t.clone(),
+            (None, crate::cpu::cpuid::Vendor::Intel) => mmu::TlbConfig::intel(),
+            (None, crate::cpu::cpuid::Vendor::Amd) => mmu::TlbConfig::amd(),
         };
-        let mmu = mmu::Mmu::new(tlb).expect("the built-in TLB presets are valid");
+        let mmu = mmu::Mmu::new(tlb).unwrap_or_else(|_| {
+            mmu::Mmu::new(mmu::TlbConfig::none()).expect("no caches is a valid configuration")
+        });
         let cpu = Cpu::reset();
         let model = &config.model;
         let dev = Devices::new(
@@ -128,6 +137,7 @@ impl Machine {
             virt: crate::virt::Virt::new(&config.model),
             extra_steps: 0,
             dbg: crate::debug::DebugState::default(),
+            trace: crate::trace::Trace::default(),
             config,
         };
         m.virt.svm = crate::virt::svm::SvmCpu::with_config(crate::virt::svm::discovery::config(&m));
@@ -165,8 +175,15 @@ impl Machine {
     }
 
     /// Runs one block (or one instruction when single-stepping or in an
-    /// interrupt shadow). Returns why the machine stopped, if it did.
+    /// interrupt shadow). Returns why the machine stopped, if it did. The
+    /// block's MMU work is charged to the clock at its end.
     pub fn run_slice(&mut self) -> Option<Stop> {
+        let stop = self.run_block();
+        self.charge_mmu();
+        stop
+    }
+
+    fn run_block(&mut self) -> Option<Stop> {
         let mut budget = match self.config.max_insns {
             Some(n) if self.steps() >= n => return Some(Stop::InstructionLimit),
             Some(n) => n - self.steps(),
@@ -308,6 +325,7 @@ impl Machine {
         self.cpu.rip = self.next_rip;
         self.stats.instructions += 1;
         self.stats.cycles += cost as u64;
+        self.stats.parts.instructions += cost as u64;
     }
 
     /// Work at an instruction boundary: the exits a guest takes there, device

@@ -69,6 +69,7 @@ struct ConfigState {
     max_insns: Option<u64>,
     rng_seed: u64,
     cost: CostModel,
+    tlb: Option<mmu::TlbConfig>,
     platform: PlatformConfig,
 }
 
@@ -110,6 +111,7 @@ impl Machine {
                 max_insns: c.max_insns,
                 rng_seed: c.rng_seed,
                 cost: c.cost.clone(),
+                tlb: c.tlb.clone(),
                 platform: c.platform.clone(),
             },
             cpu: self.cpu.clone(),
@@ -192,6 +194,7 @@ impl Machine {
             max_insns: c.max_insns,
             rng_seed: c.rng_seed,
             cost: c.cost,
+            tlb: c.tlb,
             platform: c.platform,
         })
         .map_err(|e| SnapshotError(format!("cannot rebuild the machine: {e}")))?;

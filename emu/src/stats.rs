@@ -7,19 +7,102 @@
 //! [`Machine::switch_level`] at every world switch; instructions, cycles and
 //! the MMU's counters since the previous switch go to the level being left, so
 //! the totals are always the sum of the parts.
+//!
+//! Cycles are also split by category ([`Category`]: instructions, TLB, walks,
+//! VM entries, VM exits, deliveries), in total and per level. Whatever adds
+//! to the clock outside [`Stats::charge`] and instruction retirement shows as
+//! `other` in the report (time skipped while halted, for instance), so the
+//! categories always add up to the total too.
 
+use crate::cost::Category;
 use crate::machine::Machine;
 use mmu::MmuCounters;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// Modelled cycles by category.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleParts {
+    /// Instructions retiring.
+    pub instructions: u64,
+    /// TLB lookups.
+    pub tlb: u64,
+    /// Page walks.
+    pub walks: u64,
+    /// VM entries / VMRUNs.
+    pub vm_entries: u64,
+    /// VM exits / #VMEXITs.
+    pub vm_exits: u64,
+    /// Exception and interrupt delivery.
+    pub deliveries: u64,
+}
+
+impl CycleParts {
+    /// The counter of category `c`.
+    #[inline]
+    pub fn get_mut(&mut self, c: Category) -> &mut u64 {
+        match c {
+            Category::Instructions => &mut self.instructions,
+            Category::Tlb => &mut self.tlb,
+            Category::Walks => &mut self.walks,
+            Category::VmEntries => &mut self.vm_entries,
+            Category::VmExits => &mut self.vm_exits,
+            Category::Deliveries => &mut self.deliveries,
+        }
+    }
+
+    /// The cycles of category `c`.
+    pub fn get(&self, c: Category) -> u64 {
+        let mut copy = *self;
+        *copy.get_mut(c)
+    }
+
+    /// Every category together.
+    pub fn sum(&self) -> u64 {
+        Category::ALL.iter().map(|&c| self.get(c)).sum()
+    }
+
+    fn add(&mut self, o: &CycleParts) {
+        for c in Category::ALL {
+            *self.get_mut(c) += o.get(c);
+        }
+    }
+
+    /// `self - o` per category, never below 0.
+    fn since(&self, o: &CycleParts) -> CycleParts {
+        let mut d = *self;
+        for c in Category::ALL {
+            *d.get_mut(c) = self.get(c).saturating_sub(o.get(c));
+        }
+        d
+    }
+
+    /// The larger of each category.
+    fn max(&self, o: &CycleParts) -> CycleParts {
+        let mut d = *self;
+        for c in Category::ALL {
+            *d.get_mut(c) = self.get(c).max(o.get(c));
+        }
+        d
+    }
+}
 
 /// Counters of one run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Stats {
     /// Instructions retired.
     pub instructions: u64,
-    /// Modelled cycles.
+    /// Modelled cycles: the machine's clock (guest time derives from it).
+    /// MMU work is added at block boundaries; [`Machine::cycles`] includes
+    /// the work since.
     pub cycles: u64,
+    /// The same cycles by category (what is not here is `other`).
+    pub parts: CycleParts,
+    /// The cost of the MMU counters of the current level that is already in
+    /// `cycles`: (TLB, walks).
+    pub(crate) mmu_charged: (u64, u64),
+    /// The sum of the cost-bearing MMU counters at the last charge.
+    pub(crate) mmu_seen: u64,
     /// Exceptions and interrupts delivered, by vector name.
     pub events: BTreeMap<String, u64>,
     /// VM exits (VMX) and #VMEXITs (SVM), by the manual's reason names.
@@ -64,10 +147,14 @@ pub struct LevelCounters {
     pub instructions: u64,
     /// Modelled cycles.
     pub cycles: u64,
+    /// The cycles by category.
+    pub parts: CycleParts,
     /// World switches into the level.
     pub entries: u64,
     /// VM exits out of the level.
     pub vmexits: u64,
+    /// The exits by reason.
+    pub vmexits_by_reason: BTreeMap<String, u64>,
     /// TLB and page-walk counters.
     pub mmu: MmuCounters,
 }
@@ -76,9 +163,38 @@ impl LevelCounters {
     fn add(&mut self, o: &LevelCounters) {
         self.instructions += o.instructions;
         self.cycles += o.cycles;
+        self.parts.add(&o.parts);
         self.entries += o.entries;
         self.vmexits += o.vmexits;
+        for (r, n) in &o.vmexits_by_reason {
+            *self.vmexits_by_reason.entry(r.clone()).or_default() += n;
+        }
         self.mmu.merge(&o.mmu);
+    }
+}
+
+/// Where the running level's current stretch began.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Mark {
+    instructions: u64,
+    cycles: u64,
+    parts: CycleParts,
+}
+
+impl Stats {
+    /// Adds `n` modelled cycles of category `c` to the clock.
+    #[inline]
+    pub fn charge(&mut self, c: Category, n: u64) {
+        self.cycles += n;
+        *self.parts.get_mut(c) += n;
+    }
+
+    fn mark(&self) -> Mark {
+        Mark {
+            instructions: self.instructions,
+            cycles: self.cycles,
+            parts: self.parts,
+        }
     }
 }
 
@@ -87,13 +203,15 @@ impl LevelCounters {
 pub struct Levels {
     /// The level running now.
     pub current: Level,
-    mark_instructions: u64,
-    mark_cycles: u64,
+    mark: Mark,
     /// Completed work per level (the running level's work since its last
     /// switch is not in here yet). A list in serialized form: JSON keys are
     /// strings.
     #[serde(with = "level_pairs")]
     pub parts: BTreeMap<Level, LevelCounters>,
+    /// The translation context of the last guest left by a VM exit (for
+    /// `explain-walk --level L2` after the run).
+    pub last_guest: Option<(Level, mmu::TranslationContext)>,
 }
 
 /// [`Levels::parts`] as a list of (level, counters) pairs.
@@ -119,40 +237,135 @@ mod level_pairs {
 }
 
 impl Machine {
+    /// Charges the MMU work since the last charge (TLB outcomes, walk
+    /// references, cache lookups) to the clock: the cost of the counters is
+    /// linear in them, so this is the cost of the current counters minus what
+    /// was charged of them already. Called at block boundaries and world
+    /// switches.
+    #[inline]
+    pub fn charge_mmu(&mut self) {
+        // Most blocks only hit the first-level TLBs, which cost nothing in
+        // the presets: a sum of the counters that can carry a cost tells
+        // cheaply whether anything is due (they only grow within a level's
+        // stretch, so an unchanged sum means unchanged counters).
+        let c = self.mmu.counters();
+        let mut due = c.walks
+            + c.itlb.l2_hits
+            + c.dtlb.l2_hits
+            + c.itlb.misses
+            + c.dtlb.misses
+            + c.nested_tlb_hits;
+        if self.config.cost.tlb_l1_hit != 0 {
+            due += c.itlb.l1_hits + c.dtlb.l1_hits;
+        }
+        if due == self.stats.mmu_seen {
+            return;
+        }
+        self.stats.mmu_seen = due;
+        self.charge_mmu_now();
+    }
+
+    #[inline(never)]
+    fn charge_mmu_now(&mut self) {
+        let (tlb, walks) = self.config.cost.mmu_cycles(self.mmu.counters());
+        let (t0, w0) = self.stats.mmu_charged;
+        if tlb != t0 || walks != w0 {
+            self.stats.charge(Category::Tlb, tlb - t0);
+            self.stats.charge(Category::Walks, walks - w0);
+            self.stats.mmu_charged = (tlb, walks);
+        }
+    }
+
+    /// MMU work not charged to the clock yet: (TLB, walks).
+    fn pending_mmu(&self) -> (u64, u64) {
+        let (tlb, walks) = self.config.cost.mmu_cycles(self.mmu.counters());
+        let (t0, w0) = self.stats.mmu_charged;
+        (tlb.saturating_sub(t0), walks.saturating_sub(w0))
+    }
+
+    /// The modelled cycle count now: the clock plus MMU work since the last
+    /// block boundary. The TSC reads this.
+    #[inline]
+    pub fn cycles(&self) -> u64 {
+        let (t, w) = self.pending_mmu();
+        self.stats.cycles + t + w
+    }
+
+    /// Cycles by category now (see [`Machine::cycles`]).
+    pub fn cycle_parts(&self) -> CycleParts {
+        let (t, w) = self.pending_mmu();
+        let mut p = self.stats.parts;
+        p.tlb += t;
+        p.walks += w;
+        p
+    }
+
     /// A world switch to level `to`. `retiring` is the cost of the
     /// instruction that switches and has not retired yet (VMRUN, VMLAUNCH):
     /// it counts for the level being left.
     pub fn switch_level(&mut self, to: Level, retiring: Option<u32>) {
+        self.charge_mmu();
         let (extra_i, extra_c) = retiring.map_or((0, 0), |c| (1, c as u64));
         let mmu = self.mmu.take_counters();
+        self.stats.mmu_charged = (0, 0);
+        self.stats.mmu_seen = 0;
+        let mut now = self.stats.mark();
+        now.instructions += extra_i;
+        now.cycles += extra_c;
+        now.parts.instructions += extra_c;
         let l = &mut self.stats.levels;
         // A switch back within the same instruction (an exit while VMRUN
         // injects an event) finds the switching instruction counted already.
-        let insns = (self.stats.instructions + extra_i).max(l.mark_instructions);
-        let cycles = (self.stats.cycles + extra_c).max(l.mark_cycles);
+        let now = Mark {
+            instructions: now.instructions.max(l.mark.instructions),
+            cycles: now.cycles.max(l.mark.cycles),
+            parts: now.parts.max(&l.mark.parts),
+        };
+        if matches!(l.current, Level::L2 { .. }) {
+            l.last_guest = Some((l.current, self.tctx));
+        }
         let part = l.parts.entry(l.current).or_default();
-        part.instructions += insns - l.mark_instructions;
-        part.cycles += cycles - l.mark_cycles;
+        part.instructions += now.instructions - l.mark.instructions;
+        part.cycles += now.cycles - l.mark.cycles;
+        part.parts.add(&now.parts.since(&l.mark.parts));
         part.mmu.merge(&mmu);
-        l.mark_instructions = insns;
-        l.mark_cycles = cycles;
+        l.mark = now;
         l.current = to;
         l.parts.entry(to).or_default().entries += 1;
+        if matches!(to, Level::L2 { .. }) && self.trace.wants(crate::trace::Kind::Vmentry) {
+            self.trace_vmentry(to);
+        }
     }
 
     /// Counts a VM exit out of the current level with the manual's name for
-    /// its reason.
+    /// its reason, and charges its world switch (the cost model's `vm_exit`,
+    /// or the reason's own cost).
     pub fn count_vmexit(&mut self, reason: &str) {
+        self.count_vmexit_info(reason, None)
+    }
+
+    /// [`Machine::count_vmexit`] with the exit information the trace shows:
+    /// the exit qualification and guest-physical address (VMX) or EXITINFO1
+    /// and EXITINFO2 (SVM).
+    pub fn count_vmexit_info(&mut self, reason: &str, info: Option<(u64, u64)>) {
+        let cost = self.config.cost.vm_exit_for(reason) as u64;
+        self.stats.charge(Category::VmExits, cost);
         let v = &mut self.stats.vmexits;
         v.total += 1;
-        match v.by_reason.get_mut(reason) {
-            Some(n) => *n += 1,
-            None => {
-                v.by_reason.insert(reason.to_string(), 1);
-            }
-        }
+        bump(&mut v.by_reason, reason);
         let l = &mut self.stats.levels;
-        l.parts.entry(l.current).or_default().vmexits += 1;
+        let part = l.parts.entry(l.current).or_default();
+        part.vmexits += 1;
+        bump(&mut part.vmexits_by_reason, reason);
+        if self.trace.wants(crate::trace::Kind::Vmexit) {
+            self.trace_vmexit(reason, info);
+        }
+    }
+
+    /// Charges a VM entry or VMRUN world switch.
+    pub fn charge_vm_entry(&mut self) {
+        let cost = self.config.cost.vm_entry as u64;
+        self.stats.charge(Category::VmEntries, cost);
     }
 
     /// The work of every level so far, the running level's current stretch
@@ -161,8 +374,9 @@ impl Machine {
         let l = &self.stats.levels;
         let mut parts = l.parts.clone();
         let now = parts.entry(l.current).or_default();
-        now.instructions += self.stats.instructions.saturating_sub(l.mark_instructions);
-        now.cycles += self.stats.cycles.saturating_sub(l.mark_cycles);
+        now.instructions += self.stats.instructions.saturating_sub(l.mark.instructions);
+        now.cycles += self.cycles().saturating_sub(l.mark.cycles);
+        now.parts.add(&self.cycle_parts().since(&l.mark.parts));
         now.mmu.merge(self.mmu.counters());
         parts
     }
@@ -208,6 +422,22 @@ pub struct TlbReport {
     pub hits: u64,
     /// Misses (walks started by a lookup).
     pub misses: u64,
+    /// Hits in the first-level TLBs (instruction and data).
+    pub l1_hits: u64,
+    /// Hits in the second-level (shared) TLB.
+    pub l2_hits: u64,
+}
+
+impl TlbReport {
+    /// Hits per lookup, 0 without lookups.
+    pub fn hit_rate(&self) -> f64 {
+        let n = self.hits + self.misses;
+        if n == 0 {
+            0.0
+        } else {
+            self.hits as f64 / n as f64
+        }
+    }
 }
 
 /// Page walks in the report.
@@ -223,6 +453,40 @@ pub struct WalkReport {
     pub nested_refs: u64,
     /// `refs_per_walk[n]`: walks that read `n` entries.
     pub refs_per_walk: Vec<u64>,
+    /// Accessed/dirty flag writes.
+    pub ad_writes: u64,
+    /// Walks that ended in a fault.
+    pub faults: u64,
+    /// Paging-structure-cache hits (guest and nested), which spared
+    /// references.
+    pub psc_hits: u64,
+    /// Paging-structure-cache misses.
+    pub psc_misses: u64,
+    /// Nested-TLB hits (a guest-physical page translated with no nested
+    /// references).
+    pub nested_tlb_hits: u64,
+}
+
+/// Cycles by category in the report; `other` is what was added to the clock
+/// outside the categories (time skipped while halted), so the six
+/// categories and `other` add up to the cycles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CyclesReport {
+    /// The categories.
+    #[serde(flatten)]
+    pub parts: CycleParts,
+    /// Cycles outside the categories.
+    pub other: u64,
+}
+
+impl CyclesReport {
+    /// The split of `cycles` into `parts` and the rest.
+    pub fn new(cycles: u64, parts: CycleParts) -> Self {
+        Self {
+            parts,
+            other: cycles.saturating_sub(parts.sum()),
+        }
+    }
 }
 
 /// One level (or L2 context) in the report.
@@ -232,10 +496,14 @@ pub struct LevelReport {
     pub instructions: u64,
     /// Modelled cycles.
     pub cycles: u64,
+    /// The cycles by category.
+    pub cycles_by_category: CyclesReport,
     /// World switches into the level.
     pub entries: u64,
     /// VM exits out of the level.
     pub vmexits: u64,
+    /// The exits by reason.
+    pub vmexits_by_reason: BTreeMap<String, u64>,
     /// TLB outcomes.
     pub tlb: TlbReport,
     /// Page walks.
@@ -248,11 +516,15 @@ impl From<&LevelCounters> for LevelReport {
         Self {
             instructions: c.instructions,
             cycles: c.cycles,
+            cycles_by_category: CyclesReport::new(c.cycles, c.parts),
             entries: c.entries,
             vmexits: c.vmexits,
+            vmexits_by_reason: c.vmexits_by_reason.clone(),
             tlb: TlbReport {
                 hits: m.itlb.hits() + m.dtlb.hits(),
                 misses: m.itlb.misses + m.dtlb.misses,
+                l1_hits: m.itlb.l1_hits + m.dtlb.l1_hits,
+                l2_hits: m.itlb.l2_hits + m.dtlb.l2_hits,
             },
             walks: WalkReport {
                 count: m.walks,
@@ -260,6 +532,12 @@ impl From<&LevelCounters> for LevelReport {
                 guest_refs: m.guest_refs,
                 nested_refs: m.nested_refs,
                 refs_per_walk: m.refs_per_walk.clone(),
+                ad_writes: m.ad_writes,
+                faults: m.walk_faults,
+                psc_hits: m.guest_psc_hits.iter().sum::<u64>()
+                    + m.nested_psc_hits.iter().sum::<u64>(),
+                psc_misses: m.guest_psc_misses + m.nested_psc_misses,
+                nested_tlb_hits: m.nested_tlb_hits,
             },
         }
     }
@@ -273,6 +551,16 @@ pub struct L2Report {
     pub total: LevelReport,
     /// By VMCS/VMCB physical address (hex).
     pub by_control: BTreeMap<String, LevelReport>,
+}
+
+/// Increments `map[key]` without allocating when the key exists.
+fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
+    match map.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(key.to_string(), 1);
+        }
+    }
 }
 
 /// The `levels` section: L1 and L2.
@@ -294,6 +582,10 @@ pub struct Report<'a> {
     pub instructions: u64,
     /// Modelled cycles.
     pub cycles: u64,
+    /// The cycles by category.
+    pub cycles_by_category: CyclesReport,
+    /// The cost model's name.
+    pub cost_model: &'a str,
     /// Exit status the run ended with.
     pub exit_status: i32,
     /// Why the run ended.
@@ -330,9 +622,12 @@ impl<'a> Report<'a> {
             mmu: m.mmu_totals(),
             ..LevelCounters::default()
         });
+        let cycles = m.cycles();
         Report {
             instructions: m.stats.instructions,
-            cycles: m.stats.cycles,
+            cycles,
+            cycles_by_category: CyclesReport::new(cycles, m.cycle_parts()),
+            cost_model: &m.config.cost.name,
             exit_status,
             stop,
             events: &m.stats.events,
@@ -385,18 +680,25 @@ mod tests {
             ..Default::default()
         });
         m.stats.instructions = 10;
-        m.stats.cycles = 100;
+        m.stats.charge(Category::Instructions, 100);
         // VMLAUNCH retiring with cost 5 counts for L1.
         m.switch_level(Level::L2 { control: 0x5000 }, Some(5));
         m.stats.instructions = 32;
-        m.stats.cycles = 605;
+        m.stats.charge(Category::Instructions, 505);
+        // The exit's world switch is charged to the level it leaves.
         m.count_vmexit("CPUID");
         m.switch_level(Level::L1, None);
         m.stats.instructions = 40;
-        m.stats.cycles = 700;
+        m.stats.charge(Category::Instructions, 95);
         let r = m.levels_report();
         assert_eq!(r.l1.instructions, 11 + 8);
         assert_eq!(r.l2.total.instructions, 21);
+        let exit = m.config.cost.vm_exit as u64;
+        assert_eq!(m.stats.cycles, 700 + exit);
+        // The 5 of VMLAUNCH moved from the guest's stretch to the root's.
+        assert_eq!(r.l1.cycles, 100 + 5 + 95);
+        assert_eq!(r.l2.total.cycles, 505 - 5 + exit);
+        assert_eq!(r.l2.total.cycles_by_category.parts.vm_exits, exit);
         assert_eq!(r.l1.cycles + r.l2.total.cycles, m.stats.cycles);
         assert_eq!(
             r.l1.instructions + r.l2.total.instructions,

@@ -11,6 +11,7 @@
 //! read, and the final guest-physical address one more nested walk:
 //! 4 x (4 + 1) + 4); 5 over 5 makes 35.
 
+pub mod run;
 pub mod svg;
 pub mod text;
 
@@ -77,6 +78,12 @@ pub struct Explained {
     pub pa: u64,
     /// The guest-physical address in between (two-dimensional walks).
     pub gpa: Option<u64>,
+    /// For a walk in a real run: where and when (`in L2 (VMCS 0x...)
+    /// after N instructions`).
+    pub context: Option<String>,
+    /// For a walk in a real run: the TLB level that holds the address, if
+    /// one does (a real access would not walk at all).
+    pub tlb_hit: Option<u8>,
 }
 
 impl Explained {
@@ -187,6 +194,8 @@ pub fn explain(s: &Scenario) -> Result<Explained, String> {
         trace,
         pa: tr.pa.0,
         gpa: tr.gpa.map(|g| g.0),
+        context: None,
+        tlb_hit: None,
     })
 }
 

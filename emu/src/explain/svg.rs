@@ -1,7 +1,8 @@
 //! The explained walk as an SVG picture to project: the grid with every
 //! reference numbered in walk order (guest entries in orange, nested entries
-//! in blue, references a cache spared in grey), a line tracing the order, the
-//! details of each reference, and the total.
+//! in blue, references a cache spared in grey), the details of each
+//! reference in order, the cache hits that spared the grey ones, and the
+//! total.
 
 use super::text::{describe, grid, title, total};
 use super::Explained;
@@ -29,16 +30,23 @@ pub fn render(e: &Explained) -> String {
     let grid_w = LABEL_W + cols * CELL_W;
     let details_top = TOP + (rows + 1) * CELL_H + 50;
     let line_h = 22;
-    let width = (LEFT * 2 + grid_w).max(1200);
-    let height = details_top + (refs.len() + 3) * line_h + 40;
+    let t = title(e);
+    let (t1, t2) = t.split_once(": ").unwrap_or((&t, ""));
+    // About 11 pixels a character at the subtitle's 20 pixels.
+    let width = (LEFT * 2 + grid_w).max(1200).max(LEFT * 2 + 11 * t2.len());
+    let events = e.events();
+    let cache_lines = if events.is_empty() {
+        0
+    } else {
+        events.len() + 2
+    };
+    let height = details_top + (refs.len() + cache_lines + 3) * line_h + 40;
     let mut o = String::new();
     let _ = writeln!(
         o,
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Verdana, sans-serif">"##
     );
     let _ = writeln!(o, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
-    let t = title(e);
-    let (t1, t2) = t.split_once(": ").unwrap_or((&t, ""));
     let _ = writeln!(
         o,
         r##"<text x="{LEFT}" y="38" font-size="26" font-weight="bold" fill="#222">{}</text>"##,
@@ -145,6 +153,23 @@ pub fn render(e: &Explained) -> String {
             esc(&line)
         );
     }
+    // Which caches spared the grey cells.
+    if !events.is_empty() {
+        let top = details_top + (refs.len() + 2) * line_h;
+        let _ = writeln!(
+            o,
+            r##"<text x="{LEFT}" y="{top}" font-size="16" font-weight="bold" fill="#222">Cache hits that spared references:</text>"##
+        );
+        for (k, ev) in events.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                r##"<text x="{}" y="{}" font-size="15" fill="#555">{}</text>"##,
+                LEFT + 20,
+                top + (k + 1) * line_h,
+                esc(&ev.to_string())
+            );
+        }
+    }
     o.push_str("</svg>\n");
     o
 }
@@ -168,5 +193,22 @@ mod tests {
             assert!(s.contains(&format!(">{k}</text>")), "cell {k}");
         }
         assert!(s.contains("24 references"));
+        assert!(!s.contains("Cache hits"), "a cold walk has none");
+    }
+
+    #[test]
+    fn svg_names_the_caches_that_spared_references() {
+        let e = explain(&Scenario {
+            warm: true,
+            ..Scenario::default()
+        })
+        .unwrap();
+        let events = e.events();
+        assert!(!events.is_empty());
+        let s = render(&e);
+        assert!(s.contains("Cache hits that spared references:"));
+        for ev in events {
+            assert!(s.contains(&esc(&ev.to_string())), "{ev}");
+        }
     }
 }

@@ -138,10 +138,30 @@ pub fn title(e: &Explained) -> String {
         NestedKind::Ept => format!("{}-level EPT", s.nested_levels),
         NestedKind::Npt => format!("{}-level NPT", s.nested_levels),
     };
-    let caches = if s.warm { "warm caches" } else { "cold caches" };
+    let caches = match (&e.context, s.warm) {
+        _ if s.tlb == mmu::TlbConfig::none() => "no caches",
+        (Some(_), true) => "the run's caches",
+        (_, true) => "warm caches",
+        (_, false) => "cold caches",
+    };
+    let guest = match s.guest_levels {
+        0 => "paging off in the guest".to_string(),
+        2 => "2-level (32-bit or PAE) guest paging".to_string(),
+        n => format!("{n}-level guest paging"),
+    };
+    let nested = if s.nested == NestedKind::None {
+        String::new()
+    } else {
+        format!(" over {nested}")
+    };
+    let context = e
+        .context
+        .as_ref()
+        .map(|c| format!(", {c}"))
+        .unwrap_or_default();
     format!(
-        "Walk of linear address {:#018x}: {}-level guest paging over {nested} ({caches})",
-        s.address, s.guest_levels
+        "Walk of linear address {:#018x}: {guest}{nested} ({caches}){context}",
+        s.address
     )
 }
 
@@ -232,5 +252,12 @@ pub fn render(e: &Explained) -> String {
         }
     }
     let _ = writeln!(out, "\n{}", total(e));
+    if let Some(level) = e.tlb_hit {
+        let _ = writeln!(
+            out,
+            "(The level-{level} TLB holds this page: the run's next access to it would not walk \
+             at all. Above is the walk a miss would make.)"
+        );
+    }
     out
 }

@@ -105,7 +105,10 @@ fn repeat(
             break;
         }
     }
-    m.stats.cycles += n.saturating_sub(1) * m.config.cost.string as u64;
+    m.stats.charge(
+        crate::cost::Category::Instructions,
+        n.saturating_sub(1) * m.config.cost.string as u64,
+    );
     Ok(())
 }
 

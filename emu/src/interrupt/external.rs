@@ -29,7 +29,7 @@ impl Machine {
     #[inline]
     pub fn now(&self) -> Now {
         Now {
-            cycles: self.stats.cycles,
+            cycles: self.cycles(),
             tsc_offset: self.cpu.msr.tsc_offset,
         }
     }

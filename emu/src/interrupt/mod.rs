@@ -156,7 +156,17 @@ impl Machine {
                 .events
                 .entry(vector_name(cur.vector))
                 .or_default() += 1;
-            self.stats.cycles += self.config.cost.event_delivery as u64;
+            let cost = match cur.source {
+                Source::Exception => self.config.cost.exception,
+                _ => self.config.cost.interrupt,
+            };
+            self.stats
+                .charge(crate::cost::Category::Deliveries, cost as u64);
+            if self.trace.wants(crate::trace::Kind::Fault)
+                || self.trace.wants(crate::trace::Kind::Interrupt)
+            {
+                self.trace_delivery(&cur);
+            }
             self.extra_steps += 1;
             self.apply_payload(&cur);
             self.virt.delivering = Some(cur);
@@ -193,6 +203,33 @@ impl Machine {
             };
             // The second exception is a fault on the original instruction.
             self.cpu.rip = fault_rip;
+            if outcome != SecondException::Serial && self.in_guest() {
+                // The hypervisor's exception intercepts see the second
+                // exception before it is combined into a double (or triple)
+                // fault: a fault during event delivery that its exception
+                // bitmap or intercept vector selects exits, recording the
+                // event being delivered (SDM Vol. 3C 28.2.4, "Information for
+                // VM Exits During Event Delivery"; APM Vol. 2 15.7.2). A
+                // shadow-paging hypervisor depends on it: the guest's stack
+                // may be unmapped in its tables when it injects an event.
+                let second = Delivery {
+                    vector: vector.0,
+                    error_code,
+                    source: Source::Exception,
+                    return_rip: fault_rip,
+                    push_rf: true,
+                    payload,
+                };
+                if let Err(ev) = self.event_intercept(&second, Some(&cur)) {
+                    return match ev {
+                        Event::GuestExit(e) => self.perform_guest_exit(*e),
+                        Event::Stop(s) => Err(*s),
+                        other => Err(Stop::Shutdown(format!(
+                            "unexpected {other:?} from an event intercept"
+                        ))),
+                    };
+                }
+            }
             if outcome != SecondException::Serial && vector == Vector::PF {
                 // A #PF that becomes #DF (or a triple fault) still loads CR2.
                 self.cpu.sys.cr2 = payload.unwrap_or(self.cpu.sys.cr2);

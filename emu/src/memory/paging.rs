@@ -104,6 +104,9 @@ impl Machine {
             Privilege::AtCpl(c) => Access::new(kind, c == 3),
         }
         .with_ac(self.cpu.flags.has(Rflags::AC));
+        if self.trace.wants(crate::trace::Kind::Walk) {
+            return self.translate_traced(la, access);
+        }
         let mut mem = WalkMemory {
             ram: &mut self.ram,
             code: &mut self.code,
@@ -113,6 +116,33 @@ impl Machine {
             .mmu
             .translate(&self.tctx, LinearAddr(la), access, &mut mem, &mut ())
         {
+            Ok(pa) => Ok(pa.0),
+            Err(f) => Err(self.translate_fault(f)),
+        }
+    }
+
+    /// [`Machine::translate`] with the walk recorded for `--trace`.
+    #[cold]
+    fn translate_traced(&mut self, la: u64, access: Access) -> Result<u64, Event> {
+        let mut rec = mmu::paging::Trace::default();
+        let mut mem = WalkMemory {
+            ram: &mut self.ram,
+            code: &mut self.code,
+            stop_block: &mut self.stop_block,
+        };
+        let r = self
+            .mmu
+            .translate(&self.tctx, LinearAddr(la), access, &mut mem, &mut rec);
+        if rec.refs().next().is_some() {
+            let what = match access.kind {
+                mmu::AccessKind::Read => "read",
+                mmu::AccessKind::Write => "write",
+                mmu::AccessKind::Execute => "fetch",
+            };
+            let result = r.as_ref().map(|pa| pa.0);
+            self.trace_walk(la, what, &rec, result);
+        }
+        match r {
             Ok(pa) => Ok(pa.0),
             Err(f) => Err(self.translate_fault(f)),
         }

@@ -340,7 +340,9 @@ pub fn control_recipes() -> Vec<Recipe> {
         ),
         r(
             C::EptpWalkLength,
-            cat(&[ept(), vec![Set(F::EptPointer, layout::EPT_PML4 | 0x26)]]),
+            // A 3-level walk (bits 5:3 = 2), write-back: 4 and 5 levels are
+            // the supported lengths.
+            cat(&[ept(), vec![Set(F::EptPointer, layout::EPT_PML4 | 0x16)]]),
         ),
         r(
             C::EptpAccessedDirty,

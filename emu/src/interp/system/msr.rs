@@ -49,10 +49,7 @@ impl Machine {
     /// (SDM Vol. 3B 18.17), as the running guest sees it (TSC offsetting and
     /// scaling in VMX non-root operation, SDM Vol. 3C 26.3).
     pub fn tsc(&self) -> u64 {
-        let host = self
-            .stats
-            .cycles
-            .wrapping_add(self.cpu.msr.tsc_offset as u64);
+        let host = self.cycles().wrapping_add(self.cpu.msr.tsc_offset as u64);
         if self.in_guest() {
             self.context_tsc(host)
         } else {
@@ -140,7 +137,7 @@ impl Machine {
         let gp = Err(Event::gp0());
         match idx {
             IA32_TIME_STAMP_COUNTER => {
-                self.cpu.msr.tsc_offset = v.wrapping_sub(self.stats.cycles) as i64;
+                self.cpu.msr.tsc_offset = v.wrapping_sub(self.cycles()) as i64;
                 // The TSC-deadline timer's expiry moves with the TSC.
                 self.dev.touch();
             }

@@ -34,12 +34,14 @@ pub fn perform_exit(m: &mut Machine, e: PendingExit) -> Result<(), Stop> {
     let guest = state::cpu_state(m, rip);
     let ev = m.cpu.events;
     let shadow = ev.sti_blocking || ev.movss_blocking;
-    m.count_vmexit(info.code.name().unwrap_or("VMEXIT_UNKNOWN"));
+    m.count_vmexit_info(
+        info.code.name().unwrap_or("VMEXIT_UNKNOWN"),
+        Some((info.info1, info.info2)),
+    );
     let host = {
         let (mut mem, cfg, cache) = state::split(m);
         vmexit(cfg, &g.controls, &guest, shadow, &info, &mut mem, cache)
     };
-    m.stats.cycles += m.config.cost.vm_exit as u64;
     m.switch_level(Level::L1, None);
     load_host(m, &host, Some(g.host_cr8))?;
     if host.single_step {

@@ -32,7 +32,7 @@ pub(crate) fn enter(m: &mut Machine, vmcb_pa: u64) -> Flow {
         let (mut mem, cfg, cache) = state::split(m);
         svm_model::vmrun(cfg, &host, vmcb_pa, hsave, &mut mem, cache)
     };
-    m.stats.cycles += m.config.cost.vm_entry as u64;
+    m.charge_vm_entry();
     match outcome {
         VmrunOutcome::Entered(entry) => run_guest(m, *entry),
         VmrunOutcome::Invalid(inv) => {
@@ -129,6 +129,9 @@ fn inject_event(m: &mut Machine, ev: &InjectedEvent) -> Flow {
         }
         EventType::Exception => Source::Exception,
     };
+    if m.trace.wants(crate::trace::Kind::Inject) {
+        m.trace_inject(&format!("{:?}", ev.typ), ev.vector, ev.error_code);
+    }
     let d = Delivery {
         vector: ev.vector,
         error_code: ev.error_code,

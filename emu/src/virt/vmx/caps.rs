@@ -65,11 +65,13 @@ pub const ENTRY: En = En::LOAD_DEBUG_CONTROLS
     .union(En::LOAD_EFER);
 
 /// EPT and VPID capabilities the `mmu` crate implements and the binding
-/// exercises: 4-level EPT, UC and WB structures, 2-MByte and 1-GByte pages,
-/// execute-only translations, the advanced EPT-violation information, every
-/// INVEPT and INVVPID type.
+/// exercises: 4- and 5-level EPT (the 5-level walk is tested end to end by a
+/// guest under a 5-level EPT, `emu/tests/measure_stack.rs`), UC and WB
+/// structures, 2-MByte and 1-GByte pages, execute-only translations, the
+/// advanced EPT-violation information, every INVEPT and INVVPID type.
 pub const EPT_VPID: Ept = Ept::EXECUTE_ONLY
     .union(Ept::PAGE_WALK_4)
+    .union(Ept::PAGE_WALK_5)
     .union(Ept::MEMORY_TYPE_UC)
     .union(Ept::MEMORY_TYPE_WB)
     .union(Ept::PDE_2MB_PAGES)
@@ -118,6 +120,12 @@ pub fn features(model: &CpuModel) -> VmxFeatures {
     f.misc.activity_shutdown = false;
     f.misc.activity_wait_for_sipi = false;
     f.widths = model.widths;
+    // A guest may use 5-level paging where the model has it (SDM Vol. 3C
+    // A.8: CR4 bits allowed 1 in VMX operation); the end-to-end test is a
+    // 5-level guest under 5-level EPT (`emu/tests/measure_stack.rs`).
+    if model.has(Feature::La57) {
+        f.cr4_fixed1 |= mmu::Cr4::LA57.bits();
+    }
     f.cr4_fixed1 &= crate::interp::system::cr4_allowed_for(model).bits();
     f
 }

@@ -63,8 +63,7 @@ fn launch(m: &mut Machine, i: &Instruction, first: bool) -> Flow {
 /// model recorded exit 33 or 34 in the VMCS; report it and load the host.
 fn entry_failed(m: &mut Machine, f: EntryFailure) -> Result<(), Stop> {
     diag::report(m, f.check, f.qualification);
-    m.count_vmexit(f.reason.name());
-    m.stats.cycles += m.config.cost.vm_exit as u64;
+    m.count_vmexit_info(f.reason.name(), Some((f.qualification, 0)));
     match f.host {
         Ok(h) => {
             let vpid = vpid_enabled(m);
@@ -96,7 +95,7 @@ fn enter(m: &mut Machine, g: GuestEntry) -> Result<(), Stop> {
     // The entry's cost and the VMLAUNCH/VMRESUME instruction itself count for
     // the root (as VMRUN does for SVM); from here on the work is the guest's,
     // beginning with delivering the injected event.
-    m.stats.cycles += m.config.cost.vm_entry as u64;
+    m.charge_vm_entry();
     let insn_cost = m.config.cost.insn(crate::cost::InsnClass::System);
     m.switch_level(
         crate::stats::Level::L2 { control: vmcs_ptr },
@@ -209,6 +208,9 @@ fn inject(m: &mut Machine, g: &GuestEntry, ev: InjectedEvent) -> Result<(), Stop
         }
     }
     let mask = ip_mask(m.cpu.mode.code_bits);
+    if m.trace.wants(crate::trace::Kind::Inject) {
+        m.trace_inject(&format!("{:?}", ev.kind), ev.vector, ev.error_code);
+    }
     m.trap_rip = g.rip;
     m.virt.vmx.guest.injecting = true;
     let r = m.deliver(Delivery {

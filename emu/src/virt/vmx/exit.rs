@@ -22,8 +22,14 @@ pub fn perform_exit(m: &mut Machine, e: PendingExit) -> Result<(), Stop> {
     }
     let guest = snapshot(m, e.rip);
     let vpid = m.virt.vmx.guest.vpid_enabled;
-    m.count_vmexit(e.info.reason.name());
-    m.stats.cycles += m.config.cost.vm_exit as u64;
+    // The trace shows the exit qualification and the guest-physical
+    // address (EPT violations), or the guest-linear address.
+    let second = e
+        .info
+        .guest_physical_address
+        .or(e.info.guest_linear_address)
+        .unwrap_or(0);
+    m.count_vmexit_info(e.info.reason.name(), Some((e.info.qualification, second)));
     let (r, _) = call(m, |state, caps, _, bus| {
         vm_exit(
             state,
