@@ -101,7 +101,10 @@ fn fingerprint(image: &[u8], m: &Machine, stop: &Stop, serial: &str) {
     };
     let report = nestemu::stats::Report::of(m, stop.exit_status(), stop.describe());
     let mut h = 0xcbf2_9ce4_8422_2325;
-    h = fnv(h, serde_json::to_string(&report).expect("report").as_bytes());
+    h = fnv(
+        h,
+        serde_json::to_string(&report).expect("report").as_bytes(),
+    );
     h = fnv(h, serial.as_bytes());
     h = fnv(h, serde_json::to_string(&m.cpu).expect("cpu").as_bytes());
     for chunk in m.ram.as_slice().chunks(8) {
@@ -121,5 +124,6 @@ fn fingerprint(image: &[u8], m: &Machine, stop: &Stop, serial: &str) {
         .append(true)
         .open(path)
         .expect("the fingerprint file opens");
-    f.write_all(line.as_bytes()).expect("the fingerprint is written");
+    f.write_all(line.as_bytes())
+        .expect("the fingerprint is written");
 }
