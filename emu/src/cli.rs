@@ -1,6 +1,10 @@
 //! The `nestemu` command line (DESIGN.md, "Command line"): parsing, running a
 //! kernel, the exit-status contract, serial output and the `--stats` report.
-//! Bad input gets one line on stderr and exit status 2.
+//! Bad input gets one line on stderr and exit status 2. QEMU's spellings
+//! (`nestemu -kernel FILE ...`) are handled by [`qemu`].
+
+pub mod qemu;
+pub mod qemu_cpu;
 
 use crate::cpu::cpuid::CpuModel;
 use crate::event::Stop;
@@ -14,12 +18,14 @@ pub const EXIT_USAGE: i32 = 2;
 
 /// The help text.
 pub const HELP: &str = "\
+QEMU emulator version 8.2.0 (nestemu 0.1.0)
 nestemu: a deterministic x86-64 machine whose CPU implements VT-x and AMD-V
 
 USAGE:
     nestemu                         run the built-in demo
     nestemu demo [--cpu intel|amd]  run the built-in demo
     nestemu run --kernel FILE [OPTIONS]
+    nestemu -kernel FILE [QEMU OPTIONS]
     nestemu explain-walk [--address LA] [--guest-levels 4|5] [--nested ept|npt|none]
                  [--nested-levels 4|5] [--caches intel|amd|none] [--warm] [--svg FILE]
                                     show a 2-D page walk step by step (text, and an
@@ -40,10 +46,30 @@ RUN OPTIONS:
                       toward N, so no guest can escape the limit
     --stats FILE      write run statistics as JSON
     --serial FILE     write COM1 output to FILE instead of stdout
+    --snapshot FILE   save the whole machine to FILE when the run stops, or with
+                      --snapshot-at N at the first block boundary at or after
+                      step N (the run then goes on)
+    --resume FILE     continue the machine saved in FILE instead of booting a
+                      kernel (--max-insns, --stats, --serial and --snapshot
+                      apply; counters go on from the snapshot's)
+
+QEMU-COMPATIBLE OPTIONS (so QEMU test runners can run nestemu):
+    -kernel FILE -append STR -initrd FILE -m SIZE (default 128M)
+    -smp 1            one vCPU (SMP is not implemented yet)
+    -cpu MODEL[,+feature,-feature,phys-bits=N,host-phys-bits]
+                      max, host, qemu64, IvyBridge, Skylake-Server, ...; see -cpu help
+    -serial stdio|file:PATH|null|none   -nographic   -nodefaults   -no-reboot
+    -display none   -vnc none   -name NAME   -machine pc,accel=...   -rtc base=DATE
+    -device isa-debug-exit,iobase=0xf4,iosize=0x4   -device pc-testdev
+    -device pci-testdev   -device help   -global kvm-pit.lost_tick_policy=discard
+    --max-insns N   --stats FILE (nestemu extensions)
+    Anything else is refused with a message naming it (status 2).
 
 EXIT STATUS:
     (v << 1) | 1   the guest wrote v to isa-debug-exit (port 0xf4)
-    0              the guest powered off (or halted with nothing to wake it)
+    0              the guest powered off or asked for a reset (or halted with
+                   nothing to wake it); in QEMU mode with -no-reboot also a
+                   triple fault
     2              bad input or usage
     4              triple fault / shutdown
     6              an instruction nestemu does not implement yet (named on stderr)
@@ -73,6 +99,12 @@ pub struct RunOptions {
     pub stats: Option<String>,
     /// `--serial`.
     pub serial: Option<String>,
+    /// `--snapshot`.
+    pub snapshot: Option<String>,
+    /// `--snapshot-at`.
+    pub snapshot_at: Option<u64>,
+    /// `--resume`.
+    pub resume: Option<String>,
 }
 
 /// A command.
@@ -209,7 +241,7 @@ pub fn explain_walk(o: &ExplainOptions) -> i32 {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageError(pub String);
 
-fn parse_number(flag: &str, v: &str) -> Result<u64, UsageError> {
+pub(crate) fn parse_number(flag: &str, v: &str) -> Result<u64, UsageError> {
     let r = if let Some(h) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
         u64::from_str_radix(h, 16)
     } else {
@@ -227,8 +259,8 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 cpu: "intel".into(),
             })
         }
-        Some("-h" | "--help" | "help") => return Ok(Command::Help),
-        Some("-V" | "--version") => return Ok(Command::Version),
+        Some("-h" | "--help" | "-help" | "help") => return Ok(Command::Help),
+        Some("-V" | "--version" | "-version") => return Ok(Command::Version),
         Some("explain-walk") => return parse_explain(&args[1..]),
         Some("run") | Some("demo") => it.next().cloned().unwrap_or_default(),
         Some(other) if other.starts_with('-') => "run".to_string(),
@@ -268,6 +300,11 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             }
             "--stats" => o.stats = Some(value("--stats")?),
             "--serial" => o.serial = Some(value("--serial")?),
+            "--snapshot" if sub == "run" => o.snapshot = Some(value("--snapshot")?),
+            "--snapshot-at" if sub == "run" => {
+                o.snapshot_at = Some(parse_number("--snapshot-at", &value("--snapshot-at")?)?)
+            }
+            "--resume" if sub == "run" => o.resume = Some(value("--resume")?),
             _ => {
                 return Err(UsageError(format!(
                     "unknown option '{arg}' for '{sub}' (try --help)"
@@ -277,6 +314,26 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     }
     if sub == "demo" {
         return Ok(Command::Demo { cpu: o.cpu });
+    }
+    if o.snapshot_at.is_some() && o.snapshot.is_none() {
+        return Err(UsageError("--snapshot-at needs --snapshot FILE".into()));
+    }
+    if o.resume.is_some() {
+        let fixed = [
+            ("--kernel", !o.kernel.is_empty()),
+            ("--flat", o.flat.is_some()),
+            ("--real-mode", o.real_mode),
+            ("--mem", o.mem_mib != 256),
+            ("--cpu", o.cpu != "intel"),
+            ("--append", !o.append.is_empty()),
+            ("--initrd", o.initrd.is_some()),
+        ];
+        if let Some((flag, _)) = fixed.iter().find(|f| f.1) {
+            return Err(UsageError(format!(
+                "{flag} cannot be given with --resume: the snapshot holds the machine"
+            )));
+        }
+        return Ok(Command::Run(o));
     }
     if o.kernel.is_empty() {
         return Err(UsageError("run needs --kernel FILE".into()));
@@ -382,13 +439,20 @@ pub fn write_stats(m: &Machine, stop: &Stop, path: &str) -> std::io::Result<()> 
 
 /// Runs `o` and returns the exit status.
 pub fn run(o: &RunOptions) -> i32 {
-    let mut m = match prepare(o) {
+    let prepared = match &o.resume {
+        Some(path) => crate::snapshot::read(path).map_err(|e| e.to_string()),
+        None => prepare(o).map_err(|e| e.to_string()),
+    };
+    let mut m = match prepared {
         Ok(m) => m,
         Err(e) => {
             eprintln!("nestemu: {e}");
             return EXIT_USAGE;
         }
     };
+    if o.resume.is_some() && o.max_insns.is_some() {
+        m.config.max_insns = o.max_insns;
+    }
     let mut serial: Box<dyn Write> = match &o.serial {
         Some(path) => match std::fs::File::create(path) {
             Ok(f) => Box::new(std::io::BufWriter::new(f)),
@@ -399,7 +463,37 @@ pub fn run(o: &RunOptions) -> i32 {
         },
         None => Box::new(std::io::stdout()),
     };
-    finish(&mut m, &mut *serial, o.stats.as_deref())
+    let Some(path) = &o.snapshot else {
+        return finish(&mut m, &mut *serial, o.stats.as_deref());
+    };
+    // Run to the snapshot point (or the end), save, and go on.
+    let at = o.snapshot_at.unwrap_or(u64::MAX);
+    let mut stop = None;
+    while stop.is_none() && m.steps() < at {
+        stop = m.run_slice();
+        // Output before the snapshot goes out now, so a resumed run does
+        // not print it again.
+        let flush = m.dev.com1.output.len() >= 4096 || stop.is_some() || m.steps() >= at;
+        if flush {
+            if let Err(e) = serial
+                .write_all(&m.take_serial())
+                .and_then(|()| serial.flush())
+            {
+                eprintln!("nestemu: writing serial output failed: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    if let (Some(_), Some(at)) = (&stop, o.snapshot_at) {
+        eprintln!("nestemu: the run stopped before step {at}; no snapshot written");
+    } else if let Err(e) = crate::snapshot::write(&m, path) {
+        eprintln!("nestemu: cannot write snapshot '{path}': {e}");
+        return EXIT_USAGE;
+    }
+    match stop {
+        Some(stop) => conclude(&m, stop, o.stats.as_deref()),
+        None => finish(&mut m, &mut *serial, o.stats.as_deref()),
+    }
 }
 
 /// Runs a prepared machine to its end: serial, stderr message, stats, status.
@@ -411,6 +505,11 @@ pub fn finish(m: &mut Machine, serial: &mut dyn Write, stats: Option<&str>) -> i
             return EXIT_USAGE;
         }
     };
+    conclude(m, stop, stats)
+}
+
+/// The end of a run: the stop on stderr, the stats file, the exit status.
+fn conclude(m: &Machine, stop: Stop, stats: Option<&str>) -> i32 {
     if !matches!(stop, Stop::DebugExit(_) | Stop::PowerOff) {
         eprintln!("nestemu: {}", stop.describe());
     }
@@ -425,13 +524,21 @@ pub fn finish(m: &mut Machine, serial: &mut dyn Write, stats: Option<&str>) -> i
 
 /// The process entry point: returns the exit status.
 pub fn main_with_args(args: &[String]) -> i32 {
+    let first = args.first().map(String::as_str);
+    let probe = matches!(
+        first,
+        Some("-h" | "--help" | "-help" | "-V" | "--version" | "-version")
+    );
+    if !probe && qemu::is_qemu_invocation(args) {
+        return qemu::main(args);
+    }
     match parse(args) {
         Ok(Command::Help) => {
             print!("{HELP}");
             0
         }
         Ok(Command::Version) => {
-            println!("nestemu {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", qemu::version_line());
             0
         }
         Ok(Command::Run(o)) => run(&o),
@@ -466,6 +573,12 @@ mod tests {
         assert_eq!(o.cpu, "amd");
         assert_eq!(o.max_insns, Some(256));
         assert_eq!(o.stats.as_deref(), Some("s.json"));
+    }
+
+    #[test]
+    fn help_starts_with_the_version_line() {
+        assert_eq!(HELP.lines().next(), Some(qemu::version_line().as_str()));
+        assert!(HELP.contains("QEMU"));
     }
 
     #[test]

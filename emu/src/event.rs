@@ -42,7 +42,7 @@ pub enum Event {
 
 /// Which instruction raised a software interrupt (SDM Vol. 3A 6.12.1.1: the
 /// gate-DPL check applies to INT n, INT3 and INTO, not to INT1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SoftIntKind {
     /// INT n (CD ib).
     IntN,
@@ -61,6 +61,9 @@ pub enum Stop {
     DebugExit(u32),
     /// The guest powered the machine off: status 0.
     PowerOff,
+    /// The guest asked for a reset (reset control register, keyboard
+    /// controller, port 92H): status 0, as QEMU with `-no-reboot` ends.
+    Reset(String),
     /// A triple fault or shutdown: status 4.
     Shutdown(String),
     /// The guest halted with no way to wake up (interrupts disabled and no NMI
@@ -82,7 +85,7 @@ impl Stop {
     pub fn exit_status(&self) -> i32 {
         match self {
             Stop::DebugExit(v) => (((*v as u64) << 1 | 1) & 0xff) as i32,
-            Stop::PowerOff | Stop::HaltForever => 0,
+            Stop::PowerOff | Stop::Reset(_) | Stop::HaltForever => 0,
             Stop::Shutdown(_) => 4,
             Stop::Unimplemented { .. } => 6,
             Stop::InstructionLimit => 124,
@@ -94,6 +97,7 @@ impl Stop {
         match self {
             Stop::DebugExit(v) => format!("guest exit via isa-debug-exit, value {v:#x}"),
             Stop::PowerOff => "guest powered off".into(),
+            Stop::Reset(why) => format!("guest requested a reset: {why}"),
             Stop::Shutdown(why) => format!("shutdown: {why}"),
             Stop::HaltForever => "guest halted with no interrupt able to wake it".into(),
             Stop::Unimplemented { what, address } => {

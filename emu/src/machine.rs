@@ -25,6 +25,8 @@ pub struct MachineConfig {
     pub rng_seed: u64,
     /// The cost model.
     pub cost: CostModel,
+    /// The PC platform: clocks, which optional devices exist.
+    pub platform: crate::devices::PlatformConfig,
 }
 
 impl Default for MachineConfig {
@@ -35,6 +37,7 @@ impl Default for MachineConfig {
             max_insns: None,
             rng_seed: 0x6e65_7374_656d_7521,
             cost: CostModel::default(),
+            platform: crate::devices::PlatformConfig::default(),
         }
     }
 }
@@ -104,10 +107,18 @@ impl Machine {
         };
         let mmu = mmu::Mmu::new(tlb).expect("the built-in TLB presets are valid");
         let cpu = Cpu::reset();
+        let model = &config.model;
+        let dev = Devices::new(
+            &config.platform,
+            ram.map.low,
+            ram.map.high,
+            model.has(crate::cpu::cpuid::Feature::X2apic),
+            model.has(crate::cpu::cpuid::Feature::TscDeadline),
+        );
         let mut m = Self {
             cpu,
             ram,
-            dev: Devices::default(),
+            dev,
             code: CodeCache::default(),
             stats: Stats::default(),
             next_rip: 0,
@@ -124,7 +135,18 @@ impl Machine {
         };
         m.virt.svm = crate::virt::svm::SvmCpu::with_config(crate::virt::svm::discovery::config(&m));
         m.paging_changed();
+        m.install_firmware_tables();
         Ok(m)
+    }
+
+    /// Leaves in RAM what firmware would: the ACPI tables in the BIOS area
+    /// (when RAM reaches that far).
+    fn install_firmware_tables(&mut self) {
+        for (addr, bytes) in self.dev.acpi_tables() {
+            if self.ram.offset(addr, bytes.len() as u64).is_some() {
+                self.load_phys(addr, &bytes);
+            }
+        }
     }
 
     /// A placeholder context, replaced from the registers in [`Machine::new`].
@@ -314,19 +336,26 @@ impl Machine {
         self.stats.cycles += cost as u64;
     }
 
-    /// Work at an instruction boundary: the exits a guest takes there, waking
-    /// from HLT, delivering pending events. Returns true if the next slice
-    /// must be a single instruction (monitor trap flag).
+    /// Work at an instruction boundary: the exits a guest takes there, device
+    /// events, pending NMIs and interrupts, waking from HLT. One comparison
+    /// when nothing is due. Returns true if the next slice must be a single
+    /// instruction (monitor trap flag).
+    #[inline(always)]
     fn service_boundary(&mut self) -> Result<bool, Stop> {
-        let step = if self.in_guest() {
-            self.guest_boundary()?
-        } else {
-            false
-        };
-        if self.cpu.events.halted {
-            // No interrupt source is modelled yet: nothing can wake the CPU.
-            return Err(Stop::HaltForever);
+        let mut step = false;
+        if self.in_guest() {
+            self.stop_block = false;
+            step = self.guest_boundary()?;
+            if self.stop_block {
+                // The guest boundary delivered an event or exited: one event
+                // per boundary.
+                return Ok(false);
+            }
         }
+        if self.stats.cycles < self.dev.check_at && !self.cpu.events.halted {
+            return Ok(step);
+        }
+        self.service_interrupts()?;
         Ok(step)
     }
 

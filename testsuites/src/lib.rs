@@ -2,6 +2,7 @@
 //! what they did: serial output, how the machine stopped, and the case records.
 
 pub mod check;
+pub mod platform;
 
 use guestkit::layout::{MIN_RAM, RECORD_SIZE, RESULTS};
 use guestkit::{Built, Program, Record};
@@ -36,6 +37,18 @@ impl Outcome {
     pub fn passed(&self) -> bool {
         self.stop == Stop::DebugExit(0)
     }
+
+    /// The vectors the kit's interrupt handler counted, in arrival order
+    /// (`guestkit::irq`).
+    pub fn irq_log(&self) -> Vec<u8> {
+        use guestkit::layout::{var, VARS};
+        let mut n = [0u8; 8];
+        self.machine.peek_phys(VARS + var::IRQ_LOG_LEN, &mut n);
+        let n = u64::from_le_bytes(n).min(var::IRQ_LOG_CAP) as usize;
+        let mut log = vec![0u8; n];
+        self.machine.peek_phys(VARS + var::IRQ_LOG, &mut log);
+        log
+    }
 }
 
 /// A machine configuration with enough RAM for kit programs.
@@ -60,6 +73,36 @@ pub fn run_built(built: &Built, cfg: MachineConfig) -> Outcome {
     let mut m = Machine::new(cfg);
     multiboot::boot(&mut m, &built.image, "kit", &[]).unwrap_or_else(|e| panic!("loading: {e}"));
     let stop = m.run();
+    outcome(built, m, stop)
+}
+
+/// Runs an already built program, stopping at the first slice boundary at
+/// or after step `at` to take a snapshot, and continuing on a machine
+/// restored from it (the serial output before the snapshot is kept).
+pub fn run_built_via_snapshot(built: &Built, cfg: MachineConfig, at: u64) -> Outcome {
+    let mut m = Machine::new(cfg);
+    multiboot::boot(&mut m, &built.image, "kit", &[]).unwrap_or_else(|e| panic!("loading: {e}"));
+    while m.steps() < at {
+        if let Some(stop) = m.run_slice() {
+            panic!("the run ended ({stop:?}) before step {at}");
+        }
+    }
+    let before = m.take_serial();
+    let bytes = m.save_snapshot();
+    drop(m);
+    let mut m = Machine::from_snapshot(&bytes).unwrap_or_else(|e| panic!("restoring: {e}"));
+    assert_eq!(
+        m.save_snapshot(),
+        bytes,
+        "a restored machine saves the same snapshot"
+    );
+    let stop = m.run();
+    let mut o = outcome(built, m, stop);
+    o.serial = String::from_utf8_lossy(&before).into_owned() + &o.serial;
+    o
+}
+
+fn outcome(built: &Built, mut m: Machine, stop: nestemu::Stop) -> Outcome {
     let serial = String::from_utf8_lossy(&m.take_serial()).into_owned();
     fingerprint(&built.image, &m, &stop, &serial);
     let records = built
@@ -126,4 +169,34 @@ fn fingerprint(image: &[u8], m: &Machine, stop: &Stop, serial: &str) {
         .expect("the fingerprint file opens");
     f.write_all(line.as_bytes())
         .expect("the fingerprint is written");
+}
+
+/// Running a suite on the host CPU through `/dev/kvm`, for comparison.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub mod kvm {
+    use super::*;
+
+    /// Builds `p`, loads it with nestemu's Multiboot loader into a machine
+    /// made from `cfg`, and runs it on the host CPU through `/dev/kvm`
+    /// instead of nestemu's interpreter (`difftest::boot`). `Err` when
+    /// `/dev/kvm` is missing or the run could not be set up or ended in an
+    /// exit the runner does not model.
+    pub fn run(p: &Program, cfg: MachineConfig) -> Result<Outcome, String> {
+        if !difftest::boot::available() {
+            return Err("/dev/kvm is not available".into());
+        }
+        let built = p.build().map_err(|e| format!("building the guest: {e}"))?;
+        let mut m = Machine::new(cfg);
+        multiboot::boot(&mut m, &built.image, "kit", &[]).map_err(|e| format!("loading: {e}"))?;
+        let run = difftest::boot::run_prepared(&mut m, std::time::Duration::from_secs(120))?;
+        let mut o = outcome(&built, m, run.stop);
+        o.serial = String::from_utf8_lossy(&run.serial).into_owned();
+        Ok(o)
+    }
+
+    /// CPUID leaf `function`, subleaf `index` (EAX, EBX, ECX, EDX) of the
+    /// CPU a KVM run gets (zeros where `/dev/kvm` is missing).
+    pub fn cpuid(function: u32, index: u32) -> [u32; 4] {
+        difftest::boot::supported_cpuid(function, index).unwrap_or_default()
+    }
 }

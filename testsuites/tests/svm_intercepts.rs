@@ -115,6 +115,21 @@ fn simple_instructions(s: &mut Suite) {
         |a| a.hlt(),
         X::VMEXIT_IDLE_HLT,
     );
+    simple_pre(
+        s,
+        "XSETBV (before the #GP of a bad XCR0 value)",
+        m2(Misc2::XSETBV),
+        |a| {
+            a.mov(rax, cr4)?;
+            a.bts(rax, 18)?; // CR4.OSXSAVE
+            a.mov(cr4, rax)?;
+            a.xor(ecx, ecx)?;
+            a.xor(edx, edx)?;
+            a.xor(eax, eax) // clears XCR0.x87: #GP if it ran
+        },
+        |a| a.xsetbv(),
+        X::VMEXIT_XSETBV,
+    );
     simple(s, "ICEBP", m2(Misc2::ICEBP), |a| a.int1(), X::VMEXIT_ICEBP);
     simple(s, "RSM", m1(Misc1::RSM), |a| a.rsm(), X::VMEXIT_RSM);
     simple_pre(

@@ -93,6 +93,24 @@ fn unconditional(t: &mut Table) {
     );
     simple(
         t,
+        "XSETBV always exits",
+        P1::empty(),
+        |a| {
+            a.mov(rax, cr4)?;
+            a.bts(rax, 18)?; // CR4.OSXSAVE
+            a.mov(cr4, rax)?;
+            a.xor(ecx, ecx)?;
+            a.xor(edx, edx)?;
+            a.mov(eax, 3i32)?;
+            mark(a)?;
+            a.xsetbv()
+        },
+        55,
+        0,
+        3,
+    );
+    simple(
+        t,
         "HLT exiting",
         P1::HLT_EXITING,
         |a| {
@@ -315,6 +333,50 @@ fn secondary(t: &mut Table) {
         })
         .setup(|a, _| p2(a, P2::ENABLE_INVPCID)),
         vec![reason(0, 18), gpr(12, 1), gpr(15, 0xe0d), exits(1)],
+    );
+    t.case(
+        VmxCase::guest("XSETBV without CR4.OSXSAVE is #UD, not an exit", |a, _| {
+            a.xor(ecx, ecx)?;
+            a.mov(eax, 1i32)?;
+            a.xsetbv()
+        }),
+        vec![reason(0, 18), gpr(15, 0xe06), exits(1)],
+    );
+    // XSAVES exits only for EDX:EAX & IA32_XSS & the XSS-exiting bitmap;
+    // IA32_XSS can enable no component on this model, so the instruction
+    // runs even with every bitmap bit set (SDM Vol. 3C 26.1.3).
+    t.case(
+        VmxCase::guest("XSAVES without \"enable XSAVES/XRSTORS\" is #UD", |a, _| {
+            a.mov(rax, cr4)?;
+            a.bts(rax, 18)?;
+            a.mov(cr4, rax)?;
+            a.mov(eax, -1i32)?;
+            a.mov(edx, -1i32)?;
+            a.xsaves64(ptr(rsp - 0x1000))
+        }),
+        vec![reason(0, 18), gpr(15, 0xe06), exits(1)],
+    );
+    t.case(
+        VmxCase::guest("XSAVES and XRSTORS enabled run", |a, _| {
+            a.mov(rax, cr4)?;
+            a.bts(rax, 18)?;
+            a.mov(cr4, rax)?;
+            a.mov(rbx, rsp)?;
+            a.sub(rbx, 0x1000i32)?;
+            a.and(rbx, -64i32)?;
+            a.mov(eax, -1i32)?;
+            a.mov(edx, -1i32)?;
+            a.xsaves64(ptr(rbx))?;
+            a.xrstors64(ptr(rbx))?;
+            a.mov(r12, qword_ptr(rbx + 520))
+        })
+        .setup(|a, _| {
+            p2(a, P2::ENABLE_XSAVES)?;
+            vmw(a, F::XssExitingBitmap, u64::MAX)
+        }),
+        // XCR0 is not part of the VMCS: L2 runs with L1's, still x87 only
+        // since reset, so XCOMP_BV = bit 63 | bit 0.
+        vec![gpr(12, 0x8000_0000_0000_0001), exits(1)],
     );
     t.case(
         VmxCase::guest("RDRAND without exiting runs", |a, _| {

@@ -29,6 +29,8 @@ pub enum FeatureReg {
     E1Edx,
     /// CPUID.80000007H:EDX.
     E7Edx,
+    /// CPUID.(EAX=0DH,ECX=1):EAX.
+    LdEax,
 }
 
 macro_rules! features {
@@ -55,7 +57,7 @@ features! {
     Pae = "pae", L1Edx, 6, true;
     Mce = "mce", L1Edx, 7, false;
     Cx8 = "cx8", L1Edx, 8, true;
-    Apic = "apic", L1Edx, 9, false;
+    Apic = "apic", L1Edx, 9, true;
     Sep = "sep", L1Edx, 11, true;
     Mtrr = "mtrr", L1Edx, 12, false;
     Pge = "pge", L1Edx, 13, true;
@@ -77,11 +79,11 @@ features! {
     Pcid = "pcid", L1Ecx, 17, true;
     Sse41 = "sse4.1", L1Ecx, 19, true;
     Sse42 = "sse4.2", L1Ecx, 20, true;
-    X2apic = "x2apic", L1Ecx, 21, false;
+    X2apic = "x2apic", L1Ecx, 21, true;
     Movbe = "movbe", L1Ecx, 22, true;
     Popcnt = "popcnt", L1Ecx, 23, true;
-    TscDeadline = "tsc-deadline", L1Ecx, 24, false;
-    Xsave = "xsave", L1Ecx, 26, false;
+    TscDeadline = "tsc-deadline", L1Ecx, 24, true;
+    Xsave = "xsave", L1Ecx, 26, true;
     Rdrand = "rdrand", L1Ecx, 30, true;
     Fsgsbase = "fsgsbase", L7Ebx, 0, true;
     TscAdjust = "tsc-adjust", L7Ebx, 1, true;
@@ -108,6 +110,10 @@ features! {
     Rdtscp = "rdtscp", E1Edx, 27, true;
     Lm = "lm", E1Edx, 29, true;
     InvTsc = "invtsc", E7Edx, 8, true;
+    Xsaveopt = "xsaveopt", LdEax, 0, true;
+    Xsavec = "xsavec", LdEax, 1, true;
+    Xgetbv1 = "xgetbv1", LdEax, 2, true;
+    Xsaves = "xsaves", LdEax, 3, true;
 }
 
 impl Feature {
@@ -215,6 +221,13 @@ const BASE_FEATURES: &[Feature] = &[
     Feature::Invpcid,
     Feature::Pku,
     Feature::Umip,
+    // Skylake-SP and Zen 2 both have the XSAVE feature set with all four
+    // extensions.
+    Feature::Xsave,
+    Feature::Xsaveopt,
+    Feature::Xsavec,
+    Feature::Xgetbv1,
+    Feature::Xsaves,
 ];
 
 impl CpuModel {
@@ -223,6 +236,8 @@ impl CpuModel {
         let mut features: BTreeSet<Feature> = BASE_FEATURES.iter().copied().collect();
         features.insert(Feature::Vmx);
         features.insert(Feature::Monitor);
+        features.insert(Feature::X2apic);
+        features.insert(Feature::TscDeadline);
         features.insert(Feature::La57);
         Self {
             name: "intel".into(),
@@ -243,6 +258,7 @@ impl CpuModel {
     pub fn amd() -> Self {
         let mut features: BTreeSet<Feature> = BASE_FEATURES.iter().copied().collect();
         features.insert(Feature::Svm);
+        features.insert(Feature::X2apic);
         // Zen 2 has MONITOR/MWAIT (CPUID Fn0000_0001_ECX[3]).
         features.insert(Feature::Monitor);
         Self {
@@ -306,7 +322,7 @@ fn vendor_regs(v: Vendor) -> (u32, u32, u32) {
 
 /// Executes CPUID for `leaf`/`subleaf`: (EAX, EBX, ECX, EDX).
 pub fn cpuid(model: &CpuModel, dynamic: CpuidDynamic, leaf: u32, subleaf: u32) -> [u32; 4] {
-    const MAX_BASIC: u32 = 0x7;
+    const MAX_BASIC: u32 = 0xd;
     const MAX_EXT: u32 = 0x8000_0008;
     let (vb, vd, vc) = vendor_regs(model.vendor);
     match leaf {
@@ -337,7 +353,18 @@ pub fn cpuid(model: &CpuModel, dynamic: CpuidDynamic, leaf: u32, subleaf: u32) -
                 model.reg_bits(FeatureReg::L7Edx),
             ]
         }
-        2..=MAX_BASIC => [0; 4],
+        0xd => xsave_leaf(model, subleaf),
+        // Extended topology (SDM Vol. 3A 9.9.1): one logical processor at the
+        // SMT level and one at the core level; EDX is the x2APIC ID.
+        0xb if model.has(Feature::X2apic) => {
+            let (ebx, ecx) = match subleaf {
+                0 => (1, 0x100),
+                1 => (1, 0x201),
+                n => (0, n & 0xff),
+            };
+            [0, ebx, ecx, dynamic.apic_id]
+        }
+        2..=MAX_BASIC => [0, 0, if leaf == 0xb { subleaf & 0xff } else { 0 }, 0],
         0x8000_0000 => match model.vendor {
             Vendor::Intel => [MAX_EXT, 0, 0, 0],
             Vendor::Amd => [MAX_EXT, vb, vc, vd],
@@ -379,6 +406,43 @@ pub fn cpuid(model: &CpuModel, dynamic: CpuidDynamic, leaf: u32, subleaf: u32) -
             Vendor::Intel => cpuid(model, dynamic, MAX_BASIC, subleaf),
             Vendor::Amd => [0; 4],
         },
+    }
+}
+
+/// CPUID leaf 0DH, the XSAVE feature set (SDM Vol. 2A CPUID, "Processor
+/// Extended State Enumeration"; Vol. 1 13.2). Sub-leaf 0: the XCR0 bits
+/// supported (EDX:EAX), the area size for XCR0 as it is (EBX) and for every
+/// supported component (ECX); sub-leaf 1: the extensions (EAX), the compacted
+/// size for XCR0 | IA32_XSS (EBX), the IA32_XSS bits supported (EDX:ECX);
+/// sub-leaves of components nestemu lacks: zeros.
+fn xsave_leaf(model: &CpuModel, subleaf: u32) -> [u32; 4] {
+    use crate::interp::xsave::{AREA_SIZE, SUPPORTED_XCR0, SUPPORTED_XSS};
+    if !model.has(Feature::Xsave) {
+        return [0; 4];
+    }
+    // Every subset of x87 | SSE takes the legacy region and the header, so
+    // the sizes do not depend on XCR0 or IA32_XSS.
+    match subleaf {
+        0 => [
+            SUPPORTED_XCR0 as u32,
+            AREA_SIZE,
+            AREA_SIZE,
+            (SUPPORTED_XCR0 >> 32) as u32,
+        ],
+        1 => {
+            let xss = if model.has(Feature::Xsaves) {
+                SUPPORTED_XSS
+            } else {
+                0
+            };
+            [
+                model.reg_bits(FeatureReg::LdEax),
+                AREA_SIZE,
+                xss as u32,
+                (xss >> 32) as u32,
+            ]
+        }
+        _ => [0; 4],
     }
 }
 

@@ -147,9 +147,6 @@ pub struct Cpu {
     pub pkru: u32,
     /// The PAE page-directory-pointer-table registers (SDM Vol. 3A 4.4.1).
     pub pdptes: [u64; 4],
-    /// CR8, the task-priority register (SDM Vol. 3A 10.8.6.1); the local APIC
-    /// will own it.
-    pub cr8: u64,
     /// Interrupt blocking and activity.
     pub events: EventState,
     /// Derived mode; see [`Cpu::update_mode`].
@@ -208,7 +205,6 @@ impl Cpu {
             msr: msr::MsrFile::default(),
             pkru: 0,
             pdptes: [0; 4],
-            cr8: 0,
             events: EventState::default(),
             mode: ModeCache::default(),
         };

@@ -1,4 +1,6 @@
 //! The MSRs that live outside [`mmu::SystemRegs`] (SDM Vol. 4 chapter 2).
+//! IA32_APIC_BASE, IA32_TSC_DEADLINE and the x2APIC registers belong to the
+//! local APIC (`devices::lapic`).
 //! Which MSRs exist and how RDMSR/WRMSR treat them is decided in
 //! `interp::system::msr`; this is their storage.
 
@@ -12,8 +14,6 @@ pub struct MsrFile {
     pub tsc_offset: i64,
     /// IA32_TSC_ADJUST as software sees it.
     pub tsc_adjust: u64,
-    /// IA32_APIC_BASE.
-    pub apic_base: u64,
     /// IA32_FEATURE_CONTROL.
     pub feature_control: u64,
     /// IA32_MISC_ENABLE.
@@ -36,8 +36,6 @@ pub struct MsrFile {
     pub vm_cr: u64,
     /// AMD VM_HSAVE_PA.
     pub vm_hsave_pa: u64,
-    /// IA32_TSC_DEADLINE (kept here until the local APIC owns it).
-    pub tsc_deadline: u64,
 }
 
 impl Default for MsrFile {
@@ -45,8 +43,6 @@ impl Default for MsrFile {
         Self {
             tsc_offset: 0,
             tsc_adjust: 0,
-            // BSP, xAPIC enabled, base FEE00000H (SDM Vol. 3A 11.4.4).
-            apic_base: 0xfee0_0000 | (1 << 11) | (1 << 8),
             feature_control: 0,
             // Fast-strings enable (bit 0) as firmware leaves it.
             misc_enable: 1,
@@ -59,7 +55,6 @@ impl Default for MsrFile {
             mcg_status: 0,
             vm_cr: 0,
             vm_hsave_pa: 0,
-            tsc_deadline: 0,
         }
     }
 }

@@ -1,26 +1,110 @@
-//! The device bus: port I/O and MMIO dispatch to the machine's devices.
+//! The device bus: port I/O and MMIO dispatch to the machine's devices, the
+//! interrupt wiring between them, and modelled time.
 //!
 //! Devices are plain state machines owned by [`Devices`]; dispatch is a match
 //! on the address, with no trait objects, so the whole set is one serde value.
 //! Accesses no device claims read as all ones and are counted (SDM Vol. 1 18.3
 //! leaves unclaimed I/O undefined; a PC's floating bus reads 0xFF).
+//!
+//! Interrupt wiring follows QEMU's `pc` machine: ISA interrupt lines 0-15 go
+//! to the 8259 pair and lines 0-23 to the I/O APIC pins (line 0, the PIT, to
+//! pin 2, as the MADT's interrupt source override says); the I/O APIC and the
+//! local APICs exchange messages (interrupts, IPIs, EOI broadcasts) through
+//! [`Devices::deliver`]; the 8259 reaches the processor through LINT0
+//! (ExtINT) or directly while the local APIC is globally disabled.
+//!
+//! Time: every device clock derives from the cycle count ([`clock`]). Devices
+//! compute their state from it when read and announce the next cycle at which
+//! something happens by itself ([`Devices::next_event`]); [`Devices::sync`]
+//! processes events up to the present. `check_at` is the one number the
+//! machine compares its cycle count with at block boundaries.
 
+pub mod acpi;
+pub mod clock;
+pub mod fw_cfg;
+pub mod ioapic;
+pub mod kbc;
+pub mod lapic;
+pub mod pci;
+pub mod pic;
+pub mod pit;
+pub mod rtc;
+pub mod testdev;
 pub mod uart;
 
+use clock::{Clock, NEVER};
 use serde::{Deserialize, Serialize};
 
 /// COM1's base port.
 pub const COM1: u16 = 0x3f8;
 /// QEMU's isa-debug-exit port.
 pub const DEBUG_EXIT: u16 = 0xf4;
+/// The I/O APIC's MMIO page.
+pub const IOAPIC_BASE: u64 = 0xfec0_0000;
+/// The Bochs/old-QEMU shutdown port (write the string "Shutdown").
+pub const SHUTDOWN_PORT: u16 = 0x8900;
 
-/// What an I/O write asks the machine to do.
+/// An isa-debug-exit device's port window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DebugExitPort {
+    /// First port.
+    pub base: u16,
+    /// Number of ports.
+    pub size: u16,
+}
+
+/// What the platform is built from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformConfig {
+    /// The modelled TSC frequency in Hz (cycles per second).
+    pub tsc_hz: u64,
+    /// The RTC's time at cycle 0, in seconds since 1970-01-01T00:00:00Z.
+    pub rtc_start: i64,
+    /// Number of processors (fw_cfg, ACPI, CMOS); the machine runs one.
+    pub cpus: u32,
+    /// COM1 is present.
+    pub com1: bool,
+    /// isa-debug-exit, if present.
+    pub debug_exit: Option<DebugExitPort>,
+    /// QEMU's pc-testdev is present.
+    pub pc_testdev: bool,
+    /// QEMU's pci-testdev is present.
+    pub pci_testdev: bool,
+    /// fw_cfg reports no graphics (QEMU `-nographic`).
+    pub nographic: bool,
+}
+
+impl Default for PlatformConfig {
+    fn default() -> Self {
+        Self {
+            tsc_hz: clock::DEFAULT_TSC_HZ,
+            rtc_start: rtc::DEFAULT_START,
+            cpus: 1,
+            com1: true,
+            debug_exit: Some(DebugExitPort {
+                base: DEBUG_EXIT,
+                size: 4,
+            }),
+            pc_testdev: false,
+            pci_testdev: false,
+            nographic: false,
+        }
+    }
+}
+
+/// What an I/O or MMIO write asks the machine to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IoEffect {
     /// Nothing beyond the device's own state change.
     None,
     /// isa-debug-exit: end the run with status `(value << 1) | 1`.
     DebugExit(u32),
+    /// The guest powered the machine off (ACPI S5, the 8900H string).
+    PowerOff,
+    /// The guest asked for a reset (the named path).
+    Reset(&'static str),
+    /// The guest asked for ACPI sleep state SLP_TYP n, which is not modelled.
+    Sleep(u8),
 }
 
 /// Counters for accesses no device claimed.
@@ -36,46 +120,653 @@ pub struct UnclaimedCounts {
     pub mmio_writes: u64,
 }
 
+/// The present, as devices need it: cycles and the TSC offset (TSC =
+/// cycles + offset, for the TSC-deadline timer).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Now {
+    /// Modelled cycles.
+    pub cycles: u64,
+    /// IA32_TIME_STAMP_COUNTER minus cycles.
+    pub tsc_offset: i64,
+}
+
+/// Who drives an interrupt line (lines are the OR of their sources).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum IrqSource {
+    /// 8254 channel 0.
+    Pit = 1 << 0,
+    /// COM1.
+    Com1 = 1 << 1,
+    /// The RTC.
+    Rtc = 1 << 2,
+    /// The ACPI SCI.
+    Sci = 1 << 3,
+    /// pc-testdev's IRQ ports.
+    Testdev = 1 << 4,
+}
+
+/// Number of interrupt lines (ISA 0-15 and PCI/GSI up to the I/O APIC's 24).
+pub const LINES: usize = 24;
+
+/// Most device events one [`Devices::sync`] processes.
+const SYNC_EVENT_LIMIT: u32 = 1 << 20;
+
 /// The machine's devices.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Devices {
+    /// What the platform was built from.
+    pub config: PlatformConfig,
+    /// The time base.
+    pub clock: Clock,
     /// COM1.
     pub com1: uart::Uart16550,
+    /// One local APIC per processor.
+    pub lapics: Vec<lapic::LocalApic>,
+    /// The processor whose accesses reach the bus (its local APIC answers
+    /// at the APIC base).
+    pub current_cpu: usize,
+    /// The I/O APIC.
+    pub ioapic: ioapic::IoApic,
+    /// The 8259 pair.
+    pub pic: pic::PicPair,
+    /// The 8254 and port 61H.
+    pub pit: pit::Pit,
+    /// The RTC and CMOS RAM.
+    pub rtc: rtc::Rtc,
+    /// PCI bus 0.
+    pub pci: pci::PciBus,
+    /// pci-testdev.
+    pub pci_testdev: testdev::PciTestdev,
+    /// pc-testdev.
+    pub pc_testdev: testdev::PcTestdev,
+    /// fw_cfg.
+    pub fw_cfg: fw_cfg::FwCfg,
+    /// ACPI PM1/GPE0 hardware.
+    pub pm: acpi::AcpiPm,
+    /// The 8042.
+    pub kbc: kbc::Kbc,
+    /// The PIIX reset control register (CF9H).
+    pub reset_control: u8,
+    /// Bytes of "Shutdown" matched so far at port 8900H.
+    shutdown_matched: u8,
+    /// Sources driving each interrupt line.
+    line_sources: [u8; LINES],
+    /// The cycle up to which device events have been processed.
+    time: u64,
+    /// The earliest cycle at which a device changes state by itself.
+    pub next_event: u64,
+    /// The machine re-examines interrupts when its cycle count reaches this
+    /// (0: at the next block boundary).
+    pub check_at: u64,
     /// Accesses no device claimed.
     pub unclaimed: UnclaimedCounts,
 }
 
 impl Devices {
+    /// The devices of a machine with `ram_low` bytes of RAM below 4 GiB and
+    /// `ram_high` above, whose CPU model has x2APIC and TSC-deadline support
+    /// as given.
+    pub fn new(
+        config: &PlatformConfig,
+        ram_low: u64,
+        ram_high: u64,
+        x2apic: bool,
+        tsc_deadline: bool,
+    ) -> Self {
+        // Destination sets are 64-bit masks: at most 64 local APICs.
+        let cpus = config.cpus.clamp(1, 64);
+        let mut d = Self {
+            clock: Clock {
+                tsc_hz: config.tsc_hz.max(1),
+            },
+            com1: uart::Uart16550::default(),
+            lapics: (0..cpus)
+                .map(|id| lapic::LocalApic::new(id, x2apic, tsc_deadline))
+                .collect(),
+            current_cpu: 0,
+            ioapic: ioapic::IoApic::default(),
+            pic: pic::PicPair::default(),
+            pit: pit::Pit::default(),
+            rtc: rtc::Rtc::new(config.rtc_start, ram_low, ram_high, cpus),
+            pci: pci::PciBus::new(config.pci_testdev),
+            pci_testdev: testdev::PciTestdev::default(),
+            pc_testdev: testdev::PcTestdev::default(),
+            fw_cfg: fw_cfg::FwCfg::new(ram_low + ram_high, cpus as u16, config.nographic),
+            pm: acpi::AcpiPm::default(),
+            kbc: kbc::Kbc::default(),
+            reset_control: 0,
+            shutdown_matched: 0,
+            line_sources: [0; LINES],
+            time: 0,
+            next_event: NEVER,
+            check_at: 0,
+            unclaimed: UnclaimedCounts::default(),
+            config: config.clone(),
+        };
+        d.firmware_handoff();
+        d
+    }
+
+    /// Leaves the devices as QEMU's firmware (SeaBIOS) leaves them when it
+    /// starts a `-kernel`: the BSP's local APIC software-enabled in virtual
+    /// wire mode (LINT0 ExtINT, LINT1 NMI, both level), PIT channel 0 in
+    /// mode 3 with count 65536 (the 18.2 Hz tick), both 8259s initialized to
+    /// vectors 08H/70H and fully masked, and the ELCR making IRQ 10 and 11
+    /// (SeaBIOS's PCI interrupt lines) level-triggered.
+    fn firmware_handoff(&mut self) {
+        self.pic.write(0x4d1, 0x0c);
+        let c = self.clock;
+        let a = &mut self.lapics[0];
+        a.write(0xf0, 0x1ff, &c, 0);
+        a.write(0x350, 0x8700, &c, 0);
+        a.write(0x360, 0x8400, &c, 0);
+        self.pit.write(&c, 0, 0x43, 0x36);
+        self.pit.write(&c, 0, 0x40, 0);
+        self.pit.write(&c, 0, 0x40, 0);
+        self.refresh_lines(0);
+        self.recompute(Now::default());
+        self.check_at = 0;
+    }
+
+    /// The local APIC of the processor on the bus.
+    pub fn lapic(&self) -> &lapic::LocalApic {
+        &self.lapics[self.current_cpu]
+    }
+
+    /// The local APIC of the processor on the bus, mutably.
+    pub fn lapic_mut(&mut self) -> &mut lapic::LocalApic {
+        &mut self.lapics[self.current_cpu]
+    }
+
+    /// Something that may change what interrupts are pending happened: the
+    /// machine looks again at the next block boundary.
+    #[inline]
+    pub fn touch(&mut self) {
+        self.check_at = 0;
+    }
+
+    // ---- interrupt wiring ----
+
+    /// Drives interrupt line `line` from `src` to `level`.
+    pub fn set_line(&mut self, line: u8, src: IrqSource, level: bool) {
+        let l = line as usize;
+        let old = self.line_sources[l] != 0;
+        if level {
+            self.line_sources[l] |= src as u8;
+        } else {
+            self.line_sources[l] &= !(src as u8);
+        }
+        let new = self.line_sources[l] != 0;
+        if old == new {
+            return;
+        }
+        if line < 16 {
+            self.pic.set_irq(line, new);
+        }
+        // ISA IRQ 0 is wired to I/O APIC pin 2 (sharing it with line 2).
+        let pin = if line == 0 { 2 } else { l };
+        let pin_level = if pin == 2 {
+            self.line_sources[0] != 0 || self.line_sources[2] != 0
+        } else {
+            new
+        };
+        let mut msgs = Vec::new();
+        self.ioapic.set_pin(pin, pin_level, &mut msgs);
+        self.route_ioapic(msgs);
+        self.touch();
+    }
+
+    /// The level of interrupt line `line`.
+    pub fn line(&self, line: u8) -> bool {
+        self.line_sources[line as usize] != 0
+    }
+
+    fn route_ioapic(&mut self, msgs: Vec<ioapic::Message>) {
+        for m in msgs {
+            let targets = self.targets(m.dest as u32, m.logical, false);
+            if targets == 0 {
+                self.ioapic.not_accepted(m.pin as usize);
+            }
+            self.deliver(targets, m.delivery, m.vector, m.level, true);
+        }
+    }
+
+    /// The local APICs a destination selects, as a bit mask.
+    fn targets(&self, dest: u32, logical: bool, x2apic_format: bool) -> u64 {
+        self.lapics
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.hw_enabled() && a.matches(dest, logical, x2apic_format))
+            .fold(0, |m, (i, _)| m | 1 << i)
+    }
+
+    /// Delivers an interrupt message to `targets` (SDM Vol. 3A 11.6.1 delivery
+    /// modes). Lowest priority goes to the target with the lowest processor
+    /// priority (ties: lowest index), deterministically.
+    pub fn deliver(&mut self, targets: u64, delivery: u8, vector: u8, level: bool, assert: bool) {
+        use lapic::mode;
+        let mut targets = targets;
+        if delivery == mode::LOWEST && targets != 0 {
+            let pick = (0..self.lapics.len())
+                .filter(|i| targets & (1 << i) != 0)
+                .min_by_key(|&i| (self.lapics[i].ppr(), i))
+                .unwrap_or(0);
+            targets = 1 << pick;
+        }
+        for i in 0..self.lapics.len() {
+            if targets & (1 << i) == 0 {
+                continue;
+            }
+            let a = &mut self.lapics[i];
+            match delivery {
+                mode::FIXED | mode::LOWEST => a.accept(vector, level),
+                mode::SMI => a.smi_count += 1,
+                mode::NMI => a.nmi_pending = true,
+                // INIT level de-assert only resynchronizes arbitration IDs.
+                mode::INIT if assert || !level => a.init_pending = true,
+                mode::EXTINT => a.extint_pending = true,
+                // No processor waits for a start-up IPI on a one-CPU machine.
+                _ => {}
+            }
+        }
+        self.touch();
+    }
+
+    /// Sends an IPI from processor `from` (SDM Vol. 3A 11.6.1: shorthands
+    /// self, all including self, all excluding self).
+    fn route_ipi(&mut self, from: usize, ipi: lapic::Ipi) {
+        let all = u64::MAX >> (64 - self.lapics.len());
+        let targets = match ipi.shorthand {
+            1 => 1 << from,
+            2 => all,
+            3 => all & !(1 << from),
+            _ => self.targets(ipi.dest, ipi.logical, ipi.x2apic),
+        };
+        // INIT and SIPI with the self shorthand are invalid (11.6.1).
+        if ipi.shorthand == 1 && matches!(ipi.delivery, lapic::mode::INIT | lapic::mode::STARTUP) {
+            return;
+        }
+        self.deliver(targets, ipi.delivery, ipi.vector, ipi.level, ipi.assert);
+    }
+
+    /// Acts on a local APIC register write's effects.
+    fn lapic_effect(&mut self, from: usize, fx: lapic::Effect) {
+        if let Some(v) = fx.eoi {
+            let mut msgs = Vec::new();
+            self.ioapic.eoi(v, &mut msgs);
+            self.route_ioapic(msgs);
+        }
+        if let Some(ipi) = fx.ipi {
+            self.route_ipi(from, ipi);
+        }
+        self.touch();
+    }
+
+    /// True if processor `cpu` has a maskable interrupt to take (from its
+    /// local APIC, or from the 8259 through LINT0/ExtINT).
+    pub fn interrupt_pending(&self, cpu: usize) -> bool {
+        let a = &self.lapics[cpu];
+        a.deliverable().is_some() || ((a.accepts_pic() || a.extint_pending) && self.pic.intr())
+    }
+
+    /// The interrupt-acknowledge cycle of processor `cpu`: the vector it
+    /// takes, moved to in-service, or `None`.
+    pub fn acknowledge(&mut self, cpu: usize) -> Option<u8> {
+        let a = &mut self.lapics[cpu];
+        if let Some(v) = a.deliverable() {
+            a.acknowledge(v);
+            self.touch();
+            return Some(v);
+        }
+        if (a.accepts_pic() || a.extint_pending) && self.pic.intr() {
+            a.extint_pending = false;
+            let v = self.pic.acknowledge();
+            self.touch();
+            return Some(v);
+        }
+        None
+    }
+
+    /// Takes processor `cpu`'s pending NMI, if any.
+    pub fn take_nmi(&mut self, cpu: usize) -> bool {
+        std::mem::take(&mut self.lapics[cpu].nmi_pending)
+    }
+
+    // ---- time ----
+
+    /// The cycle at which the earliest device event happens.
+    fn earliest_event(&self, tsc_offset: i64) -> u64 {
+        let c = &self.clock;
+        let mut t = self.pit.next_event(c, self.time);
+        t = t.min(self.rtc.next_event());
+        t = t.min(self.pm.next_event(c, self.time));
+        for a in &self.lapics {
+            t = t.min(a.next_timer_event(c, tsc_offset));
+        }
+        t
+    }
+
+    /// Processes every device event due at or before `now`.
+    pub fn sync(&mut self, now: Now) {
+        if now.cycles < self.next_event {
+            return;
+        }
+        // Each pass handles the earliest event and moves it past its time;
+        // the bound only guards against a device that would not.
+        for _ in 0..SYNC_EVENT_LIMIT {
+            let t = self.earliest_event(now.tsc_offset);
+            if t > now.cycles {
+                break;
+            }
+            self.process_events(t, now.tsc_offset);
+        }
+        self.recompute(now);
+    }
+
+    /// Processes the events due at cycle `t`.
+    fn process_events(&mut self, t: u64, tsc_offset: i64) {
+        let c = self.clock;
+        let pit_due = self.pit.next_event(&c, self.time) <= t;
+        let pm_due = self.pm.next_event(&c, self.time) <= t;
+        self.time = self.time.max(t);
+        if pit_due {
+            let level = self.pit.irq0(&c, t);
+            self.set_line(0, IrqSource::Pit, level);
+        }
+        if self.rtc.next_event() <= t && self.rtc.advance(&c, t) {
+            self.set_line(8, IrqSource::Rtc, true);
+        }
+        if pm_due {
+            let sci = self.pm.sci(&c, t);
+            self.set_line(acpi::SCI_IRQ, IrqSource::Sci, sci);
+        }
+        for i in 0..self.lapics.len() {
+            if self.lapics[i].timer_expired(&c, t, tsc_offset) {
+                self.touch();
+            }
+        }
+    }
+
+    /// Recomputes the next event after a state change at `now`.
+    fn recompute(&mut self, now: Now) {
+        self.time = self.time.max(now.cycles);
+        self.next_event = self.earliest_event(now.tsc_offset).max(now.cycles);
+        self.check_at = self.check_at.min(self.next_event);
+    }
+
+    /// Brings IRQ 0 and the SCI up to date after a write at `now` changed
+    /// their devices.
+    fn refresh_lines(&mut self, now: u64) {
+        let c = self.clock;
+        self.time = self.time.max(now);
+        let level = self.pit.irq0(&c, now);
+        self.set_line(0, IrqSource::Pit, level);
+        let sci = self.pm.sci(&c, now);
+        self.set_line(acpi::SCI_IRQ, IrqSource::Sci, sci);
+        let com1 = self.config.com1 && self.com1.irq();
+        self.set_line(4, IrqSource::Com1, com1);
+    }
+
+    /// True if, with interrupts enabled as `if_flag` says, some device event
+    /// still to come could interrupt halted processor `cpu`: a timer whose
+    /// path to it is unmasked. A halted processor with none never wakes.
+    pub fn wake_possible(&self, cpu: usize, if_flag: bool, tsc_offset: i64) -> bool {
+        let c = &self.clock;
+        let a = &self.lapics[cpu];
+        if a.next_timer_event(c, tsc_offset) != NEVER && if_flag && a.timer_can_interrupt() {
+            return true;
+        }
+        let sources = [
+            (self.pit.next_event(c, self.time), 0u8),
+            (self.rtc.next_event(), 8),
+            (self.pm.next_event(c, self.time), acpi::SCI_IRQ),
+        ];
+        sources
+            .iter()
+            .any(|&(t, line)| t != NEVER && self.line_reaches(cpu, line, if_flag))
+    }
+
+    /// True if a signal on `line` would reach processor `cpu` as something it
+    /// can take.
+    fn line_reaches(&self, cpu: usize, line: u8, if_flag: bool) -> bool {
+        let a = &self.lapics[cpu];
+        if line < 16 && if_flag && !self.pic.masked(line) && a.accepts_pic() {
+            return true;
+        }
+        let pin = if line == 0 { 2 } else { line as usize };
+        if !self.ioapic.unmasked(pin) {
+            return false;
+        }
+        let e = self.ioapic.entry(pin);
+        match e.delivery {
+            lapic::mode::FIXED | lapic::mode::LOWEST => {
+                if_flag && a.sw_enabled() && e.vector >> 4 > a.ppr() >> 4
+            }
+            lapic::mode::EXTINT => if_flag && !self.pic.masked(line),
+            lapic::mode::NMI | lapic::mode::INIT => true,
+            _ => false,
+        }
+    }
+
+    // ---- port I/O ----
+
     /// An IN of `size` bytes (1, 2 or 4) from `port`.
-    pub fn port_read(&mut self, port: u16, size: u8) -> u32 {
-        match port {
-            COM1..=0x3ff if size == 1 => self.com1.read(port - COM1) as u32,
-            _ => {
+    pub fn port_read(&mut self, port: u16, size: u8, now: Now) -> u32 {
+        self.sync(now);
+        let c = self.clock;
+        let t = now.cycles;
+        match self.read_port(port, size, &c, t) {
+            Some(v) => v & ones(size),
+            None => {
                 self.unclaimed.port_reads += 1;
                 ones(size)
             }
         }
     }
 
+    fn read_port(&mut self, port: u16, size: u8, c: &Clock, t: u64) -> Option<u32> {
+        let byte = size == 1;
+        Some(match port {
+            COM1..=0x3ff if self.config.com1 && byte => {
+                let v = self.com1.read(port - COM1) as u32;
+                let irq = self.com1.irq();
+                self.set_line(4, IrqSource::Com1, irq);
+                v
+            }
+            0x20 | 0x21 | 0xa0 | 0xa1 | 0x4d0 | 0x4d1 if byte => {
+                let v = self.pic.read(port) as u32;
+                self.touch();
+                v
+            }
+            0x40..=0x43 if byte => self.pit.read(c, t, port) as u32,
+            0x61 if byte => self.pit.read_port61(c, t) as u32,
+            0x60 | 0x64 if byte => self.kbc.read(port) as u32,
+            0x70 if byte => 0xff,
+            0x71 if byte => {
+                let (v, lower) = self.rtc.read(c, t);
+                if lower {
+                    self.set_line(8, IrqSource::Rtc, false);
+                }
+                v as u32
+            }
+            // System control port A: A20 is always enabled.
+            0x92 if byte => 0x02,
+            0xcf9 if byte => self.reset_control as u32,
+            p if pci::PciBus::claims(p, size) => self.pci.read(p, size),
+            fw_cfg::PORT_SELECTOR | fw_cfg::PORT_DATA => self.fw_cfg.io(false, size, 0)?,
+            acpi::PM1_EVT..=0x60b | acpi::GPE0..=0xafe3 => self.pm.read(c, t, port, size),
+            0xe0..=0xe3 | 0xe8..=0xeb if self.config.pc_testdev => {
+                self.pc_testdev.read_scratch(port, size)
+            }
+            p if self.debug_exit_claims(p) => 0,
+            p => match self.testdev_pio(p) {
+                Some(off) => self.pci_testdev.read(off, size) as u32,
+                None => return None,
+            },
+        })
+    }
+
+    fn debug_exit_claims(&self, port: u16) -> bool {
+        self.config
+            .debug_exit
+            .is_some_and(|d| port >= d.base && (port as u32) < d.base as u32 + d.size as u32)
+    }
+
+    /// The offset of `port` in pci-testdev's I/O BAR, if it falls there.
+    fn testdev_pio(&self, port: u16) -> Option<u64> {
+        let (base, size) = self.pci.testdev_bar(1)?;
+        let p = port as u64;
+        (p >= base && p < base + size).then(|| p - base)
+    }
+
     /// An OUT of `size` bytes (1, 2 or 4) to `port`.
-    pub fn port_write(&mut self, port: u16, size: u8, value: u32) -> IoEffect {
+    pub fn port_write(&mut self, port: u16, size: u8, value: u32, now: Now) -> IoEffect {
+        self.sync(now);
+        let c = self.clock;
+        let t = now.cycles;
+        let value = value & ones(size);
+        let fx = self.write_port(port, size, value, &c, t);
+        self.recompute(now);
+        fx
+    }
+
+    fn write_port(&mut self, port: u16, size: u8, v: u32, c: &Clock, t: u64) -> IoEffect {
+        let byte = size == 1;
         match port {
-            COM1..=0x3ff => {
-                self.com1.write(port - COM1, value as u8);
-                IoEffect::None
+            COM1..=0x3ff if self.config.com1 => {
+                self.com1.write(port - COM1, v as u8);
+                let irq = self.com1.irq();
+                self.set_line(4, IrqSource::Com1, irq);
             }
-            // isa-debug-exit with iosize 4 decodes the whole 4-byte window; QEMU
-            // takes the written value as is (hw/misc/debugexit.c).
-            DEBUG_EXIT..=0xf7 => IoEffect::DebugExit(value & ones(size)),
-            _ => {
-                self.unclaimed.port_writes += 1;
-                IoEffect::None
+            // isa-debug-exit takes the written value as is (QEMU
+            // hw/misc/debugexit.c).
+            p if self.debug_exit_claims(p) => return IoEffect::DebugExit(v),
+            0x20 | 0x21 | 0xa0 | 0xa1 | 0x4d0 | 0x4d1 if byte => {
+                self.pic.write(port, v as u8);
+                self.touch();
             }
+            0x40..=0x43 if byte => {
+                self.pit.write(c, t, port, v as u8);
+                self.refresh_lines(t);
+            }
+            0x61 if byte => self.pit.write_port61(c, t, v as u8),
+            0x60 | 0x64 if byte => {
+                if self.kbc.write(port, v as u8) == kbc::KbcEffect::Reset {
+                    return IoEffect::Reset("keyboard controller reset (port 64H)");
+                }
+            }
+            0x70 if byte => {
+                self.rtc.index = v as u8 & 0x7f;
+                self.rtc.nmi_disabled = v & 0x80 != 0;
+            }
+            0x71 if byte => {
+                self.rtc.write(c, t, v as u8);
+                self.touch();
+            }
+            0x92 if byte && v & 1 != 0 => return IoEffect::Reset("fast reset (port 92H)"),
+            0x92 if byte => {}
+            // PIIX reset control: RST_CPU (bit 2) resets.
+            0xcf9 if byte => {
+                if v & 4 != 0 {
+                    return IoEffect::Reset("reset control register (port CF9H)");
+                }
+                self.reset_control = v as u8 & 2;
+            }
+            p if pci::PciBus::claims(p, size) => self.pci.write(p, size, v),
+            fw_cfg::PORT_SELECTOR | fw_cfg::PORT_DATA
+                if self.fw_cfg.io(true, size, v).is_some() => {}
+            acpi::PM1_EVT..=0x60b | acpi::GPE0..=0xafe3 => {
+                let fx = self.pm.write(c, t, port, size, v);
+                self.refresh_lines(t);
+                match fx {
+                    acpi::PmEffect::None => {}
+                    acpi::PmEffect::PowerOff => return IoEffect::PowerOff,
+                    acpi::PmEffect::Sleep(n) => return IoEffect::Sleep(n),
+                }
+            }
+            SHUTDOWN_PORT if byte => return self.shutdown_byte(v as u8),
+            p => return self.write_testdev_port(p, size, v),
         }
+        IoEffect::None
+    }
+
+    fn write_testdev_port(&mut self, port: u16, size: u8, v: u32) -> IoEffect {
+        let pc = self.config.pc_testdev;
+        match port {
+            0xe0..=0xe3 | 0xe8..=0xeb if pc => self.pc_testdev.write_scratch(port, size, v),
+            // The flush-page port: nothing is cached, so nothing to flush.
+            0xe4..=0xe7 if pc && size == 4 => {}
+            p if pc
+                && size == 1
+                && (testdev::IRQ_PORT_BASE..testdev::IRQ_PORT_BASE + testdev::IRQ_LINES)
+                    .contains(&p) =>
+            {
+                self.set_line(
+                    (p - testdev::IRQ_PORT_BASE) as u8,
+                    IrqSource::Testdev,
+                    v != 0,
+                );
+            }
+            p => match self.testdev_pio(p) {
+                Some(off) => self
+                    .pci_testdev
+                    .write(testdev::Kind::Portio, off, size, v as u64),
+                None => self.unclaimed.port_writes += 1,
+            },
+        }
+        IoEffect::None
+    }
+
+    /// Port 8900H: writing the bytes of "Shutdown" in order powers off (the
+    /// Bochs BIOS convention test kernels fall back to).
+    fn shutdown_byte(&mut self, b: u8) -> IoEffect {
+        const WORD: &[u8] = b"Shutdown";
+        if b == WORD[self.shutdown_matched as usize] {
+            self.shutdown_matched += 1;
+            if self.shutdown_matched as usize == WORD.len() {
+                self.shutdown_matched = 0;
+                return IoEffect::PowerOff;
+            }
+        } else {
+            self.shutdown_matched = (b == WORD[0]) as u8;
+        }
+        IoEffect::None
+    }
+
+    // ---- MMIO ----
+
+    /// The offset of `pa` in the current local APIC's xAPIC page.
+    fn lapic_offset(&self, pa: u64) -> Option<u64> {
+        let base = self.lapic().mmio_base()?;
+        (pa & !0xfff == base).then_some(pa & 0xfff)
     }
 
     /// An MMIO read of `size` bytes from physical address `pa`.
-    pub fn mmio_read(&mut self, _pa: u64, size: u8) -> u64 {
+    pub fn mmio_read(&mut self, pa: u64, size: u8, now: Now) -> u64 {
+        self.sync(now);
+        let c = self.clock;
+        let t = now.cycles;
+        if let Some(off) = self.lapic_offset(pa) {
+            let cpu = self.current_cpu;
+            let reg = self.lapics[cpu].read(off & !3, &c, t) as u64;
+            return reg >> (8 * (off & 3));
+        }
+        if pa & !0xfff == IOAPIC_BASE {
+            let off = pa & 0xff;
+            return (self.ioapic.read(off & !3) as u64) >> (8 * (off & 3));
+        }
+        if self.config.pc_testdev
+            && pa.wrapping_sub(testdev::IOMEM_BASE) < testdev::IOMEM_LEN as u64
+        {
+            let off = (pa - testdev::IOMEM_BASE) as usize;
+            return self.pc_testdev.read_iomem(off, size as usize);
+        }
+        if let Some((base, len)) = self.pci.testdev_bar(0) {
+            if pa.wrapping_sub(base) < len {
+                return self.pci_testdev.read(pa - base, size);
+            }
+        }
         self.unclaimed.mmio_reads += 1;
         if size >= 8 {
             u64::MAX
@@ -85,9 +776,98 @@ impl Devices {
     }
 
     /// An MMIO write of `size` bytes to physical address `pa`.
-    pub fn mmio_write(&mut self, _pa: u64, _size: u8, _value: u64) -> IoEffect {
-        self.unclaimed.mmio_writes += 1;
+    pub fn mmio_write(&mut self, pa: u64, size: u8, value: u64, now: Now) -> IoEffect {
+        self.sync(now);
+        let c = self.clock;
+        let t = now.cycles;
+        if let Some(off) = self.lapic_offset(pa) {
+            // The local APIC takes aligned 32-bit writes only (SDM Vol. 3A
+            // 11.4.1); others are dropped.
+            if size == 4 && off & 0xf == 0 {
+                let cpu = self.current_cpu;
+                let fx = self.lapics[cpu].write(off, value as u32, &c, t);
+                self.lapic_effect(cpu, fx);
+            }
+        } else if pa & !0xfff == IOAPIC_BASE {
+            let off = pa & 0xff;
+            if size == 4 || off == 0 {
+                let mut msgs = Vec::new();
+                self.ioapic.write(off, value as u32, &mut msgs);
+                self.route_ioapic(msgs);
+            }
+        } else if self.config.pc_testdev
+            && pa.wrapping_sub(testdev::IOMEM_BASE) < testdev::IOMEM_LEN as u64
+        {
+            let off = (pa - testdev::IOMEM_BASE) as usize;
+            self.pc_testdev.write_iomem(off, size as usize, value);
+        } else if let Some(off) = self.testdev_mmio(pa) {
+            self.pci_testdev
+                .write(testdev::Kind::Mmio, off, size, value);
+        } else {
+            self.unclaimed.mmio_writes += 1;
+            return IoEffect::None;
+        }
+        self.touch();
+        self.recompute(now);
         IoEffect::None
+    }
+
+    fn testdev_mmio(&self, pa: u64) -> Option<u64> {
+        let (base, len) = self.pci.testdev_bar(0)?;
+        (pa.wrapping_sub(base) < len).then(|| pa - base)
+    }
+
+    // ---- MSRs of the local APIC ----
+
+    /// WRMSR IA32_APIC_BASE for the current processor; `Err` is #GP.
+    pub fn write_apic_base(
+        &mut self,
+        v: u64,
+        phys_mask: u64,
+    ) -> Result<(), lapic::GeneralProtection> {
+        self.lapic_mut().set_base(v, phys_mask)?;
+        self.touch();
+        Ok(())
+    }
+
+    /// RDMSR of an x2APIC register (800H-8FFH); `Err` is #GP.
+    pub fn read_x2apic(&self, msr: u32, now: Now) -> Result<u64, lapic::GeneralProtection> {
+        self.lapic().read_msr(msr, &self.clock, now.cycles)
+    }
+
+    /// WRMSR of an x2APIC register; `Err` is #GP.
+    pub fn write_x2apic(
+        &mut self,
+        msr: u32,
+        v: u64,
+        now: Now,
+    ) -> Result<(), lapic::GeneralProtection> {
+        self.sync(now);
+        let c = self.clock;
+        let cpu = self.current_cpu;
+        let fx = self.lapics[cpu].write_msr(msr, v, &c, now.cycles)?;
+        self.lapic_effect(cpu, fx);
+        self.recompute(now);
+        Ok(())
+    }
+
+    /// WRMSR IA32_TSC_DEADLINE.
+    pub fn write_tsc_deadline(&mut self, v: u64, now: Now) {
+        self.sync(now);
+        self.lapic_mut().write_tsc_deadline(v);
+        self.touch();
+        self.recompute(now);
+    }
+
+    /// MOV to CR8.
+    pub fn write_cr8(&mut self, v: u64) {
+        self.lapic_mut().set_cr8(v);
+        self.touch();
+    }
+
+    /// Copies the ACPI tables into RAM through `load` (address, bytes).
+    pub fn acpi_tables(&self) -> Vec<(u64, Vec<u8>)> {
+        acpi::tables(self.config.cpus.max(1))
     }
 }
 
@@ -97,5 +877,151 @@ fn ones(size: u8) -> u32 {
         u32::MAX
     } else {
         (1u32 << (size * 8)) - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn devices() -> Devices {
+        let cfg = PlatformConfig {
+            pc_testdev: true,
+            pci_testdev: true,
+            ..PlatformConfig::default()
+        };
+        Devices::new(&cfg, 64 << 20, 0, true, true)
+    }
+
+    const T0: Now = Now {
+        cycles: 0,
+        tsc_offset: 0,
+    };
+
+    fn ioapic_redir(d: &mut Devices, pin: u32, lo: u32) {
+        d.mmio_write(IOAPIC_BASE, 4, 0x10 + 2 * pin as u64, T0);
+        d.mmio_write(IOAPIC_BASE + 0x10, 4, lo as u64, T0);
+        d.mmio_write(IOAPIC_BASE, 4, 0x11 + 2 * pin as u64, T0);
+        d.mmio_write(IOAPIC_BASE + 0x10, 4, 0, T0);
+    }
+
+    #[test]
+    fn testdev_line_through_ioapic_to_lapic() {
+        let mut d = devices();
+        d.mmio_write(0xfee0_00f0, 4, 0x1ff, T0);
+        ioapic_redir(&mut d, 14, 0x76);
+        d.port_write(0x200e, 1, 1, T0);
+        assert!(d.interrupt_pending(0));
+        assert_eq!(d.acknowledge(0), Some(0x76));
+        d.mmio_write(0xfee0_00b0, 4, 0, T0);
+        assert!(!d.interrupt_pending(0));
+    }
+
+    #[test]
+    fn pic_reaches_cpu_only_through_lint0_extint() {
+        let mut d = devices();
+        // Undo the firmware's virtual-wire LINT0.
+        d.mmio_write(0xfee0_0350, 4, 0x1_0000, T0);
+        for (p, v) in [
+            (0x20, 0x11),
+            (0x21, 0x20),
+            (0x21, 4),
+            (0x21, 1),
+            (0x21, 0xfe),
+        ] {
+            d.port_write(p, 1, v, T0);
+        }
+        // PIT channel 0, mode 2, count 100.
+        d.port_write(0x43, 1, 0x34, T0);
+        d.port_write(0x40, 1, 100, T0);
+        d.port_write(0x40, 1, 0, T0);
+        let t = d.next_event;
+        d.sync(Now {
+            cycles: t + clock::Clock::default().cycles_for(100, clock::PIT_HZ),
+            tsc_offset: 0,
+        });
+        assert!(d.pic.intr());
+        assert!(!d.interrupt_pending(0), "LINT0 masked");
+        d.mmio_write(0xfee0_00f0, 4, 0x1ff, T0);
+        d.mmio_write(0xfee0_0350, 4, 0x700, T0);
+        assert_eq!(d.acknowledge(0), Some(0x20));
+    }
+
+    #[test]
+    fn unclaimed_and_shutdown_string() {
+        let mut d = devices();
+        assert_eq!(d.port_read(0x1234, 2, T0), 0xffff);
+        assert_eq!(d.unclaimed.port_reads, 1);
+        let mut last = IoEffect::None;
+        for b in b"Shutdown" {
+            last = d.port_write(SHUTDOWN_PORT, 1, *b as u32, T0);
+        }
+        assert_eq!(last, IoEffect::PowerOff);
+        assert_eq!(
+            d.port_write(0xcf9, 1, 6, T0),
+            IoEffect::Reset("reset control register (port CF9H)")
+        );
+        assert_eq!(d.port_write(0xf4, 4, 5, T0), IoEffect::DebugExit(5));
+    }
+
+    /// Ports and addresses the devices decode, for the fuzz test.
+    fn interesting_port(k: u16) -> u16 {
+        const PORTS: [u16; 16] = [
+            0x20, 0x40, 0x60, 0x70, 0x92, 0xa0, 0xe0, 0x3f8, 0x4d0, 0x510, 0x600, 0xcf8, 0xcfc,
+            0x2000, 0xafe0, 0xc000,
+        ];
+        PORTS[(k % 16) as usize].wrapping_add(k >> 12)
+    }
+
+    proptest::proptest! {
+        /// No sequence of guest accesses panics or hangs the devices, and
+        /// time can always move on.
+        #[test]
+        fn guest_accesses_never_panic(ops in proptest::collection::vec(
+            (0u8..6, proptest::prelude::any::<u16>(), 0u8..3, proptest::prelude::any::<u64>(), 0u64..5_000_000),
+            1..200,
+        )) {
+            let mut d = devices();
+            let mut now = 0u64;
+            for (op, k, sz, v, dt) in ops {
+                now += dt;
+                let t = Now { cycles: now, tsc_offset: (v >> 40) as i64 };
+                let size = 1u8 << sz;
+                match op {
+                    0 => { d.port_write(interesting_port(k), size, v as u32, t); }
+                    1 => { d.port_read(interesting_port(k), size, t); }
+                    2 => { d.mmio_write(0xfee0_0000 + (k as u64 & 0xffc), 4, v, t); }
+                    3 => { d.mmio_write(IOAPIC_BASE + (k as u64 & 0x1c), 4, v, t); }
+                    4 => {
+                        let _ = d.write_x2apic(0x800 + (k as u32 & 0xff), v, t);
+                        let _ = d.write_apic_base(v & 0xffff_f000 | 0x800, (1 << 46) - 1);
+                        d.write_tsc_deadline(v >> 20, t);
+                    }
+                    _ => { d.mmio_read(0xfee0_0000 + (k as u64 & 0xfff), size, t); }
+                }
+                d.sync(t);
+                let _ = d.acknowledge(0);
+                let _ = d.wake_possible(0, true, t.tsc_offset);
+            }
+        }
+    }
+
+    #[test]
+    fn self_ipi_and_x2apic_broadcast() {
+        let mut d = devices();
+        d.mmio_write(0xfee0_00f0, 4, 0x1ff, T0);
+        d.mmio_write(0xfee0_0300, 4, 0x4_00f1, T0);
+        assert_eq!(d.acknowledge(0), Some(0xf1));
+        let base = d.lapic().base;
+        d.write_apic_base(base | lapic::BASE_EXTD, (1 << 46) - 1)
+            .unwrap();
+        d.write_x2apic(0x80b, 0, T0).unwrap();
+        d.write_x2apic(0x830, 0xffff_ffff_0000_00cf, T0).unwrap();
+        assert_eq!(d.acknowledge(0), Some(0xcf), "physical broadcast");
+        d.write_x2apic(0x830, 0x000c_0500, T0).unwrap();
+        assert!(
+            !d.lapic().init_pending,
+            "INIT to all-but-self reaches no one"
+        );
     }
 }

@@ -72,6 +72,9 @@ pub fn model_feature(f: C) -> Needs {
         C::SYSCALL => Feature::Syscall,
         C::TSC => Feature::Tsc,
         C::XSAVE => Feature::Xsave,
+        C::XSAVEOPT => Feature::Xsaveopt,
+        C::XSAVEC => Feature::Xsavec,
+        C::XSAVES => Feature::Xsaves,
         _ => return Needs::Never,
     })
 }

@@ -23,6 +23,7 @@ pub mod string;
 pub mod system;
 pub mod task;
 pub mod x87;
+pub mod xsave;
 
 use crate::cost::InsnClass;
 use crate::event::{Event, Flow};
@@ -109,6 +110,9 @@ pub fn handler_for(m: &Machine, i: &Instruction) -> (Handler, InsnClass) {
         return h;
     }
     if let Some(h) = sse::handler_for(m, i) {
+        return h;
+    }
+    if let Some(h) = xsave::handler_for(i) {
         return h;
     }
     let h: (Handler, InsnClass) = match i.mnemonic() {

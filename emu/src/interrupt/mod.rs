@@ -3,6 +3,7 @@
 //! through 8-byte gates (6.12, 20.3), IA-32e mode through 16-byte gates
 //! (6.14), with double-fault and triple-fault rules (6.15, table 6-5).
 
+mod external;
 mod long;
 mod protected;
 mod real;
@@ -13,7 +14,7 @@ use mmu::{combine, ExceptionClass, PfErrorCode, SecondException, Vector};
 
 /// Where an event comes from; decides privilege checks, EXT and the
 /// double-fault class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Source {
     /// A processor-detected exception.
     Exception,
@@ -44,7 +45,7 @@ impl Source {
 }
 
 /// One event to deliver.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Delivery {
     /// The vector.
     pub vector: u8,

@@ -76,6 +76,8 @@ pub struct Module {
 pub struct Loaded {
     /// Entry point (physical).
     pub entry: u64,
+    /// The lowest address loaded.
+    pub start: u64,
     /// The first free address above the kernel image and its BSS.
     pub end: u64,
 }
@@ -131,6 +133,7 @@ pub fn load_kernel(m: &mut Machine, image: &[u8]) -> Result<Loaded, LoadError> {
         m.zero_phys(load_addr + len, end - load_addr - len);
         return Ok(Loaded {
             entry: entry as u64,
+            start: load_addr,
             end,
         });
     }
@@ -142,8 +145,10 @@ pub fn load_kernel(m: &mut Machine, image: &[u8]) -> Result<Loaded, LoadError> {
     }
     let e = elf::parse(image)?;
     let mut end = 0;
+    let mut start = u64::MAX;
     for s in &e.segments {
         check_ram(m, s.paddr, s.memsz, "an ELF segment")?;
+        start = start.min(s.paddr);
     }
     for s in &e.segments {
         let data = &image[s.offset as usize..(s.offset + s.filesz) as usize];
@@ -169,7 +174,11 @@ pub fn load_kernel(m: &mut Machine, image: &[u8]) -> Result<Loaded, LoadError> {
             "the entry point {entry:#x} is above 4 GiB; Multiboot enters in 32-bit mode"
         )));
     }
-    Ok(Loaded { entry, end })
+    Ok(Loaded {
+        entry,
+        start: start.min(end),
+        end,
+    })
 }
 
 /// Writes the information block at `at` and returns its address.
@@ -265,6 +274,20 @@ fn write_info(
     Ok((info_addr, base))
 }
 
+/// Hands the loaded image to fw_cfg as QEMU's Multiboot loader does (the
+/// kernel address, size, entry and data items; hw/i386/multiboot.c). The
+/// image's trailing zeros (BSS) are not stored, only counted.
+fn record_kernel(m: &mut Machine, k: &Loaded) {
+    let len = k.end.saturating_sub(k.start);
+    let mut data = vec![0u8; len.min(64 << 20) as usize];
+    m.peek_phys(k.start, &mut data);
+    let used = data.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+    data.truncate(used);
+    m.dev
+        .fw_cfg
+        .set_kernel(k.start as u32, k.entry as u32, &data, len);
+}
+
 /// Loads a Multiboot kernel with its command line and modules and puts the CPU
 /// at its entry. `cmdline` is the whole command line ("<kernel> <append>").
 pub fn boot(
@@ -274,6 +297,7 @@ pub fn boot(
     modules: &[Module],
 ) -> Result<Loaded, LoadError> {
     let k = load_kernel(m, image)?;
+    record_kernel(m, &k);
     let (info, gdt) = write_info(m, k.end, cmdline, modules)?;
     m.enter_protected_flat(k.entry, gdt);
     m.cpu.gpr[0] = BOOTLOADER_MAGIC as u64;

@@ -83,6 +83,16 @@ pub enum Intercept {
     },
     /// XSETBV.
     Xsetbv,
+    /// XSAVES, with EDX:EAX & IA32_XSS.
+    Xsaves {
+        /// The requested supervisor components.
+        mask: u64,
+    },
+    /// XRSTORS, with EDX:EAX & IA32_XSS.
+    Xrstors {
+        /// The requested supervisor components.
+        mask: u64,
+    },
     /// INVPCID.
     Invpcid,
     /// RDMSR of an index.
@@ -184,7 +194,7 @@ pub enum GuestExit {
 }
 
 /// Virtualization state of the processor.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Virt {
     /// Host or which guest.
     pub mode: GuestMode,
@@ -317,6 +327,70 @@ impl Machine {
         }
     }
 
+    /// Where a pending physical maskable interrupt (INTR) goes at this
+    /// boundary. SVM: GIF holds it in any mode; in guest mode V_INTR_MASKING
+    /// and the INTR intercept decide (APM Vol. 2 15.21.1, table 15-12, via
+    /// `svm_model::interrupts::intr`). Otherwise RFLAGS.IF and the interrupt
+    /// shadow decide; the VMX binding refines this for non-root operation.
+    pub(crate) fn intr_gate(&self) -> EventGate {
+        if self.virt.mode == GuestMode::VmxNonRoot {
+            return vmx::intr_gate(self);
+        }
+        let ev = &self.cpu.events;
+        let shadow = ev.sti_blocking || ev.movss_blocking;
+        let iflag = self.cpu.flags.iflag();
+        let ctl = match self.virt.mode {
+            GuestMode::SvmGuest => self.virt.svm.controls(),
+            _ => None,
+        };
+        EventGate::from(svm_model::interrupts::intr(
+            ctl,
+            self.virt.svm.gif,
+            iflag,
+            shadow,
+        ))
+    }
+
+    /// Where a pending physical NMI goes at this boundary outside SVM guest
+    /// mode (there the SVM boundary routes it): held by GIF = 0, by NMI
+    /// blocking or an interrupt shadow, else taken.
+    pub(crate) fn nmi_gate(&self) -> EventGate {
+        match self.virt.mode {
+            GuestMode::SvmGuest => return EventGate::Hold,
+            GuestMode::VmxNonRoot => return vmx::nmi_gate(self),
+            GuestMode::Host => {}
+        }
+        let ev = &self.cpu.events;
+        let blocked = ev.nmi_blocked || ev.sti_blocking || ev.movss_blocking;
+        EventGate::from(svm_model::interrupts::nmi(None, self.virt.svm.gif, blocked))
+    }
+
+    /// True if a maskable interrupt could be taken (or exit) once pending, as
+    /// far as the processor's state is concerned: what a halted processor's
+    /// wake-up depends on.
+    pub(crate) fn intr_enabled(&self) -> bool {
+        if self.virt.mode == GuestMode::VmxNonRoot {
+            return vmx::intr_enabled(self);
+        }
+        if !self.virt.svm.gif {
+            return false;
+        }
+        match self.virt.svm.controls() {
+            Some(ctl) if self.virt.mode == GuestMode::SvmGuest && ctl.vintr.v_intr_masking => {
+                ctl.host_if
+            }
+            _ => self.cpu.flags.iflag(),
+        }
+    }
+
+    /// Performs the VM exit an [`EventGate::Exit`] asks for.
+    pub(crate) fn gate_exit(&mut self, exit: GateExit) -> Result<(), crate::event::Stop> {
+        match exit {
+            GateExit::Svm(info) => svm::perform_exit(self, svm::PendingExit { info, rip: None }),
+            GateExit::Vmx(info) => vmx::perform_exit(self, vmx::PendingExit::new(info)),
+        }
+    }
+
     /// A shutdown condition (triple fault): a VM exit if a guest runs and its
     /// hypervisor gets it (always for VMX, SDM Vol. 3C 26.2; by intercept for
     /// SVM), else the machine stops.
@@ -370,6 +444,37 @@ pub fn cr8_write(m: &mut Machine, v: u64) -> Option<Flow> {
     match m.virt.mode {
         GuestMode::VmxNonRoot => vmx::cr8_write(m, v),
         _ => None,
+    }
+}
+
+/// The VM exit a pending physical event causes without being acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum GateExit {
+    /// #VMEXIT(INTR/NMI).
+    Svm(svm_model::ExitInfo),
+    /// An external-interrupt exit without "acknowledge interrupt on exit".
+    Vmx(vmx_model::exit::ExitInfo),
+}
+
+/// What happens to a pending physical interrupt or NMI at a boundary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum EventGate {
+    /// It stays pending.
+    Hold,
+    /// It is taken through the current IDT.
+    Take,
+    /// A VM exit (#VMEXIT), the event staying pending for the host.
+    Exit(GateExit),
+}
+
+impl From<svm_model::interrupts::Routing> for EventGate {
+    fn from(r: svm_model::interrupts::Routing) -> Self {
+        use svm_model::interrupts::Routing;
+        match r {
+            Routing::Deliver => EventGate::Take,
+            Routing::Exit(info) => EventGate::Exit(GateExit::Svm(info)),
+            _ => EventGate::Hold,
+        }
     }
 }
 

@@ -110,6 +110,19 @@ pub mod var {
     pub const SCRATCH: u64 = 0x30;
     /// Scratch memory for tests (256 bytes).
     pub const TEST_DATA: u64 = 0x100;
+    /// Interrupt handling mode per vector (256 bytes; see `crate::irq`).
+    /// Vectors with mode 0 are exceptions recorded into the current case.
+    pub const IRQ_MODE: u64 = 0x200;
+    /// Number of vectors logged in [`IRQ_LOG`] (u64).
+    pub const IRQ_LOG_LEN: u64 = 0x300;
+    /// The vectors of counted interrupts, in arrival order (one byte each).
+    pub const IRQ_LOG: u64 = 0x308;
+    /// Capacity of [`IRQ_LOG`].
+    pub const IRQ_LOG_CAP: u64 = 0x78;
+    /// Interrupts counted per vector (256 x u32).
+    pub const IRQ_COUNT: u64 = 0x400;
+    /// A hook routine per vector (256 x u64), called for mode `HOOK`.
+    pub const IRQ_HOOK: u64 = 0x800;
 }
 
 /// Offsets in a case record.

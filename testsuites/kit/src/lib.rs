@@ -9,11 +9,17 @@
 //! ([`layout::RESULTS`]) for the host to check. The runtime prints on COM1 and
 //! exits through isa-debug-exit (port 0xf4); every exception vector has a
 //! handler that records the exception into the current case and resumes after
-//! the case body.
+//! the case body, unless the vector has an interrupt mode ([`irq`]): then the
+//! handler counts it, sends the EOIs asked for, and returns to the
+//! interrupted code. [`platform`] has emitters for device access, [`checks`]
+//! guest-side checks that print `ok`/`FAIL` lines.
 #![forbid(unsafe_code)]
 
 pub mod asm;
+pub mod checks;
+pub mod irq;
 pub mod layout;
+pub mod platform;
 pub mod program;
 pub mod rt16;
 pub mod rt32;

@@ -86,7 +86,10 @@ impl Program {
                 c16.bytes.len()
             ));
         }
-        let c32 = asm::build(32, CHUNK32, |a| self.chunk32(a, n_real))?;
+        // Copy only the 16-bit chunk's own bytes to LOW16: QEMU's Multiboot
+        // loader leaves its information block at 9000H.
+        let c16_len = c16.bytes.len() as u64;
+        let c32 = asm::build(32, CHUNK32, |a| self.chunk32(a, n_real, c16_len))?;
         if c32.bytes.len() as u64 > CHUNK32_MAX {
             return Err(format!(
                 "32-bit chunk is {} bytes, over {CHUNK32_MAX}",
@@ -165,7 +168,7 @@ impl Program {
         rt.emit(a)
     }
 
-    fn chunk32(&self, a: &mut Asm, n_real: usize) -> AsmResult {
+    fn chunk32(&self, a: &mut Asm, n_real: usize, c16_len: u64) -> AsmResult {
         let mut rt = Rt32::new(a);
         let mut gdt_ptr = a.label();
         let mut idt_ptr = a.label();
@@ -186,7 +189,7 @@ impl Program {
         a.cld()?;
         a.mov(esi, CHUNK16_STORE as i32)?;
         a.mov(edi, LOW16 as i32)?;
-        a.mov(ecx, (CHUNK16_MAX / 4) as i32)?;
+        a.mov(ecx, c16_len.div_ceil(4) as i32)?;
         a.rep().movsd()?;
         if n_real > 0 {
             let b = a.addr(&back16) as u32 as i32;

@@ -34,7 +34,7 @@ pub fn mov_cr(m: &mut Machine, i: &Instruction) -> Flow {
             Register::CR2 => m.cpu.sys.cr2,
             Register::CR3 => m.cpu.sys.cr3,
             Register::CR4 => crate::virt::cr_read(m, 4, m.cpu.sys.cr4.bits()),
-            _ => crate::virt::cr8_read(m).unwrap_or(m.cpu.cr8),
+            _ => crate::virt::cr8_read(m).unwrap_or_else(|| m.dev.lapic().cr8()),
         };
         m.write_gpr(gpr, v);
         return Ok(());
@@ -62,7 +62,7 @@ pub fn mov_cr(m: &mut Machine, i: &Instruction) -> Flow {
             if v & !0xf != 0 {
                 return Err(Event::gp0());
             }
-            m.cpu.cr8 = v;
+            m.dev.write_cr8(v);
             m.stop_block = true;
             Ok(())
         }

@@ -46,7 +46,10 @@ impl Machine {
         if self.dbg.io_armed {
             self.check_io_breakpoints(port, size);
         }
-        Ok(self.dev.port_read(port, size as u8) as u64)
+        let now = self.now();
+        let v = self.dev.port_read(port, size as u8, now) as u64;
+        self.after_device_access();
+        Ok(v)
     }
 
     /// Writes `size` bytes to an I/O port; device effects become events.
@@ -54,9 +57,35 @@ impl Machine {
         if self.dbg.io_armed {
             self.check_io_breakpoints(port, size);
         }
-        match self.dev.port_write(port, size as u8, v as u32) {
+        let now = self.now();
+        let fx = self.dev.port_write(port, size as u8, v as u32, now);
+        self.after_device_access();
+        self.device_effect(fx)
+    }
+
+    /// Ends the block after a device access that may have changed pending
+    /// interrupts, so the boundary check sees it before the next instruction.
+    #[inline]
+    pub(crate) fn after_device_access(&mut self) {
+        if self.dev.check_at <= self.stats.cycles {
+            self.stop_block = true;
+        }
+    }
+
+    /// Turns what a device write asks for into the machine's event.
+    pub(crate) fn device_effect(&mut self, fx: IoEffect) -> Flow {
+        match fx {
             IoEffect::None => Ok(()),
             IoEffect::DebugExit(x) => Err(Event::stop(Stop::DebugExit(x))),
+            IoEffect::PowerOff => Err(Event::stop(Stop::PowerOff)),
+            IoEffect::Reset(why) => Err(Event::stop(Stop::Reset(why.into()))),
+            IoEffect::Sleep(typ) => {
+                let cs = self.cpu.seg(mmu::SegReg::Cs).base;
+                Err(Event::unimplemented(
+                    format!("ACPI sleep state SLP_TYP={typ} (only S5 power-off is modelled)"),
+                    cs.wrapping_add(self.cpu.rip),
+                ))
+            }
         }
     }
 }

@@ -18,8 +18,8 @@ pub fn cpuid(m: &mut Machine, i: &Instruction) -> Flow {
     let dynamic = CpuidDynamic {
         osxsave: m.cpu.sys.cr4.contains(Cr4::OSXSAVE),
         ospke: m.cpu.sys.cr4.contains(Cr4::PKE),
-        apic_enabled: m.cpu.msr.apic_base & (1 << 11) != 0,
-        apic_id: 0,
+        apic_enabled: m.dev.lapic().hw_enabled(),
+        apic_id: m.dev.lapic().initial_id,
     };
     let r = crate::virt::cpuid(m, leaf, sub)
         .unwrap_or_else(|| cpuid_leaf(&m.config.model, dynamic, leaf, sub));

@@ -60,7 +60,8 @@ impl Machine {
         }
     }
 
-    /// Reads an MSR; `None` if it does not exist on this model.
+    /// Reads an MSR; `None` if it does not exist on this model (or is an
+    /// x2APIC register outside x2APIC mode).
     pub fn read_msr(&self, idx: u32) -> Option<u64> {
         if let Some(v) = crate::virt::read_msr(self, idx) {
             return v;
@@ -69,8 +70,14 @@ impl Machine {
         let s = &c.sys;
         let model = &self.config.model;
         Some(match idx {
+            i if (IA32_X2APIC_FIRST..=IA32_X2APIC_LAST).contains(&i) => {
+                return self.dev.read_x2apic(i, self.now()).ok();
+            }
             IA32_TIME_STAMP_COUNTER => self.tsc(),
-            IA32_APIC_BASE => c.msr.apic_base,
+            IA32_APIC_BASE => self.dev.lapic().base,
+            IA32_TSC_DEADLINE if model.has(Feature::TscDeadline) => {
+                self.dev.lapic().read_tsc_deadline()
+            }
             IA32_FEATURE_CONTROL if model.vendor == crate::cpu::cpuid::Vendor::Intel => {
                 c.msr.feature_control
             }
@@ -100,6 +107,7 @@ impl Machine {
             IA32_TSC_AUX if model.has(Feature::Rdtscp) || model.has(Feature::Rdpid) => {
                 c.msr.tsc_aux
             }
+            IA32_XSS if model.has(Feature::Xsaves) => c.msr.xss,
             _ => return None,
         })
     }
@@ -133,13 +141,24 @@ impl Machine {
         match idx {
             IA32_TIME_STAMP_COUNTER => {
                 self.cpu.msr.tsc_offset = v.wrapping_sub(self.stats.cycles) as i64;
+                // The TSC-deadline timer's expiry moves with the TSC.
+                self.dev.touch();
             }
             IA32_APIC_BASE => {
-                let reserved = !(0xfff | self.config.model.widths.phys_mask()) | 0x2ff;
-                if v & reserved != 0 {
+                let mask = self.config.model.widths.phys_mask();
+                if self.dev.write_apic_base(v, mask).is_err() {
                     return gp;
                 }
-                self.cpu.msr.apic_base = v;
+            }
+            IA32_TSC_DEADLINE if self.config.model.has(Feature::TscDeadline) => {
+                let now = self.now();
+                self.dev.write_tsc_deadline(v, now);
+            }
+            i if (IA32_X2APIC_FIRST..=IA32_X2APIC_LAST).contains(&i) => {
+                let now = self.now();
+                if self.dev.write_x2apic(i, v, now).is_err() {
+                    return gp;
+                }
             }
             IA32_FEATURE_CONTROL
                 if self.config.model.vendor == crate::cpu::cpuid::Vendor::Intel =>
@@ -153,12 +172,21 @@ impl Machine {
                 let delta = v.wrapping_sub(self.cpu.msr.tsc_adjust);
                 self.cpu.msr.tsc_adjust = v;
                 self.cpu.msr.tsc_offset = self.cpu.msr.tsc_offset.wrapping_add(delta as i64);
+                self.dev.touch();
             }
             IA32_BIOS_SIGN_ID => {}
             IA32_MCG_STATUS => {
                 if v != 0 {
                     return gp;
                 }
+            }
+            // Only the supervisor components nestemu has may be enabled
+            // (SDM Vol. 1 13.3; CPUID.(EAX=0DH,ECX=1):EDX:ECX).
+            IA32_XSS if self.config.model.has(Feature::Xsaves) => {
+                if v & !crate::interp::xsave::SUPPORTED_XSS != 0 {
+                    return gp;
+                }
+                self.cpu.msr.xss = v;
             }
             IA32_MISC_ENABLE => self.cpu.msr.misc_enable = v,
             IA32_MTRR_DEF_TYPE => {

@@ -14,6 +14,7 @@
 
 use super::control::fcw_of;
 use super::state::tag;
+use crate::cpu::FpuState;
 use crate::event::{Event, Flow};
 use crate::machine::Machine;
 use crate::memory::access::Privilege;
@@ -59,53 +60,52 @@ fn image_len(m: &Machine) -> usize {
     }
 }
 
-/// FXSAVE / FXSAVE64 m512byte.
-pub fn fxsave(m: &mut Machine, i: &Instruction) -> Flow {
-    let la = operand(m, i, true)?;
-    let f = &m.cpu.fpu;
-    let mut img = [0u8; 416];
+/// Stores the x87 part of the legacy image (bytes 0-23 and 32-159) into
+/// `img`; `wide` selects the REX.W format (64-bit FIP/FDP, no selectors).
+/// Shared with XSAVE (SDM Vol. 1 13.5.1).
+pub(crate) fn store_x87(f: &FpuState, wide: bool, img: &mut [u8]) {
     img[0..2].copy_from_slice(&f.fcw.to_le_bytes());
     img[2..4].copy_from_slice(&f.fsw.to_le_bytes());
     img[4] = f.abridged_tag();
+    img[5] = 0;
     img[6..8].copy_from_slice(&(f.fop & 0x7ff).to_le_bytes());
-    if wide(i) {
+    if wide {
         img[8..16].copy_from_slice(&f.fip.to_le_bytes());
         img[16..24].copy_from_slice(&f.fdp.to_le_bytes());
     } else {
         img[8..12].copy_from_slice(&(f.fip as u32).to_le_bytes());
         img[12..14].copy_from_slice(&f.fcs.to_le_bytes());
+        img[14..16].fill(0);
         img[16..20].copy_from_slice(&(f.fdp as u32).to_le_bytes());
         img[20..22].copy_from_slice(&f.fds.to_le_bytes());
+        img[22..24].fill(0);
     }
-    img[24..28].copy_from_slice(&f.mxcsr.to_le_bytes());
-    img[28..32].copy_from_slice(&MXCSR_MASK.to_le_bytes());
     for k in 0..8 {
         let o = 32 + 16 * k;
         img[o..o + 10].copy_from_slice(&f.st[f.phys(k)]);
+        img[o + 10..o + 16].fill(0);
     }
-    for (k, x) in f.xmm.iter().enumerate() {
+}
+
+/// Stores MXCSR and MXCSR_MASK (bytes 24-31).
+pub(crate) fn store_mxcsr(f: &FpuState, img: &mut [u8]) {
+    img[24..28].copy_from_slice(&f.mxcsr.to_le_bytes());
+    img[28..32].copy_from_slice(&MXCSR_MASK.to_le_bytes());
+}
+
+/// Stores the first `n` XMM registers from byte 160.
+pub(crate) fn store_xmm(f: &FpuState, n: usize, img: &mut [u8]) {
+    for (k, x) in f.xmm[..n].iter().enumerate() {
         let o = 160 + 16 * k;
         img[o..o + 16].copy_from_slice(&x.to_le_bytes());
     }
-    let n = image_len(m);
-    m.write_linear_bytes(la, &img[..n], Privilege::Current)
 }
 
-/// FXRSTOR / FXRSTOR64 m512byte.
-pub fn fxrstor(m: &mut Machine, i: &Instruction) -> Flow {
-    let la = operand(m, i, false)?;
-    let n = image_len(m);
-    let mut b = [0u8; 416];
-    m.read_linear_bytes(la, &mut b[..n.max(32)], Privilege::Current)?;
+/// Loads the x87 part of a legacy image (the inverse of [`store_x87`]).
+pub(crate) fn load_x87(f: &mut FpuState, wide: bool, b: &[u8]) {
     let w16 = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
     let w32 = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
     let w64 = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
-    let mxcsr = w32(24);
-    if mxcsr & !MXCSR_MASK != 0 {
-        return Err(Event::gp0());
-    }
-    let wide = wide(i);
-    let f = &mut m.cpu.fpu;
     f.fcw = fcw_of(w16(0));
     f.fsw = w16(2);
     f.fop = w16(6) & 0x7ff;
@@ -120,7 +120,6 @@ pub fn fxrstor(m: &mut Machine, i: &Instruction) -> Flow {
         f.fdp = w32(16) as u64;
         f.fds = w16(20);
     }
-    f.mxcsr = mxcsr;
     let top = f.top();
     for k in 0..8 {
         let o = 32 + 16 * k;
@@ -138,11 +137,44 @@ pub fn fxrstor(m: &mut Machine, i: &Instruction) -> Flow {
         f.set_tag(p, t);
     }
     f.update_summary();
+}
+
+/// Loads the first `n` XMM registers from byte 160.
+pub(crate) fn load_xmm(f: &mut FpuState, n: usize, b: &[u8]) {
+    for k in 0..n {
+        let o = 160 + 16 * k;
+        f.xmm[k] = u128::from_le_bytes(b[o..o + 16].try_into().expect("16 bytes"));
+    }
+}
+
+/// FXSAVE / FXSAVE64 m512byte.
+pub fn fxsave(m: &mut Machine, i: &Instruction) -> Flow {
+    let la = operand(m, i, true)?;
+    let f = &m.cpu.fpu;
+    let mut img = [0u8; 416];
+    store_x87(f, wide(i), &mut img);
+    store_mxcsr(f, &mut img);
+    store_xmm(f, 16, &mut img);
+    let n = image_len(m);
+    m.write_linear_bytes(la, &img[..n], Privilege::Current)
+}
+
+/// FXRSTOR / FXRSTOR64 m512byte.
+pub fn fxrstor(m: &mut Machine, i: &Instruction) -> Flow {
+    let la = operand(m, i, false)?;
+    let n = image_len(m);
+    let mut b = [0u8; 416];
+    m.read_linear_bytes(la, &mut b[..n.max(32)], Privilege::Current)?;
+    let mxcsr = u32::from_le_bytes(b[24..28].try_into().expect("4 bytes"));
+    if mxcsr & !MXCSR_MASK != 0 {
+        return Err(Event::gp0());
+    }
+    let wide = wide(i);
+    let f = &mut m.cpu.fpu;
+    load_x87(f, wide, &b);
+    f.mxcsr = mxcsr;
     if n > 160 {
-        for k in 0..(n - 160) / 16 {
-            let o = 160 + 16 * k;
-            f.xmm[k] = u128::from_le_bytes(b[o..o + 16].try_into().expect("16 bytes"));
-        }
+        load_xmm(f, (n - 160) / 16, &b);
     }
     Ok(())
 }

@@ -231,7 +231,7 @@ fn trap_exit(m: &mut Machine, t: PendingTrap) -> Result<(), Stop> {
                 2 => m.cpu.sys.cr2,
                 3 => m.cpu.sys.cr3,
                 4 => m.cpu.sys.cr4.bits(),
-                8 => m.cpu.cr8,
+                8 => m.dev.lapic().cr8(),
                 _ => 0,
             };
             icpt::cr_write_trap(ctl, cr, v, t.next_rip)

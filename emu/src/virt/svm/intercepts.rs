@@ -77,6 +77,8 @@ fn decide(m: &mut Machine, i: &Instruction, what: Intercept) -> Option<ExitInfo>
             e
         }
         Intercept::Xsetbv => one(Simple::Xsetbv),
+        // AMD-V has no XSAVES/XRSTORS intercept.
+        Intercept::Xsaves { .. } | Intercept::Xrstors { .. } => None,
         Intercept::Invpcid => one(Simple::Invpcid),
         Intercept::Pushf => one(Simple::Pushf),
         Intercept::Popf => one(Simple::Popf),

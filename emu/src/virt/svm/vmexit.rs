@@ -59,7 +59,7 @@ pub(crate) fn load_host(m: &mut Machine, h: &HostLoad, host_cr8: Option<u64>) ->
     m.virt.svm.gif = false;
     m.virt.svm.delivering = None;
     if let Some(cr8) = host_cr8 {
-        m.cpu.cr8 = cr8;
+        m.dev.write_cr8(cr8);
     }
     if let Some(c) = h.shutdown {
         return Err(Stop::Shutdown(format!(

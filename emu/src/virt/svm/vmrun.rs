@@ -61,9 +61,9 @@ fn run_guest(m: &mut Machine, entry: GuestEntry) -> Flow {
         },
         Some(vmrun_cost),
     );
-    let host_cr8 = m.cpu.cr8;
+    let host_cr8 = m.dev.lapic().cr8();
     if controls.vintr.v_intr_masking {
-        m.cpu.cr8 = u64::from(controls.vintr.v_tpr & 0xf);
+        m.dev.write_cr8(u64::from(controls.vintr.v_tpr & 0xf));
     }
     let nested = controls.nested.is_some();
     let asid = asid_tag(controls.asid);

@@ -10,7 +10,7 @@
 //! VM-entry checks of features whose non-root behaviour nestemu lacks.
 
 use super::has_vmx;
-use crate::cpu::cpuid::CpuModel;
+use crate::cpu::cpuid::{CpuModel, Feature};
 use crate::event::{Event, Flow};
 use crate::machine::Machine;
 use mmu::msr;
@@ -34,8 +34,7 @@ pub const PIN: Pin = Pin::EXTERNAL_INTERRUPT_EXITING
 pub const PROC: P1 = P1::all().difference(P1::ACTIVATE_TERTIARY_CONTROLS);
 
 /// Secondary processor-based controls the binding implements. Not here: APIC
-/// virtualization (no local APIC yet), VM functions, VMCS shadowing, PML, #VE,
-/// XSAVES (the CPU model lacks the instruction).
+/// virtualization (no local APIC yet), VM functions, VMCS shadowing, PML, #VE.
 pub const PROC2: P2 = P2::ENABLE_EPT
     .union(P2::ENABLE_INVPCID)
     .union(P2::DESCRIPTOR_TABLE_EXITING)
@@ -46,7 +45,8 @@ pub const PROC2: P2 = P2::ENABLE_EPT
     .union(P2::PAUSE_LOOP_EXITING)
     .union(P2::RDRAND_EXITING)
     .union(P2::RDSEED_EXITING)
-    .union(P2::USE_TSC_SCALING);
+    .union(P2::USE_TSC_SCALING)
+    .union(P2::ENABLE_XSAVES);
 
 /// VM-exit controls the binding implements.
 pub const EXIT: Ex = Ex::SAVE_DEBUG_CONTROLS
@@ -98,6 +98,20 @@ pub fn features(model: &CpuModel) -> VmxFeatures {
     f.pin &= PIN;
     f.proc &= PROC;
     f.proc2 &= PROC2;
+    // A secondary control for an instruction exists only with the
+    // instruction (SDM Vol. 3C 25.6.2, table "Definitions of Secondary
+    // Processor-Based VM-Execution Controls").
+    for (feature, control) in [
+        (Feature::Rdtscp, P2::ENABLE_RDTSCP),
+        (Feature::Invpcid, P2::ENABLE_INVPCID),
+        (Feature::Rdrand, P2::RDRAND_EXITING),
+        (Feature::Rdseed, P2::RDSEED_EXITING),
+        (Feature::Xsaves, P2::ENABLE_XSAVES),
+    ] {
+        if !model.has(feature) {
+            f.proc2.remove(control);
+        }
+    }
     f.exit &= EXIT;
     f.entry &= ENTRY;
     f.ept_vpid = EPT_VPID;
@@ -157,7 +171,13 @@ mod tests {
         assert!(caps.has2(P2::UNRESTRICTED_GUEST));
         assert_eq!(caps.features.widths, CpuModel::intel().widths);
         // CR4 bits the CPU model cannot set are not allowed in VMX operation.
-        assert_eq!(caps.features.cr4_fixed1 & mmu::Cr4::OSXSAVE.bits(), 0);
+        assert_ne!(caps.features.cr4_fixed1 & mmu::Cr4::OSXSAVE.bits(), 0);
         assert_ne!(caps.features.cr4_fixed1 & mmu::Cr4::VMXE.bits(), 0);
+        let mut no_xsave = CpuModel::intel();
+        no_xsave.features.remove(&Feature::Xsave);
+        no_xsave.features.remove(&Feature::Xsaves);
+        let caps = VmxCaps::new(features(&no_xsave));
+        assert_eq!(caps.features.cr4_fixed1 & mmu::Cr4::OSXSAVE.bits(), 0);
+        assert!(!caps.has2(P2::ENABLE_XSAVES), "no XSAVES, no control");
     }
 }

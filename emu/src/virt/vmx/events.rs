@@ -11,8 +11,9 @@ use super::{exit_event, perform_exit, PendingExit};
 use crate::event::{Event, Flow, SoftIntKind, Stop};
 use crate::interrupt::{Delivery, Source};
 use crate::machine::Machine;
+use crate::virt::{EventGate, GateExit};
 use mmu::Rflags;
-use vmx_model::controls::{PinControls, ProcControls};
+use vmx_model::controls::{ExitControls, PinControls, ProcControls};
 use vmx_model::decide;
 use vmx_model::event::{ActivityState, Interruptibility, InterruptionInfo, InterruptionType};
 use vmx_model::exit::qual::{self, TaskSwitchSource};
@@ -107,6 +108,71 @@ pub fn event_intercept(m: &mut Machine, d: &Delivery, vectoring_d: Option<&Deliv
         }
     }
     Err(exit_event(PendingExit { info, rip }))
+}
+
+/// Where a pending physical maskable interrupt goes in VMX non-root
+/// operation (SDM Vol. 3C 26.2, "Other Causes of VM Exits"; 26.4.1, "Event
+/// Blocking"): with
+/// "external-interrupt exiting" RFLAGS.IF does not block it, only blocking
+/// by STI or MOV SS does, and it causes a VM exit. With "acknowledge
+/// interrupt on exit" the interrupt is acknowledged and its delivery turns
+/// into the exit that carries the vector ([`event_intercept`]); without, the
+/// exit happens with the interrupt still pending in the controller. Without
+/// the control the guest's RFLAGS.IF and shadow decide and it goes through
+/// the guest's IDT.
+pub(crate) fn intr_gate(m: &Machine) -> EventGate {
+    let ev = &m.cpu.events;
+    let shadow = ev.sti_blocking || ev.movss_blocking;
+    let c = &m.virt.vmx.guest.ctls;
+    if shadow {
+        return EventGate::Hold;
+    }
+    if c.pin.contains(PinControls::EXTERNAL_INTERRUPT_EXITING) {
+        if c.exit.contains(ExitControls::ACKNOWLEDGE_INTERRUPT_ON_EXIT) {
+            return EventGate::Take;
+        }
+        let info = ExitInfo::new(ExitReason::ExternalInterrupt, 0);
+        return EventGate::Exit(GateExit::Vmx(info));
+    }
+    if m.cpu.flags.has(Rflags::IF) {
+        EventGate::Take
+    } else {
+        EventGate::Hold
+    }
+}
+
+/// Where a pending physical NMI goes in VMX non-root operation. With "NMI
+/// exiting" it exits (as its delivery, [`event_intercept`]) unless blocked
+/// by MOV SS or, without virtual NMIs, by an NMI the guest is handling (an
+/// injected one); blocking by STI does not block NMIs on this model (SDM
+/// Vol. 3C 25.4.2, table "Format of Interruptibility State": implementation
+/// specific). Without the control, the guest's NMI blocking and shadow
+/// decide.
+pub(crate) fn nmi_gate(m: &Machine) -> EventGate {
+    let ev = &m.cpu.events;
+    let g = &m.virt.vmx.guest;
+    let blocked = if decide::nmi_exits(&g.ctls) {
+        ev.movss_blocking || (!g.virtual_nmis && ev.nmi_blocked)
+    } else {
+        ev.nmi_blocked || ev.sti_blocking || ev.movss_blocking
+    };
+    if blocked {
+        EventGate::Hold
+    } else {
+        EventGate::Take
+    }
+}
+
+/// True if a maskable interrupt would be taken or exit once pending: what a
+/// halted guest's wake-up depends on.
+pub(crate) fn intr_enabled(m: &Machine) -> bool {
+    m.virt
+        .vmx
+        .guest
+        .ctls
+        .pin
+        .contains(PinControls::EXTERNAL_INTERRUPT_EXITING)
+        || m.cpu.flags.has(Rflags::IF)
 }
 
 /// The current value of the VMX-preemption timer, if active.

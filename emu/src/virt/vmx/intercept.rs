@@ -61,6 +61,18 @@ fn exit_for(m: &mut Machine, i: &Instruction, what: Intercept) -> Result<Option<
             decided(i, decide::instruction(&c, Insn::Mwait), armed as u64)?
         }
         Intercept::Xsetbv => simple(Insn::Xsetbv)?,
+        Intercept::Xsaves { mask } | Intercept::Xrstors { mask } => {
+            let d = if matches!(what, Intercept::Xsaves { .. }) {
+                Insn::Xsaves { mask }
+            } else {
+                Insn::Xrstors { mask }
+            };
+            let mut info = decided(i, decide::instruction(&c, d), displacement(m, i))?;
+            if let Some(info) = &mut info {
+                info.instruction_info = Some(insn_info::vmx_memory(mem_operand(i)));
+            }
+            info
+        }
         Intercept::Invpcid => {
             let mut info = decided(
                 i,

@@ -1,0 +1,72 @@
+//! The platform suites run through the QEMU-compatible command line with
+//! the flags kvm-unit-tests' x86/run passes (in-process, the binary's code
+//! path): the same kernels pass, with the same serial output as a direct
+//! run. Set NESTEMU_DUMP_KERNELS=DIR to also write the images, to run them
+//! under QEMU.
+
+use nestemu::cli::qemu::{self, QemuCommand};
+use std::path::PathBuf;
+use testsuites::platform::{self, firmware, Verdicts};
+
+fn image_file(name: &str, image: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nestemu-platform-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(format!("{name}.bin"));
+    std::fs::write(&p, image).unwrap();
+    p
+}
+
+/// The command line of kvm-unit-tests' x86/run (with --no-reboot, as newer
+/// versions pass it) for `kernel`.
+fn runner_args(kernel: &str) -> Vec<String> {
+    format!(
+        "--no-reboot -nodefaults -global kvm-pit.lost_tick_policy=discard \
+         -device pc-testdev -device isa-debug-exit,iobase=0xf4,iosize=0x4 \
+         -vnc none -serial stdio -device pci-testdev -machine accel=tcg \
+         -kernel {kernel} -smp 1 -cpu max -m 64"
+    )
+    .split_whitespace()
+    .map(String::from)
+    .collect()
+}
+
+fn run_qemu_style(kernel: &str) -> (i32, String) {
+    let QemuCommand::Run(q) = qemu::parse(&runner_args(kernel)).expect("the runner's flags parse")
+    else {
+        panic!("not a run")
+    };
+    let (status, serial) = qemu::run_captured(&q);
+    (status, String::from_utf8_lossy(&serial).into_owned())
+}
+
+#[test]
+fn suites_pass_with_a_runner_command_line() {
+    platform::dump_images();
+    for (name, f) in platform::SUITES {
+        let built = platform::build(&f());
+        let path = image_file(name, &built.image);
+        let (status, serial) = run_qemu_style(path.to_str().unwrap());
+        let v = Verdicts::parse(&serial);
+        assert_eq!(status, 1, "{name}: isa-debug-exit 0 is status 1\n{serial}");
+        assert!(v.failed.is_empty() && !v.ok.is_empty(), "{name}:\n{serial}");
+        let direct = testsuites::run_built(&built, platform::config());
+        assert_eq!(
+            direct.serial, serial,
+            "{name}: the same serial output both ways"
+        );
+    }
+}
+
+#[test]
+fn power_paths_with_no_reboot_exit_0() {
+    for (name, p, _) in firmware::exits() {
+        let built = platform::build(&p);
+        let path = image_file(name, &built.image);
+        if let Ok(dir) = std::env::var("NESTEMU_DUMP_KERNELS") {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(format!("{dir}/exit_{name}.bin"), &built.image).unwrap();
+        }
+        let (status, _) = run_qemu_style(path.to_str().unwrap());
+        assert_eq!(status, 0, "{name}");
+    }
+}

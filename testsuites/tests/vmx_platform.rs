@@ -1,0 +1,263 @@
+//! The platform's physical interrupts meeting VT-x (SDM Vol. 3C 26.2, "Other
+//! Causes of VM Exits"; 26.4.1, "Event Blocking"; 28.2.2, "Information for
+//! VM Exits Due to Vectored Events"): local APIC interrupts and NMIs pending
+//! while L2 runs, with and without "external-interrupt exiting",
+//! "acknowledge interrupt on exit" and "NMI exiting", and a halted L2 woken
+//! by the local APIC timer.
+
+mod vmx_common;
+
+use guestkit::irq::{clear_counts, load_count, set_mode, COUNT, EOI_XAPIC};
+use guestkit::platform::{lapic_enable, lapic_read, lapic_write};
+use guestkit::vmx::{store_user, vmclr, vmor, vmr, vmw, VmxCase, VmxRt, GUEST_EXCEPTION};
+use guestkit::{Asm, AsmResult};
+use iced_x86::code_asm::*;
+use vmx_common::*;
+use vmx_model::controls::{ExitControls as Ex, PinControls as Pin};
+use vmx_model::Field as F;
+
+/// Valid external interrupt, vector 40H.
+const EXT_40: u64 = 0x8000_0040;
+/// Valid NMI (type 2, vector 2).
+const NMI: u64 = 0x8000_0202;
+
+/// L1: a pending local APIC interrupt 40H (self IPI while L1 has IF = 0).
+fn pend_40(a: &mut Asm) -> AsmResult {
+    lapic_enable(a)?;
+    lapic_write(a, 0x300, 0x4_0040)
+}
+
+/// L1: count vector `v` in L1's IDT and EOI it.
+fn l1_handles(a: &mut Asm, v: u8) -> AsmResult {
+    set_mode(a, v, COUNT | EOI_XAPIC)?;
+    clear_counts(a)
+}
+
+/// L1 exit code: on exit `r` run `then` and resume L2 where it was (the exit
+/// is not caused by an instruction, so nothing is skipped); otherwise the
+/// default (finish on VMCALL).
+fn on(
+    r: u64,
+    then: impl Fn(&mut Asm) -> AsmResult + 'static,
+) -> impl Fn(&mut Asm, &VmxRt) -> AsmResult + 'static {
+    move |a, rt| {
+        let mut other = a.label();
+        vmr(a, rax, F::ExitReason)?;
+        a.cmp(eax, r as i32)?;
+        a.jne(other.l)?;
+        then(a)?;
+        a.jmp(rt.resume.l)?;
+        a.set(&mut other)?;
+        a.jmp(rt.default_exit.l)
+    }
+}
+
+/// L1: lets a pending interrupt in for one instruction, then user slot
+/// `slot` = the count of vector `v`.
+fn drain(a: &mut Asm, v: u8, slot: u64) -> AsmResult {
+    a.sti()?;
+    a.nop()?;
+    a.cli()?;
+    load_count(a, v)?;
+    store_user(a, slot, rax)
+}
+
+/// L2: a physical NMI to itself (ICR: physical destination 0, delivery mode
+/// NMI); the NMI is pending at the next boundary.
+fn self_nmi(a: &mut Asm) -> AsmResult {
+    a.mov(rcx, 0xfee0_0310u64)?;
+    a.mov(dword_ptr(rcx), 0)?;
+    a.mov(rcx, 0xfee0_0300u64)?;
+    a.mov(dword_ptr(rcx), 0x400)
+}
+
+#[test]
+fn physical_interrupts_and_vmx() {
+    let mut t = Table::default();
+    t.case(
+        VmxCase::guest(
+            "an external interrupt exits with its vector even with IF = 0",
+            |a, _| {
+                a.cli()?;
+                a.mov(r12d, 1i32)?;
+                a.vmcall()
+            },
+        )
+        .setup(|a, _| {
+            vmor(
+                a,
+                F::PinBasedControls,
+                Pin::EXTERNAL_INTERRUPT_EXITING.bits() as u64,
+            )?;
+            vmor(
+                a,
+                F::ExitControls,
+                Ex::ACKNOWLEDGE_INTERRUPT_ON_EXIT.bits() as u64,
+            )?;
+            vmclr(a, F::GuestRflags, 0x200)?;
+            pend_40(a)
+        })
+        .on_exit(on(1, |a| lapic_write(a, 0xb0, 0))),
+        vec![
+            reason(0, 1),
+            intr(0, EXT_40),
+            reason(1, 18),
+            gpr(12, 1),
+            exits(2),
+        ],
+    );
+    t.case(
+        VmxCase::guest(
+            "without acknowledge interrupt on exit it stays pending for L1",
+            |a, _| {
+                a.mov(r12d, 1i32)?;
+                a.vmcall()
+            },
+        )
+        .setup(|a, _| {
+            l1_handles(a, 0x40)?;
+            vmor(
+                a,
+                F::PinBasedControls,
+                Pin::EXTERNAL_INTERRUPT_EXITING.bits() as u64,
+            )?;
+            vmclr(
+                a,
+                F::ExitControls,
+                Ex::ACKNOWLEDGE_INTERRUPT_ON_EXIT.bits() as u64,
+            )?;
+            pend_40(a)
+        })
+        .on_exit(on(1, |a| {
+            // IRR bit 40H (register 220H, bit 0).
+            lapic_read(a, 0x220)?;
+            a.and(eax, 1i32)?;
+            store_user(a, 0, rax)?;
+            drain(a, 0x40, 1)
+        })),
+        vec![
+            reason(0, 1),
+            intr(0, 0),
+            user(0, 1),
+            user(1, 1),
+            reason(1, 18),
+            exits(2),
+        ],
+    );
+    t.case(
+        VmxCase::guest(
+            "without external-interrupt exiting it goes through L2's IDT",
+            |a, _| {
+                a.mov(r12d, 1i32)?;
+                a.vmcall()
+            },
+        )
+        .setup(|a, _| {
+            vmclr(
+                a,
+                F::PinBasedControls,
+                Pin::EXTERNAL_INTERRUPT_EXITING.bits() as u64,
+            )?;
+            vmor(a, F::GuestRflags, 0x200)?;
+            pend_40(a)
+        })
+        .on_exit(|a, rt| {
+            // L2's stub does not EOI: L1 does.
+            lapic_write(a, 0xb0, 0)?;
+            a.jmp(rt.default_exit.l)
+        }),
+        vec![gpr(15, GUEST_EXCEPTION + 0x40), reason(0, 18), exits(1)],
+    );
+    t.case(
+        VmxCase::guest(
+            "without external-interrupt exiting L2's IF = 0 holds it",
+            |a, _| {
+                a.xor(r15d, r15d)?;
+                a.mov(r12d, 0x4444i32)?;
+                a.vmcall()
+            },
+        )
+        .setup(|a, _| {
+            l1_handles(a, 0x40)?;
+            vmclr(
+                a,
+                F::PinBasedControls,
+                Pin::EXTERNAL_INTERRUPT_EXITING.bits() as u64,
+            )?;
+            vmclr(a, F::GuestRflags, 0x200)?;
+            pend_40(a)
+        })
+        .on_exit(|a, rt| {
+            drain(a, 0x40, 0)?;
+            a.jmp(rt.default_exit.l)
+        }),
+        vec![
+            gpr(12, 0x4444),
+            gpr(15, 0),
+            reason(0, 18),
+            user(0, 1),
+            exits(1),
+        ],
+    );
+    t.case(
+        VmxCase::guest("an NMI exits with NMI exiting", |a, _| {
+            a.xor(r15d, r15d)?;
+            self_nmi(a)?;
+            a.mov(r12d, 1i32)?;
+            a.vmcall()
+        })
+        .setup(|a, _| vmor(a, F::PinBasedControls, Pin::NMI_EXITING.bits() as u64))
+        .on_exit(on(0, |_| Ok(()))),
+        vec![
+            reason(0, 0),
+            intr(0, NMI),
+            reason(1, 18),
+            gpr(12, 1),
+            gpr(15, 0),
+            exits(2),
+        ],
+    );
+    t.case(
+        VmxCase::guest(
+            "the local APIC timer wakes a halted L2 with IF = 0 into an exit",
+            |a, _| {
+                a.cli()?;
+                a.hlt()?;
+                a.mov(r12d, 1i32)?;
+                a.vmcall()
+            },
+        )
+        .setup(|a, _| {
+            vmor(
+                a,
+                F::PinBasedControls,
+                Pin::EXTERNAL_INTERRUPT_EXITING.bits() as u64,
+            )?;
+            vmor(
+                a,
+                F::ExitControls,
+                Ex::ACKNOWLEDGE_INTERRUPT_ON_EXIT.bits() as u64,
+            )?;
+            lapic_enable(a)?;
+            lapic_write(a, 0x3e0, 0xb)?; // divide by 1
+            lapic_write(a, 0x320, 0x41)?; // one-shot, vector 41H
+            lapic_write(a, 0x380, 5000) // initial count
+        })
+        .on_exit(on(1, |a| {
+            lapic_write(a, 0xb0, 0)?;
+            vmw(a, F::GuestActivityState, 0)
+        })),
+        vec![
+            reason(0, 1),
+            intr(0, 0x8000_0041),
+            that("L2 was halted at the exit", |r| r.exits[0].activity == 1),
+            reason(1, 18),
+            gpr(12, 1),
+            exits(2),
+        ],
+    );
+    let n = t.checks.len();
+    let run = t.run();
+    let by = &run.outcome.machine.stats.vmexits.by_reason;
+    eprintln!("vmx platform interrupts: {n} cases passed; exits {by:?}");
+}
