@@ -171,6 +171,34 @@ impl Machine {
         Ok(v)
     }
 
+    /// [`Machine::read_mem_rmw`] of `S` bytes (a read with write intent)
+    /// through the page cache's write lines.
+    #[inline(always)]
+    pub(crate) fn read_fast_rmw<const S: usize>(
+        &mut self,
+        seg: SegReg,
+        off: u64,
+    ) -> Result<u64, Event> {
+        let la = self.linear(seg, off, S, true)?;
+        if self.plain_access(la, S) {
+            if let Some(line) = self.page_hit(la, WRITE) {
+                let at = line.ram + (la & 0xfff) as usize;
+                self.mmu.count_l1_hit(false);
+                return Ok(load(self.ram.read_le::<S>(at)));
+            }
+        }
+        self.read_rmw_slow(seg, off, la, S)
+    }
+
+    #[inline(never)]
+    fn read_rmw_slow(&mut self, seg: SegReg, off: u64, la: u64, size: usize) -> Result<u64, Event> {
+        let v = self.read_mem_rmw(seg, off, size)?;
+        if self.plain_access(la, size) {
+            self.page_fill(la, WRITE);
+        }
+        Ok(v)
+    }
+
     /// [`Machine::write_mem`] of `S` bytes through the page cache.
     #[inline(always)]
     pub(crate) fn write_fast<const S: usize>(&mut self, seg: SegReg, off: u64, v: u64) -> Flow {

@@ -22,6 +22,16 @@ pub trait Binary {
     fn apply(f: &mut Flags, a: u64, b: u64, w: u8) -> u64;
 }
 
+/// The mask of a `w`-bit result.
+#[inline(always)]
+fn wmask(w: u8) -> u64 {
+    if w >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << w) - 1
+    }
+}
+
 macro_rules! binary {
     ($name:ident, $write:expr, |$f:ident, $a:ident, $b:ident, $w:ident| $body:block) => {
         /// See [`Binary`].
@@ -35,31 +45,31 @@ macro_rules! binary {
 }
 
 binary!(Add, true, |f, a, b, w| {
-    let r = a.wrapping_add(b);
+    let r = a.wrapping_add(b) & wmask(w);
     f.set_lazy(LazyOp::Add, w, a, b, r);
     r
 });
 binary!(Adc, true, |f, a, b, w| {
     let c = f.cf();
-    let r = a.wrapping_add(b).wrapping_add(c as u64);
+    let r = a.wrapping_add(b).wrapping_add(c as u64) & wmask(w);
     let op = if c { LazyOp::Adc1 } else { LazyOp::Add };
     f.set_lazy(op, w, a, b, r);
     r
 });
 binary!(Sub, true, |f, a, b, w| {
-    let r = a.wrapping_sub(b);
+    let r = a.wrapping_sub(b) & wmask(w);
     f.set_lazy(LazyOp::Sub, w, a, b, r);
     r
 });
 binary!(Sbb, true, |f, a, b, w| {
     let c = f.cf();
-    let r = a.wrapping_sub(b).wrapping_sub(c as u64);
+    let r = a.wrapping_sub(b).wrapping_sub(c as u64) & wmask(w);
     let op = if c { LazyOp::Sbb1 } else { LazyOp::Sub };
     f.set_lazy(op, w, a, b, r);
     r
 });
 binary!(Cmp, false, |f, a, b, w| {
-    let r = a.wrapping_sub(b);
+    let r = a.wrapping_sub(b) & wmask(w);
     f.set_lazy(LazyOp::Sub, w, a, b, r);
     r
 });
@@ -103,11 +113,16 @@ pub enum Which {
 fn alu<A: Binary, D: Place, S: Place, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let mask = size_mask(N);
     let ea = ea_if::<D, S>(m, op);
-    let a = D::read::<N>(m, op, ea)?;
+    let a = if A::WRITE {
+        D::read_rmw::<N>(m, op, ea)?
+    } else {
+        D::read::<N>(m, op, ea)?
+    };
     let b = S::read::<N>(m, op, ea)?;
+    let before = m.cpu.flags;
     let r = A::apply(&mut m.cpu.flags, a, b, (N * 8) as u8) & mask;
     if A::WRITE {
-        D::write::<N>(m, op, ea, r)?;
+        D::commit::<N>(m, op, ea, r, before)?;
     }
     Ok(())
 }
@@ -150,29 +165,31 @@ pub enum Unary {
 /// INC / DEC (CF kept).
 fn incdec<D: Place, const DEC: bool, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let ea = ea_if::<D, D>(m, op);
-    let a = D::read::<N>(m, op, ea)?;
+    let a = D::read_rmw::<N>(m, op, ea)?;
     let r = if DEC {
         a.wrapping_sub(1)
     } else {
         a.wrapping_add(1)
     };
+    let before = m.cpu.flags;
     m.cpu.flags.set_incdec(DEC, (N * 8) as u8, a, r);
-    D::write::<N>(m, op, ea, r)
+    D::commit::<N>(m, op, ea, r, before)
 }
 
 /// NEG.
 fn neg<D: Place, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let ea = ea_if::<D, D>(m, op);
-    let a = D::read::<N>(m, op, ea)?;
+    let a = D::read_rmw::<N>(m, op, ea)?;
     let r = 0u64.wrapping_sub(a);
+    let before = m.cpu.flags;
     m.cpu.flags.set_lazy(LazyOp::Neg, (N * 8) as u8, a, 0, r);
-    D::write::<N>(m, op, ea, r)
+    D::commit::<N>(m, op, ea, r, before)
 }
 
 /// NOT (no flags).
 fn not<D: Place, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let ea = ea_if::<D, D>(m, op);
-    let v = D::read::<N>(m, op, ea)?;
+    let v = D::read_rmw::<N>(m, op, ea)?;
     D::write::<N>(m, op, ea, !v)
 }
 
@@ -329,7 +346,7 @@ impl ShiftKind for RorK {
 fn shift_op<K: ShiftKind, D: Place, C: Count, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let mask = size_mask(N);
     let ea = ea_if::<D, D>(m, op);
-    let value = D::read::<N>(m, op, ea)?;
+    let value = D::read_rmw::<N>(m, op, ea)?;
     let count = (C::raw(m, op) & if N == 8 { 0x3f } else { 0x1f }) as u32;
     if count == 0 {
         if N == 4 && !D::MEM {
@@ -337,8 +354,9 @@ fn shift_op<K: ShiftKind, D: Place, C: Count, const N: usize>(m: &mut Machine, o
         }
         return Ok(());
     }
+    let before = m.cpu.flags;
     let r = K::apply(m, value, count, (N * 8) as u32, mask);
-    D::write::<N>(m, op, ea, r)
+    D::commit::<N>(m, op, ea, r, before)
 }
 
 fn shift_on<K: ShiftKind, D: Place>(cl: bool, size: usize) -> Option<Exec> {

@@ -168,7 +168,19 @@ fn resolve_mem(op: &mut Op) -> bool {
     let i = &op.insn;
     let base = i.memory_base();
     let index = i.memory_index();
-    op.seg = super::operand::seg_of(i.memory_segment()) as u8;
+    // As `Machine::mem_seg`: in 64-bit code only FS and GS overrides count;
+    // the others fall back to the default segment of the base.
+    let seg = i.memory_segment();
+    op.seg = if i.code_size() == iced_x86::CodeSize::Code64
+        && !matches!(seg, Register::FS | Register::GS)
+    {
+        match base {
+            Register::RSP | Register::RBP | Register::ESP | Register::EBP => mmu::SegReg::Ss,
+            _ => mmu::SegReg::Ds,
+        }
+    } else {
+        super::operand::seg_of(seg)
+    } as u8;
     if base == Register::RIP || base == Register::EIP {
         if index != Register::None {
             return false;

@@ -40,6 +40,29 @@ pub trait Place {
     const MEM: bool;
     /// Reads `S` bytes, zero-extended.
     fn read<const S: usize>(m: &mut Machine, op: &Op, ea: u64) -> Result<u64, Event>;
+    /// Reads `S` bytes of a read-modify-write destination: memory is
+    /// translated with write intent, as `Machine::read_mem_rmw` does.
+    #[inline(always)]
+    fn read_rmw<const S: usize>(m: &mut Machine, op: &Op, ea: u64) -> Result<u64, Event> {
+        Self::read::<S>(m, op, ea)
+    }
+    /// Writes the result of a flag-setting operation: if the write raises
+    /// an event, the flags go back to `before` (the reference handlers set
+    /// the flags only after the write).
+    #[inline(always)]
+    fn commit<const S: usize>(
+        m: &mut Machine,
+        op: &Op,
+        ea: u64,
+        v: u64,
+        before: crate::cpu::flags::Flags,
+    ) -> Flow {
+        let r = Self::write::<S>(m, op, ea, v);
+        if Self::MEM && r.is_err() {
+            m.cpu.flags = before;
+        }
+        r
+    }
     /// Writes the low `S` bytes of `v` (register writes follow the width
     /// rules of `Machine::write_gpr_sized`).
     fn write<const S: usize>(m: &mut Machine, op: &Op, ea: u64, v: u64) -> Flow;
@@ -97,6 +120,10 @@ impl Place for Mem {
     #[inline(always)]
     fn read<const S: usize>(m: &mut Machine, op: &Op, ea: u64) -> Result<u64, Event> {
         m.read_fast::<S>(segment(op), ea)
+    }
+    #[inline(always)]
+    fn read_rmw<const S: usize>(m: &mut Machine, op: &Op, ea: u64) -> Result<u64, Event> {
+        m.read_fast_rmw::<S>(segment(op), ea)
     }
     #[inline(always)]
     fn write<const S: usize>(m: &mut Machine, op: &Op, ea: u64, v: u64) -> Flow {
