@@ -78,6 +78,9 @@ pub fn extend(op: &mut Op, f0: Form, f1: Form, signed: bool) -> Option<Exec> {
     };
     let (ss, mem) = match f1 {
         Form::Reg(_, s) => (s, false),
+        // MOVSXD r16, m reads a doubleword on AMD (see `data::movsx`): the
+        // vendor decides at run time, so the reference handler runs it.
+        Form::Mem if op.insn.code() == iced_x86::Code::Movsxd_r16_rm16 => return None,
         Form::Mem => (op.insn.memory_size().size(), true),
         Form::Imm => return None,
     };
