@@ -2,27 +2,19 @@
 //! runner that reports guest instructions per host second.
 
 use guestkit::Program;
-use iced_x86::code_asm::*;
 use nestemu::loader::multiboot;
 use nestemu::{Machine, MachineConfig, Stop};
 use std::time::Instant;
 
-/// An integer loop: `iterations` rounds of five ALU/branch instructions.
-pub fn integer_loop(iterations: u64) -> Program {
-    let mut p = Program::new();
-    p.body64(move |a, _rt| {
-        let mut top = a.label();
-        a.mov(rcx, iterations)?;
-        a.xor(eax, eax)?;
-        a.mov(rbx, 0x1234_5678u64)?;
-        a.set(&mut top)?;
-        a.add(rax, rcx)?;
-        a.xor(rdx, rax)?;
-        a.sub(rbx, 1i32)?;
-        a.dec(rcx)?;
-        a.jnz(top.l)
-    });
-    p
+pub mod compare;
+pub mod workloads;
+
+pub use workloads::integer_loop;
+
+/// True if a workload ended as it should: through Bochs' shutdown port
+/// (which nestemu models as power-off) or isa-debug-exit with 0.
+pub fn ended(stop: &Stop) -> bool {
+    matches!(stop, Stop::PowerOff | Stop::DebugExit(0))
 }
 
 /// The result of one run.
@@ -32,6 +24,8 @@ pub struct Measured {
     pub instructions: u64,
     /// Host seconds.
     pub seconds: f64,
+    /// VM exits (every level).
+    pub exits: u64,
     /// How the machine stopped.
     pub stop: Stop,
 }
@@ -53,6 +47,7 @@ pub fn run(p: &Program, cfg: MachineConfig) -> Measured {
     let seconds = start.elapsed().as_secs_f64();
     Measured {
         instructions: m.stats.instructions,
+        exits: m.stats.vmexits.total,
         seconds,
         stop,
     }

@@ -83,6 +83,8 @@ pub struct Machine {
     pub(crate) dbg: crate::debug::DebugState,
     /// The event trace (`--trace`), off by default.
     pub trace: crate::trace::Trace,
+    /// The memory fast path's page cache (host-side, not modelled state).
+    pub(crate) pages: crate::memory::fast::PageCache,
 }
 
 impl core::fmt::Debug for Machine {
@@ -138,6 +140,7 @@ impl Machine {
             extra_steps: 0,
             dbg: crate::debug::DebugState::default(),
             trace: crate::trace::Trace::default(),
+            pages: crate::memory::fast::PageCache::default(),
             config,
         };
         m.virt.svm = crate::virt::svm::SvmCpu::with_config(crate::virt::svm::discovery::config(&m));
@@ -249,31 +252,54 @@ impl Machine {
         let ip_mask = ip_mask(self.cpu.mode.code_bits);
         match block {
             BlockRef::Cached(idx) => {
-                let n = (self.code.block(idx).insns.len() as u64).min(budget) as usize;
-                for i in 0..n {
-                    let d = self.code.block(idx).insns[i];
-                    self.next_rip = self.cpu.rip.wrapping_add(d.insn.len() as u64) & ip_mask;
-                    if let Err(e) = (d.handler)(self, &d.insn) {
-                        return Err(self.on_event(e, d.cost));
-                    }
-                    self.retire(d.cost);
-                    if self.stop_block {
-                        self.stop_block = false;
-                        break;
-                    }
-                }
-                Ok(())
+                // The operations run while the machine (the code cache
+                // included) changes under them: take them out of their slot
+                // for the duration.
+                let (ops, serial) = self.code.take_ops(idx);
+                let n = (ops.len() as u64).min(budget) as usize;
+                let r = self.run_ops(&ops[..n], ip_mask);
+                self.code.restore_ops(idx, serial, ops);
+                r
             }
-            BlockRef::Transient(d) => {
-                self.next_rip = self.cpu.rip.wrapping_add(d.insn.len() as u64) & ip_mask;
-                if let Err(e) = (d.handler)(self, &d.insn) {
-                    return Err(self.on_event(e, d.cost));
+            BlockRef::Transient(op) => {
+                self.next_rip = self.cpu.rip.wrapping_add(op.len as u64) & ip_mask;
+                if let Err(e) = (op.exec)(self, &op) {
+                    return Err(self.on_event(e, op.cost));
                 }
-                self.retire(d.cost);
+                self.retire(op.cost);
                 self.stop_block = false;
                 Ok(())
             }
         }
+    }
+
+    /// Runs `ops` in order until one raises an event or ends the block.
+    ///
+    /// Each instruction's RIP and next RIP come from the block's first RIP
+    /// and the instruction's offset (the same values as adding the lengths
+    /// one by one), so no instruction waits for the previous one's RIP.
+    /// An instruction that sets a next RIP other than the sequential one
+    /// ends the block like `stop_block` does.
+    #[inline(always)]
+    fn run_ops(&mut self, ops: &[crate::interp::fast::Op], ip_mask: u64) -> Result<(), Event> {
+        let base = self.cpu.rip;
+        for op in ops {
+            let here = base.wrapping_add(op.start as u64);
+            let next = here.wrapping_add(op.len as u64) & ip_mask;
+            self.cpu.rip = here & ip_mask;
+            self.next_rip = next;
+            if let Err(e) = (op.exec)(self, op) {
+                return Err(self.on_event(e, op.cost));
+            }
+            self.stats.instructions += 1;
+            self.stats.cycles += op.cost as u64;
+            if self.stop_block || self.next_rip != next {
+                self.stop_block = false;
+                break;
+            }
+        }
+        self.cpu.rip = self.next_rip;
+        Ok(())
     }
 
     /// An instruction raised an event: traps (software interrupts, debug traps)

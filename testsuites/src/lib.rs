@@ -104,6 +104,7 @@ pub fn run_built_via_snapshot(built: &Built, cfg: MachineConfig, at: u64) -> Out
 
 fn outcome(built: &Built, mut m: Machine, stop: nestemu::Stop) -> Outcome {
     let serial = String::from_utf8_lossy(&m.take_serial()).into_owned();
+    fingerprint(&built.image, &m, &stop, &serial);
     let records = built
         .cases
         .iter()
@@ -120,6 +121,54 @@ fn outcome(built: &Built, mut m: Machine, stop: nestemu::Stop) -> Outcome {
         records,
         machine: m,
     }
+}
+
+/// FNV-1a over bytes, continuing from `h`.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h = (h ^ *b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+/// With `NESTEMU_FINGERPRINT=FILE` set, appends one line per run to FILE: a
+/// hash of the guest image, then a hash of everything the run produced (the
+/// `--stats` report, serial output, final register state, RAM) and the
+/// instruction and cycle counts. Two builds of nestemu that run the suites
+/// to the same lines are observably identical on them: a tool for changes
+/// that must not change behaviour (the interpreter's fast paths). Reading the
+/// variable happens after the run, outside the simulation.
+fn fingerprint(image: &[u8], m: &Machine, stop: &Stop, serial: &str) {
+    let Some(path) = std::env::var_os("NESTEMU_FINGERPRINT") else {
+        return;
+    };
+    let report = nestemu::stats::Report::of(m, stop.exit_status(), stop.describe());
+    let mut h = 0xcbf2_9ce4_8422_2325;
+    h = fnv(
+        h,
+        serde_json::to_string(&report).expect("report").as_bytes(),
+    );
+    h = fnv(h, serial.as_bytes());
+    h = fnv(h, serde_json::to_string(&m.cpu).expect("cpu").as_bytes());
+    for chunk in m.ram.as_slice().chunks(8) {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x100_0000_01b3);
+    }
+    let line = format!(
+        "{:016x} {h:016x} {} {}\n",
+        fnv(0xcbf2_9ce4_8422_2325, image),
+        m.stats.instructions,
+        m.stats.cycles
+    );
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("the fingerprint file opens");
+    f.write_all(line.as_bytes())
+        .expect("the fingerprint is written");
 }
 
 /// Running a suite on the host CPU through `/dev/kvm`, for comparison.

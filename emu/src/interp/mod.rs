@@ -11,6 +11,7 @@ pub mod cache;
 pub mod control;
 pub mod data;
 pub mod far;
+pub mod fast;
 pub mod features;
 pub mod flagops;
 pub mod muldiv;
@@ -29,6 +30,7 @@ use crate::event::{Event, Flow};
 use crate::machine::Machine;
 use crate::memory::access::{AccessKind, Privilege};
 use cache::{Block, DecodedInsn, MAX_BLOCK};
+use fast::Op;
 use iced_x86::{Decoder, DecoderError, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind};
 use mmu::SegReg;
 
@@ -41,7 +43,7 @@ pub enum BlockRef {
     /// A slot of the code cache.
     Cached(u32),
     /// One instruction, not cached.
-    Transient(DecodedInsn),
+    Transient(Op),
 }
 
 /// #UD: the instruction is invalid or its feature is not advertised.
@@ -383,6 +385,18 @@ impl Machine {
         }
     }
 
+    /// The operation for a decoded instruction: pre-resolved where
+    /// [`fast::compile`] knows its form (unless the cache is set to run the
+    /// reference handlers only).
+    fn op(&self, insn: Instruction) -> Op {
+        let d = self.decoded(insn);
+        if self.code.specialize {
+            fast::compile(d)
+        } else {
+            Op::generic(d)
+        }
+    }
+
     /// The linear address of the current instruction, after the CS checks of
     /// an instruction fetch (SDM Vol. 3A 5.3: EIP beyond the CS limit, or a
     /// non-canonical RIP, is #GP(0)).
@@ -404,7 +418,7 @@ impl Machine {
     /// Finds or decodes the block at the current CS:RIP.
     pub(crate) fn fetch_block(&mut self) -> Result<BlockRef, Event> {
         let la = self.fetch_linear()?;
-        let pa = self.translate(la, AccessKind::Execute, Privilege::Current)?;
+        let pa = self.translate_fetch(la)?;
         let bits = self.cpu.mode.code_bits;
         let r = match self.code.lookup(pa, bits) {
             Some(idx) => BlockRef::Cached(idx),
@@ -415,11 +429,10 @@ impl Machine {
         // fault where it should.
         if !self.cpu.long64() {
             if let BlockRef::Cached(idx) = r {
-                let b = self.code.block(idx);
-                let len: u64 = b.insns.iter().map(|d| d.insn.len() as u64).sum();
+                let len = self.code.bytes(idx);
                 let cs_limit = self.cpu.seg(SegReg::Cs).limit as u64;
                 if self.cpu.rip + len - 1 > cs_limit {
-                    let first = b.insns[0];
+                    let first = self.code.first(idx);
                     if self.cpu.rip + first.insn.len() as u64 - 1 > cs_limit {
                         return Err(Event::gp0());
                     }
@@ -445,8 +458,9 @@ impl Machine {
             if dec.last_error() == DecoderError::NoMoreBytes {
                 break;
             }
-            let d = self.decoded(insn);
-            insns.push(d);
+            let mut op = self.op(insn);
+            op.start = insn.ip().wrapping_sub(self.cpu.rip) as u16;
+            insns.push(op);
             if ends_block(&insn) || insn.is_invalid() {
                 break;
             }
@@ -456,10 +470,9 @@ impl Machine {
             return self.decode_transient(la, bits);
         }
         let idx = self.code.insert(Block {
-            insns,
+            ops: insns,
             start_pa: pa,
             bits,
-            live: true,
         });
         Ok(BlockRef::Cached(idx))
     }
@@ -493,7 +506,7 @@ impl Machine {
             let mut dec = Decoder::with_ip(bits as u32, &buf, self.cpu.rip, self.decoder_options());
             insn = dec.decode();
         }
-        Ok(BlockRef::Transient(self.decoded(insn)))
+        Ok(BlockRef::Transient(self.op(insn)))
     }
 }
 

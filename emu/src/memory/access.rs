@@ -103,7 +103,7 @@ impl Machine {
     /// True if an access of `size` at `la` must raise #AC (CR0.AM, RFLAGS.AC,
     /// CPL 3, misaligned; SDM Vol. 3A 6.15 "Interrupt 17").
     #[inline(always)]
-    fn misaligned(&self, la: u64, size: usize) -> bool {
+    pub(crate) fn misaligned(&self, la: u64, size: usize) -> bool {
         size > 1
             && la & (size as u64 - 1) != 0
             && self.cpu.mode.cpl == 3

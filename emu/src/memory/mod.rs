@@ -9,6 +9,7 @@
 //! I/O APIC and other MMIO.
 
 pub mod access;
+pub mod fast;
 pub mod paging;
 
 use serde::{Deserialize, Serialize};

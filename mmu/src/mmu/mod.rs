@@ -110,6 +110,54 @@ impl Mmu {
         self.translate_miss(ctx, la, access, mem, rec).map(|t| t.pa)
     }
 
+    /// The machine-physical address [`Mmu::translate`] would return for `la`
+    /// from a first-level TLB hit, without translating: no counters move,
+    /// nothing is filled. `None` if the access would not hit the first level
+    /// (or the context is the identity).
+    ///
+    /// With [`Mmu::l1_generation`] this lets a host-side cache in front of
+    /// the model stand in for a first-level hit exactly: while the
+    /// generation and the context are unchanged, `translate` of the same
+    /// page for the same access would hit the same entry, and
+    /// [`Mmu::count_l1_hit`] moves the counters it would move.
+    #[inline]
+    pub fn l1_probe(
+        &self,
+        ctx: &TranslationContext,
+        la: LinearAddr,
+        access: Access,
+    ) -> Option<u64> {
+        if ctx.is_identity() {
+            return None;
+        }
+        let l1 = if access.is_fetch() {
+            &self.itlb
+        } else {
+            &self.dtlb
+        };
+        let e = l1.lookup(la.0, ctx.tag())?;
+        e.permits(access, ctx.policy()).then(|| e.pa(la.0))
+    }
+
+    /// The generation of the first-level TLB for fetches (`true`) or data
+    /// accesses: it changes whenever that TLB's content does.
+    #[inline]
+    pub fn l1_generation(&self, fetch: bool) -> u64 {
+        if fetch {
+            self.itlb.generation()
+        } else {
+            self.dtlb.generation()
+        }
+    }
+
+    /// Counts a first-level hit found through [`Mmu::l1_probe`]: exactly
+    /// what [`Mmu::translate`] counts for one.
+    #[inline]
+    pub fn count_l1_hit(&mut self, fetch: bool) {
+        self.counters.translations += 1;
+        self.tlb_counters(fetch).l1_hits += 1;
+    }
+
     /// Like [`Mmu::translate`] but always walks (filling the caches and TLBs
     /// as a miss would) and returns the whole [`Translation`]: for debuggers,
     /// viewers and tests.
@@ -344,6 +392,7 @@ fn tlb_entry(ctx: &TranslationContext, la: u64, t: &Translation) -> TlbEntry {
         flags: if t.dirty && nested_dirty { DIRTY_OK } else { 0 },
         pkey: t.pkey,
         guest_shift: guest_shift as u8,
+        stamp: 0,
     }
 }
 

@@ -159,6 +159,18 @@ impl<E: Slot> SetAssoc<E> {
     pub fn iter(&self) -> impl Iterator<Item = &E> {
         self.slots.iter().filter(|e| e.valid())
     }
+
+    /// Every slot, empty ones included, in slot order.
+    pub fn slots(&self) -> impl Iterator<Item = &E> {
+        self.slots.iter()
+    }
+
+    /// Applies `f` to every valid entry.
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut E)) {
+        for s in self.slots.iter_mut().filter(|e| e.valid()) {
+            f(s);
+        }
+    }
 }
 
 fn kill_where<E: Slot>(slots: &mut [E], kill: impl Fn(&E) -> bool) -> usize {

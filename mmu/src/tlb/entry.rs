@@ -71,6 +71,10 @@ pub struct TlbEntry {
     /// when a big guest page is mapped by smaller nested pages, or for the
     /// 2-MiB halves of a 4-MiB page).
     pub guest_shift: u8,
+    /// The [`TlbLevel`]'s flush clock when the entry was filled: the entry is
+    /// live while no whole-VPID or whole-TLB flush came after (see
+    /// [`TlbLevel::invalidate`]). Set by the level on insertion.
+    pub stamp: u32,
 }
 
 // The hit path reads one entry per probed way: keep it small.
@@ -172,7 +176,16 @@ impl TlbEntry {
 }
 
 /// One TLB level: one array per page size.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The flushes a VM entry or exit without VPIDs makes (every mapping of VPID
+/// 0, SDM Vol. 3C 29.4.3.1), and the whole-ASID and whole-TLB flushes of
+/// TLB_CONTROL, cost O(1): each entry carries the flush clock of its
+/// insertion ([`TlbEntry::stamp`]), and such a flush only advances the clock
+/// and raises the floor below which entries of that VPID (or every VPID) are
+/// dead. A dead entry behaves exactly like an empty slot everywhere (lookups,
+/// replacement of a same-key entry, counted invalidations, iteration), so
+/// the modelled outcome is the one an eager sweep gives. Other scopes sweep.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TlbLevel {
     small: SetAssoc<TlbEntry>,
     large: SetAssoc<TlbEntry>,
@@ -180,6 +193,57 @@ pub struct TlbLevel {
     /// Some entry is smaller than its guest page, so invalidating one linear
     /// page must also look at other slots (SDM Vol. 3A 4.10.2.3).
     fragments: bool,
+    /// The flush clock: entries inserted now get this stamp.
+    clock: u32,
+    /// Entries stamped below this are dead whatever their VPID.
+    floor_all: u32,
+    /// Per VPID/ASID: entries of that VPID stamped below are dead (grown on
+    /// demand; absent means 0).
+    floor_vpid: Vec<u32>,
+    /// Identifies the level's content for host-side caches (see
+    /// [`Generation`]); not part of the modelled state.
+    #[serde(skip)]
+    generation: Generation,
+}
+
+impl PartialEq for TlbLevel {
+    /// Modelled state only: the live entries in their slots and the
+    /// fragments flag (the stamps and floors are how dead entries are
+    /// represented, the generation is host-side).
+    fn eq(&self, other: &Self) -> bool {
+        let live = |l: &TlbLevel| -> Vec<Option<TlbEntry>> {
+            [&l.small, &l.large, &l.huge]
+                .into_iter()
+                .flat_map(|a| a.slots())
+                .map(|e| l.live(e).then_some(TlbEntry { stamp: 0, ..*e }))
+                .collect()
+        };
+        self.fragments == other.fragments && live(self) == live(other)
+    }
+}
+impl Eq for TlbLevel {}
+
+/// A value that identifies the content of a [`TlbLevel`] for the life of the
+/// process: every change of content draws a fresh value from a process-wide
+/// counter, so two levels with the same generation hold the same entries
+/// (clones share it until one changes). Host-side caches in front of the
+/// modelled TLB (the interpreter's page cache) key their entries on it. It
+/// never reaches modelled state, output or equality.
+#[derive(Clone, Copy, Debug)]
+pub struct Generation(u64);
+
+impl Generation {
+    fn fresh() -> Self {
+        use core::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Generation(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl Default for Generation {
+    fn default() -> Self {
+        Self::fresh()
+    }
 }
 
 impl TlbLevel {
@@ -191,7 +255,51 @@ impl TlbLevel {
             large: mk(c.large),
             huge: mk(c.huge),
             fragments: false,
+            clock: 0,
+            floor_all: 0,
+            floor_vpid: Vec::new(),
+            generation: Generation::fresh(),
         }
+    }
+
+    /// The generation of the current content (see [`Generation`]).
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation.0
+    }
+
+    /// The stamp below which entries of `vpid` are dead.
+    #[inline]
+    fn floor(&self, vpid: u16) -> u32 {
+        let v = self.floor_vpid.get(vpid as usize).copied().unwrap_or(0);
+        v.max(self.floor_all)
+    }
+
+    /// True if the slot holds an entry no lazy flush has killed.
+    #[inline]
+    fn live(&self, e: &TlbEntry) -> bool {
+        e.valid() && e.stamp >= self.floor(e.vpid)
+    }
+
+    /// Advances the flush clock; when it would wrap, first empties every
+    /// dead slot and restamps the live ones (deterministic, and rare: once
+    /// per 2^32 lazy flushes).
+    fn tick(&mut self) -> u32 {
+        if self.clock == u32::MAX {
+            let floors = (self.floor_all, core::mem::take(&mut self.floor_vpid));
+            let dead = |e: &TlbEntry| {
+                let v = floors.1.get(e.vpid as usize).copied().unwrap_or(0);
+                e.stamp < v.max(floors.0)
+            };
+            for a in [&mut self.small, &mut self.large, &mut self.huge] {
+                a.invalidate_all_where(dead);
+                a.for_each_mut(|e| e.stamp = 0);
+            }
+            self.floor_all = 0;
+            self.clock = 0;
+        }
+        self.clock += 1;
+        self.clock
     }
 
     fn array(&self, code: u64) -> &SetAssoc<TlbEntry> {
@@ -213,66 +321,219 @@ impl TlbLevel {
     /// Looks `la` up under `tag`, smallest page size first.
     #[inline]
     pub fn lookup(&self, la: u64, tag: &Tag) -> Option<&TlbEntry> {
+        let floor = self.floor(tag.vpid);
         for code in [CODE_4K, CODE_2M, CODE_1G] {
             let key = TlbEntry::make_key(la, code);
-            if let Some(e) = self
-                .array(code)
-                .find(key >> 2, |e| e.key == key && e.tagged(tag))
-            {
+            if let Some(e) = self.array(code).find(key >> 2, |e| {
+                e.key == key && e.tagged(tag) && e.stamp >= floor
+            }) {
                 return Some(e);
             }
         }
         None
     }
 
-    /// Caches `e`, replacing an entry with the same key and tags.
-    pub fn insert(&mut self, e: TlbEntry) {
+    /// Caches `e`, replacing a live entry with the same key and tags.
+    pub fn insert(&mut self, mut e: TlbEntry) {
+        self.generation = Generation::fresh();
         let code = e.key & 3;
         if e.guest_shift as u32 > e.shift() && !self.array(code).is_absent() {
             self.fragments = true;
         }
+        e.stamp = self.clock;
+        let floor = self.floor(e.vpid);
         self.array_mut(code).insert(e.key >> 2, e, |x| {
-            x.key == e.key && x.vpid == e.vpid && x.root == e.root && x.pcid == e.pcid
+            x.key == e.key
+                && x.vpid == e.vpid
+                && x.root == e.root
+                && x.pcid == e.pcid
+                && x.stamp >= floor
         });
     }
 
-    /// Invalidates every entry `scope` selects. Returns how many.
+    /// Invalidates every entry `scope` selects. Returns how many live
+    /// entries that was, except for the flushes of a whole VPID or of
+    /// everything, which are O(1) and return 0.
     pub fn invalidate(&mut self, scope: &Scope) -> usize {
+        self.generation = Generation::fresh();
+        if scope.is_everything() {
+            self.floor_all = self.tick();
+            self.fragments = false;
+            return 0;
+        }
+        if let Some(v) = scope.whole_vpid() {
+            let clock = self.tick();
+            let v = v as usize;
+            if self.floor_vpid.len() <= v {
+                self.floor_vpid.resize(v + 1, 0);
+            }
+            self.floor_vpid[v] = clock;
+            return 0;
+        }
+        self.sweep(scope)
+    }
+
+    /// Invalidates the live entries `scope` selects by looking at each
+    /// candidate slot. Returns how many.
+    fn sweep(&mut self, scope: &Scope) -> usize {
+        let (floor_all, floors) = (self.floor_all, &self.floor_vpid);
+        let live = |e: &TlbEntry| {
+            e.stamp
+                >= floors
+                    .get(e.vpid as usize)
+                    .copied()
+                    .unwrap_or(0)
+                    .max(floor_all)
+        };
         match scope.page {
             Some(la) if !self.fragments => {
                 let mut n = 0;
                 for code in [CODE_4K, CODE_2M, CODE_1G] {
                     let key = TlbEntry::make_key(la, code);
-                    n += self.array_mut(code).invalidate_in_set(key >> 2, |e| {
-                        scope.selects_tlb(e) && e.guest_page_contains(la)
+                    let a = match code {
+                        CODE_4K => &mut self.small,
+                        CODE_2M => &mut self.large,
+                        _ => &mut self.huge,
+                    };
+                    n += a.invalidate_in_set(key >> 2, |e| {
+                        live(e) && scope.selects_tlb(e) && e.guest_page_contains(la)
                     });
                 }
                 n
             }
             _ => {
                 let f = |e: &TlbEntry| {
-                    scope.selects_tlb(e)
+                    live(e)
+                        && scope.selects_tlb(e)
                         && match scope.page {
                             Some(la) => e.guest_page_contains(la),
                             None => true,
                         }
                 };
-                let n = self.small.invalidate_all_where(f)
+                self.small.invalidate_all_where(f)
                     + self.large.invalidate_all_where(f)
-                    + self.huge.invalidate_all_where(f);
-                if scope.page.is_none() && scope.is_everything() {
-                    self.fragments = false;
-                }
-                n
+                    + self.huge.invalidate_all_where(f)
             }
         }
     }
 
-    /// Every valid entry (for tests and viewers).
+    /// Every live entry (for tests and viewers).
     pub fn entries(&self) -> impl Iterator<Item = &TlbEntry> {
         self.small
             .iter()
             .chain(self.large.iter())
             .chain(self.huge.iter())
+            .filter(|e| self.live(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tlb::scope::{GlobalRule, RootSel, VpidSel};
+    use proptest::prelude::*;
+
+    fn entry(page: u64, code: u64, vpid: u16, pcid: u16, root: u64) -> TlbEntry {
+        TlbEntry {
+            key: TlbEntry::make_key(page << 12, code),
+            root,
+            frame: page << 12,
+            vpid,
+            pcid,
+            guest_shift: code_shift(code) as u8,
+            ..TlbEntry::default()
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Insert(u64, u64, u16, u16, u64),
+        Flush(Scope),
+    }
+
+    fn scope() -> impl Strategy<Value = Scope> {
+        let vpid = prop_oneof![
+            Just(VpidSel::Any),
+            (0u16..3).prop_map(VpidSel::Only),
+            Just(VpidSel::NonZero)
+        ];
+        let root = prop_oneof![
+            Just(RootSel::Any),
+            (0u64..2).prop_map(RootSel::Only),
+            Just(RootSel::Combined)
+        ];
+        let globals = prop_oneof![
+            Just(GlobalRule::Keep),
+            Just(GlobalRule::Flush),
+            Just(GlobalRule::FlushAnyPcid)
+        ];
+        let page = proptest::option::of((0u64..64).prop_map(|p| p << 12));
+        let whole = (0u16..3).prop_map(Scope::vpid);
+        prop_oneof![
+            (vpid, proptest::option::of(0u16..2), root, page, globals).prop_map(
+                |(vpid, pcid, root, page, globals)| Scope {
+                    vpid,
+                    pcid,
+                    root,
+                    page,
+                    globals,
+                }
+            ),
+            whole,
+            Just(Scope::ALL),
+        ]
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0u64..64, 1u64..4, 0u16..3, prop_oneof![0u16..2, Just(GLOBAL)], 0u64..2)
+                .prop_map(|(p, c, v, pc, r)| Step::Insert(p, c, v, pc, r)),
+            1 => scope().prop_map(Step::Flush),
+        ]
+    }
+
+    proptest! {
+        /// The O(1) flushes of a whole VPID or of everything leave the level
+        /// observably as an eager sweep does: same lookups, same live
+        /// entries in the same slots, same replacement afterwards.
+        #[test]
+        fn lazy_flushes_equal_sweeps(steps in proptest::collection::vec(step(), 1..200)) {
+            let cfg = TlbLevelConfig {
+                small: Geometry::new(16, 4),
+                large: Geometry::new(8, 8),
+                huge: Geometry::new(16, 16),
+            };
+            let mut lazy = TlbLevel::new(&cfg);
+            let mut eager = TlbLevel::new(&cfg);
+            for s in &steps {
+                match *s {
+                    Step::Insert(p, c, v, pc, r) => {
+                        lazy.insert(entry(p, c, v, pc, r));
+                        eager.insert(entry(p, c, v, pc, r));
+                    }
+                    Step::Flush(scope) => {
+                        lazy.invalidate(&scope);
+                        eager.sweep(&scope);
+                        if scope.is_everything() {
+                            eager.fragments = false;
+                        }
+                    }
+                }
+                prop_assert_eq!(&lazy, &eager);
+                for p in 0..64u64 {
+                    for v in 0..3u16 {
+                        for pcid in 0..2u16 {
+                            for root in 0..2u64 {
+                                let tag = Tag { vpid: v, pcid, root };
+                                prop_assert_eq!(
+                                    lazy.lookup(p << 12, &tag).map(|e| e.key),
+                                    eager.lookup(p << 12, &tag).map(|e| e.key)
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

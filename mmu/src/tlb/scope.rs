@@ -80,6 +80,15 @@ impl Scope {
         *self == Scope::ALL
     }
 
+    /// `Some(v)` if the scope selects exactly every mapping of VPID/ASID `v`
+    /// (every PCID, every root, global ones included).
+    pub fn whole_vpid(&self) -> Option<u16> {
+        match self.vpid {
+            VpidSel::Only(v) if *self == Scope::vpid(v) => Some(v),
+            _ => None,
+        }
+    }
+
     #[inline]
     fn vpid_ok(&self, v: u16) -> bool {
         match self.vpid {

@@ -1,0 +1,171 @@
+//! The side-by-side comparison of issue 7: the workloads of
+//! `nestemu_benches::workloads`, built as bootable images, run on nestemu,
+//! Bochs and QEMU (TCG) in one run; guest instructions and VM exits per host
+//! second, and nestemu's ratio to each.
+//!
+//! `cargo bench -p nestemu-benches --bench compare` (`NESTEMU_COMPARE_SCALE`
+//! multiplies the workload sizes). An emulator that is not installed is
+//! reported as such and nestemu is measured alone.
+
+use nestemu_benches::compare::{bochs, bochs_disk, qemu, which, Timed};
+use nestemu_benches::workloads as w;
+use nestemu_benches::{config, run};
+
+/// One workload: name, program, VT-x or AMD-V (None: neither), on QEMU.
+struct Load {
+    name: &'static str,
+    program: guestkit::Program,
+    svm: Option<bool>,
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--test") {
+        println!("compare: skipped in test mode");
+        return;
+    }
+    let scale: u64 = std::env::var("NESTEMU_COMPARE_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let loads = vec![
+        Load {
+            name: "empty",
+            program: w::integer_loop(1),
+            svm: None,
+        },
+        Load {
+            name: "(a) integer loop",
+            program: w::integer_loop(20_000_000 * scale),
+            svm: None,
+        },
+        Load {
+            name: "(b) memory loop, paging",
+            program: w::memory(100 * scale),
+            svm: None,
+        },
+        Load {
+            name: "(c) memory loop, L2 under EPT",
+            program: w::memory_ept(100 * scale),
+            svm: Some(false),
+        },
+        Load {
+            name: "(d) memory loop, L2 under NPT",
+            program: w::memory_npt(100 * scale),
+            svm: Some(true),
+        },
+        Load {
+            name: "(e) VMCALL round trips",
+            program: w::vmcall_loop(200_000 * scale),
+            svm: Some(false),
+        },
+        Load {
+            name: "(f) VMMCALL round trips",
+            program: w::vmmcall_loop(200_000 * scale),
+            svm: Some(true),
+        },
+        Load {
+            name: "(g) demo",
+            program: w::demo(),
+            svm: None,
+        },
+    ];
+    let dir = std::env::temp_dir().join(format!("nestemu-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let qemu_bin = which("qemu-system-x86_64");
+    let bochs_bin = which("bochs");
+    match &qemu_bin {
+        Some(p) => println!("QEMU: {} (TCG)", p.display()),
+        None => println!(
+            "QEMU: qemu-system-x86_64 not on PATH (Debian: qemu-system-x86); nestemu alone"
+        ),
+    }
+    match &bochs_bin {
+        Some(p) => println!("Bochs: {}", p.display()),
+        None => {
+            println!("Bochs: bochs not on PATH (Debian: bochs bochsbios vgabios); nestemu alone")
+        }
+    }
+    let mut base_q = 0.0;
+    let mut base_b = 0.0;
+    println!(
+        "\n| workload | guest insns | exits | nestemu MIPS | nestemu exits/s | Bochs MIPS | Bochs exits/s | nestemu/Bochs | QEMU MIPS | QEMU exits/s | nestemu/QEMU |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for l in loads {
+        let built = l.program.build().expect("the workload builds");
+        let image = dir.join("image.bin");
+        std::fs::write(&image, &built.image).expect("the image is written");
+        let mut cfg = config();
+        cfg.mem_bytes = 256 << 20;
+        if l.svm == Some(true) {
+            cfg.model = nestemu::cpu::cpuid::CpuModel::preset("amd").expect("the amd preset");
+        }
+        let n = run(&l.program, cfg);
+        assert!(nestemu_benches::ended(&n.stop), "{}: {:?}", l.name, n.stop);
+        let svm = l.svm.unwrap_or(false);
+        let b: Timed = match &bochs_bin {
+            None => Err("not installed".into()),
+            Some(bin) => bochs_disk(&built.image).and_then(|(disk, cyl)| {
+                let path = dir.join("disk.img");
+                std::fs::write(&path, disk).map_err(|e| e.to_string())?;
+                bochs(bin, &dir, &path, cyl, svm)
+            }),
+        };
+        let q: Timed = match (&qemu_bin, l.svm) {
+            (None, _) => Err("not installed".into()),
+            (Some(_), Some(false)) => Err("no VT-x in TCG".into()),
+            (Some(bin), _) => qemu(bin, &image, svm),
+        };
+        if l.name == "empty" {
+            base_b = *b.as_ref().unwrap_or(&0.0);
+            base_q = *q.as_ref().unwrap_or(&0.0);
+            println!(
+                "| start-up (subtracted below) | {} | | | | {} | | | {} | | |",
+                n.instructions,
+                fmt_secs(&b),
+                fmt_secs(&q)
+            );
+            continue;
+        }
+        let rate = |secs: f64| (n.instructions as f64 / secs / 1e6, n.exits as f64 / secs);
+        let (nm, ne) = rate(n.seconds);
+        let other = |t: &Timed, base: f64| -> [String; 3] {
+            match t {
+                Ok(s) => {
+                    let s = (s - base).max(1e-6);
+                    let (m, e) = rate(s);
+                    let ratio = n.seconds.recip() * s;
+                    [format!("{m:.1}"), exits(e, n.exits), format!("{ratio:.2}x")]
+                }
+                Err(e) => [format!("- ({e})"), "-".into(), "-".into()],
+            }
+        };
+        let [bm, be, br] = other(&b, base_b);
+        let [qm, qe, qr] = other(&q, base_q);
+        println!(
+            "| {} | {} | {} | {nm:.1} | {} | {bm} | {be} | {br} | {qm} | {qe} | {qr} |",
+            l.name,
+            n.instructions,
+            n.exits,
+            exits(ne, n.exits)
+        );
+    }
+    if std::env::var_os("NESTEMU_COMPARE_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+fn exits(per_sec: f64, total: u64) -> String {
+    if total < 1000 {
+        "-".into()
+    } else {
+        format!("{per_sec:.0}")
+    }
+}
+
+fn fmt_secs(t: &Timed) -> String {
+    match t {
+        Ok(s) => format!("{s:.2} s"),
+        Err(e) => format!("- ({e})"),
+    }
+}
