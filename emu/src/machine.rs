@@ -1,5 +1,6 @@
-//! The machine: one CPU, RAM, devices, the decoded-code cache and the counters,
-//! and the loop that runs them (DESIGN.md, "The machine").
+//! The machine: the running vCPU (the others parked in `smp`), RAM,
+//! devices, the decoded-code cache and the counters, and the loop that runs
+//! them (DESIGN.md, "The machine").
 
 use crate::cost::CostModel;
 use crate::cpu::cpuid::CpuModel;
@@ -77,6 +78,9 @@ pub struct Machine {
     pub(crate) extra_steps: u64,
     /// Decoded breakpoints and pending data/I/O breakpoint hits.
     pub(crate) dbg: crate::debug::DebugState,
+    /// The other vCPUs and their scheduling (`cpu`, `mmu`, `tctx`, `virt`,
+    /// `dbg` and `dev.current_cpu` are the running vCPU's).
+    pub smp: crate::smp::Smp,
 }
 
 impl core::fmt::Debug for Machine {
@@ -128,11 +132,13 @@ impl Machine {
             virt: crate::virt::Virt::new(&config.model),
             extra_steps: 0,
             dbg: crate::debug::DebugState::default(),
+            smp: crate::smp::Smp::default(),
             config,
         };
         m.virt.svm = crate::virt::svm::SvmCpu::with_config(crate::virt::svm::discovery::config(&m));
         m.paging_changed();
         m.install_firmware_tables();
+        m.smp_setup();
         Ok(m)
     }
 
@@ -172,6 +178,12 @@ impl Machine {
             Some(n) => n - self.steps(),
             None => u64::MAX,
         };
+        // SMP: the running vCPU's turn ends (never with one vCPU).
+        if self.stats.cycles >= self.smp.switch_at {
+            if let Err(stop) = self.smp_switch() {
+                return Some(stop);
+            }
+        }
         let guest_step = match self.service_boundary() {
             Ok(step) => step,
             Err(stop) => return Some(stop),

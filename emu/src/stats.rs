@@ -155,6 +155,26 @@ impl Machine {
         l.parts.entry(l.current).or_default().vmexits += 1;
     }
 
+    /// Hands the level statistics over to another vCPU running at `to` (an
+    /// SMP switch): the work since the last switch goes to the level being
+    /// left, as with [`Machine::switch_level`], but no entry is counted.
+    /// Returns the level left.
+    pub(crate) fn handover_level(&mut self, to: Level) -> Level {
+        let mmu = self.mmu.take_counters();
+        let l = &mut self.stats.levels;
+        let left = l.current;
+        let insns = self.stats.instructions.max(l.mark_instructions);
+        let cycles = self.stats.cycles.max(l.mark_cycles);
+        let part = l.parts.entry(left).or_default();
+        part.instructions += insns - l.mark_instructions;
+        part.cycles += cycles - l.mark_cycles;
+        part.mmu.merge(&mmu);
+        l.mark_instructions = insns;
+        l.mark_cycles = cycles;
+        l.current = to;
+        left
+    }
+
     /// The work of every level so far, the running level's current stretch
     /// included.
     pub fn level_counters(&self) -> BTreeMap<Level, LevelCounters> {
@@ -321,6 +341,9 @@ pub struct Report<'a> {
     pub unclaimed: crate::devices::UnclaimedCounts,
     /// Decoded-code cache counters.
     pub code_cache: CodeCacheCounts,
+    /// Per-vCPU counters (machines with more than one vCPU).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smp: Option<crate::smp::SmpReport>,
 }
 
 impl<'a> Report<'a> {
@@ -351,6 +374,7 @@ impl<'a> Report<'a> {
                 decoded_blocks: m.code.decoded_blocks,
                 invalidated_blocks: m.code.invalidated_blocks,
             },
+            smp: m.smp_report(),
         }
     }
 }

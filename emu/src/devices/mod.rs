@@ -60,8 +60,18 @@ pub struct PlatformConfig {
     pub tsc_hz: u64,
     /// The RTC's time at cycle 0, in seconds since 1970-01-01T00:00:00Z.
     pub rtc_start: i64,
-    /// Number of processors (fw_cfg, ACPI, CMOS); the machine runs one.
+    /// Number of logical processors (`-smp`, `--smp`): vCPUs, fw_cfg, the
+    /// MADT, CMOS.
     pub cpus: u32,
+    /// How the processors are arranged (APIC IDs, CPUID topology); `None`:
+    /// `cpus` cores in one socket. When set, its product is `cpus`.
+    #[serde(default)]
+    pub topology: Option<crate::smp::topology::Topology>,
+    /// The scheduling quantum of an SMP machine in modelled cycles: a vCPU
+    /// runs until its quantum ends (at the next block boundary), halts or
+    /// waits for a start-up IPI.
+    #[serde(default = "default_quantum")]
+    pub quantum: u64,
     /// COM1 is present.
     pub com1: bool,
     /// isa-debug-exit, if present.
@@ -80,6 +90,8 @@ impl Default for PlatformConfig {
             tsc_hz: clock::DEFAULT_TSC_HZ,
             rtc_start: rtc::DEFAULT_START,
             cpus: 1,
+            topology: None,
+            quantum: DEFAULT_QUANTUM,
             com1: true,
             debug_exit: Some(DebugExitPort {
                 base: DEBUG_EXIT,
@@ -89,6 +101,22 @@ impl Default for PlatformConfig {
             pci_testdev: false,
             nographic: false,
         }
+    }
+}
+
+/// The default SMP scheduling quantum, in modelled cycles (5 us at the
+/// default 2 GHz).
+pub const DEFAULT_QUANTUM: u64 = 10_000;
+
+fn default_quantum() -> u64 {
+    DEFAULT_QUANTUM
+}
+
+impl PlatformConfig {
+    /// The processor topology.
+    pub fn topology(&self) -> crate::smp::topology::Topology {
+        self.topology
+            .unwrap_or_else(|| crate::smp::topology::Topology::flat(self.cpus))
     }
 }
 
@@ -215,14 +243,22 @@ impl Devices {
         tsc_deadline: bool,
     ) -> Self {
         // Destination sets are 64-bit masks: at most 64 local APICs.
-        let cpus = config.cpus.clamp(1, 64);
+        let cpus = config.cpus.clamp(1, crate::smp::topology::MAX_CPUS);
+        let topo = config.topology();
         let mut d = Self {
             clock: Clock {
                 tsc_hz: config.tsc_hz.max(1),
             },
             com1: uart::Uart16550::default(),
+            // Application processors wait for a start-up IPI from power-up
+            // (SDM Vol. 3A 9.4.2): QEMU's firmware parks them again with
+            // an INIT before it starts the kernel.
             lapics: (0..cpus)
-                .map(|id| lapic::LocalApic::new(id, x2apic, tsc_deadline))
+                .map(|i| {
+                    let mut a = lapic::LocalApic::new(topo.apic_id(i), x2apic, tsc_deadline);
+                    a.wait_for_sipi = i != 0;
+                    a
+                })
                 .collect(),
             current_cpu: 0,
             ioapic: ioapic::IoApic::default(),
@@ -363,10 +399,20 @@ impl Devices {
                 mode::FIXED | mode::LOWEST => a.accept(vector, level),
                 mode::SMI => a.smi_count += 1,
                 mode::NMI => a.nmi_pending = true,
-                // INIT level de-assert only resynchronizes arbitration IDs.
+                // INIT level de-assert only resynchronizes arbitration IDs
+                // (SDM Vol. 3A 11.6.1). A processor already waiting for a
+                // SIPI has no state left to reset but its APIC's.
+                mode::INIT if (assert || !level) && a.wait_for_sipi => a.init_reset(),
                 mode::INIT if assert || !level => a.init_pending = true,
+                // A start-up IPI reaches only a processor in the
+                // wait-for-SIPI state (or about to enter it: its INIT is
+                // still to be taken); elsewhere it is dropped, as is a
+                // second one before the first started the processor (SDM
+                // Vol. 3A 9.4.4.1 sends two for that reason).
+                mode::STARTUP if a.wait_for_sipi || a.init_pending => {
+                    a.sipi.get_or_insert(vector);
+                }
                 mode::EXTINT => a.extint_pending = true,
-                // No processor waits for a start-up IPI on a one-CPU machine.
                 _ => {}
             }
         }
@@ -441,10 +487,20 @@ impl Devices {
         let mut t = self.pit.next_event(c, self.time);
         t = t.min(self.rtc.next_event());
         t = t.min(self.pm.next_event(c, self.time));
-        for a in &self.lapics {
-            t = t.min(a.next_timer_event(c, tsc_offset));
+        for (i, a) in self.lapics.iter().enumerate() {
+            t = t.min(a.next_timer_event(c, self.tsc_offset_of(i, tsc_offset)));
         }
         t
+    }
+
+    /// The TSC offset of processor `i`, `running` being the running one's.
+    #[inline]
+    fn tsc_offset_of(&self, i: usize, running: i64) -> i64 {
+        if i == self.current_cpu {
+            running
+        } else {
+            self.lapics[i].parked_tsc_offset
+        }
     }
 
     /// Processes every device event due at or before `now`.
@@ -482,7 +538,8 @@ impl Devices {
             self.set_line(acpi::SCI_IRQ, IrqSource::Sci, sci);
         }
         for i in 0..self.lapics.len() {
-            if self.lapics[i].timer_expired(&c, t, tsc_offset) {
+            let offset = self.tsc_offset_of(i, tsc_offset);
+            if self.lapics[i].timer_expired(&c, t, offset) {
                 self.touch();
             }
         }
@@ -867,7 +924,8 @@ impl Devices {
 
     /// Copies the ACPI tables into RAM through `load` (address, bytes).
     pub fn acpi_tables(&self) -> Vec<(u64, Vec<u8>)> {
-        acpi::tables(self.config.cpus.max(1))
+        let ids: Vec<u32> = self.lapics.iter().map(|a| a.initial_id).collect();
+        acpi::tables(&ids)
     }
 }
 
@@ -1004,6 +1062,107 @@ mod tests {
                 let _ = d.wake_possible(0, true, t.tsc_offset);
             }
         }
+    }
+
+    fn smp_devices(cpus: u32) -> Devices {
+        let cfg = PlatformConfig {
+            cpus,
+            ..PlatformConfig::default()
+        };
+        let mut d = Devices::new(&cfg, 64 << 20, 0, true, true);
+        for i in 0..cpus as usize {
+            d.current_cpu = i;
+            d.mmio_write(0xfee0_00f0, 4, 0x1ff, T0);
+        }
+        d.current_cpu = 0;
+        d
+    }
+
+    /// Which processors have `vector` pending.
+    fn pending(d: &Devices, vector: u8) -> Vec<usize> {
+        (0..d.lapics.len())
+            .filter(|&i| d.lapics[i].deliverable() == Some(vector))
+            .collect()
+    }
+
+    #[test]
+    fn logical_cluster_and_lowest_priority_destinations() {
+        let mut d = smp_devices(4);
+        // Cluster model: APICs 0, 1 in cluster 1 (members 1, 2), APICs 2, 3
+        // in cluster 2 (members 1, 2).
+        for (i, ldr) in [0x11u32, 0x12, 0x21, 0x22].iter().enumerate() {
+            d.current_cpu = i;
+            d.mmio_write(0xfee0_00e0, 4, 0x0fff_ffff, T0);
+            d.mmio_write(0xfee0_00d0, 4, (ldr << 24) as u64, T0);
+        }
+        d.current_cpu = 0;
+        d.mmio_write(0xfee0_0310, 4, 0x23 << 24, T0);
+        d.mmio_write(0xfee0_0300, 4, 0x4850, T0);
+        assert_eq!(pending(&d, 0x50), [2, 3], "cluster 2, members 1 and 2");
+        // Lowest priority among cluster 1 and 2 member 1: APIC 2 has the
+        // lower TPR; with equal priorities the lowest index wins.
+        d.lapics[0].set_cr8(3);
+        d.mmio_write(0xfee0_0310, 4, 0x11 << 24, T0);
+        d.mmio_write(0xfee0_0300, 4, 0x4960, T0);
+        assert_eq!(pending(&d, 0x60), [0], "one target");
+        d.lapics[1].set_cr8(2);
+        d.lapics[0].set_cr8(1);
+        d.mmio_write(0xfee0_0310, 4, 0x13 << 24, T0);
+        d.mmio_write(0xfee0_0300, 4, 0x4961, T0);
+        assert_eq!(pending(&d, 0x61), [0], "lower TPR of cluster 1");
+        d.lapics[0].set_cr8(2);
+        d.mmio_write(0xfee0_0300, 4, 0x4962, T0);
+        assert_eq!(pending(&d, 0x62), [0], "a tie goes to the lower index");
+    }
+
+    #[test]
+    fn x2apic_physical_and_cluster_destinations() {
+        let mut d = smp_devices(4);
+        for i in 0..4 {
+            d.current_cpu = i;
+            let base = d.lapic().base;
+            d.write_apic_base(base | lapic::BASE_EXTD, (1 << 46) - 1)
+                .unwrap();
+        }
+        d.current_cpu = 1;
+        // Physical x2APIC ID 3.
+        d.write_x2apic(0x830, 3 << 32 | 0x4070, T0).unwrap();
+        assert_eq!(pending(&d, 0x70), [3]);
+        // Logical: cluster 0, members 0 and 2 (x2APIC LDR = 1 << id).
+        d.write_x2apic(0x830, 0b101 << 32 | 0x4871, T0).unwrap();
+        assert_eq!(pending(&d, 0x71), [0, 2]);
+    }
+
+    #[test]
+    fn start_up_ipis_reach_only_processors_waiting_for_them() {
+        let mut d = smp_devices(3);
+        assert!(d.lapics[1].wait_for_sipi && !d.lapics[0].wait_for_sipi);
+        // SIPI to all but self: APs record the first vector only.
+        d.mmio_write(0xfee0_0300, 4, 0xc_4620, T0);
+        d.mmio_write(0xfee0_0300, 4, 0xc_4630, T0);
+        assert_eq!(
+            (d.lapics[1].sipi, d.lapics[2].sipi),
+            (Some(0x20), Some(0x20))
+        );
+        assert_eq!(d.lapics[0].sipi, None);
+        // INIT to a waiting processor resets its APIC and drops the SIPI.
+        d.mmio_write(0xfee0_0310, 4, 2 << 24, T0);
+        d.mmio_write(0xfee0_0300, 4, 0x4500, T0);
+        assert_eq!(d.lapics[2].sipi, None);
+        assert!(!d.lapics[2].init_pending && !d.lapics[2].sw_enabled());
+        // INIT to a running processor is latched for it to take; a SIPI
+        // sent meanwhile waits for the INIT.
+        d.lapics[1].wait_for_sipi = false;
+        d.lapics[1].sipi = None;
+        d.mmio_write(0xfee0_0310, 4, 1 << 24, T0);
+        d.mmio_write(0xfee0_0300, 4, 0x4500, T0);
+        d.mmio_write(0xfee0_0300, 4, 0x4640, T0);
+        assert!(d.lapics[1].init_pending);
+        assert_eq!(d.lapics[1].sipi, Some(0x40));
+        // INIT level de-assert does nothing.
+        d.mmio_write(0xfee0_0310, 4, 2 << 24, T0);
+        d.mmio_write(0xfee0_0300, 4, 0x8500, T0);
+        assert!(!d.lapics[2].init_pending);
     }
 
     #[test]
