@@ -401,8 +401,12 @@ impl Devices {
                 mode::NMI => a.nmi_pending = true,
                 // INIT level de-assert only resynchronizes arbitration IDs
                 // (SDM Vol. 3A 11.6.1). A processor already waiting for a
-                // SIPI has no state left to reset but its APIC's.
-                mode::INIT if (assert || !level) && a.wait_for_sipi => a.init_reset(),
+                // SIPI has no state left to reset but its APIC's, and a
+                // start-up not yet acted on is undone.
+                mode::INIT if (assert || !level) && a.wait_for_sipi => {
+                    a.init_reset();
+                    a.sipi = None;
+                }
                 mode::INIT if assert || !level => a.init_pending = true,
                 // A start-up IPI reaches only a processor in the
                 // wait-for-SIPI state (or about to enter it: its INIT is
