@@ -31,7 +31,8 @@
 //! 10.1.1, table 10-1). INIT is blocked in VMX root operation (SDM Vol. 3C
 //! 24.8, "Restrictions on VMX Operation") and held while GIF = 0 (APM Vol. 2
 //! 15.17); in VMX non-root operation it causes a VM exit (SDM Vol. 3C 26.2,
-//! exit reason 3).
+//! exit reason 3); in an SVM guest an intercepted INIT exits, and VM_CR.R_INIT
+//! turns it into #SX (APM Vol. 2 15.21.8).
 
 pub mod topology;
 
@@ -336,33 +337,65 @@ impl Machine {
     }
 
     /// Takes the INIT pending for the running vCPU, if the processor's state
-    /// lets it through: `None` while it is held (VMX root operation, GIF = 0),
-    /// else what taking it did.
+    /// lets it through: `None` while it is held (VMX root operation, GIF =
+    /// 0), else what taking it did. Under AMD-V the routing is APM Vol. 2
+    /// 15.21.8 and table 15-12: an intercepted INIT exits (and stays pending
+    /// for the host, where GIF = 0 holds it); VM_CR.R_INIT turns it into #SX.
     pub(crate) fn take_init(&mut self) -> Option<Result<(), Stop>> {
+        use svm_model::interrupts::Routing;
         let cpu = self.smp.current;
-        match self.virt.mode {
-            GuestMode::VmxNonRoot => {
-                self.dev.lapics[cpu].init_pending = false;
-                self.dev.lapics[cpu].sipi = None;
-                let info =
-                    vmx_model::exit::ExitInfo::new(vmx_model::exit::ExitReason::InitSignal, 0);
-                return Some(crate::virt::vmx::perform_exit(
-                    self,
-                    crate::virt::vmx::PendingExit::new(info),
-                ));
-            }
-            GuestMode::SvmGuest => return Some(Err(Stop::Unimplemented {
-                what: "an INIT signal while an SVM guest runs (the INIT intercept is not modelled)"
-                    .into(),
-                address: self.cpu.rip,
-            })),
-            GuestMode::Host => {}
+        if self.virt.mode == GuestMode::VmxNonRoot {
+            self.dev.lapics[cpu].init_pending = false;
+            self.dev.lapics[cpu].sipi = None;
+            let info = vmx_model::exit::ExitInfo::new(vmx_model::exit::ExitReason::InitSignal, 0);
+            return Some(crate::virt::vmx::perform_exit(
+                self,
+                crate::virt::vmx::PendingExit::new(info),
+            ));
         }
-        if self.virt.vmx.state.in_vmx_operation() || !self.virt.svm.gif {
+        if self.virt.vmx.state.in_vmx_operation() {
             // Blocked: it stays pending; a SIPI cannot start a processor
             // that never entered the wait-for-SIPI state.
             self.dev.lapics[cpu].sipi = None;
             return None;
+        }
+        let ctl = match self.virt.mode {
+            GuestMode::SvmGuest => self.virt.svm.controls(),
+            _ => None,
+        };
+        let routing = svm_model::interrupts::init(ctl, self.virt.svm.gif, self.virt.svm.msrs.vm_cr);
+        match routing {
+            Routing::HeldPending | Routing::Discarded => {
+                self.dev.lapics[cpu].sipi = None;
+                return None;
+            }
+            Routing::Exit(info) => {
+                return Some(crate::virt::svm::perform_exit(
+                    self,
+                    crate::virt::svm::PendingExit { info, rip: None },
+                ));
+            }
+            Routing::Redirect(exc) => {
+                self.dev.lapics[cpu].init_pending = false;
+                self.dev.lapics[cpu].sipi = None;
+                let r = self.deliver(crate::interrupt::Delivery {
+                    vector: exc.vector.0,
+                    error_code: exc.error_code,
+                    source: crate::interrupt::Source::Exception,
+                    return_rip: self.cpu.rip,
+                    payload: None,
+                    push_rf: false,
+                });
+                self.cpu.events.halted = false;
+                return Some(r);
+            }
+            Routing::Deliver => {}
+        }
+        if self.virt.mode == GuestMode::SvmGuest {
+            return Some(Err(Stop::Unimplemented {
+                what: "an INIT taken in SVM guest mode without the INIT intercept (a processor INIT in the middle of a guest)".into(),
+                address: self.cpu.rip,
+            }));
         }
         if self.dev.lapics[cpu].base & crate::devices::lapic::BASE_BSP != 0 {
             return Some(Err(Stop::Unimplemented {

@@ -178,3 +178,84 @@ fn same(a: &[u8], b: &[u8]) {
     };
     assert!(ram(a) == ram(b), "snapshots differ in RAM");
 }
+
+/// A 2-vCPU machine of `model` whose AP runs `inc word [0x102]; jmp $-4`
+/// from SIPI vector 20H, with an IVT entry for #SX (vector 30) at 3000H
+/// that stores 5858H at 104H and halts.
+fn running_ap(model: crate::cpu::cpuid::CpuModel) -> Machine {
+    let mut cfg = MachineConfig {
+        model,
+        mem_bytes: 4 << 20,
+        max_insns: Some(100_000),
+        ..Default::default()
+    };
+    cfg.platform.cpus = 2;
+    cfg.platform.quantum = 400;
+    let mut m = Machine::new(cfg);
+    spin_bsp(&mut m);
+    m.load_phys(0x2_0000, &[0xff, 0x06, 0x02, 0x01, 0xeb, 0xfa]);
+    m.load_phys(0x3000, &[0xc7, 0x06, 0x04, 0x01, 0x58, 0x58, 0xf4]);
+    m.load_phys(30 * 4, &[0x00, 0x30, 0x00, 0x00]);
+    m.dev.deliver(0b10, mode::STARTUP, 0x20, false, true);
+    for _ in 0..500 {
+        m.run_slice();
+    }
+    m
+}
+
+fn ap_counter(m: &Machine) -> u16 {
+    let mut b = [0u8; 2];
+    m.peek_phys(0x102, &mut b);
+    u16::from_le_bytes(b)
+}
+
+/// The AP's parked state (the BSP must be the running vCPU).
+fn parked_ap(m: &mut Machine) -> &mut VcpuState {
+    assert_eq!(m.smp.current, 0, "the BSP runs");
+    m.smp.parked[1].as_mut().unwrap()
+}
+
+#[test]
+fn init_is_blocked_in_vmx_operation() {
+    let mut m = running_ap(crate::cpu::cpuid::CpuModel::intel());
+    while m.smp.current != 0 {
+        m.run_slice();
+    }
+    parked_ap(&mut m).virt.vmx.state.vmxon_ptr = Some(0x5000);
+    m.dev.deliver(0b10, mode::INIT, 0, true, true);
+    let before = ap_counter(&m);
+    for _ in 0..2000 {
+        m.run_slice();
+    }
+    assert!(ap_counter(&m) > before, "the AP runs on");
+    assert!(m.dev.lapics[1].init_pending, "the INIT stays pending");
+    assert!(!m.dev.lapics[1].wait_for_sipi);
+}
+
+#[test]
+fn amd_gif_holds_init_and_r_init_redirects_it_to_sx() {
+    let mut m = running_ap(crate::cpu::cpuid::CpuModel::amd());
+    while m.smp.current != 0 {
+        m.run_slice();
+    }
+    parked_ap(&mut m).virt.svm.gif = false;
+    m.dev.deliver(0b10, mode::INIT, 0, true, true);
+    for _ in 0..2000 {
+        m.run_slice();
+    }
+    assert!(m.dev.lapics[1].init_pending, "held while GIF = 0");
+    while m.smp.current != 0 {
+        m.run_slice();
+    }
+    let ap = parked_ap(&mut m);
+    ap.virt.svm.gif = true;
+    ap.virt.svm.msrs.vm_cr |= svm_model::msr::VmCr::R_INIT;
+    for _ in 0..2000 {
+        m.run_slice();
+    }
+    let mut b = [0u8; 2];
+    m.peek_phys(0x104, &mut b);
+    assert_eq!(u16::from_le_bytes(b), 0x5858, "#SX handler ran");
+    assert!(!m.dev.lapics[1].init_pending && !m.dev.lapics[1].wait_for_sipi);
+    assert_eq!(m.smp_report().unwrap().vcpus[1].inits, 0);
+}
