@@ -54,6 +54,10 @@ RUN OPTIONS:
     --mem MIB         RAM in MiB (default 256)
     --append STRING   kernel command line (after the kernel path, as QEMU passes it)
     --initrd FILE     passed as the single Multiboot module
+    --smp N           N vCPUs (1-64; default 1): the bootstrap processor runs the
+                      kernel, the others wait for INIT-SIPI-SIPI
+    --quantum CYCLES  SMP scheduling quantum in modelled cycles (default 10000):
+                      vCPUs take turns, deterministically, at block boundaries
     --max-insns N     stop after N instructions (exit status 124); events delivered
                       and every 4096 iterations of a REP string instruction count
                       toward N, so no guest can escape the limit
@@ -69,14 +73,14 @@ RUN OPTIONS:
 
 QEMU-COMPATIBLE OPTIONS (so QEMU test runners can run nestemu):
     -kernel FILE -append STR -initrd FILE -m SIZE (default 128M)
-    -smp 1            one vCPU (SMP is not implemented yet)
+    -smp [cpus=]N[,maxcpus=N,sockets=S,cores=C,threads=T]   up to 64 vCPUs
     -cpu MODEL[,+feature,-feature,phys-bits=N,host-phys-bits]
                       max, host, qemu64, IvyBridge, Skylake-Server, ...; see -cpu help
     -serial stdio|file:PATH|null|none   -nographic   -nodefaults   -no-reboot
     -display none   -vnc none   -name NAME   -machine pc,accel=...   -rtc base=DATE
     -device isa-debug-exit,iobase=0xf4,iosize=0x4   -device pc-testdev
     -device pci-testdev   -device help   -global kvm-pit.lost_tick_policy=discard
-    --max-insns N   --stats FILE (nestemu extensions)
+    --max-insns N   --stats FILE   --quantum CYCLES (nestemu extensions)
     Anything else is refused with a message naming it (status 2).
 
 EXIT STATUS:
@@ -121,6 +125,10 @@ pub struct RunOptions {
     pub snapshot_at: Option<u64>,
     /// `--resume`.
     pub resume: Option<String>,
+    /// `--smp N`: vCPUs (0 in a default value means 1).
+    pub smp: u32,
+    /// `--quantum CYCLES`.
+    pub quantum: Option<u64>,
 }
 
 /// A command.
@@ -151,6 +159,14 @@ pub(crate) fn parse_number(flag: &str, v: &str) -> Result<u64, UsageError> {
         v.parse()
     };
     r.map_err(|_| UsageError(format!("{flag} needs a number, got '{v}'")))
+}
+
+/// Parses a `--quantum` value: modelled cycles, at least 1.
+pub(crate) fn parse_quantum(v: &str) -> Result<u64, UsageError> {
+    match parse_number("--quantum", v)? {
+        0 => Err(UsageError("--quantum must be at least 1 cycle".into())),
+        n => Ok(n),
+    }
 }
 
 /// Parses the arguments after the program name.
@@ -210,6 +226,18 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 o.snapshot_at = Some(parse_number("--snapshot-at", &value("--snapshot-at")?)?)
             }
             "--resume" if sub == "run" => o.resume = Some(value("--resume")?),
+            "--smp" if sub == "run" => {
+                let v = value("--smp")?;
+                let n = parse_number("--smp", &v)?;
+                let topo = crate::smp::topology::Topology::flat(n.min(u32::MAX as u64) as u32);
+                if n == 0 || n > u32::MAX as u64 {
+                    return Err(UsageError(format!("--smp {v}: needs 1 or more CPUs")));
+                }
+                topo.validate()
+                    .map_err(|e| UsageError(format!("--smp {v}: {e}")))?;
+                o.smp = n as u32;
+            }
+            "--quantum" if sub == "run" => o.quantum = Some(parse_quantum(&value("--quantum")?)?),
             _ => {
                 return Err(UsageError(format!(
                     "unknown option '{arg}' for '{sub}' (try --help)"
@@ -237,6 +265,8 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             ("--initrd", o.initrd.is_some()),
             ("--cost", o.measure.cost.is_some()),
             ("--caches", o.measure.caches.is_some()),
+            ("--smp", o.smp > 1),
+            ("--quantum", o.quantum.is_some()),
         ];
         if let Some((flag, _)) = fixed.iter().find(|f| f.1) {
             return Err(UsageError(format!(
@@ -285,10 +315,18 @@ pub fn prepare(o: &RunOptions) -> Result<Machine, LoadError> {
         .ok_or_else(|| LoadError(format!("unknown CPU model '{}'", o.cpu)))?;
     let mem_bytes = o.mem_mib << 20;
     let image = read_file(&o.kernel, "kernel", mem_bytes)?;
+    let mut platform = crate::devices::PlatformConfig {
+        cpus: o.smp.max(1),
+        ..Default::default()
+    };
+    if let Some(q) = o.quantum {
+        platform.quantum = q;
+    }
     let mut config = MachineConfig {
         model,
         mem_bytes,
         max_insns: o.max_insns,
+        platform,
         ..Default::default()
     };
     o.measure.configure(&mut config)?;

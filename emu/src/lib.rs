@@ -17,6 +17,7 @@ pub mod loader;
 pub mod machine;
 pub mod memory;
 pub mod report;
+pub mod smp;
 pub mod snapshot;
 pub mod stats;
 pub mod trace;

@@ -1,5 +1,6 @@
-//! The machine: one CPU, RAM, devices, the decoded-code cache and the counters,
-//! and the loop that runs them (DESIGN.md, "The machine").
+//! The machine: the running vCPU (the others parked in `smp`), RAM,
+//! devices, the decoded-code cache and the counters, and the loop that runs
+//! them (DESIGN.md, "The machine").
 
 use crate::cost::CostModel;
 use crate::cpu::cpuid::CpuModel;
@@ -85,6 +86,9 @@ pub struct Machine {
     pub trace: crate::trace::Trace,
     /// The memory fast path's page cache (host-side, not modelled state).
     pub(crate) pages: crate::memory::fast::PageCache,
+    /// The other vCPUs and their scheduling (`cpu`, `mmu`, `tctx`, `virt`,
+    /// `dbg` and `dev.current_cpu` are the running vCPU's).
+    pub smp: crate::smp::Smp,
 }
 
 impl core::fmt::Debug for Machine {
@@ -141,11 +145,13 @@ impl Machine {
             dbg: crate::debug::DebugState::default(),
             trace: crate::trace::Trace::default(),
             pages: crate::memory::fast::PageCache::default(),
+            smp: crate::smp::Smp::default(),
             config,
         };
         m.virt.svm = crate::virt::svm::SvmCpu::with_config(crate::virt::svm::discovery::config(&m));
         m.paging_changed();
         m.install_firmware_tables();
+        m.smp_setup();
         Ok(m)
     }
 
@@ -192,6 +198,12 @@ impl Machine {
             Some(n) => n - self.steps(),
             None => u64::MAX,
         };
+        // SMP: the running vCPU's turn ends (never with one vCPU).
+        if self.stats.cycles >= self.smp.switch_at {
+            if let Err(stop) = self.smp_switch() {
+                return Some(stop);
+            }
+        }
         let guest_step = match self.service_boundary() {
             Ok(step) => step,
             Err(stop) => return Some(stop),
@@ -293,6 +305,7 @@ impl Machine {
             }
             self.stats.instructions += 1;
             self.stats.cycles += op.cost as u64;
+            self.stats.parts.instructions += op.cost as u64;
             if self.stop_block || self.next_rip != next {
                 self.stop_block = false;
                 break;

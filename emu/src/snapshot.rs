@@ -8,7 +8,8 @@
 //! model (TLBs, paging-structure caches and counters: their contents decide
 //! hits, misses and, after a missing INVLPG, even what a guest reads), VT-x
 //! and AMD-V state, debug state, the random source, the counters and the
-//! configuration. What is not saved is derived and rebuilt on restore: the
+//! configuration; on an SMP machine every vCPU's and the scheduler's. What
+//! is not saved is derived and rebuilt on restore: the
 //! decoded-code cache (its two counters carry on), the translation context
 //! (from the registers) and the VMX capability MSRs (from the CPU model).
 //!
@@ -87,6 +88,10 @@ struct State {
     extra_steps: u64,
     decoded_blocks: u64,
     invalidated_blocks: u64,
+    /// The parked vCPUs and the scheduler (absent from one-vCPU snapshots
+    /// of earlier builds).
+    #[serde(default)]
+    smp: crate::smp::Smp,
 }
 
 /// FNV-1a, 64 bits: catches truncation and corruption, cheaply.
@@ -124,6 +129,7 @@ impl Machine {
             extra_steps: self.extra_steps,
             decoded_blocks: self.code.decoded_blocks,
             invalidated_blocks: self.code.invalidated_blocks,
+            smp: self.smp.clone(),
         };
         let json = serde_json::to_vec(&state).expect("machine state serializes");
         let ram = self.ram.as_slice();
@@ -216,13 +222,24 @@ impl Machine {
         m.stats = state.stats;
         m.mmu = state.mmu;
         m.virt = state.virt;
-        m.virt.vmx.caps = caps;
+        m.virt.vmx.caps = caps.clone();
         m.dbg = state.dbg;
         m.rng = state.rng;
         m.extra_steps = state.extra_steps;
         m.code.decoded_blocks = state.decoded_blocks;
         m.code.invalidated_blocks = state.invalidated_blocks;
-        m.paging_changed();
+        if state.smp.count() != m.dev.lapics.len() || state.smp.current >= m.dev.lapics.len() {
+            return err(format!(
+                "snapshot holds {} vCPUs for {} local APICs",
+                state.smp.count(),
+                m.dev.lapics.len()
+            ));
+        }
+        m.smp = state.smp;
+        m.for_each_vcpu(|v| {
+            v.virt.vmx.caps = caps.clone();
+            v.paging_changed();
+        });
         Ok(m)
     }
 }

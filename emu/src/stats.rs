@@ -368,6 +368,34 @@ impl Machine {
         self.stats.charge(Category::VmEntries, cost);
     }
 
+    /// Hands the level statistics over to another vCPU running at `to` (an
+    /// SMP switch): the work since the last switch goes to the level being
+    /// left, as with [`Machine::switch_level`], but no entry is counted.
+    /// Returns the level left.
+    pub(crate) fn handover_level(&mut self, to: Level) -> Level {
+        // The outgoing MMU's work is charged and taken with it.
+        self.charge_mmu();
+        let mmu = self.mmu.take_counters();
+        self.stats.mmu_charged = (0, 0);
+        self.stats.mmu_seen = 0;
+        let now = self.stats.mark();
+        let l = &mut self.stats.levels;
+        let left = l.current;
+        let now = Mark {
+            instructions: now.instructions.max(l.mark.instructions),
+            cycles: now.cycles.max(l.mark.cycles),
+            parts: now.parts.max(&l.mark.parts),
+        };
+        let part = l.parts.entry(left).or_default();
+        part.instructions += now.instructions - l.mark.instructions;
+        part.cycles += now.cycles - l.mark.cycles;
+        part.parts.add(&now.parts.since(&l.mark.parts));
+        part.mmu.merge(&mmu);
+        l.mark = now;
+        l.current = to;
+        left
+    }
+
     /// The work of every level so far, the running level's current stretch
     /// included.
     pub fn level_counters(&self) -> BTreeMap<Level, LevelCounters> {
@@ -613,6 +641,9 @@ pub struct Report<'a> {
     pub unclaimed: crate::devices::UnclaimedCounts,
     /// Decoded-code cache counters.
     pub code_cache: CodeCacheCounts,
+    /// Per-vCPU counters (machines with more than one vCPU).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smp: Option<crate::smp::SmpReport>,
 }
 
 impl<'a> Report<'a> {
@@ -646,6 +677,7 @@ impl<'a> Report<'a> {
                 decoded_blocks: m.code.decoded_blocks,
                 invalidated_blocks: m.code.invalidated_blocks,
             },
+            smp: m.smp_report(),
         }
     }
 }

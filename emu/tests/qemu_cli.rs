@@ -403,13 +403,62 @@ fn stats_extension() {
 }
 
 #[test]
+fn smp_reaches_fw_cfg_cpuid_and_cmos() {
+    let fw_cfg = exits_with("smp-fw-cfg.bin", |a| fw_cfg_read(a, 5, 2));
+    let cmos = exits_with("smp-cmos.bin", |a| {
+        out(a, 0x70, 1, 0x5f)?;
+        inp(a, 0x71, 1)
+    });
+    let leaf_0b = exits_with("smp-cpuid.bin", |a| {
+        a.mov(eax, 0xbu32)?;
+        a.mov(ecx, 1u32)?;
+        a.cpuid()?;
+        a.movzx(eax, bx)
+    });
+    let status = |k: &str, args: &[&str]| {
+        let o = runner(k, args);
+        assert!(o.stderr.is_empty(), "{args:?}: {}", stderr(&o));
+        o.status.code().unwrap() >> 1
+    };
+    for (args, n) in [
+        (&["-smp", "4"][..], 4),
+        (&["-smp", "cpus=6,sockets=2,cores=3"], 6),
+        (&["-smp", "1"], 1),
+    ] {
+        assert_eq!(status(&fw_cfg, args), n, "{args:?}: fw_cfg");
+        assert_eq!(status(&cmos, args), n - 1, "{args:?}: CMOS 5FH");
+    }
+    // Leaf 0BH exists with x2APIC (-cpu max; qemu64 has neither).
+    assert_eq!(status(&leaf_0b, &["-smp", "4", "-cpu", "max"]), 4);
+    assert_eq!(
+        status(&leaf_0b, &["-smp", "6,sockets=2", "-cpu", "max"]),
+        3,
+        "per package"
+    );
+    let o = nestemu(&[
+        "run",
+        "--kernel",
+        &fw_cfg,
+        "--smp",
+        "4",
+        "--quantum",
+        "2000",
+    ]);
+    assert_eq!(o.status.code(), Some(9), "{}", stderr(&o));
+}
+
+#[test]
 fn unsupported_options_are_refused_by_name() {
     let k = "k.bin";
-    refused(&["-kernel", k, "-smp", "4"], "exceeds max CPUs");
     refused(
-        &["-kernel", k, "-smp", "2,sockets=2"],
-        "SMP is not implemented",
+        &["-kernel", k, "-smp", "300"],
+        "exceeds nestemu's maximum of 64",
     );
+    refused(&["-kernel", k, "-smp", "2,maxcpus=4"], "hotplug");
+    refused(&["-kernel", k, "-smp", "3,sockets=2"], "maxcpus is 3");
+    refused(&["-kernel", k, "-smp", "2,dies=2"], "dies");
+    refused(&["run", "--kernel", k, "--smp", "300"], "maximum of 64");
+    refused(&["run", "--kernel", k, "--quantum", "0"], "--quantum");
     refused(&["-kernel", k, "-hda", "disk.img"], "-hda");
     refused(&["disk.img"], "disk.img");
     refused(&["-kernel", k, "-device", "e1000"], "e1000");

@@ -1,6 +1,6 @@
 //! The QEMU-compatible command line, so test runners can point their QEMU
 //! variable at `nestemu` (QEMU-COMPAT.md): `nestemu -kernel FILE -append STR
-//! -initrd FILE -m MIB -smp 1 -cpu MODEL[,+f,-f] -serial stdio -display none
+//! -initrd FILE -m MIB -smp N -cpu MODEL[,+f,-f] -serial stdio -display none
 //! -nographic -vnc none -nodefaults -no-reboot -name X -machine accel=...
 //! -device isa-debug-exit,iobase=0xf4,iosize=0x4 -device pc-testdev
 //! -device pci-testdev -global kvm-pit.lost_tick_policy=discard`, and the
@@ -98,6 +98,7 @@ const NATIVE: &[&str] = &[
     "--max-insns",
     "--stats",
     "--serial",
+    "--smp",
 ];
 
 /// True if `args` use QEMU's spellings rather than nestemu's own.
@@ -135,6 +136,7 @@ const WITH_VALUE: &[&str] = &[
     "nic",
     "max-insns",
     "stats",
+    "quantum",
 ];
 
 struct Parser {
@@ -212,7 +214,10 @@ impl Parser {
             "append" => r.append = v,
             "initrd" => r.initrd = Some(v),
             "m" => r.mem_mib = parse_mem(&v)?,
-            "smp" => check_smp(&v)?,
+            "smp" => parse_smp(&v, &mut r.platform)?,
+            "quantum" => {
+                r.platform.quantum = super::parse_quantum(&v)?;
+            }
             "cpu" if is_help(&v) => return Ok(Some(QemuCommand::CpuList)),
             "cpu" => r.model = qemu_cpu::parse(&v).map_err(UsageError)?,
             "serial" => self.serial_option(&v)?,
@@ -326,35 +331,80 @@ fn parse_mem(v: &str) -> Result<u64, UsageError> {
     Ok(bytes >> 20)
 }
 
-/// `-smp`: one CPU only this round.
-fn check_smp(v: &str) -> Result<(), UsageError> {
-    let mut total = 1u64;
-    let mut topo = 1u64;
-    let mut max = 1u64;
+/// `-smp [cpus=]N[,maxcpus=M][,sockets=S][,dies=1][,clusters=1][,cores=C][,threads=T]`,
+/// with QEMU's rules for what is left out (hw/core/machine-smp.c on a
+/// current `pc` machine, where cores are preferred over sockets): missing
+/// sockets and threads are 1, missing cores fill up maxcpus, maxcpus
+/// defaults to cpus and cpus to maxcpus; the product of the topology must
+/// be maxcpus. CPU hotplug (maxcpus above cpus) and more than one die or
+/// cluster per socket are refused.
+fn parse_smp(v: &str, platform: &mut PlatformConfig) -> Result<(), UsageError> {
+    use crate::smp::topology::Topology;
+    let bad = |why: String| UsageError(format!("-smp {v}: {why}"));
+    let (mut cpus, mut maxcpus, mut sockets, mut cores, mut threads) = (0u64, 0, 0, 0, 0);
     for (k, item) in v.split(',').enumerate() {
         let (key, val) = match item.split_once('=') {
             Some((a, b)) => (a, b),
             None if k == 0 => ("cpus", item),
-            None => return Err(UsageError(format!("-smp {v}: cannot parse '{item}'"))),
+            None => return Err(bad(format!("cannot parse '{item}'"))),
         };
         let n: u64 = val
             .parse()
-            .map_err(|_| UsageError(format!("-smp {v}: '{val}' is not a number")))?;
+            .map_err(|_| bad(format!("'{val}' is not a number")))?;
         match key {
-            "cpus" => total = n,
-            "maxcpus" => max = n,
-            "sockets" | "dies" | "clusters" | "cores" | "threads" | "books" | "drawers" => {
-                topo *= n
+            "cpus" => cpus = n,
+            "maxcpus" => maxcpus = n,
+            "sockets" => sockets = n,
+            "cores" => cores = n,
+            "threads" => threads = n,
+            "dies" | "clusters" | "books" | "drawers" if n <= 1 => {}
+            "dies" | "clusters" | "books" | "drawers" => {
+                return Err(bad(format!("{key} above 1 are not supported")))
             }
-            _ => return Err(UsageError(format!("-smp {v}: unknown property '{key}'"))),
+            _ => return Err(bad(format!("unknown property '{key}'"))),
         }
     }
-    let n = total.max(topo).max(max);
-    if n > 1 {
-        return Err(UsageError(format!(
-            "-smp {v}: {n} CPUs exceeds max CPUs (1): nestemu runs one vCPU (SMP is not implemented yet)"
+    let big = |n: u64| n > u32::MAX as u64;
+    if [cpus, maxcpus, sockets, cores, threads]
+        .into_iter()
+        .any(big)
+    {
+        return Err(bad("a count is out of range".into()));
+    }
+    sockets = sockets.max(1);
+    threads = threads.max(1);
+    if cores == 0 {
+        let max = if maxcpus > 0 { maxcpus } else { cpus.max(1) };
+        cores = (max / (sockets * threads)).max(1);
+    }
+    let total = sockets * cores * threads;
+    if maxcpus == 0 {
+        maxcpus = if cpus > 0 { cpus } else { total };
+    }
+    if cpus == 0 {
+        cpus = maxcpus;
+    }
+    if total != maxcpus {
+        return Err(bad(format!(
+            "the topology has {total} CPUs (sockets x cores x threads), but maxcpus is {maxcpus}"
         )));
     }
+    if maxcpus < cpus {
+        return Err(bad(format!("maxcpus ({maxcpus}) is below cpus ({cpus})")));
+    }
+    if maxcpus > cpus {
+        return Err(bad(format!(
+            "maxcpus ({maxcpus}) above cpus ({cpus}) asks for CPU hotplug, which nestemu does not support"
+        )));
+    }
+    let topo = Topology {
+        sockets: sockets as u32,
+        cores: cores as u32,
+        threads: threads as u32,
+    };
+    topo.validate().map_err(bad)?;
+    platform.cpus = topo.cpus();
+    platform.topology = Some(topo);
     Ok(())
 }
 
@@ -761,8 +811,11 @@ mod tests {
 
     #[test]
     fn refusals_name_the_option() {
-        assert!(err_of("-kernel k -smp 4").contains("exceeds max CPUs"));
-        assert!(err_of("-kernel k -smp 1,sockets=2").contains("SMP"));
+        assert!(err_of("-kernel k -smp 300").contains("exceeds nestemu's maximum of 64"));
+        assert!(err_of("-kernel k -smp 2,maxcpus=4").contains("hotplug"));
+        assert!(err_of("-kernel k -smp 4,sockets=3").contains("maxcpus is 4"));
+        assert!(err_of("-kernel k -smp 4,dies=2").contains("dies"));
+        assert!(err_of("-kernel k -smp 0x4").contains("not a number"));
         assert!(err_of("-kernel k -hda disk.img").contains("-hda"));
         assert!(err_of("-kernel k -device e1000").contains("e1000"));
         assert!(err_of("-kernel k -machine q35").contains("q35"));
@@ -772,6 +825,27 @@ mod tests {
         assert!(err_of("-nodefaults").contains("-kernel"));
         assert!(err_of("-kernel k -cpu max,+avx512f").contains("avx512f"));
         assert!(err_of("-kernel k -S").contains("-S"));
+    }
+
+    #[test]
+    fn smp_topologies() {
+        use crate::smp::topology::Topology;
+        let topo = |s: &str| {
+            let r = run_of(&format!("-kernel k -smp {s}"));
+            (r.platform.cpus, r.platform.topology.unwrap())
+        };
+        let t = |sockets, cores, threads| Topology {
+            sockets,
+            cores,
+            threads,
+        };
+        assert_eq!(topo("4"), (4, t(1, 4, 1)), "cores preferred");
+        assert_eq!(topo("cpus=4,maxcpus=4"), (4, t(1, 4, 1)));
+        assert_eq!(topo("8,sockets=2"), (8, t(2, 4, 1)));
+        assert_eq!(topo("sockets=2,cores=2,threads=2"), (8, t(2, 2, 2)));
+        assert_eq!(topo("6,threads=2"), (6, t(1, 3, 2)));
+        assert_eq!(run_of("-kernel k").platform.cpus, 1);
+        assert_eq!(run_of("-kernel k --quantum 5000").platform.quantum, 5000);
     }
 
     #[test]

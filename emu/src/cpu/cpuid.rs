@@ -309,6 +309,8 @@ pub struct CpuidDynamic {
     pub apic_enabled: bool,
     /// The initial APIC ID.
     pub apic_id: u32,
+    /// The processor topology (leaves 01H, 0BH, 80000008H).
+    pub topology: crate::smp::topology::Topology,
 }
 
 fn vendor_regs(v: Vendor) -> (u32, u32, u32) {
@@ -336,9 +338,15 @@ pub fn cpuid(model: &CpuModel, dynamic: CpuidDynamic, leaf: u32, subleaf: u32) -
             if !dynamic.apic_enabled {
                 edx &= !(1 << 9);
             }
-            // EBX: CLFLUSH line size 8 (x8 = 64 bytes), 1 logical processor,
-            // initial APIC ID in 31:24.
-            let ebx = (8 << 8) | (1 << 16) | (dynamic.apic_id << 24);
+            // EBX: CLFLUSH line size 8 (x8 = 64 bytes), the addressable
+            // logical-processor IDs per package in 23:16 (with HTT set when
+            // above 1, SDM Vol. 2A CPUID), the initial APIC ID in 31:24.
+            let t = &dynamic.topology;
+            let ids = 1u32 << (t.smt_bits() + t.core_bits());
+            if ids > 1 {
+                edx |= 1 << 28;
+            }
+            let ebx = (8 << 8) | (ids.min(255) << 16) | (dynamic.apic_id << 24);
             [model.signature, ebx, ecx, edx]
         }
         7 if subleaf == 0 => {
@@ -354,15 +362,18 @@ pub fn cpuid(model: &CpuModel, dynamic: CpuidDynamic, leaf: u32, subleaf: u32) -
             ]
         }
         0xd => xsave_leaf(model, subleaf),
-        // Extended topology (SDM Vol. 3A 9.9.1): one logical processor at the
-        // SMT level and one at the core level; EDX is the x2APIC ID.
+        // Extended topology (SDM Vol. 3A 9.9.1, Vol. 2A CPUID leaf 0BH): the
+        // SMT level (threads per core), then the core level (logical
+        // processors per package); EAX the APIC ID shift to the next level,
+        // EDX the x2APIC ID.
         0xb if model.has(Feature::X2apic) => {
-            let (ebx, ecx) = match subleaf {
-                0 => (1, 0x100),
-                1 => (1, 0x201),
-                n => (0, n & 0xff),
+            let t = &dynamic.topology;
+            let (eax, ebx, ecx) = match subleaf {
+                0 => (t.smt_bits(), t.threads, 0x100),
+                1 => (t.smt_bits() + t.core_bits(), t.per_socket(), 0x201),
+                n => (0, 0, n & 0xff),
             };
-            [0, ebx, ecx, dynamic.apic_id]
+            [eax, ebx, ecx, dynamic.apic_id]
         }
         2..=MAX_BASIC => [0, 0, if leaf == 0xb { subleaf & 0xff } else { 0 }, 0],
         0x8000_0000 => match model.vendor {
@@ -391,12 +402,23 @@ pub fn cpuid(model: &CpuModel, dynamic: CpuidDynamic, leaf: u32, subleaf: u32) -
             [w(0), w(4), w(8), w(12)]
         }
         0x8000_0007 => [0, 0, 0, model.reg_bits(FeatureReg::E7Edx)],
-        0x8000_0008 => [
-            model.widths.phys_bits as u32 | (model.widths.linear_bits as u32) << 8,
-            0,
-            0,
-            0,
-        ],
+        // ECX on AMD: logical processors per package minus one (NC, 7:0)
+        // and the APIC ID bits that number them (ApicIdSize, 15:12; APM
+        // Vol. 3 E.4.7, zero when legacy NC decides).
+        0x8000_0008 => {
+            let t = &dynamic.topology;
+            let ecx = if model.vendor == Vendor::Amd && t.per_socket() > 1 {
+                (t.per_socket() - 1) | (t.smt_bits() + t.core_bits()) << 12
+            } else {
+                0
+            };
+            [
+                model.widths.phys_bits as u32 | (model.widths.linear_bits as u32) << 8,
+                0,
+                ecx,
+                0,
+            ]
+        }
         0x8000_0005..=MAX_EXT => [0; 4],
         // Intel: leaves above the maximum return the highest basic leaf's data
         // (SDM Vol. 2A CPUID, "If a value entered for CPUID.EAX is higher than the

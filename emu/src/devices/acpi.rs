@@ -107,13 +107,14 @@ fn fadt(facs: u32, dsdt: u32) -> Vec<u8> {
     table(b"FACP", 3, &b)
 }
 
-/// The MADT (5.2.12) for `cpus` processors with APIC IDs 0..cpus.
-fn madt(cpus: u32) -> Vec<u8> {
+/// The MADT (5.2.12) for processors with APIC IDs `apic_ids` (processor UID
+/// = position), all enabled.
+fn madt(apic_ids: &[u32]) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(&LAPIC_ADDR.to_le_bytes());
     b.extend_from_slice(&1u32.to_le_bytes()); // PCAT_COMPAT: 8259s present
-    for id in 0..cpus {
-        b.extend_from_slice(&[0, 8, id as u8, id as u8]);
+    for (uid, &id) in apic_ids.iter().enumerate() {
+        b.extend_from_slice(&[0, 8, uid as u8, id as u8]);
         b.extend_from_slice(&1u32.to_le_bytes());
     }
     b.extend_from_slice(&[1, 12, 0, 0]);
@@ -162,8 +163,9 @@ fn rsdp(rsdt: u32, xsdt: u64) -> Vec<u8> {
     r
 }
 
-/// The tables as (physical address, bytes) for a machine of `cpus`.
-pub fn tables(cpus: u32) -> Vec<(u64, Vec<u8>)> {
+/// The tables as (physical address, bytes) for a machine whose processors
+/// have APIC IDs `apic_ids`.
+pub fn tables(apic_ids: &[u32]) -> Vec<(u64, Vec<u8>)> {
     let a = |o: u64| TABLES_BASE + o;
     let fadt_addr = a(at::FADT) as u32;
     let madt_addr = a(at::MADT) as u32;
@@ -179,7 +181,7 @@ pub fn tables(cpus: u32) -> Vec<(u64, Vec<u8>)> {
         (a(at::XSDT), table(b"XSDT", 1, &xsdt_body)),
         (a(at::FADT), fadt(a(at::FACS) as u32, a(at::DSDT) as u32)),
         (a(at::FACS), facs()),
-        (a(at::MADT), madt(cpus)),
+        (a(at::MADT), madt(apic_ids)),
         (a(at::DSDT), dsdt()),
     ]
 }
@@ -325,7 +327,7 @@ mod tests {
 
     #[test]
     fn tables_checksum_and_link() {
-        let t = tables(1);
+        let t = tables(&[0]);
         let at = |addr: u64| &t.iter().find(|(a, _)| *a == addr).unwrap().1;
         let rsdp = at(TABLES_BASE);
         assert_eq!(&rsdp[..8], b"RSD PTR ");
@@ -343,6 +345,28 @@ mod tests {
         assert_eq!(u32::from_le_bytes(fadt[76..80].try_into().unwrap()), 0x608);
         let madt = at(TABLES_BASE + at::MADT);
         assert_eq!(madt[44], 0, "first entry is a processor local APIC");
+    }
+
+    #[test]
+    fn madt_lists_every_processor_with_its_apic_id() {
+        let t = tables(&[0, 1, 2, 4]);
+        let madt = &t
+            .iter()
+            .find(|(a, _)| *a == TABLES_BASE + at::MADT)
+            .unwrap()
+            .1;
+        let mut at = 44;
+        let mut cpus = Vec::new();
+        while at < madt.len() {
+            let (kind, len) = (madt[at], madt[at + 1] as usize);
+            if kind == 0 {
+                let flags = u32::from_le_bytes(madt[at + 4..at + 8].try_into().unwrap());
+                cpus.push((madt[at + 2], madt[at + 3], flags));
+            }
+            at += len;
+        }
+        assert_eq!(cpus, [(0, 0, 1), (1, 1, 1), (2, 2, 1), (3, 4, 1)]);
+        assert_eq!(checksum(madt), 0);
     }
 
     #[test]

@@ -184,8 +184,20 @@ pub struct LocalApic {
     tsc_deadline: u64,
     /// An NMI was accepted and not yet taken by the processor.
     pub nmi_pending: bool,
-    /// An INIT was accepted for this processor.
+    /// An INIT was accepted for this processor and not yet taken.
     pub init_pending: bool,
+    /// The processor is in the wait-for-SIPI state (SDM Vol. 3A 9.4.2): it
+    /// runs nothing until a start-up IPI arrives.
+    #[serde(default)]
+    pub wait_for_sipi: bool,
+    /// The vector of the start-up IPI accepted and not yet acted on.
+    #[serde(default)]
+    pub sipi: Option<u8>,
+    /// IA32_TIME_STAMP_COUNTER minus cycles of this APIC's processor while
+    /// it is parked (SMP; the running processor's comes with each call):
+    /// the TSC-deadline timer compares against its own processor's TSC.
+    #[serde(default)]
+    pub parked_tsc_offset: i64,
     /// An ExtINT message arrived: the processor takes the 8259's vector.
     pub extint_pending: bool,
     /// An SMI was accepted (SMM is not modelled: it is counted and dropped).
@@ -224,6 +236,9 @@ impl LocalApic {
             tsc_deadline: 0,
             nmi_pending: false,
             init_pending: false,
+            wait_for_sipi: false,
+            sipi: None,
+            parked_tsc_offset: 0,
             extint_pending: false,
             smi_count: 0,
             x2apic_supported,
@@ -252,6 +267,23 @@ impl LocalApic {
         self.timer_divide = 0;
         self.timer_running = false;
         self.tsc_deadline = 0;
+    }
+
+    /// The local APIC's part of an INIT reset (SDM Vol. 3A 11.4.7.3, "Local
+    /// APIC State After an INIT Reset"): the registers return to their
+    /// power-up values except the APIC ID; IA32_APIC_BASE, and with it
+    /// x2APIC mode and the logical ID x2APIC derives, stays; latched NMI and
+    /// ExtINT messages are dropped (KVM's `kvm_lapic_reset` for an INIT
+    /// event does the same).
+    pub fn init_reset(&mut self) {
+        let id = self.id;
+        self.reset();
+        self.id = id;
+        if self.x2apic() {
+            self.ldr = (self.initial_id >> 4) << 16 | 1 << (self.initial_id & 0xf);
+        }
+        self.nmi_pending = false;
+        self.extint_pending = false;
     }
 
     /// IA32_APIC_BASE.EN.
@@ -794,6 +826,28 @@ mod tests {
         let mut a = LocalApic::new(0, true, true);
         a.write(0xf0, 0x1ff, &C, 0);
         a
+    }
+
+    #[test]
+    fn init_reset_keeps_id_base_and_x2apic_mode() {
+        let mut a = LocalApic::new(3, true, true);
+        a.write(0xf0, 0x1ff, &C, 0);
+        a.write(0x20, 7 << 24, &C, 0);
+        a.write(0x80, 0x40, &C, 0);
+        a.accept(0x55, false);
+        a.nmi_pending = true;
+        a.init_reset();
+        assert_eq!(a.read(0x20, &C, 0), 7 << 24, "APIC ID unchanged");
+        assert_eq!(a.read(0x80, &C, 0), 0, "TPR cleared");
+        assert_eq!(a.read(0xf0, &C, 0), 0xff, "software-disabled");
+        assert_eq!(a.deliverable(), None, "IRR cleared");
+        assert!(!a.nmi_pending);
+        assert!(a.hw_enabled());
+        a.set_base(DEFAULT_BASE | BASE_EN | BASE_EXTD, (1 << 46) - 1)
+            .unwrap();
+        a.init_reset();
+        assert!(a.x2apic(), "x2APIC mode survives INIT");
+        assert_eq!(a.read_msr(0x80d, &C, 0).unwrap(), 1 << 3, "derived LDR");
     }
 
     #[test]

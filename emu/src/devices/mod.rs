@@ -60,8 +60,18 @@ pub struct PlatformConfig {
     pub tsc_hz: u64,
     /// The RTC's time at cycle 0, in seconds since 1970-01-01T00:00:00Z.
     pub rtc_start: i64,
-    /// Number of processors (fw_cfg, ACPI, CMOS); the machine runs one.
+    /// Number of logical processors (`-smp`, `--smp`): vCPUs, fw_cfg, the
+    /// MADT, CMOS.
     pub cpus: u32,
+    /// How the processors are arranged (APIC IDs, CPUID topology); `None`:
+    /// `cpus` cores in one socket. When set, its product is `cpus`.
+    #[serde(default)]
+    pub topology: Option<crate::smp::topology::Topology>,
+    /// The scheduling quantum of an SMP machine in modelled cycles: a vCPU
+    /// runs until its quantum ends (at the next block boundary), halts or
+    /// waits for a start-up IPI.
+    #[serde(default = "default_quantum")]
+    pub quantum: u64,
     /// COM1 is present.
     pub com1: bool,
     /// isa-debug-exit, if present.
@@ -80,6 +90,8 @@ impl Default for PlatformConfig {
             tsc_hz: clock::DEFAULT_TSC_HZ,
             rtc_start: rtc::DEFAULT_START,
             cpus: 1,
+            topology: None,
+            quantum: DEFAULT_QUANTUM,
             com1: true,
             debug_exit: Some(DebugExitPort {
                 base: DEBUG_EXIT,
@@ -89,6 +101,22 @@ impl Default for PlatformConfig {
             pci_testdev: false,
             nographic: false,
         }
+    }
+}
+
+/// The default SMP scheduling quantum, in modelled cycles (5 us at the
+/// default 2 GHz).
+pub const DEFAULT_QUANTUM: u64 = 10_000;
+
+fn default_quantum() -> u64 {
+    DEFAULT_QUANTUM
+}
+
+impl PlatformConfig {
+    /// The processor topology.
+    pub fn topology(&self) -> crate::smp::topology::Topology {
+        self.topology
+            .unwrap_or_else(|| crate::smp::topology::Topology::flat(self.cpus))
     }
 }
 
@@ -215,14 +243,22 @@ impl Devices {
         tsc_deadline: bool,
     ) -> Self {
         // Destination sets are 64-bit masks: at most 64 local APICs.
-        let cpus = config.cpus.clamp(1, 64);
+        let cpus = config.cpus.clamp(1, crate::smp::topology::MAX_CPUS);
+        let topo = config.topology();
         let mut d = Self {
             clock: Clock {
                 tsc_hz: config.tsc_hz.max(1),
             },
             com1: uart::Uart16550::default(),
+            // Application processors wait for a start-up IPI from power-up
+            // (SDM Vol. 3A 9.4.2): QEMU's firmware parks them again with
+            // an INIT before it starts the kernel.
             lapics: (0..cpus)
-                .map(|id| lapic::LocalApic::new(id, x2apic, tsc_deadline))
+                .map(|i| {
+                    let mut a = lapic::LocalApic::new(topo.apic_id(i), x2apic, tsc_deadline);
+                    a.wait_for_sipi = i != 0;
+                    a
+                })
                 .collect(),
             current_cpu: 0,
             ioapic: ioapic::IoApic::default(),
@@ -363,10 +399,24 @@ impl Devices {
                 mode::FIXED | mode::LOWEST => a.accept(vector, level),
                 mode::SMI => a.smi_count += 1,
                 mode::NMI => a.nmi_pending = true,
-                // INIT level de-assert only resynchronizes arbitration IDs.
+                // INIT level de-assert only resynchronizes arbitration IDs
+                // (SDM Vol. 3A 11.6.1). A processor already waiting for a
+                // SIPI has no state left to reset but its APIC's, and a
+                // start-up not yet acted on is undone.
+                mode::INIT if (assert || !level) && a.wait_for_sipi => {
+                    a.init_reset();
+                    a.sipi = None;
+                }
                 mode::INIT if assert || !level => a.init_pending = true,
+                // A start-up IPI reaches only a processor in the
+                // wait-for-SIPI state (or about to enter it: its INIT is
+                // still to be taken); elsewhere it is dropped, as is a
+                // second one before the first started the processor (SDM
+                // Vol. 3A 9.4.4.1 sends two for that reason).
+                mode::STARTUP if a.wait_for_sipi || a.init_pending => {
+                    a.sipi.get_or_insert(vector);
+                }
                 mode::EXTINT => a.extint_pending = true,
-                // No processor waits for a start-up IPI on a one-CPU machine.
                 _ => {}
             }
         }
@@ -441,10 +491,20 @@ impl Devices {
         let mut t = self.pit.next_event(c, self.time);
         t = t.min(self.rtc.next_event());
         t = t.min(self.pm.next_event(c, self.time));
-        for a in &self.lapics {
-            t = t.min(a.next_timer_event(c, tsc_offset));
+        for (i, a) in self.lapics.iter().enumerate() {
+            t = t.min(a.next_timer_event(c, self.tsc_offset_of(i, tsc_offset)));
         }
         t
+    }
+
+    /// The TSC offset of processor `i`, `running` being the running one's.
+    #[inline]
+    fn tsc_offset_of(&self, i: usize, running: i64) -> i64 {
+        if i == self.current_cpu {
+            running
+        } else {
+            self.lapics[i].parked_tsc_offset
+        }
     }
 
     /// Processes every device event due at or before `now`.
@@ -482,7 +542,8 @@ impl Devices {
             self.set_line(acpi::SCI_IRQ, IrqSource::Sci, sci);
         }
         for i in 0..self.lapics.len() {
-            if self.lapics[i].timer_expired(&c, t, tsc_offset) {
+            let offset = self.tsc_offset_of(i, tsc_offset);
+            if self.lapics[i].timer_expired(&c, t, offset) {
                 self.touch();
             }
         }
@@ -867,7 +928,8 @@ impl Devices {
 
     /// Copies the ACPI tables into RAM through `load` (address, bytes).
     pub fn acpi_tables(&self) -> Vec<(u64, Vec<u8>)> {
-        acpi::tables(self.config.cpus.max(1))
+        let ids: Vec<u32> = self.lapics.iter().map(|a| a.initial_id).collect();
+        acpi::tables(&ids)
     }
 }
 
@@ -879,6 +941,9 @@ fn ones(size: u8) -> u32 {
         (1u32 << (size * 8)) - 1
     }
 }
+
+#[cfg(test)]
+mod smp_tests;
 
 #[cfg(test)]
 mod tests {

@@ -55,12 +55,9 @@ impl Machine {
                 self.cpu.events.nmi_pending = true;
             }
             if self.dev.lapics[cpu].init_pending {
-                return Err(Stop::Unimplemented {
-                    what:
-                        "an INIT IPI to the running processor (INIT reset and SMP are not modelled)"
-                            .into(),
-                    address: self.cpu.rip,
-                });
+                if let Some(taken) = self.take_init() {
+                    return taken;
+                }
             }
             if idle_events > 0 && self.in_guest() {
                 // Time passed while halted: the guest's own boundary work
@@ -91,9 +88,16 @@ impl Machine {
             }
             // Something is pending but held by the processor's own state:
             // look again at every boundary until it can be taken.
-            let held = self.cpu.events.nmi_pending || self.dev.interrupt_pending(cpu);
+            let held = self.cpu.events.nmi_pending
+                || self.dev.interrupt_pending(cpu)
+                || self.dev.lapics[cpu].init_pending;
             if !self.cpu.events.halted {
                 self.dev.check_at = if held { 0 } else { self.dev.next_event };
+                return Ok(());
+            }
+            if self.smp.active() {
+                // Other vCPUs run while this one is halted.
+                self.smp_idle(cpu);
                 return Ok(());
             }
             self.idle_until_next_event(cpu, &mut idle_events)?;

@@ -16,6 +16,7 @@ pub mod pci;
 pub mod pic;
 pub mod pit;
 pub mod rtc;
+pub mod smp;
 
 use crate::Outcome;
 use guestkit::{Built, Program};

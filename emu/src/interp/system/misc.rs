@@ -20,6 +20,7 @@ pub fn cpuid(m: &mut Machine, i: &Instruction) -> Flow {
         ospke: m.cpu.sys.cr4.contains(Cr4::PKE),
         apic_enabled: m.dev.lapic().hw_enabled(),
         apic_id: m.dev.lapic().initial_id,
+        topology: m.config.platform.topology(),
     };
     let r = crate::virt::cpuid(m, leaf, sub)
         .unwrap_or_else(|| cpuid_leaf(&m.config.model, dynamic, leaf, sub));
@@ -138,8 +139,10 @@ pub fn monitor(m: &mut Machine, i: &Instruction) -> Flow {
     Ok(())
 }
 
-/// MWAIT: with no monitored store able to happen on one CPU, waking is by
-/// interrupt, as HLT; an unsupported ECX extension is #GP(0).
+/// MWAIT: returns at once, a wake-up the architecture permits at any time
+/// (SDM Vol. 2B MWAIT: software must check its condition again), so a store
+/// by another vCPU to the monitored range is never missed; an unsupported
+/// ECX extension is #GP(0).
 pub fn mwait(m: &mut Machine, i: &Instruction) -> Flow {
     if m.cpu.cpl() != 0 {
         return Err(Event::ud());
