@@ -189,26 +189,32 @@ fn parse_explain(args: &[String]) -> Result<Command, UsageError> {
     Ok(Command::ExplainWalk(o))
 }
 
+impl ExplainOptions {
+    /// The walk these options ask to explain.
+    pub fn scenario(&self) -> crate::explain::Scenario {
+        use crate::explain::{NestedKind, Scenario};
+        Scenario {
+            address: self.address,
+            guest_levels: self.guest_levels,
+            nested: match self.nested.as_str() {
+                "npt" => NestedKind::Npt,
+                "none" => NestedKind::None,
+                _ => NestedKind::Ept,
+            },
+            nested_levels: self.nested_levels,
+            warm: self.warm,
+            tlb: match self.caches.as_str() {
+                "amd" => mmu::TlbConfig::amd(),
+                "none" => mmu::TlbConfig::none(),
+                _ => mmu::TlbConfig::intel(),
+            },
+        }
+    }
+}
+
 /// Runs `explain-walk`: the text on stdout, the SVG to a file.
 pub fn explain_walk(o: &ExplainOptions) -> i32 {
-    use crate::explain::{explain, NestedKind, Scenario};
-    let s = Scenario {
-        address: o.address,
-        guest_levels: o.guest_levels,
-        nested: match o.nested.as_str() {
-            "npt" => NestedKind::Npt,
-            "none" => NestedKind::None,
-            _ => NestedKind::Ept,
-        },
-        nested_levels: o.nested_levels,
-        warm: o.warm,
-        tlb: match o.caches.as_str() {
-            "amd" => mmu::TlbConfig::amd(),
-            "none" => mmu::TlbConfig::none(),
-            _ => mmu::TlbConfig::intel(),
-        },
-    };
-    let e = match explain(&s) {
+    let e = match crate::explain::explain(&o.scenario()) {
         Ok(e) => e,
         Err(msg) => {
             eprintln!("nestemu: {msg}");
