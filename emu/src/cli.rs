@@ -46,6 +46,12 @@ RUN OPTIONS:
                       toward N, so no guest can escape the limit
     --stats FILE      write run statistics as JSON
     --serial FILE     write COM1 output to FILE instead of stdout
+    --snapshot FILE   save the whole machine to FILE when the run stops, or with
+                      --snapshot-at N at the first block boundary at or after
+                      step N (the run then goes on)
+    --resume FILE     continue the machine saved in FILE instead of booting a
+                      kernel (--max-insns, --stats, --serial and --snapshot
+                      apply; counters go on from the snapshot's)
 
 QEMU-COMPATIBLE OPTIONS (so QEMU test runners can run nestemu):
     -kernel FILE -append STR -initrd FILE -m SIZE (default 128M)
@@ -93,6 +99,12 @@ pub struct RunOptions {
     pub stats: Option<String>,
     /// `--serial`.
     pub serial: Option<String>,
+    /// `--snapshot`.
+    pub snapshot: Option<String>,
+    /// `--snapshot-at`.
+    pub snapshot_at: Option<u64>,
+    /// `--resume`.
+    pub resume: Option<String>,
 }
 
 /// A command.
@@ -294,6 +306,11 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             }
             "--stats" => o.stats = Some(value("--stats")?),
             "--serial" => o.serial = Some(value("--serial")?),
+            "--snapshot" if sub == "run" => o.snapshot = Some(value("--snapshot")?),
+            "--snapshot-at" if sub == "run" => {
+                o.snapshot_at = Some(parse_number("--snapshot-at", &value("--snapshot-at")?)?)
+            }
+            "--resume" if sub == "run" => o.resume = Some(value("--resume")?),
             _ => {
                 return Err(UsageError(format!(
                     "unknown option '{arg}' for '{sub}' (try --help)"
@@ -303,6 +320,26 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     }
     if sub == "demo" {
         return Ok(Command::Demo { cpu: o.cpu });
+    }
+    if o.snapshot_at.is_some() && o.snapshot.is_none() {
+        return Err(UsageError("--snapshot-at needs --snapshot FILE".into()));
+    }
+    if o.resume.is_some() {
+        let fixed = [
+            ("--kernel", !o.kernel.is_empty()),
+            ("--flat", o.flat.is_some()),
+            ("--real-mode", o.real_mode),
+            ("--mem", o.mem_mib != 256),
+            ("--cpu", o.cpu != "intel"),
+            ("--append", !o.append.is_empty()),
+            ("--initrd", o.initrd.is_some()),
+        ];
+        if let Some((flag, _)) = fixed.iter().find(|f| f.1) {
+            return Err(UsageError(format!(
+                "{flag} cannot be given with --resume: the snapshot holds the machine"
+            )));
+        }
+        return Ok(Command::Run(o));
     }
     if o.kernel.is_empty() {
         return Err(UsageError("run needs --kernel FILE".into()));
@@ -408,13 +445,20 @@ pub fn write_stats(m: &Machine, stop: &Stop, path: &str) -> std::io::Result<()> 
 
 /// Runs `o` and returns the exit status.
 pub fn run(o: &RunOptions) -> i32 {
-    let mut m = match prepare(o) {
+    let prepared = match &o.resume {
+        Some(path) => crate::snapshot::read(path).map_err(|e| e.to_string()),
+        None => prepare(o).map_err(|e| e.to_string()),
+    };
+    let mut m = match prepared {
         Ok(m) => m,
         Err(e) => {
             eprintln!("nestemu: {e}");
             return EXIT_USAGE;
         }
     };
+    if o.resume.is_some() && o.max_insns.is_some() {
+        m.config.max_insns = o.max_insns;
+    }
     let mut serial: Box<dyn Write> = match &o.serial {
         Some(path) => match std::fs::File::create(path) {
             Ok(f) => Box::new(std::io::BufWriter::new(f)),
@@ -425,7 +469,37 @@ pub fn run(o: &RunOptions) -> i32 {
         },
         None => Box::new(std::io::stdout()),
     };
-    finish(&mut m, &mut *serial, o.stats.as_deref())
+    let Some(path) = &o.snapshot else {
+        return finish(&mut m, &mut *serial, o.stats.as_deref());
+    };
+    // Run to the snapshot point (or the end), save, and go on.
+    let at = o.snapshot_at.unwrap_or(u64::MAX);
+    let mut stop = None;
+    while stop.is_none() && m.steps() < at {
+        stop = m.run_slice();
+        // Output before the snapshot goes out now, so a resumed run does
+        // not print it again.
+        let flush = m.dev.com1.output.len() >= 4096 || stop.is_some() || m.steps() >= at;
+        if flush {
+            if let Err(e) = serial
+                .write_all(&m.take_serial())
+                .and_then(|()| serial.flush())
+            {
+                eprintln!("nestemu: writing serial output failed: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    if let (Some(_), Some(at)) = (&stop, o.snapshot_at) {
+        eprintln!("nestemu: the run stopped before step {at}; no snapshot written");
+    } else if let Err(e) = crate::snapshot::write(&m, path) {
+        eprintln!("nestemu: cannot write snapshot '{path}': {e}");
+        return EXIT_USAGE;
+    }
+    match stop {
+        Some(stop) => conclude(&m, stop, o.stats.as_deref()),
+        None => finish(&mut m, &mut *serial, o.stats.as_deref()),
+    }
 }
 
 /// Runs a prepared machine to its end: serial, stderr message, stats, status.
@@ -437,6 +511,11 @@ pub fn finish(m: &mut Machine, serial: &mut dyn Write, stats: Option<&str>) -> i
             return EXIT_USAGE;
         }
     };
+    conclude(m, stop, stats)
+}
+
+/// The end of a run: the stop on stderr, the stats file, the exit status.
+fn conclude(m: &Machine, stop: Stop, stats: Option<&str>) -> i32 {
     if !matches!(stop, Stop::DebugExit(_) | Stop::PowerOff) {
         eprintln!("nestemu: {}", stop.describe());
     }

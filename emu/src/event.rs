@@ -42,7 +42,7 @@ pub enum Event {
 
 /// Which instruction raised a software interrupt (SDM Vol. 3A 6.12.1.1: the
 /// gate-DPL check applies to INT n, INT3 and INTO, not to INT1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SoftIntKind {
     /// INT n (CD ib).
     IntN,

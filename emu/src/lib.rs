@@ -16,6 +16,7 @@ pub mod interrupt;
 pub mod loader;
 pub mod machine;
 pub mod memory;
+pub mod snapshot;
 pub mod stats;
 pub mod virt;
 

@@ -10,11 +10,11 @@
 
 use crate::machine::Machine;
 use mmu::MmuCounters;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Counters of one run.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Stats {
     /// Instructions retired.
     pub instructions: u64,
@@ -27,13 +27,13 @@ pub struct Stats {
     /// Failed VM entries / VMRUNs, by the model's check name (prefixed with
     /// `vmx:` or `svm:`).
     pub entry_failures: BTreeMap<String, u64>,
-    /// Work attributed to each level.
-    #[serde(skip)]
+    /// Work attributed to each level (kept in snapshots, not in the report's
+    /// top level: [`Machine::levels_report`] presents it).
     pub levels: Levels,
 }
 
 /// VM exits counted by reason.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitCounts {
     /// Every exit.
     pub total: u64,
@@ -42,7 +42,9 @@ pub struct ExitCounts {
 }
 
 /// A level of nesting.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum Level {
     /// Root operation / host mode: the hypervisor nestemu runs (or a plain
     /// kernel).
@@ -56,7 +58,7 @@ pub enum Level {
 }
 
 /// The work of one level (or one L2 context).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LevelCounters {
     /// Instructions retired.
     pub instructions: u64,
@@ -81,15 +83,39 @@ impl LevelCounters {
 }
 
 /// The split of the counters by level.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Levels {
     /// The level running now.
     pub current: Level,
     mark_instructions: u64,
     mark_cycles: u64,
     /// Completed work per level (the running level's work since its last
-    /// switch is not in here yet).
+    /// switch is not in here yet). A list in serialized form: JSON keys are
+    /// strings.
+    #[serde(with = "level_pairs")]
     pub parts: BTreeMap<Level, LevelCounters>,
+}
+
+/// [`Levels::parts`] as a list of (level, counters) pairs.
+mod level_pairs {
+    use super::{Level, LevelCounters};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<Level, LevelCounters>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        m.iter().collect::<Vec<_>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<Level, LevelCounters>, D::Error> {
+        Ok(Vec::<(Level, LevelCounters)>::deserialize(d)?
+            .into_iter()
+            .collect())
+    }
 }
 
 impl Machine {

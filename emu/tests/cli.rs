@@ -384,3 +384,134 @@ fn hostile_inputs_get_status_2() {
         "outside RAM",
     );
 }
+
+/// Prints "a".."z" 400 times on COM1, then exits 0.
+fn chatty_kernel() -> Vec<u8> {
+    let code = [
+        0x31, 0xc9, // xor ecx, ecx
+        0x66, 0xba, 0xf8, 0x03, // mov dx, 3f8h
+        // loop:
+        0x89, 0xc8, // mov eax, ecx
+        0x24, 0x0f, // and al, 0fh
+        0x04, b'a', // add al, 'a'
+        0xee, // out dx, al
+        0x41, // inc ecx
+        0x81, 0xf9, 0x28, 0x28, 0, 0, // cmp ecx, 10280
+        0x75, 0xf0, // jne loop
+    ];
+    let mut c = code.to_vec();
+    c.extend_from_slice(&exit_code(0));
+    aout_kernel(0x10_0000, &c)
+}
+
+fn run_to_files(args: &[&str], tag: &str) -> (Output, Vec<u8>, serde_json::Value) {
+    let serial = tmp(&format!("serial-{tag}.txt"), b"");
+    let stats = tmp(&format!("stats-{tag}.json"), b"");
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend([
+        "--serial",
+        serial.to_str().unwrap(),
+        "--stats",
+        stats.to_str().unwrap(),
+    ]);
+    let o = nestemu(&all);
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&stats).unwrap_or_default()).unwrap_or_default();
+    if let Some(m) = json.as_object_mut() {
+        m.remove("code_cache");
+    }
+    (o, std::fs::read(&serial).unwrap(), json)
+}
+
+#[test]
+fn snapshot_and_resume_continue_the_run_exactly() {
+    let k = tmp("chatty.bin", &chatty_kernel());
+    let k = k.to_str().unwrap();
+    let snap = tmp("mid.snap", b"");
+    let snap = snap.to_str().unwrap();
+    let (whole, whole_serial, whole_stats) =
+        run_to_files(&["run", "--kernel", k, "--mem", "8"], "whole");
+    assert_eq!(whole.status.code(), Some(1));
+    assert_eq!(whole_serial.len(), 10280);
+
+    // A snapshot in the middle does not disturb the run.
+    let (o, serial, stats) = run_to_files(
+        &[
+            "run",
+            "--kernel",
+            k,
+            "--mem",
+            "8",
+            "--snapshot",
+            snap,
+            "--snapshot-at",
+            "40000",
+        ],
+        "with-snapshot",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        (serial.as_slice(), &stats),
+        (whole_serial.as_slice(), &whole_stats)
+    );
+
+    // Resuming it prints the rest and ends with the same counters.
+    let (o, rest, stats) = run_to_files(&["run", "--resume", snap], "resumed");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!rest.is_empty() && rest.len() < whole_serial.len());
+    assert_eq!(
+        rest.as_slice(),
+        &whole_serial[whole_serial.len() - rest.len()..]
+    );
+    assert_eq!(stats, whole_stats);
+
+    // Stopped by the instruction limit, saved, resumed with no limit.
+    let (o, head, _) = run_to_files(
+        &[
+            "run",
+            "--kernel",
+            k,
+            "--mem",
+            "8",
+            "--max-insns",
+            "25000",
+            "--snapshot",
+            snap,
+        ],
+        "limited",
+    );
+    assert_eq!(o.status.code(), Some(124));
+    let (o, tail, stats) =
+        run_to_files(&["run", "--resume", snap, "--max-insns", "1000000"], "rest");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!([head, tail].concat(), whole_serial);
+    assert_eq!(stats, whole_stats);
+}
+
+#[test]
+fn bad_snapshots_and_resume_options_get_status_2() {
+    let junk = tmp("junk.snap", b"NESTEMU-SNAPSHOT\x01\x00\x00\x00garbage");
+    bad_input(&["run", "--resume", junk.to_str().unwrap()], "snapshot");
+    let not = tmp("not.snap", b"hello");
+    bad_input(
+        &["run", "--resume", not.to_str().unwrap()],
+        "not a nestemu snapshot",
+    );
+    bad_input(
+        &["run", "--resume", "/nonexistent/x.snap"],
+        "cannot read snapshot",
+    );
+    bad_input(
+        &["run", "--resume", not.to_str().unwrap(), "--cpu", "amd"],
+        "--cpu cannot be given with --resume",
+    );
+    bad_input(
+        &["run", "--kernel", "k", "--snapshot-at", "5"],
+        "--snapshot-at needs --snapshot",
+    );
+}

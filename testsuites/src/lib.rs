@@ -73,6 +73,36 @@ pub fn run_built(built: &Built, cfg: MachineConfig) -> Outcome {
     let mut m = Machine::new(cfg);
     multiboot::boot(&mut m, &built.image, "kit", &[]).unwrap_or_else(|e| panic!("loading: {e}"));
     let stop = m.run();
+    outcome(built, m, stop)
+}
+
+/// Runs an already built program, stopping at the first slice boundary at
+/// or after step `at` to take a snapshot, and continuing on a machine
+/// restored from it (the serial output before the snapshot is kept).
+pub fn run_built_via_snapshot(built: &Built, cfg: MachineConfig, at: u64) -> Outcome {
+    let mut m = Machine::new(cfg);
+    multiboot::boot(&mut m, &built.image, "kit", &[]).unwrap_or_else(|e| panic!("loading: {e}"));
+    while m.steps() < at {
+        if let Some(stop) = m.run_slice() {
+            panic!("the run ended ({stop:?}) before step {at}");
+        }
+    }
+    let before = m.take_serial();
+    let bytes = m.save_snapshot();
+    drop(m);
+    let mut m = Machine::from_snapshot(&bytes).unwrap_or_else(|e| panic!("restoring: {e}"));
+    assert_eq!(
+        m.save_snapshot(),
+        bytes,
+        "a restored machine saves the same snapshot"
+    );
+    let stop = m.run();
+    let mut o = outcome(built, m, stop);
+    o.serial = String::from_utf8_lossy(&before).into_owned() + &o.serial;
+    o
+}
+
+fn outcome(built: &Built, mut m: Machine, stop: nestemu::Stop) -> Outcome {
     let serial = String::from_utf8_lossy(&m.take_serial()).into_owned();
     let records = built
         .cases

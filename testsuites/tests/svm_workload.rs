@@ -247,3 +247,29 @@ fn npt_guest_does_real_work_deterministically() {
         second.machine.stats.instructions
     );
 }
+
+/// The same run stopped halfway at a snapshot and continued on a restored
+/// machine ends identically: guest memory, serial, every counter.
+#[test]
+fn npt_workload_continues_exactly_from_a_snapshot() {
+    let built = suite().p.finish().build().expect("assembles");
+    let whole = testsuites::run_built(&built, amd());
+    assert!(whole.passed(), "{:?}", whole.stop);
+    let at = whole.machine.steps() / 2;
+    let resumed = testsuites::run_built_via_snapshot(&built, amd(), at);
+    let report = |o: &testsuites::Outcome| {
+        let mut v = serde_json::to_value(Report::of(&o.machine, 0, format!("{:?}", o.stop)))
+            .expect("serializes");
+        v.as_object_mut().expect("object").remove("code_cache");
+        v
+    };
+    assert_eq!(whole.stop, resumed.stop);
+    assert_eq!(whole.serial, resumed.serial);
+    assert_eq!(whole.records, resumed.records);
+    assert_eq!(report(&whole), report(&resumed));
+    let mut a = vec![0u8; 1 << 20];
+    let mut b = vec![0u8; 1 << 20];
+    whole.machine.peek_phys(HOST_DATA, &mut a);
+    resumed.machine.peek_phys(HOST_DATA, &mut b);
+    assert!(a == b, "guest data");
+}

@@ -280,3 +280,41 @@ fn ept_workload_is_deterministic_and_accounted_by_level() {
         rec.exit_count, rec.user[0], guest.instructions, guest.walks.nested_refs
     );
 }
+
+/// The same run stopped halfway at a snapshot (in the middle of L2's work,
+/// with a VMCS current and the preemption timer running) and continued on a
+/// restored machine ends identically.
+#[test]
+fn ept_workload_continues_exactly_from_a_snapshot() {
+    let mut t = Table::default();
+    t.case(case(), vec![]);
+    let built = t.suite.into_program().build().expect("assembles");
+    let cfg = testsuites::config();
+    let whole = testsuites::run_built(&built, cfg.clone());
+    assert!(whole.passed(), "{:?}", whole.stop);
+    let at = whole.machine.steps() / 2;
+    let resumed = testsuites::run_built_via_snapshot(&built, cfg, at);
+    let report = |o: &testsuites::Outcome| {
+        let mut v = serde_json::to_value(nestemu::stats::Report::of(
+            &o.machine,
+            0,
+            format!("{:?}", o.stop),
+        ))
+        .expect("serializes");
+        v.as_object_mut().expect("object").remove("code_cache");
+        v
+    };
+    assert_eq!(whole.stop, resumed.stop);
+    assert_eq!(whole.serial, resumed.serial);
+    assert_eq!(report(&whole), report(&resumed));
+    let mut a = vec![0u8; 8 << 20];
+    let mut b = vec![0u8; 8 << 20];
+    whole.machine.peek_phys(HPA_BASE, &mut a);
+    resumed.machine.peek_phys(HPA_BASE, &mut b);
+    assert!(a == b, "L2 memory");
+    let mut a = vec![0u8; 1 << 16];
+    let mut b = vec![0u8; 1 << 16];
+    whole.machine.peek_phys(layout::RECORDS, &mut a);
+    resumed.machine.peek_phys(layout::RECORDS, &mut b);
+    assert!(a == b, "VMX case records");
+}

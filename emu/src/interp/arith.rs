@@ -10,39 +10,37 @@ use crate::machine::Machine;
 use iced_x86::{Instruction, OpKind, Register};
 use mmu::Rflags;
 
-/// The body every two-operand ALU instruction shares: read both operands,
-/// compute, record the flags lazily, and write the destination unless the
-/// instruction only compares.
+/// The body every two-operand ALU instruction shares: read both operands
+/// (the destination with write intent when it is written), compute, write the
+/// destination unless the instruction only compares, and only then record the
+/// flags lazily, so a faulting write leaves RFLAGS untouched.
 #[inline(always)]
 fn alu2(
     m: &mut Machine,
     i: &Instruction,
-    op: impl Fn(&mut Machine, u64, u64, u8) -> u64,
+    op: impl Fn(u64, u64, bool) -> (u64, LazyOp),
     write: bool,
 ) -> Flow {
     let size = m.op_size(i, 0);
     let mask = size_mask(size);
-    let a = m.read_op(i, 0)? & mask;
+    let a = if write {
+        m.read_op_rmw(i, 0)?
+    } else {
+        m.read_op(i, 0)?
+    } & mask;
     let b = m.read_op(i, 1)? & mask;
-    let r = op(m, a, b, (size * 8) as u8) & mask;
+    let (r, lazy) = op(a, b, m.cpu.flags.cf());
+    let r = r & mask;
     if write {
         m.write_op(i, 0, r)?;
     }
+    m.cpu.flags.set_lazy(lazy, (size * 8) as u8, a, b, r);
     Ok(())
 }
 
 /// ADD.
 pub fn add(m: &mut Machine, i: &Instruction) -> Flow {
-    alu2(
-        m,
-        i,
-        |m, a, b, w| {
-            let r = a.wrapping_add(b);
-            m.cpu.flags.set_lazy(LazyOp::Add, w, a, b, r);
-            r
-        },
-        true,
-    )
+    alu2(m, i, |a, b, _| (a.wrapping_add(b), LazyOp::Add), true)
 }
 
 /// ADC.
@@ -50,12 +48,9 @@ pub fn adc(m: &mut Machine, i: &Instruction) -> Flow {
     alu2(
         m,
         i,
-        |m, a, b, w| {
-            let c = m.cpu.flags.cf();
+        |a, b, c| {
             let r = a.wrapping_add(b).wrapping_add(c as u64);
-            let op = if c { LazyOp::Adc1 } else { LazyOp::Add };
-            m.cpu.flags.set_lazy(op, w, a, b, r);
-            r
+            (r, if c { LazyOp::Adc1 } else { LazyOp::Add })
         },
         true,
     )
@@ -63,16 +58,7 @@ pub fn adc(m: &mut Machine, i: &Instruction) -> Flow {
 
 /// SUB.
 pub fn sub(m: &mut Machine, i: &Instruction) -> Flow {
-    alu2(
-        m,
-        i,
-        |m, a, b, w| {
-            let r = a.wrapping_sub(b);
-            m.cpu.flags.set_lazy(LazyOp::Sub, w, a, b, r);
-            r
-        },
-        true,
-    )
+    alu2(m, i, |a, b, _| (a.wrapping_sub(b), LazyOp::Sub), true)
 }
 
 /// SBB.
@@ -80,12 +66,9 @@ pub fn sbb(m: &mut Machine, i: &Instruction) -> Flow {
     alu2(
         m,
         i,
-        |m, a, b, w| {
-            let c = m.cpu.flags.cf();
+        |a, b, c| {
             let r = a.wrapping_sub(b).wrapping_sub(c as u64);
-            let op = if c { LazyOp::Sbb1 } else { LazyOp::Sub };
-            m.cpu.flags.set_lazy(op, w, a, b, r);
-            r
+            (r, if c { LazyOp::Sbb1 } else { LazyOp::Sub })
         },
         true,
     )
@@ -93,116 +76,82 @@ pub fn sbb(m: &mut Machine, i: &Instruction) -> Flow {
 
 /// CMP.
 pub fn cmp(m: &mut Machine, i: &Instruction) -> Flow {
-    alu2(
-        m,
-        i,
-        |m, a, b, w| {
-            let r = a.wrapping_sub(b);
-            m.cpu.flags.set_lazy(LazyOp::Sub, w, a, b, r);
-            r
-        },
-        false,
-    )
+    alu2(m, i, |a, b, _| (a.wrapping_sub(b), LazyOp::Sub), false)
 }
 
 /// AND.
 pub fn and(m: &mut Machine, i: &Instruction) -> Flow {
-    alu2(
-        m,
-        i,
-        |m, a, b, w| {
-            let r = a & b;
-            m.cpu.flags.set_lazy(LazyOp::Logic, w, a, b, r);
-            r
-        },
-        true,
-    )
+    alu2(m, i, |a, b, _| (a & b, LazyOp::Logic), true)
 }
 
 /// OR.
 pub fn or(m: &mut Machine, i: &Instruction) -> Flow {
-    alu2(
-        m,
-        i,
-        |m, a, b, w| {
-            let r = a | b;
-            m.cpu.flags.set_lazy(LazyOp::Logic, w, a, b, r);
-            r
-        },
-        true,
-    )
+    alu2(m, i, |a, b, _| (a | b, LazyOp::Logic), true)
 }
 
 /// XOR.
 pub fn xor(m: &mut Machine, i: &Instruction) -> Flow {
-    alu2(
-        m,
-        i,
-        |m, a, b, w| {
-            let r = a ^ b;
-            m.cpu.flags.set_lazy(LazyOp::Logic, w, a, b, r);
-            r
-        },
-        true,
-    )
+    alu2(m, i, |a, b, _| (a ^ b, LazyOp::Logic), true)
 }
 
 /// TEST.
 pub fn test(m: &mut Machine, i: &Instruction) -> Flow {
-    alu2(
-        m,
-        i,
-        |m, a, b, w| {
-            let r = a & b;
-            m.cpu.flags.set_lazy(LazyOp::Logic, w, a, b, r);
-            r
-        },
-        false,
-    )
+    alu2(m, i, |a, b, _| (a & b, LazyOp::Logic), false)
 }
 
 /// NOT (no flags).
 pub fn not(m: &mut Machine, i: &Instruction) -> Flow {
-    let v = m.read_op(i, 0)?;
+    let v = m.read_op_rmw(i, 0)?;
     m.write_op(i, 0, !v)
 }
 
 /// NEG.
 pub fn neg(m: &mut Machine, i: &Instruction) -> Flow {
     let size = m.op_size(i, 0);
-    let a = m.read_op(i, 0)? & size_mask(size);
+    let a = m.read_op_rmw(i, 0)? & size_mask(size);
     let r = 0u64.wrapping_sub(a);
+    m.write_op(i, 0, r)?;
     m.cpu.flags.set_lazy(LazyOp::Neg, (size * 8) as u8, a, 0, r);
-    m.write_op(i, 0, r)
+    Ok(())
 }
 
 /// INC (CF unchanged).
 pub fn inc(m: &mut Machine, i: &Instruction) -> Flow {
     let size = m.op_size(i, 0);
-    let a = m.read_op(i, 0)? & size_mask(size);
+    let a = m.read_op_rmw(i, 0)? & size_mask(size);
     let r = a.wrapping_add(1);
+    m.write_op(i, 0, r)?;
     m.cpu.flags.set_incdec(false, (size * 8) as u8, a, r);
-    m.write_op(i, 0, r)
+    Ok(())
 }
 
 /// DEC (CF unchanged).
 pub fn dec(m: &mut Machine, i: &Instruction) -> Flow {
     let size = m.op_size(i, 0);
-    let a = m.read_op(i, 0)? & size_mask(size);
+    let a = m.read_op_rmw(i, 0)? & size_mask(size);
     let r = a.wrapping_sub(1);
+    m.write_op(i, 0, r)?;
     m.cpu.flags.set_incdec(true, (size * 8) as u8, a, r);
-    m.write_op(i, 0, r)
+    Ok(())
 }
 
 /// XADD: exchange and add; flags as ADD.
 pub fn xadd(m: &mut Machine, i: &Instruction) -> Flow {
     let size = m.op_size(i, 0);
     let mask = size_mask(size);
-    let d = m.read_op(i, 0)? & mask;
+    let d = m.read_op_rmw(i, 0)? & mask;
     let s = m.read_op(i, 1)? & mask;
     let r = d.wrapping_add(s);
-    m.write_op(i, 0, r)?;
-    m.write_op(i, 1, d)?;
+    // TEMP <- SRC + DEST; SRC <- DEST; DEST <- TEMP (SDM Vol. 2B XADD): with
+    // the same register as both operands the sum wins. A memory destination
+    // is written first so a fault leaves the register unchanged.
+    if i.op_kind(0) == OpKind::Memory {
+        m.write_op(i, 0, r)?;
+        m.write_op(i, 1, d)?;
+    } else {
+        m.write_op(i, 1, d)?;
+        m.write_op(i, 0, r)?;
+    }
     m.cpu.flags.set_lazy(LazyOp::Add, (size * 8) as u8, d, s, r);
     Ok(())
 }
@@ -214,7 +163,7 @@ pub fn xadd(m: &mut Machine, i: &Instruction) -> Flow {
 pub fn cmpxchg(m: &mut Machine, i: &Instruction) -> Flow {
     let size = m.op_size(i, 0);
     let mask = size_mask(size);
-    let d = m.read_op(i, 0)? & mask;
+    let d = m.read_op_rmw(i, 0)? & mask;
     let s = m.read_op(i, 1)? & mask;
     let acc = m.cpu.gpr[0] & mask;
     let r = acc.wrapping_sub(d);
@@ -245,10 +194,14 @@ pub fn cmpxchg8b16b(m: &mut Machine, i: &Instruction) -> Flow {
     let ea = m.effective_address(i);
     let wide = i.mnemonic() == iced_x86::Mnemonic::Cmpxchg16b;
     let g = m.cpu.gpr;
+    // Misalignment (#GP(0)) is found before a non-canonical address, as on
+    // hardware; then the operand is checked with write intent, so a page
+    // fault reports a write.
+    if wide && ea & 15 != 0 {
+        return Err(Event::gp0());
+    }
+    m.probe_write(seg, ea, if wide { 16 } else { 8 })?;
     let zf = if wide {
-        if ea & 15 != 0 {
-            return Err(Event::gp0());
-        }
         let lo = m.read_mem(seg, ea, 8)?;
         let hi = m.read_mem(seg, ea.wrapping_add(8), 8)?;
         let eq = lo == g[0] && hi == g[2];

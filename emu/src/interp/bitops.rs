@@ -20,16 +20,27 @@ pub fn bt(m: &mut Machine, i: &Instruction) -> Flow {
     let size = m.op_size(i, 0);
     let w = (size * 8) as u64;
     let raw = m.read_op(i, 1)?;
+    // BTS, BTR and BTC read their operand with write intent.
+    let rmw = i.mnemonic() != Mnemonic::Bt;
     let (value, bit, mem) = if i.op_kind(0) == OpKind::Memory && i.op_kind(1) == OpKind::Register {
         let off = crate::cpu::flags::sign_extend(raw & size_mask(size), (size * 8) as u8);
         let seg = m.mem_seg(i);
         let byte_off = off.div_euclid(w as i64) * size as i64;
         let ea = m.effective_address(i).wrapping_add(byte_off as u64);
         let ea = ea & addr_mask(i);
-        let v = m.read_mem(seg, ea, size)?;
+        let v = if rmw {
+            m.read_mem_rmw(seg, ea, size)?
+        } else {
+            m.read_mem(seg, ea, size)?
+        };
         (v, off.rem_euclid(w as i64) as u64, Some((seg, ea)))
     } else {
-        (m.read_op(i, 0)?, raw & (w - 1), None)
+        let v = if rmw {
+            m.read_op_rmw(i, 0)?
+        } else {
+            m.read_op(i, 0)?
+        };
+        (v, raw & (w - 1), None)
     };
     let cf = (value >> bit) & 1 != 0;
     let new = match i.mnemonic() {
@@ -38,7 +49,7 @@ pub fn bt(m: &mut Machine, i: &Instruction) -> Flow {
         Mnemonic::Btc => value ^ 1 << bit,
         _ => value,
     };
-    if i.mnemonic() != Mnemonic::Bt {
+    if rmw {
         match mem {
             Some((seg, ea)) => m.write_mem(seg, ea, size, new)?,
             None => m.write_op(i, 0, new)?,

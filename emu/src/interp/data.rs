@@ -47,6 +47,18 @@ pub fn movzx(m: &mut Machine, i: &Instruction) -> Flow {
 /// MOVSX, MOVSXD.
 pub fn movsx(m: &mut Machine, i: &Instruction) -> Flow {
     let src_size = m.op_size(i, 1);
+    if i.code() == iced_x86::Code::Movsxd_r16_rm16
+        && i.op_kind(1) == OpKind::Memory
+        && m.config.model.vendor == crate::cpu::cpuid::Vendor::Amd
+    {
+        // AMD processors read a doubleword for MOVSXD r16, m (the
+        // differential tests see the fault of the upper two bytes) and keep
+        // its low word; Intel documents a word source.
+        let seg = m.mem_seg(i);
+        let ea = m.effective_address(i);
+        let v = m.read_mem(seg, ea, 4)?;
+        return m.write_op(i, 0, v);
+    }
     let v = m.read_op(i, 1)?;
     let v = crate::cpu::flags::sign_extend(v, (src_size * 8) as u8) as u64;
     m.write_op(i, 0, v)
@@ -60,7 +72,7 @@ pub fn lea(m: &mut Machine, i: &Instruction) -> Flow {
 
 /// XCHG (implicitly locked with a memory operand).
 pub fn xchg(m: &mut Machine, i: &Instruction) -> Flow {
-    let a = m.read_op(i, 0)?;
+    let a = m.read_op_rmw(i, 0)?;
     let b = m.read_op(i, 1)?;
     if i.op_kind(0) == OpKind::Memory {
         m.write_op(i, 0, b)?;

@@ -133,10 +133,21 @@ impl Machine {
         ea & size_mask(asize)
     }
 
-    /// The segment of the memory operand (after overrides and defaults).
+    /// The segment of the memory operand (after overrides and defaults). In
+    /// 64-bit mode only FS and GS overrides apply; CS, DS, ES and SS
+    /// overrides are ignored, so the default stays: SS for an RSP or RBP base,
+    /// DS otherwise. It decides between #SS(0) and #GP(0) for a non-canonical
+    /// address (SDM Vol. 1 3.3.7.1, "Canonical addressing").
     #[inline(always)]
     pub fn mem_seg(&self, i: &Instruction) -> SegReg {
-        seg_of(i.memory_segment())
+        let s = i.memory_segment();
+        if self.cpu.long64() && !matches!(s, Register::FS | Register::GS) {
+            return match i.memory_base() {
+                Register::RSP | Register::RBP | Register::ESP | Register::EBP => SegReg::Ss,
+                _ => SegReg::Ds,
+            };
+        }
+        seg_of(s)
     }
 
     /// The operand size in bytes of operand `n` (register or memory).
@@ -164,6 +175,21 @@ impl Machine {
                 self.read_mem(seg, ea, i.memory_size().size())
             }
             _ => Ok(i.immediate(n)),
+        }
+    }
+
+    /// Reads operand `n` as the destination of a read-modify-write: a memory
+    /// operand is checked for writing before it is read (see
+    /// [`Machine::read_mem_rmw`]).
+    #[inline(always)]
+    pub fn read_op_rmw(&mut self, i: &Instruction, n: u32) -> Result<u64, Event> {
+        match i.op_kind(n) {
+            OpKind::Memory => {
+                let seg = self.mem_seg(i);
+                let ea = self.effective_address(i);
+                self.read_mem_rmw(seg, ea, i.memory_size().size())
+            }
+            _ => self.read_op(i, n),
         }
     }
 

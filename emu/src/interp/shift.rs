@@ -3,7 +3,8 @@
 //! "RCL/RCR/ROL/ROR", "SHLD", "SHRD"; Vol. 2B "SARX/SHLX/SHRX", "RORX").
 //!
 //! The count is masked to 5 bits (6 with a 64-bit operand). A masked count of
-//! 0 changes no flags. OF is defined only for a count of 1; for larger counts
+//! 0 changes no flags. The destination is read with write intent and written
+//! before the flags change, so a faulting write leaves RFLAGS as it was. OF is defined only for a count of 1; for larger counts
 //! the value given is the same formula, which the differential tests mask.
 
 use super::operand::size_mask;
@@ -26,7 +27,7 @@ struct Shift {
 fn operands(m: &mut Machine, i: &Instruction, count_op: u32) -> Result<Shift, crate::event::Event> {
     let size = m.op_size(i, 0);
     let mask = size_mask(size);
-    let value = m.read_op(i, 0)? & mask;
+    let value = m.read_op_rmw(i, 0)? & mask;
     let raw = if i.op_count() > count_op {
         m.read_op(i, count_op)?
     } else {
@@ -59,10 +60,11 @@ pub fn shl(m: &mut Machine, i: &Instruction) -> Flow {
         return count_zero(m, i, &s);
     }
     let r = if s.count >= 64 { 0 } else { s.value << s.count } & s.mask;
+    m.write_op(i, 0, r)?;
     m.cpu
         .flags
         .set_lazy(LazyOp::Shl, s.width as u8, s.value, s.count as u64, r);
-    m.write_op(i, 0, r)
+    Ok(())
 }
 
 /// SHR.
@@ -72,10 +74,11 @@ pub fn shr(m: &mut Machine, i: &Instruction) -> Flow {
         return count_zero(m, i, &s);
     }
     let r = if s.count >= 64 { 0 } else { s.value >> s.count };
+    m.write_op(i, 0, r)?;
     m.cpu
         .flags
         .set_lazy(LazyOp::Shr, s.width as u8, s.value, s.count as u64, r);
-    m.write_op(i, 0, r)
+    Ok(())
 }
 
 /// SAR.
@@ -86,10 +89,11 @@ pub fn sar(m: &mut Machine, i: &Instruction) -> Flow {
     }
     let sv = sign_extend(s.value, s.width as u8);
     let r = (sv >> s.count.min(63)) as u64 & s.mask;
+    m.write_op(i, 0, r)?;
     m.cpu
         .flags
         .set_lazy(LazyOp::Sar, s.width as u8, s.value, s.count as u64, r);
-    m.write_op(i, 0, r)
+    Ok(())
 }
 
 /// Sets CF and OF, keeping the other status flags.
@@ -118,8 +122,9 @@ pub fn rol(m: &mut Machine, i: &Instruction) -> Flow {
     let r = rotl(s.value, s.count % s.width, s.width, s.mask);
     let cf = r & 1 != 0;
     let msb = (r >> (s.width - 1)) & 1 != 0;
+    m.write_op(i, 0, r)?;
     set_cf_of(m, cf, msb ^ cf);
-    m.write_op(i, 0, r)
+    Ok(())
 }
 
 /// ROR: CF = MSB of the result; OF = XOR of the two most-significant bits.
@@ -132,8 +137,9 @@ pub fn ror(m: &mut Machine, i: &Instruction) -> Flow {
     let r = rotl(s.value, (s.width - n) % s.width, s.width, s.mask);
     let msb = (r >> (s.width - 1)) & 1 != 0;
     let msb1 = (r >> (s.width - 2)) & 1 != 0;
+    m.write_op(i, 0, r)?;
     set_cf_of(m, msb, msb ^ msb1);
-    m.write_op(i, 0, r)
+    Ok(())
 }
 
 /// RCL: rotate left through CF; the count is taken modulo width + 1.
@@ -152,8 +158,9 @@ pub fn rcl(m: &mut Machine, i: &Instruction) -> Flow {
     let r = v as u64 & s.mask;
     let cf = (v >> s.width) & 1 != 0;
     let msb = (r >> (s.width - 1)) & 1 != 0;
+    m.write_op(i, 0, r)?;
     set_cf_of(m, cf, msb ^ cf);
-    m.write_op(i, 0, r)
+    Ok(())
 }
 
 /// RCR: rotate right through CF; OF = MSB XOR CF before the rotation.
@@ -173,8 +180,9 @@ pub fn rcr(m: &mut Machine, i: &Instruction) -> Flow {
     }
     let r = v as u64 & s.mask;
     let cf = (v >> s.width) & 1 != 0;
+    m.write_op(i, 0, r)?;
     set_cf_of(m, cf, of);
-    m.write_op(i, 0, r)
+    Ok(())
 }
 
 /// Sets the flags of a double-precision shift.
@@ -213,12 +221,15 @@ pub fn shld(m: &mut Machine, i: &Instruction) -> Flow {
         let sh = cat << s.count;
         (((sh >> 32) as u64) & 0xffff, (sh >> 48) & 1 != 0)
     } else {
-        let cat = (s.value as u128) << w | src as u128;
-        let sh = cat << s.count;
-        (((sh >> w) as u64) & s.mask, (sh >> (2 * w)) & 1 != 0)
+        // 32 and 64 bits: the masked count is below the width. CF is the last
+        // bit shifted out of the destination, bit (width - count).
+        let n = s.count;
+        let r = (s.value << n | src >> (w - n)) & s.mask;
+        (r, (s.value >> (w - n)) & 1 != 0)
     };
+    m.write_op(i, 0, r)?;
     shxd_flags(m, &s, r, cf);
-    m.write_op(i, 0, r)
+    Ok(())
 }
 
 /// SHRD: shift right, filling from the source register.
@@ -239,8 +250,9 @@ pub fn shrd(m: &mut Machine, i: &Instruction) -> Flow {
         let sh = cat >> (s.count - 1);
         (((sh >> 1) as u64) & s.mask, sh & 1 != 0)
     };
+    m.write_op(i, 0, r)?;
     shxd_flags(m, &s, r, cf);
-    m.write_op(i, 0, r)
+    Ok(())
 }
 
 /// SARX, SHLX, SHRX: shift by a register count masked to the operand size; no

@@ -212,8 +212,11 @@ pub fn enter(m: &mut Machine, i: &Instruction) -> Flow {
             m.push(frame & size_mask(size), size)?;
         }
         let sp = (m.cpu.gpr[4].wrapping_sub(alloc)) & sp_mask;
-        // The new stack top must be writable (checked as the final access).
-        m.linear(SegReg::Ss, sp, 1, true)?;
+        // SDM Vol. 2A ENTER: #PF "if a write using the final value of the
+        // stack pointer would cause a page fault": the new stack top is
+        // checked as an operand-size write (alignment included: hardware
+        // raises #AC for a misaligned final RSP with CR0.AM and RFLAGS.AC).
+        m.probe_write(SegReg::Ss, sp, size)?;
         m.write_gpr_sized(5, size, frame);
         m.set_sp(sp);
         Ok(())

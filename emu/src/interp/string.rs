@@ -124,13 +124,16 @@ pub fn movs(m: &mut Machine, i: &Instruction) -> Flow {
 }
 
 /// CMPS: compares [seg:rSI] with ES:[rDI] (flags of source minus destination).
+/// ES:[rDI] is read first: when both operands fault, hardware reports the
+/// destination's address (the differential tests show it; QEMU orders its
+/// loads the same way).
 pub fn cmps(m: &mut Machine, i: &Instruction) -> Flow {
     let size = i.memory_size().size();
     let seg = m.mem_seg(i);
     repeat(m, i, true, |m, asize| {
         let amask = size_mask(asize);
-        let a = m.read_mem(seg, m.cpu.gpr[6] & amask, size)?;
         let b = m.read_mem(SegReg::Es, m.cpu.gpr[7] & amask, size)?;
+        let a = m.read_mem(seg, m.cpu.gpr[6] & amask, size)?;
         m.cpu
             .flags
             .set_lazy(LazyOp::Sub, (size * 8) as u8, a, b, a.wrapping_sub(b));

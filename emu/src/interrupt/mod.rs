@@ -14,7 +14,7 @@ use mmu::{combine, ExceptionClass, PfErrorCode, SecondException, Vector};
 
 /// Where an event comes from; decides privilege checks, EXT and the
 /// double-fault class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Source {
     /// A processor-detected exception.
     Exception,
@@ -45,7 +45,7 @@ impl Source {
 }
 
 /// One event to deliver.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Delivery {
     /// The vector.
     pub vector: u8,

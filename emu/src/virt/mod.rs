@@ -194,7 +194,7 @@ pub enum GuestExit {
 }
 
 /// Virtualization state of the processor.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Virt {
     /// Host or which guest.
     pub mode: GuestMode,

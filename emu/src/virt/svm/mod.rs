@@ -33,7 +33,7 @@ pub mod vmexit;
 pub mod vmrun;
 
 use crate::event::Event;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use svm_model::vmcb::EventInj;
 use svm_model::{CheckId, ExitInfo, GuestControls, SvmConfig, SvmMsrs, VmcbCache};
@@ -46,7 +46,7 @@ pub use vmexit::perform_exit;
 pub use vmrun::translation_context;
 
 /// AMD-V state of the processor.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SvmCpu {
     /// What the CPU model advertises and the rules consult (from
     /// [`discovery::config`]).
@@ -125,7 +125,7 @@ pub struct SvmReport<'a> {
 }
 
 /// What the processor keeps while a guest runs (between VMRUN and #VMEXIT).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Guest {
     /// The VMCB controls in force.
     pub controls: GuestControls,
@@ -145,7 +145,7 @@ pub struct Guest {
 }
 
 /// A CR or EFER write trap waiting for its instruction to complete.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PendingTrap {
     /// CR number, or `None` for EFER.
     pub cr: Option<u8>,
@@ -154,7 +154,7 @@ pub(crate) struct PendingTrap {
 }
 
 /// The event the processor is delivering in the guest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Delivering {
     /// As EXITINTINFO records it.
     pub event: EventInj,
@@ -165,7 +165,7 @@ pub(crate) struct Delivering {
 }
 
 /// An SVM #VMEXIT being performed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingExit {
     /// Exit code and information.
     pub info: ExitInfo,
@@ -188,7 +188,7 @@ pub(crate) fn exit_event_at(info: ExitInfo, rip: Option<u64>) -> Event {
 
 /// Failed VMRUNs (VMEXIT_INVALID): which consistency check failed, how often,
 /// and where. The first failure of each check is also printed on stderr.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Failures {
     /// Failures by check.
     pub by_check: BTreeMap<CheckId, FailureRecord>,
@@ -196,7 +196,8 @@ pub struct Failures {
     pub last: Option<FailureRecord>,
 }
 
-/// One failed VMRUN consistency check.
+/// One failed VMRUN consistency check. Serialized with its names (the
+/// report); read back from the check identifiers alone (a snapshot).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FailureRecord {
     /// The check VMRUN reported.
@@ -215,4 +216,40 @@ pub struct FailureRecord {
     pub vmcb: u64,
     /// How many VMRUNs failed this check.
     pub count: u64,
+}
+
+/// What a [`FailureRecord`] is rebuilt from.
+#[derive(Deserialize)]
+struct FailureRecordState {
+    check: CheckId,
+    all: Vec<String>,
+    vmcb: u64,
+    count: u64,
+}
+
+impl<'de> Deserialize<'de> for FailureRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        FailureRecordState::deserialize(d).map(Into::into)
+    }
+}
+
+impl From<FailureRecordState> for FailureRecord {
+    fn from(s: FailureRecordState) -> Self {
+        let c = s.check;
+        Self {
+            check: c,
+            name: c.name(),
+            field: c.field().name(),
+            section: c.section(),
+            rule: c.description(),
+            all: s
+                .all
+                .iter()
+                .filter_map(|n| CheckId::ALL.iter().find(|k| k.name() == n))
+                .map(|k| k.name())
+                .collect(),
+            vmcb: s.vmcb,
+            count: s.count,
+        }
+    }
 }

@@ -20,7 +20,7 @@ pub(crate) struct SvmPhys<'a> {
 
 /// Accesses to SVM structures in physical memory, by tag (DESIGN.md
 /// principle 7: the cost model charges from tags).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AccessCounts(pub [u64; ACCESS_TAGS.len()]);
 
 /// Every tag with the name it is reported under.

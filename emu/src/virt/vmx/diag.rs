@@ -5,7 +5,7 @@
 //! traces and tests.
 
 use crate::machine::Machine;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use vmx_model::entry::{CheckClass, CheckId, FailedCheck};
 use vmx_model::{sdm, Field};
@@ -15,7 +15,7 @@ use vmx_model::{sdm, Field};
 const KEEP: usize = 4096;
 
 /// One failed VM entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryFailure {
     /// The rule that failed.
     pub check: FailedCheck,
@@ -58,7 +58,7 @@ impl EntryFailure {
 }
 
 /// Every VM-entry failure of a run.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Diagnostics {
     /// Failures in order (the first [`KEEP`]).
     pub failures: Vec<EntryFailure>,

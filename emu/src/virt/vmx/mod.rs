@@ -53,10 +53,12 @@ use vmx_model::{VmxCaps, VmxState};
 /// VT-x state of the processor: the capabilities of the CPU model, the
 /// architectural VMX state (VMXON pointer, current VMCS cached as hardware
 /// caches it), what the current VM entry established, and the diagnostics.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VmxCpu {
     /// The capability MSRs and allowed control settings (shared: cloned into
-    /// every call of the model).
+    /// every call of the model). Derived from the CPU model, so a snapshot
+    /// does not carry them: restoring rebuilds them.
+    #[serde(skip, default = "default_caps")]
     pub caps: Arc<VmxCaps>,
     /// VMX operation and the current VMCS.
     pub state: VmxState,
@@ -64,6 +66,11 @@ pub struct VmxCpu {
     pub guest: NonRoot,
     /// VM-entry failures, for `--stats`, traces and tests.
     pub diag: diag::Diagnostics,
+}
+
+/// The capabilities of the default model (replaced on restore).
+fn default_caps() -> Arc<VmxCaps> {
+    Arc::new(VmxCaps::new(caps::features(&CpuModel::intel())))
 }
 
 impl Default for VmxCpu {

@@ -1,0 +1,268 @@
+//! Snapshots: the whole machine state in a file, taken between two slices of
+//! execution, from which a run continues exactly as it would have without
+//! stopping (same guest state, serial output and `--stats` counters; DESIGN.md
+//! principle 1).
+//!
+//! What is saved is the architectural and modelled state: CPU registers and
+//! event state, RAM (the non-zero pages), devices and their clocks, the MMU
+//! model (TLBs, paging-structure caches and counters: their contents decide
+//! hits, misses and, after a missing INVLPG, even what a guest reads), VT-x
+//! and AMD-V state, debug state, the random source, the counters and the
+//! configuration. What is not saved is derived and rebuilt on restore: the
+//! decoded-code cache (its two counters carry on), the translation context
+//! (from the registers) and the VMX capability MSRs (from the CPU model).
+//!
+//! The format, all integers little-endian:
+//!
+//! ```text
+//! "NESTEMU-SNAPSHOT"          16 bytes
+//! version                     u32 (this is version 1)
+//! state length                u64
+//! state                       JSON (human-readable: registers, devices, ...)
+//! page count                  u64
+//! pages                       page count x (page index u64, 4096 bytes)
+//! checksum                    u64, FNV-1a of every byte before it
+//! ```
+//!
+//! A page index counts 4-KiB pages of the RAM buffer (low RAM, then the part
+//! above 4 GiB). Anything wrong with a file (not a snapshot, another version,
+//! truncated, corrupt, inconsistent) is a [`SnapshotError`] naming the
+//! problem, which the command line reports with exit status 2.
+
+use crate::cost::CostModel;
+use crate::cpu::cpuid::CpuModel;
+use crate::cpu::Cpu;
+use crate::debug::DebugState;
+use crate::devices::{Devices, PlatformConfig};
+use crate::machine::{Machine, MachineConfig};
+use crate::memory::PAGE;
+use crate::stats::Stats;
+use crate::virt::Virt;
+use serde::{Deserialize, Serialize};
+
+/// The first 16 bytes of every snapshot.
+pub const MAGIC: &[u8; 16] = b"NESTEMU-SNAPSHOT";
+/// The format version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// Why a snapshot cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotError(pub String);
+
+impl std::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, SnapshotError> {
+    Err(SnapshotError(msg.into()))
+}
+
+/// The configuration as saved.
+#[derive(Serialize, Deserialize)]
+struct ConfigState {
+    model: CpuModel,
+    mem_bytes: u64,
+    max_insns: Option<u64>,
+    rng_seed: u64,
+    cost: CostModel,
+    platform: PlatformConfig,
+}
+
+/// Everything but RAM.
+#[derive(Serialize, Deserialize)]
+struct State {
+    config: ConfigState,
+    cpu: Cpu,
+    dev: Devices,
+    stats: Stats,
+    mmu: mmu::Mmu,
+    virt: Virt,
+    dbg: DebugState,
+    rng: u64,
+    extra_steps: u64,
+    decoded_blocks: u64,
+    invalidated_blocks: u64,
+}
+
+/// FNV-1a, 64 bits: catches truncation and corruption, cheaply.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+impl Machine {
+    /// The snapshot of this machine. Take it between slices (after
+    /// [`Machine::run_slice`] returned), never from inside an instruction.
+    pub fn save_snapshot(&self) -> Vec<u8> {
+        let c = &self.config;
+        let state = State {
+            config: ConfigState {
+                model: c.model.clone(),
+                mem_bytes: c.mem_bytes,
+                max_insns: c.max_insns,
+                rng_seed: c.rng_seed,
+                cost: c.cost.clone(),
+                platform: c.platform.clone(),
+            },
+            cpu: self.cpu.clone(),
+            dev: self.dev.clone(),
+            stats: self.stats.clone(),
+            mmu: self.mmu.clone(),
+            virt: self.virt.clone(),
+            dbg: self.dbg,
+            rng: self.rng,
+            extra_steps: self.extra_steps,
+            decoded_blocks: self.code.decoded_blocks,
+            invalidated_blocks: self.code.invalidated_blocks,
+        };
+        let json = serde_json::to_vec(&state).expect("machine state serializes");
+        let ram = self.ram.as_slice();
+        let pages: Vec<usize> = (0..ram.len() / PAGE as usize)
+            .filter(|&p| {
+                ram[p * PAGE as usize..(p + 1) * PAGE as usize]
+                    .iter()
+                    .any(|&b| b != 0)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(48 + json.len() + pages.len() * (8 + PAGE as usize));
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&json);
+        out.extend_from_slice(&(pages.len() as u64).to_le_bytes());
+        for p in pages {
+            out.extend_from_slice(&(p as u64).to_le_bytes());
+            out.extend_from_slice(&ram[p * PAGE as usize..(p + 1) * PAGE as usize]);
+        }
+        let sum = fnv1a(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    /// The machine a snapshot holds, ready to continue.
+    pub fn from_snapshot(bytes: &[u8]) -> Result<Machine, SnapshotError> {
+        if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+            return err("not a nestemu snapshot (wrong magic bytes)");
+        }
+        let mut r = Reader {
+            bytes,
+            at: MAGIC.len(),
+        };
+        let version = u32::from_le_bytes(r.take(4)?.try_into().expect("4 bytes"));
+        if version != VERSION {
+            return err(format!(
+                "snapshot format version {version}; this nestemu reads version {VERSION}"
+            ));
+        }
+        if bytes.len() < r.at + 8 + 8 + 8 {
+            return err("snapshot is truncated");
+        }
+        let (body, sum) = bytes.split_at(bytes.len() - 8);
+        if fnv1a(body) != u64::from_le_bytes(sum.try_into().expect("8 bytes")) {
+            return err("snapshot is corrupt or truncated (checksum mismatch)");
+        }
+        let r = &mut Reader {
+            bytes: body,
+            at: r.at,
+        };
+        let json_len = r.u64()?;
+        let json = r.take_len(json_len, "the machine state")?;
+        let state: State = serde_json::from_slice(json)
+            .map_err(|e| SnapshotError(format!("snapshot machine state is invalid: {e}")))?;
+        let page_count = r.u64()?;
+        let need = page_count.checked_mul(8 + PAGE);
+        if need != Some((body.len() - r.at) as u64) {
+            return err(format!(
+                "snapshot says {page_count} RAM pages but holds {} bytes of them",
+                body.len() - r.at
+            ));
+        }
+        let c = state.config;
+        let mut m = Machine::try_new(MachineConfig {
+            model: c.model,
+            mem_bytes: c.mem_bytes,
+            max_insns: c.max_insns,
+            rng_seed: c.rng_seed,
+            cost: c.cost,
+            platform: c.platform,
+        })
+        .map_err(|e| SnapshotError(format!("cannot rebuild the machine: {e}")))?;
+        let ram_pages = m.ram.size() / PAGE;
+        for _ in 0..page_count {
+            let p = r.u64()?;
+            let data = r.take(PAGE as usize)?;
+            if p >= ram_pages {
+                return err(format!(
+                    "snapshot page {p} lies beyond the {ram_pages} pages of RAM"
+                ));
+            }
+            let off = (p * PAGE) as usize;
+            m.ram.slice_mut(off, PAGE as usize).copy_from_slice(data);
+        }
+        let caps = m.virt.vmx.caps.clone();
+        m.cpu = state.cpu;
+        m.dev = state.dev;
+        m.stats = state.stats;
+        m.mmu = state.mmu;
+        m.virt = state.virt;
+        m.virt.vmx.caps = caps;
+        m.dbg = state.dbg;
+        m.rng = state.rng;
+        m.extra_steps = state.extra_steps;
+        m.code.decoded_blocks = state.decoded_blocks;
+        m.code.invalidated_blocks = state.invalidated_blocks;
+        m.paging_changed();
+        Ok(m)
+    }
+}
+
+/// A cursor over the snapshot bytes.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], SnapshotError> {
+        match self.bytes.get(self.at..self.at.saturating_add(n)) {
+            Some(s) if self.at.checked_add(n).is_some() => {
+                self.at += n;
+                Ok(s)
+            }
+            _ => err("snapshot is truncated"),
+        }
+    }
+
+    fn take_len(&mut self, n: u64, what: &str) -> Result<&'a [u8], SnapshotError> {
+        if n > (self.bytes.len() - self.at) as u64 {
+            return err(format!("snapshot is truncated ({what})"));
+        }
+        self.take(n as usize)
+    }
+
+    fn u64(&mut self) -> Result<u64, SnapshotError> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+}
+
+/// Writes the snapshot of `m` to `path`.
+pub fn write(m: &Machine, path: &str) -> std::io::Result<()> {
+    std::fs::write(path, m.save_snapshot())
+}
+
+/// Reads the machine a snapshot file holds.
+pub fn read(path: &str) -> Result<Machine, SnapshotError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| SnapshotError(format!("cannot read snapshot '{path}': {e}")))?;
+    Machine::from_snapshot(&bytes).map_err(|e| SnapshotError(format!("'{path}': {e}")))
+}
