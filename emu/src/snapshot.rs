@@ -177,6 +177,7 @@ impl Machine {
         let json = r.take_len(json_len, "the machine state")?;
         let state: State = serde_json::from_slice(json)
             .map_err(|e| SnapshotError(format!("snapshot machine state is invalid: {e}")))?;
+        check(&state)?;
         let page_count = r.u64()?;
         let need = page_count.checked_mul(8 + PAGE);
         if need != Some((body.len() - r.at) as u64) {
@@ -224,6 +225,43 @@ impl Machine {
     }
 }
 
+/// The invariants of the machine state that the rest of the emulator relies
+/// on and that a damaged or hostile file could break (a well-formed state
+/// always keeps them): checked before anything is built from it.
+fn check(state: &State) -> Result<(), SnapshotError> {
+    let mode = &state.cpu.mode;
+    let width_ok = |bits: u8| matches!(bits, 16 | 32 | 64);
+    if !width_ok(mode.code_bits) || !width_ok(mode.stack_bits) || mode.cpl > 3 {
+        return err(format!(
+            "snapshot machine state is invalid: CPU mode with {}-bit code, {}-bit stack, CPL {}",
+            mode.code_bits, mode.stack_bits, mode.cpl
+        ));
+    }
+    if (mode.mode == mmu::CpuMode::Long64) != (mode.code_bits == 64) {
+        return err(format!(
+            "snapshot machine state is invalid: {:?} mode with {}-bit code",
+            mode.mode, mode.code_bits
+        ));
+    }
+    let dev = &state.dev;
+    if dev.config != state.config.platform {
+        return err(
+            "snapshot machine state is invalid: the devices' platform differs from the machine's",
+        );
+    }
+    if dev.lapics.is_empty() || dev.lapics.len() > 64 || dev.current_cpu >= dev.lapics.len() {
+        return err(format!(
+            "snapshot machine state is invalid: {} local APICs, current {}",
+            dev.lapics.len(),
+            dev.current_cpu
+        ));
+    }
+    if dev.clock.tsc_hz == 0 {
+        return err("snapshot machine state is invalid: a TSC frequency of 0 Hz");
+    }
+    Ok(())
+}
+
 /// A cursor over the snapshot bytes.
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -265,4 +303,111 @@ pub fn read(path: &str) -> Result<Machine, SnapshotError> {
     let bytes = std::fs::read(path)
         .map_err(|e| SnapshotError(format!("cannot read snapshot '{path}': {e}")))?;
     Machine::from_snapshot(&bytes).map_err(|e| SnapshotError(format!("'{path}': {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small machine's snapshot.
+    fn base() -> Vec<u8> {
+        Machine::new(MachineConfig {
+            mem_bytes: 2 << 20,
+            max_insns: Some(1000),
+            ..Default::default()
+        })
+        .save_snapshot()
+    }
+
+    /// `file` with its machine state edited by `edit` and the checksum
+    /// made valid again: damage that only the checks past the checksum see.
+    fn edited(file: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+        let len = u64::from_le_bytes(file[20..28].try_into().unwrap()) as usize;
+        let mut v: serde_json::Value = serde_json::from_slice(&file[28..28 + len]).unwrap();
+        edit(&mut v);
+        let json = serde_json::to_vec(&v).unwrap();
+        let mut out = file[..20].to_vec();
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&json);
+        out.extend_from_slice(&file[28 + len..file.len() - 8]);
+        let sum = fnv1a(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    fn set(file: &[u8], pointer: &str, value: serde_json::Value) -> Vec<u8> {
+        edited(file, |v| {
+            *v.pointer_mut(pointer).expect("the field exists") = value
+        })
+    }
+
+    fn load_err(file: &[u8]) -> String {
+        match Machine::from_snapshot(file) {
+            Ok(_) => panic!("a damaged snapshot loaded"),
+            Err(e) => e.0,
+        }
+    }
+
+    #[test]
+    fn round_trip_of_an_unedited_state() {
+        let file = edited(&base(), |_| {});
+        let mut m = Machine::from_snapshot(&file).expect("loads");
+        m.run();
+    }
+
+    /// Found by the `snapshot` fuzz target: a code size the decoder does
+    /// not take panicked in iced-x86 on the first fetch.
+    #[test]
+    fn an_impossible_cpu_mode_is_an_error() {
+        let e = load_err(&set(&base(), "/cpu/mode/code_bits", 3.into()));
+        assert!(e.contains("3-bit code"), "{e}");
+        let e = load_err(&set(&base(), "/cpu/mode/cpl", 7.into()));
+        assert!(e.contains("CPL 7"), "{e}");
+        let e = load_err(&set(&base(), "/cpu/mode/code_bits", 64.into()));
+        assert!(e.contains("Real mode with 64-bit code"), "{e}");
+    }
+
+    /// Found by the snapshot sweep: a processor count of 2^31 built a
+    /// 2^31-entry MADT before the machine could even start.
+    #[test]
+    fn a_huge_processor_count_builds_a_bounded_machine() {
+        let file = edited(&base(), |v| {
+            *v.pointer_mut("/config/platform/cpus").unwrap() = (1u64 << 31).into();
+            *v.pointer_mut("/dev/config/cpus").unwrap() = (1u64 << 31).into();
+        });
+        let m = Machine::from_snapshot(&file).expect("loads");
+        let madt: usize = m.dev.acpi_tables().iter().map(|(_, b)| b.len()).sum();
+        assert!(madt < 64 << 10, "{madt} bytes of ACPI tables");
+    }
+
+    #[test]
+    fn inconsistent_devices_are_an_error() {
+        let e = load_err(&set(&base(), "/dev/current_cpu", 5.into()));
+        assert!(e.contains("1 local APICs, current 5"), "{e}");
+        let e = load_err(&set(&base(), "/dev/lapics", serde_json::json!([])));
+        assert!(e.contains("0 local APICs"), "{e}");
+        let e = load_err(&set(&base(), "/dev/clock/tsc_hz", 0.into()));
+        assert!(e.contains("0 Hz"), "{e}");
+        let e = load_err(&set(&base(), "/dev/config/cpus", 2.into()));
+        assert!(e.contains("platform differs"), "{e}");
+    }
+
+    #[test]
+    fn damaged_framing_is_an_error() {
+        let file = base();
+        let mut bad = file.clone();
+        bad[16] = 9;
+        assert!(load_err(&bad).contains("version 9"));
+        assert!(load_err(&file[..file.len() - 1]).contains("checksum"));
+        assert!(
+            load_err(&file[..30]).contains("truncated")
+                || load_err(&file[..30]).contains("checksum")
+        );
+        // A state length past the end, with a valid checksum.
+        let mut bad = file[..file.len() - 8].to_vec();
+        bad[20..28].copy_from_slice(&u64::MAX.to_le_bytes());
+        let sum = fnv1a(&bad);
+        bad.extend_from_slice(&sum.to_le_bytes());
+        assert!(load_err(&bad).contains("truncated"));
+    }
 }

@@ -8,13 +8,15 @@
 //! mutated from a corpus of inputs that produced something new
 //! ([`mutate`]), runs each under `catch_unwind` and a wall-clock watchdog,
 //! and reports per target the iterations, the distinct outcomes and every
-//! failure: a panic, a run that does not stop, or an undefined outcome.
-//! The same seed and iteration count give the same inputs, outcomes and
-//! report on every host.
+//! failure: a panic, a run that does not stop, an undefined outcome, or
+//! heap growth beyond the guest RAM the input asked for ([`alloc`], where
+//! installed). The same seed and iteration count give the same inputs,
+//! outcomes and report on every host.
 //!
-//! Targets: `loader`, `cli`, `paging`, `insn`, `vmcs`, `vmcb`, and a place
-//! for `snapshot` (see [`targets`]).
+//! Targets: `loader`, `cli`, `paging`, `insn`, `vmcs`, `vmcb`, `snapshot`
+//! (see [`targets`]).
 
+pub mod alloc;
 pub mod mutate;
 pub mod rng;
 pub mod runner;
@@ -35,6 +37,10 @@ pub struct Outcome {
     /// An emulator gap the input reached: the `what` of
     /// `Stop::Unimplemented`. A finding, not a failure.
     pub unimplemented: Option<String>,
+    /// Bytes of guest RAM the input legitimately asked for (a RAM size,
+    /// a snapshot's declared RAM): allowed on top of
+    /// [`runner::HEAP_LIMIT`].
+    pub ram: u64,
 }
 
 impl Outcome {
@@ -44,12 +50,19 @@ impl Outcome {
             label: label.into(),
             signal: 0,
             unimplemented: None,
+            ram: 0,
         }
     }
 
     /// The same outcome with a novelty signal.
     pub fn with_signal(mut self, signal: u64) -> Self {
         self.signal = signal;
+        self
+    }
+
+    /// The same outcome with `ram` bytes of guest RAM allowed.
+    pub fn with_ram(mut self, ram: u64) -> Self {
+        self.ram = ram;
         self
     }
 }

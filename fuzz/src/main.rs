@@ -9,7 +9,10 @@
 //! Exit status: 0 no failure, 1 a failure was found (reproducers in
 //! `--out`), 2 bad usage. A hang aborts the process after saving its input.
 
-use nestemu_fuzz::runner::{fuzz, peak_rss_kib, run_caught, Budget, Config};
+use nestemu_fuzz::runner::{fuzz, peak_rss_kib, run_checked, Budget, Config};
+
+#[global_allocator]
+static ALLOC: nestemu_fuzz::alloc::Counting = nestemu_fuzz::alloc::Counting;
 use nestemu_fuzz::targets::{make, NAMES};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,7 +20,7 @@ use std::time::Duration;
 const USAGE: &str = "usage: nestemu-fuzz <target|all> [--seed N] [--iters N | --seconds S] [--out DIR] [--hang-secs S]
        nestemu-fuzz replay <target> FILE...
        nestemu-fuzz list
-targets: loader cli paging insn vmcs vmcb (snapshot: reserved until snapshots exist)";
+targets: loader cli paging insn vmcs vmcb snapshot";
 
 fn number(flag: &str, v: Option<&String>) -> Result<f64, String> {
     let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
@@ -72,7 +75,7 @@ fn replay(args: &[String]) -> i32 {
                 return 2;
             }
         };
-        match run_caught(target.as_ref(), &input) {
+        match run_checked(target.as_ref(), &input) {
             Ok(Ok(o)) => println!("{path}: {}", o.label),
             Ok(Err(v)) => {
                 println!("{path}: UNDEFINED: {v}");

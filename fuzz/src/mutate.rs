@@ -43,9 +43,8 @@ fn one(rng: &mut Rng, v: &mut Vec<u8>, other: &[u8]) {
             let w = *rng.pick(&[1usize, 2, 4, 8]);
             let i = at(rng);
             let x = rng.interesting_u64().to_le_bytes();
-            for k in 0..w.min(v.len() - i) {
-                v[i + k] = x[k];
-            }
+            let n = w.min(v.len() - i);
+            v[i..i + n].copy_from_slice(&x[..n]);
         }
         4 => {
             let i = rng.below(len + 1) as usize;

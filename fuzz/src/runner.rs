@@ -12,6 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
+/// Heap one input may grow the process by, beyond the guest RAM it asked
+/// for ([`Outcome::ram`]); checked where [`crate::alloc::Counting`] is the
+/// global allocator.
+pub const HEAP_LIMIT: usize = 512 << 20;
+
 /// How long a run goes on.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Budget {
@@ -57,6 +62,8 @@ pub enum FailureKind {
     Panic,
     /// The outcome is outside the architecturally defined set.
     Undefined,
+    /// The input grew the heap beyond [`HEAP_LIMIT`] plus its guest RAM.
+    Memory,
 }
 
 /// One failing input.
@@ -172,6 +179,16 @@ pub fn run_caught(target: &dyn Target, input: &[u8]) -> Result<crate::Verdict, S
         CAPTURED
             .with(|c| c.borrow_mut().take())
             .unwrap_or_else(|| "panic".into())
+    })
+}
+
+/// Runs one input as [`run_caught`] does, and turns heap growth beyond
+/// [`HEAP_LIMIT`] plus the input's guest RAM into a violation.
+pub fn run_checked(target: &dyn Target, input: &[u8]) -> Result<crate::Verdict, String> {
+    let heap = crate::alloc::begin();
+    Ok(match run_caught(target, input)? {
+        Ok(o) => check_heap(heap, &o).map(|()| o),
+        Err(v) => Err(v),
     })
 }
 
@@ -308,7 +325,7 @@ pub fn fuzz(target: &dyn Target, cfg: &Config) -> Summary {
             input: input.clone(),
             out: cfg.out.clone(),
         });
-        let result = run_caught(target, &input);
+        let result = run_checked(target, &input);
         watch_end(id);
         s.iterations += 1;
         let failure = match result {
@@ -324,6 +341,9 @@ pub fn fuzz(target: &dyn Target, cfg: &Config) -> Summary {
                 }
                 None
             }
+            Ok(Err(violation)) if violation.starts_with(HEAP_TAG) => {
+                Some((FailureKind::Memory, violation, input))
+            }
             Ok(Err(violation)) => Some((FailureKind::Undefined, violation, input)),
             Err(panic) => Some((FailureKind::Panic, panic, input)),
         };
@@ -333,6 +353,7 @@ pub fn fuzz(target: &dyn Target, cfg: &Config) -> Summary {
                 let tag = match kind {
                     FailureKind::Panic => "panic",
                     FailureKind::Undefined => "undefined",
+                    FailureKind::Memory => "memory",
                 };
                 let saved = save(&cfg.out, target.name(), cfg.seed, iteration, tag, &input);
                 s.failures.push(Failure {
@@ -362,6 +383,28 @@ pub fn fuzz(target: &dyn Target, cfg: &Config) -> Summary {
     s.elapsed = start.elapsed();
     s.corpus = corpus.len();
     s
+}
+
+/// How a heap failure message begins.
+const HEAP_TAG: &str = "heap grew by";
+
+/// Whether the run since [`crate::alloc::begin`] (live heap `base`) stayed
+/// within [`HEAP_LIMIT`] plus the guest RAM of `o`.
+fn check_heap(base: usize, o: &Outcome) -> Result<(), String> {
+    if !crate::alloc::installed() {
+        return Ok(());
+    }
+    let grew = crate::alloc::peak().saturating_sub(base);
+    let allowed = HEAP_LIMIT.saturating_add(usize::try_from(o.ram).unwrap_or(usize::MAX));
+    if grew > allowed {
+        return Err(format!(
+            "{HEAP_TAG} {} MiB, more than the {} MiB allowed ({})",
+            grew >> 20,
+            allowed >> 20,
+            o.label
+        ));
+    }
+    Ok(())
 }
 
 fn record(s: &mut Summary, o: &Outcome) {

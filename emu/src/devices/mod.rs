@@ -866,8 +866,10 @@ impl Devices {
     }
 
     /// Copies the ACPI tables into RAM through `load` (address, bytes).
+    /// The MADT lists the processors modelled (see [`Devices::new`]), not a
+    /// configured count the model does not reach.
     pub fn acpi_tables(&self) -> Vec<(u64, Vec<u8>)> {
-        acpi::tables(self.config.cpus.max(1))
+        acpi::tables(self.lapics.len() as u32)
     }
 }
 

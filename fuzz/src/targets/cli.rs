@@ -138,6 +138,9 @@ const NATIVE: &[(&str, Kind)] = &[
     ("--warm", Kind::None),
     ("--svg", Kind::Out),
     ("--bogus", Kind::Text),
+    ("--resume", Kind::File),
+    ("--snapshot", Kind::Out),
+    ("--snapshot-at", Kind::Number),
     ("-kernel", Kind::File),
 ];
 
@@ -407,16 +410,20 @@ impl Target for Cli {
     fn run(&self, input: &[u8]) -> Verdict {
         let mut src = Source::new(input);
         let args = self.argv(&mut src);
+        let mut ram = 0u64;
         let label = if qemu::is_qemu_invocation(&args) {
             match qemu::parse(&args) {
                 Err(cli::UsageError(msg)) => format!("qemu usage: {}", crate::normalize(&msg)),
-                Ok(qemu::QemuCommand::Run(q)) => match qemu::prepare(&q) {
-                    Ok(mut m) => {
-                        touch(&mut m);
-                        "qemu run: prepared".into()
+                Ok(qemu::QemuCommand::Run(q)) => {
+                    ram = q.mem_mib.saturating_mul(1 << 20);
+                    match qemu::prepare(&q) {
+                        Ok(mut m) => {
+                            touch(&mut m);
+                            "qemu run: prepared".into()
+                        }
+                        Err(e) => format!("qemu run: LoadError: {}", crate::normalize(&e.0)),
                     }
-                    Err(e) => format!("qemu run: LoadError: {}", crate::normalize(&e.0)),
-                },
+                }
                 Ok(qemu::QemuCommand::DeviceList) => {
                     format!("qemu: {} bytes", qemu::device_list().len())
                 }
@@ -430,13 +437,27 @@ impl Target for Cli {
         } else {
             match cli::parse(&args) {
                 Err(cli::UsageError(msg)) => format!("usage: {}", crate::normalize(&msg)),
-                Ok(Command::Run(o)) => match cli::prepare(&o) {
-                    Ok(mut m) => {
-                        touch(&mut m);
-                        "run: prepared".into()
+                Ok(Command::Run(o)) if o.resume.is_some() => {
+                    let path = o.resume.as_deref().unwrap_or_default();
+                    ram = super::snapshot::declared_ram(&std::fs::read(path).unwrap_or_default());
+                    match nestemu::snapshot::read(path) {
+                        Ok(mut m) => {
+                            touch(&mut m);
+                            "run: resumed".into()
+                        }
+                        Err(e) => format!("run: SnapshotError: {}", crate::normalize(&e.0)),
                     }
-                    Err(e) => format!("run: LoadError: {}", crate::normalize(&e.0)),
-                },
+                }
+                Ok(Command::Run(o)) => {
+                    ram = o.mem_mib.saturating_mul(1 << 20);
+                    match cli::prepare(&o) {
+                        Ok(mut m) => {
+                            touch(&mut m);
+                            "run: prepared".into()
+                        }
+                        Err(e) => format!("run: LoadError: {}", crate::normalize(&e.0)),
+                    }
+                }
                 Ok(Command::ExplainWalk(o)) => match nestemu::explain::explain(&o.scenario()) {
                     Ok(e) => {
                         let text = nestemu::explain::text::render(&e);
@@ -450,6 +471,6 @@ impl Target for Cli {
                 Ok(Command::Version) => "version".into(),
             }
         };
-        Ok(Outcome::new(label))
+        Ok(Outcome::new(label).with_ram(ram))
     }
 }

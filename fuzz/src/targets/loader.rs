@@ -107,7 +107,7 @@ impl Target for Loader {
                 let stop = super::run_bounded(&mut m);
                 let mut o = stop_outcome(&m, stop.as_ref());
                 o.label = format!("loaded, {}", o.label);
-                Ok(o)
+                Ok(o.with_ram(ram))
             }
         }
     }

@@ -10,7 +10,7 @@
 //! | `insn` | random instruction bytes in real mode, 32-bit protected mode, 64-bit mode at CPL 0 and CPL 3 | any `Stop` (`Unimplemented` names reported) |
 //! | `vmcs` | random VMCS contents before VMLAUNCH/VMRESUME, in the model and through an L1 guest | VMfail with a defined error, entry failure 33/34, defined exit reasons |
 //! | `vmcb` | random VMCB contents before VMRUN, in the model and through an L1 guest | a run or a defined exit code |
-//! | `snapshot` | (reserved: snapshots do not exist yet) | |
+//! | `snapshot` | damaged snapshots (state JSON, page records, bytes, header) through `Machine::from_snapshot` | a `SnapshotError`, or a machine that runs to any `Stop` and saves a snapshot that loads again |
 
 pub mod cli;
 pub mod code;
@@ -26,7 +26,9 @@ use crate::{Outcome, Target};
 use nestemu::{Machine, Stop};
 
 /// Every target name, in the order `all` runs them.
-pub const NAMES: &[&str] = &["loader", "cli", "paging", "insn", "vmcs", "vmcb"];
+pub const NAMES: &[&str] = &[
+    "loader", "cli", "paging", "insn", "vmcs", "vmcb", "snapshot",
+];
 
 /// Builds the target called `name` (building guest programs it needs).
 pub fn make(name: &str) -> Option<Box<dyn Target>> {
@@ -37,7 +39,7 @@ pub fn make(name: &str) -> Option<Box<dyn Target>> {
         "insn" => Box::new(insn::Insn::new()),
         "vmcs" => Box::new(vmcs::Vmcs::new()),
         "vmcb" => Box::new(vmcb::Vmcb::new()),
-        "snapshot" => return snapshot::target(),
+        "snapshot" => Box::new(snapshot::Snapshot::new()),
         _ => return None,
     })
 }
@@ -52,10 +54,12 @@ pub const CYCLES_PER_INSN: u64 = 16;
 /// input do thousands of times its nominal work; the cycle count charges
 /// every iteration. Both bounds are deterministic.
 pub fn run_bounded(m: &mut Machine) -> Option<Stop> {
-    let cycles = m
-        .config
-        .max_insns
-        .map_or(u64::MAX, |n| n.saturating_mul(CYCLES_PER_INSN));
+    let left = m.config.max_insns.map(|n| n.saturating_sub(m.steps()));
+    let cycles = left.map_or(u64::MAX, |n| {
+        m.stats
+            .cycles
+            .saturating_add(n.saturating_mul(CYCLES_PER_INSN))
+    });
     loop {
         if let Some(stop) = m.run_slice() {
             return Some(stop);
@@ -93,5 +97,6 @@ pub fn stop_outcome(m: &Machine, stop: Option<&Stop>) -> Outcome {
         label,
         signal: 64 - m.steps().leading_zeros() as u64,
         unimplemented,
+        ram: 0,
     }
 }

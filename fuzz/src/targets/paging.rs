@@ -196,7 +196,7 @@ fn regs(src: &mut Source, w: &mut AddressWidths) -> PagingRegs {
             )
         }
     };
-    let cr3 = page(src, GUEST_POOL, *w) | (src.u64() & 0xfff) * src.chance(1, 4) as u64;
+    let cr3 = page(src, GUEST_POOL, *w) | ((src.u64() & 0xfff) * src.chance(1, 4) as u64);
     let mut r = PagingRegs::new(cr0, cr3, cr4 | extra4, efer);
     r.pkru = src.u32();
     r.pkrs = src.u32();
@@ -341,7 +341,7 @@ fn decode(input: &[u8]) -> Case {
         _ => {
             let root = page(src, NESTED_POOL, widths);
             let ctx = NptContext {
-                ncr3: root | (src.chance(1, 8) as u64 * src.u64() & 0xfff),
+                ncr3: root | ((src.chance(1, 8) as u64 * src.u64()) & 0xfff),
                 levels: if src.chance(1, 4) { 5 } else { 4 },
                 nxe: src.bool(),
                 page_1g: src.bool(),

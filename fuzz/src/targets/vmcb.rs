@@ -127,7 +127,9 @@ impl Vmcb {
         )))
     }
 
-    fn machine(&self, src: &mut Source) -> Verdict {
+    /// The L1 machine for an input, loaded and not yet run (also the
+    /// starting point of `snapshot` inputs).
+    pub fn prepare(&self, src: &mut Source) -> Result<Machine, String> {
         let mut img = l2_vmcb(0);
         img.set(VmcbField::Rip, L2_CODE);
         scramble(src, &mut img);
@@ -146,6 +148,11 @@ impl Vmcb {
             .map_err(|e| format!("the kit image does not load: {e}"))?;
         m.load_phys(VMCB2, img.as_bytes());
         m.load_phys(L2_CODE, &l2);
+        Ok(m)
+    }
+
+    fn machine(&self, src: &mut Source) -> Verdict {
+        let mut m = self.prepare(src)?;
         let stop = super::run_bounded(&mut m);
         let mut o = stop_outcome(&m, stop.as_ref());
         let mut n = [0u8; 8];

@@ -279,6 +279,21 @@ impl Vmcs {
     }
 
     fn machine(&self, src: &mut Source) -> Verdict {
+        let mut m = self.prepare(src)?;
+        let stop = super::run_bounded(&mut m);
+        let mut o = stop_outcome(&m, stop.as_ref());
+        let mut b = vec![0u8; layout::RECORD_SIZE as usize];
+        m.peek_phys(layout::RECORDS, &mut b);
+        let r = VmxRecord::parse(&b);
+        let what = classify(&r)?;
+        o.signal = o.signal << 32 ^ exits_signal(&r);
+        o.label = format!("machine: {what}; {}", o.label);
+        Ok(o)
+    }
+
+    /// The L1 machine for an input, loaded and not yet run (also the
+    /// starting point of `snapshot` inputs).
+    pub fn prepare(&self, src: &mut Source) -> Result<Machine, String> {
         let timer = src.chance(7, 8);
         let launch = table(src, timer);
         let resume = if src.bool() {
@@ -304,15 +319,7 @@ impl Vmcs {
             .map_err(|e| format!("the kit image does not load: {e}"))?;
         m.load_phys(TABLE_LAUNCH, &encode(&launch));
         m.load_phys(TABLE_RESUME, &encode(&resume));
-        let stop = super::run_bounded(&mut m);
-        let mut o = stop_outcome(&m, stop.as_ref());
-        let mut b = vec![0u8; layout::RECORD_SIZE as usize];
-        m.peek_phys(layout::RECORDS, &mut b);
-        let r = VmxRecord::parse(&b);
-        let what = classify(&r)?;
-        o.signal = o.signal << 32 ^ exits_signal(&r);
-        o.label = format!("machine: {what}; {}", o.label);
-        Ok(o)
+        Ok(m)
     }
 }
 
