@@ -175,8 +175,11 @@ impl Machine {
         };
         let json_len = r.u64()?;
         let json = r.take_len(json_len, "the machine state")?;
-        let state: State = serde_json::from_slice(json)
-            .map_err(|e| SnapshotError(format!("snapshot machine state is invalid: {e}")))?;
+        let invalid =
+            |e: serde_json::Error| SnapshotError(format!("snapshot machine state is invalid: {e}"));
+        let value: serde_json::Value = serde_json::from_slice(json).map_err(invalid)?;
+        check_counters(&value)?;
+        let state: State = serde_json::from_value(value).map_err(invalid)?;
         check(&state)?;
         let page_count = r.u64()?;
         let need = page_count.checked_mul(8 + PAGE);
@@ -225,6 +228,41 @@ impl Machine {
     }
 }
 
+/// Counters at or above this are damage (see [`check_counters`]).
+const COUNTER_LIMIT: u64 = 1 << 62;
+
+/// The parts of the state that hold only counters.
+const COUNTERS: &[&str] = &[
+    "/stats",
+    "/mmu/counters",
+    "/extra_steps",
+    "/decoded_blocks",
+    "/invalidated_blocks",
+    "/dev/time",
+    "/dev/unclaimed",
+];
+
+/// Counters only ever count up, one event at a time: no run reaches 2^62
+/// (73 years of cycles at 2 GHz), and below it the sums the machine forms
+/// with them cannot overflow. Checked on the parsed JSON so that every
+/// counter is covered, present and future.
+fn check_counters(state: &serde_json::Value) -> Result<(), SnapshotError> {
+    fn walk(v: &serde_json::Value, at: &str) -> Result<(), SnapshotError> {
+        match v {
+            serde_json::Value::Number(n) if n.as_u64().map_or(true, |n| n >= COUNTER_LIMIT) => err(
+                format!("snapshot machine state is invalid: the counter {at} is {n}"),
+            ),
+            serde_json::Value::Array(items) => items.iter().try_for_each(|i| walk(i, at)),
+            serde_json::Value::Object(map) => map.values().try_for_each(|i| walk(i, at)),
+            _ => Ok(()),
+        }
+    }
+    COUNTERS
+        .iter()
+        .filter_map(|p| Some((p, state.pointer(p)?)))
+        .try_for_each(|(p, v)| walk(v, p))
+}
+
 /// The invariants of the machine state that the rest of the emulator relies
 /// on and that a damaged or hostile file could break (a well-formed state
 /// always keeps them): checked before anything is built from it.
@@ -243,6 +281,11 @@ fn check(state: &State) -> Result<(), SnapshotError> {
             mode.mode, mode.code_bits
         ));
     }
+    let invalid =
+        |what: String| SnapshotError(format!("snapshot machine state is invalid: {what}"));
+    state.cpu.flags.check().map_err(invalid)?;
+    state.dev.pic.master.check().map_err(invalid)?;
+    state.dev.pic.slave.check().map_err(invalid)?;
     let dev = &state.dev;
     if dev.config != state.config.platform {
         return err(
@@ -258,6 +301,12 @@ fn check(state: &State) -> Result<(), SnapshotError> {
     }
     if dev.clock.tsc_hz == 0 {
         return err("snapshot machine state is invalid: a TSC frequency of 0 Hz");
+    }
+    if dev.ioapic.redir.len() != crate::devices::ioapic::PINS {
+        return Err(invalid(format!(
+            "an I/O APIC with {} redirection entries",
+            dev.ioapic.redir.len()
+        )));
     }
     Ok(())
 }
@@ -390,6 +439,52 @@ mod tests {
         assert!(e.contains("0 Hz"), "{e}");
         let e = load_err(&set(&base(), "/dev/config/cpus", 2.into()));
         assert!(e.contains("platform differs"), "{e}");
+    }
+
+    /// Found by the snapshot sweep: each of these overflowed a shift or a
+    /// sum on the first instructions.
+    #[test]
+    fn out_of_range_values_are_errors() {
+        let cases: [(&str, u64, &str); 12] = [
+            ("/mmu/counters/walks", u64::MAX, "counter /mmu/counters is"),
+            ("/extra_steps", 1 << 62, "counter /extra_steps is"),
+            ("/mmu/dtlb/small/ways", 0, "16 sets of 0 ways"),
+            ("/mmu/stlb/small/set_bits", 255, "255 set bits"),
+            ("/mmu/itlb/small/fifo/0", 255, "a pointer past the last way"),
+            ("/cpu/flags/width", 0, "flags of a 0-bit operation"),
+            ("/dev/pic/master/priority_add", 255, "lowest priority 255"),
+            ("/stats/cycles", u64::MAX, "counter /stats is"),
+            ("/decoded_blocks", u64::MAX, "counter /decoded_blocks is"),
+            (
+                "/dev/unclaimed/mmio_reads",
+                1 << 63,
+                "counter /dev/unclaimed is",
+            ),
+            ("/config/model/widths/phys_bits", 255, "255 physical"),
+            ("/config/model/widths/linear_bits", 0, "0 linear"),
+        ];
+        let file = base();
+        for (pointer, value, needle) in cases {
+            let e = load_err(&set(&file, pointer, value.into()));
+            assert!(e.contains(needle), "{pointer} = {value}: {e}");
+        }
+    }
+
+    #[test]
+    fn inconsistent_arrays_are_errors() {
+        let file = base();
+        let e = load_err(&set(&file, "/mmu/dtlb/small/slots", serde_json::json!([])));
+        assert!(e.contains("0 slots"), "{e}");
+        let e = load_err(&set(&file, "/dev/ioapic/redir", serde_json::json!([])));
+        assert!(e.contains("0 redirection entries"), "{e}");
+        // A valid TLB entry whose frame lies past any physical address.
+        let e = load_err(&edited(&file, |v| {
+            let slot = v.pointer_mut("/mmu/dtlb/small/slots/0").unwrap();
+            slot["key"] = 1.into();
+            slot["guest_shift"] = 12.into();
+            slot["frame"] = u64::MAX.into();
+        }));
+        assert!(e.contains("an entry no fill makes"), "{e}");
     }
 
     #[test]

@@ -193,7 +193,7 @@ pub struct Devices {
     /// Sources driving each interrupt line.
     line_sources: [u8; LINES],
     /// The cycle up to which device events have been processed.
-    time: u64,
+    pub(crate) time: u64,
     /// The earliest cycle at which a device changes state by itself.
     pub next_event: u64,
     /// The machine re-examines interrupts when its cycle count reaches this

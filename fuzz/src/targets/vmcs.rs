@@ -285,7 +285,14 @@ impl Vmcs {
         let mut b = vec![0u8; layout::RECORD_SIZE as usize];
         m.peek_phys(layout::RECORDS, &mut b);
         let r = VmxRecord::parse(&b);
-        let what = classify(&r)?;
+        let last_reason = m
+            .virt
+            .vmx
+            .state
+            .current
+            .as_ref()
+            .map(|c| c.vmcs.get(vmx_model::vmcs::Field::ExitReason));
+        let what = classify(&r, m.stats.vmexits.total, last_reason)?;
         o.signal = o.signal << 32 ^ exits_signal(&r);
         o.label = format!("machine: {what}; {}", o.label);
         Ok(o)
@@ -343,40 +350,52 @@ fn defined_error(n: u64) -> Result<(), String> {
     }
 }
 
-/// Names what the L1 saw, or says why it is not architectural.
-fn classify(r: &VmxRecord) -> Result<String, String> {
-    for e in &r.exits {
-        let basic = (e.reason & 0xffff) as u16;
-        if e.reason & (1 << 31) != 0 {
-            if !matches!(basic, 33 | 34 | 41) {
-                return Err(format!("VM-entry failure with basic reason {basic}"));
-            }
-        } else if ExitReason::from_number(basic).is_none() {
-            return Err(format!("VM exit with undefined basic reason {basic}"));
+/// Checks a VM exit reason: a basic reason the SDM defines (Vol. 3C
+/// appendix C), entry failures only 33, 34 or 41, no reserved bit.
+fn defined_reason(reason: u64) -> Result<(), String> {
+    let basic = (reason & 0xffff) as u16;
+    if reason & (1 << 31) != 0 {
+        if !matches!(basic, 33 | 34 | 41) {
+            return Err(format!("VM-entry failure with basic reason {basic}"));
         }
-        if e.reason >> 32 != 0 || e.reason & 0x7fff_0000 & !(1 << 27 | 1 << 28 | 1 << 29) != 0 {
-            return Err(format!("exit reason {:#x} sets reserved bits", e.reason));
+    } else if ExitReason::from_number(basic).is_none() {
+        return Err(format!("VM exit with undefined basic reason {basic}"));
+    }
+    if reason >> 32 != 0 || reason & 0x7fff_0000 & !(1 << 27 | 1 << 28 | 1 << 29) != 0 {
+        return Err(format!("exit reason {reason:#x} sets reserved bits"));
+    }
+    Ok(())
+}
+
+/// Names what the L1 saw, or says why it is not architectural.
+///
+/// L2 shares L1's memory and its generated code may overwrite the record,
+/// so the record is evidence only while L2 never ran (`exits == 0`, from
+/// the machine's own count): then the VMLAUNCH result is checked. Once L2
+/// ran, the last exit's reason is read from the current VMCS, which the
+/// machine holds outside guest memory (`last_reason`).
+fn classify(r: &VmxRecord, exits: u64, last_reason: Option<u64>) -> Result<String, String> {
+    if exits > 0 {
+        if let Some(reason) = last_reason {
+            defined_reason(reason)?;
         }
     }
-    let launch = if r.launch_rflags & ZF != 0 {
-        defined_error(r.launch_error)?;
-        format!("VMLAUNCH VMfailValid({})", r.launch_error)
-    } else if r.launch_rflags & CF != 0 {
-        "VMLAUNCH VMfailInvalid".into()
-    } else if r.entered {
+    let launch = if exits > 0 {
         match r.exits.first() {
             Some(e) if e.reason & (1 << 31) != 0 => format!("entry failure {}", e.reason & 0xffff),
             Some(e) => format!("entered, first exit {}", e.reason & 0xffff),
             None => "entered".into(),
         }
+    } else if r.launch_rflags & ZF != 0 {
+        defined_error(r.launch_error)?;
+        format!("VMLAUNCH VMfailValid({})", r.launch_error)
+    } else if r.launch_rflags & CF != 0 {
+        "VMLAUNCH VMfailInvalid".into()
     } else {
         "L1 did not finish the case".into()
     };
     let resume = match r.status {
-        3 if r.resume_rflags & ZF != 0 => {
-            defined_error(r.resume_error)?;
-            format!(", VMRESUME VMfailValid({})", r.resume_error)
-        }
+        3 if r.resume_rflags & ZF != 0 => format!(", VMRESUME VMfailValid({})", r.resume_error),
         3 => ", VMRESUME VMfailInvalid".into(),
         2 => ", exit limit".into(),
         _ => String::new(),
