@@ -54,6 +54,11 @@ fn fuzz_vmcb() {
 }
 
 #[test]
+fn fuzz_snapshot() {
+    short_run("snapshot", 40, 8);
+}
+
+#[test]
 fn same_seed_same_outcomes() {
     let target = make("paging").expect("target exists");
     let cfg = Config::iterations(7, 500);
