@@ -249,9 +249,11 @@ const COUNTERS: &[&str] = &[
 fn check_counters(state: &serde_json::Value) -> Result<(), SnapshotError> {
     fn walk(v: &serde_json::Value, at: &str) -> Result<(), SnapshotError> {
         match v {
-            serde_json::Value::Number(n) if n.as_u64().map_or(true, |n| n >= COUNTER_LIMIT) => err(
-                format!("snapshot machine state is invalid: the counter {at} is {n}"),
-            ),
+            serde_json::Value::Number(n) if !matches!(n.as_u64(), Some(n) if n < COUNTER_LIMIT) => {
+                err(format!(
+                    "snapshot machine state is invalid: the counter {at} is {n}"
+                ))
+            }
             serde_json::Value::Array(items) => items.iter().try_for_each(|i| walk(i, at)),
             serde_json::Value::Object(map) => map.values().try_for_each(|i| walk(i, at)),
             _ => Ok(()),

@@ -556,6 +556,9 @@ fn guest_writes_outside_ram_reach_no_host_memory() {
     );
 }
 
+/// A change to a snapshot's machine state.
+type Edit = dyn Fn(&mut serde_json::Value);
+
 /// Issue 8 (3): a hostile snapshot, well framed (valid checksum) but with a
 /// machine state no run produces, is bad input: status 2 and one line.
 #[test]
@@ -576,7 +579,7 @@ fn hostile_snapshots_get_status_2() {
     assert_eq!(o.status.code(), Some(124));
     let file = std::fs::read(&snap).unwrap();
     let len = u64::from_le_bytes(file[20..28].try_into().unwrap()) as usize;
-    let reseal = |edit: &dyn Fn(&mut serde_json::Value)| {
+    let reseal = |edit: &Edit| {
         let mut v: serde_json::Value = serde_json::from_slice(&file[28..28 + len]).unwrap();
         edit(&mut v);
         let json = serde_json::to_vec(&v).unwrap();
@@ -590,7 +593,7 @@ fn hostile_snapshots_get_status_2() {
         out.extend_from_slice(&sum.to_le_bytes());
         out
     };
-    let cases: [(&str, &dyn Fn(&mut serde_json::Value), &str); 4] = [
+    let cases: [(&str, &Edit, &str); 4] = [
         (
             "mode.snap",
             &|v| v["cpu"]["mode"]["code_bits"] = 3.into(),

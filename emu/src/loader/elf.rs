@@ -99,9 +99,7 @@ pub fn parse(image: &[u8]) -> Result<Elf, LoadError> {
             .checked_add(k * phentsize)
             .and_then(|v| usize::try_from(v).ok())
             .ok_or_else(|| LoadError("truncated ELF: program header offset overflows".into()))?;
-        if p.checked_add(min_ph as usize)
-            .map_or(true, |end| end > image.len())
-        {
+        if !matches!(p.checked_add(min_ph as usize), Some(end) if end <= image.len()) {
             return Err(LoadError(
                 "truncated ELF: a program header lies beyond the end of the file".into(),
             ));
