@@ -109,6 +109,11 @@ impl Machine {
 
     /// A machine in its reset state, or why the host cannot provide one.
     pub fn try_new(config: MachineConfig) -> Result<Self, String> {
+        config
+            .model
+            .widths
+            .validate()
+            .map_err(|e| format!("CPU model '{}': {e}", config.model.name))?;
         let ram = Ram::try_new(config.mem_bytes)?;
         let rng = config.rng_seed | 1;
         let tlb = match (&config.tlb, config.model.vendor) {

@@ -515,3 +515,117 @@ fn bad_snapshots_and_resume_options_get_status_2() {
         "--snapshot-at needs --snapshot",
     );
 }
+
+/// Issue 8 (3): a guest cannot write outside its RAM into host memory.
+/// Writes far past the 8 MiB of RAM, below and above 4 GiB (through a
+/// flat 4-GiB segment and 32-bit wraparound), land nowhere: reading the
+/// same addresses back does not return what was written, and the run ends
+/// with the guest's own exit value.
+#[test]
+fn guest_writes_outside_ram_reach_no_host_memory() {
+    let mut code = Vec::new();
+    for addr in [0x0090_0000u32, 0x4000_0000, 0xffff_fff0] {
+        code.extend_from_slice(&[0xc6, 0x05]); // mov byte [addr], 0x5a
+        code.extend_from_slice(&addr.to_le_bytes());
+        code.push(0x5a);
+        code.extend_from_slice(&[0x80, 0x3d]); // cmp byte [addr], 0x5a
+        code.extend_from_slice(&addr.to_le_bytes());
+        code.push(0x5a);
+        code.extend_from_slice(&[0x74, 0x07]); // je fail (over the exit below)
+    }
+    code.extend_from_slice(&exit_code(0)); // every write vanished: status 1
+    let fail_at = code.len();
+    code.extend_from_slice(&exit_code(1)); // a write stuck: status 3
+                                           // Retarget each `je` to `fail_at`.
+    let mut at = 0;
+    while at + 1 < fail_at {
+        if code[at] == 0x74 && code[at + 1] == 0x07 {
+            code[at + 1] = (fail_at - (at + 2)) as u8;
+            at += 2;
+        } else {
+            at += 1;
+        }
+    }
+    let p = tmp("outside-ram.bin", &aout_kernel(0x10_0000, &code));
+    let o = nestemu(&["run", "--kernel", p.to_str().unwrap(), "--mem", "8"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A change to a snapshot's machine state.
+type Edit = dyn Fn(&mut serde_json::Value);
+
+/// Issue 8 (3): a hostile snapshot, well framed (valid checksum) but with a
+/// machine state no run produces, is bad input: status 2 and one line.
+#[test]
+fn hostile_snapshots_get_status_2() {
+    let k = tmp("snap-src.bin", &aout_kernel(0x10_0000, &[0xeb, 0xfe]));
+    let snap = tmp("good.snap", b"");
+    let o = nestemu(&[
+        "run",
+        "--kernel",
+        k.to_str().unwrap(),
+        "--mem",
+        "2",
+        "--max-insns",
+        "100",
+        "--snapshot",
+        snap.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(124));
+    let file = std::fs::read(&snap).unwrap();
+    let len = u64::from_le_bytes(file[20..28].try_into().unwrap()) as usize;
+    let reseal = |edit: &Edit| {
+        let mut v: serde_json::Value = serde_json::from_slice(&file[28..28 + len]).unwrap();
+        edit(&mut v);
+        let json = serde_json::to_vec(&v).unwrap();
+        let mut out = file[..20].to_vec();
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&json);
+        out.extend_from_slice(&file[28 + len..file.len() - 8]);
+        let sum = out.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    };
+    let cases: [(&str, &Edit, &str); 4] = [
+        (
+            "mode.snap",
+            &|v| v["cpu"]["mode"]["code_bits"] = 3.into(),
+            "3-bit code",
+        ),
+        (
+            "tlb.snap",
+            &|v| v["mmu"]["stlb"]["small"]["ways"] = 0x8000_0000u64.into(),
+            "set-associative array",
+        ),
+        (
+            "cycles.snap",
+            &|v| v["stats"]["cycles"] = u64::MAX.into(),
+            "counter /stats",
+        ),
+        (
+            "ram.snap",
+            &|v| v["config"]["mem_bytes"] = (1u64 << 62).into(),
+            "RAM",
+        ),
+    ];
+    for (name, edit, needle) in cases {
+        let p = tmp(name, &reseal(edit));
+        bad_input(&["run", "--resume", p.to_str().unwrap()], needle);
+    }
+    // The intact file resumes.
+    let o = nestemu(&[
+        "run",
+        "--resume",
+        snap.to_str().unwrap(),
+        "--max-insns",
+        "200",
+    ]);
+    assert_eq!(o.status.code(), Some(124));
+}

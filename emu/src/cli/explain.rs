@@ -217,6 +217,14 @@ pub fn run(o: &ExplainOptions) -> i32 {
 }
 
 /// The made-up scenario of the options.
+impl ExplainOptions {
+    /// The made-up walk these options describe (the scenario form, without
+    /// `--kernel` or `--demo`).
+    pub fn scenario(&self) -> Scenario {
+        scenario(self)
+    }
+}
+
 fn scenario(o: &ExplainOptions) -> Scenario {
     Scenario {
         address: o.address,

@@ -18,7 +18,7 @@ use super::{write_stats, UsageError, EXIT_USAGE};
 use crate::cpu::cpuid::CpuModel;
 use crate::devices::{DebugExitPort, PlatformConfig};
 use crate::event::Stop;
-use crate::loader::multiboot;
+use crate::loader::{multiboot, LoadError};
 use crate::machine::{Machine, MachineConfig};
 use std::io::Write;
 
@@ -588,6 +588,39 @@ fn os_error(e: &std::io::Error) -> String {
     }
 }
 
+/// Reads a kernel or initrd of at most `limit` bytes (the guest RAM it
+/// must fit in), refusing a larger file before reading it.
+fn read_bounded(path: &str, what: &str, limit: u64) -> Result<Vec<u8>, String> {
+    let cannot = |e: std::io::Error| format!("could not load {what} '{path}': {}", os_error(&e));
+    let len = std::fs::metadata(path).map_err(cannot)?.len();
+    if len > limit {
+        return Err(format!(
+            "could not load {what} '{path}': its {len} bytes do not fit in the {} MiB of guest RAM",
+            limit >> 20
+        ));
+    }
+    std::fs::read(path).map_err(cannot)
+}
+
+/// Reads the kernel and initrd of `q`.
+fn read_inputs(q: &QemuRun) -> Result<(Vec<u8>, Option<Vec<u8>>), String> {
+    let limit = q.mem_mib << 20;
+    let image = read_bounded(&q.kernel, "kernel", limit)?;
+    let initrd = match &q.initrd {
+        Some(p) => Some(read_bounded(p, "initrd", limit)?),
+        None => None,
+    };
+    Ok((image, initrd))
+}
+
+/// Reads the files of `q` and builds its machine as a run does, without
+/// running it: for tools and the fuzzer. Errors are bad input (status 2).
+pub fn prepare(q: &QemuRun) -> Result<Machine, LoadError> {
+    let (image, initrd) = read_inputs(q).map_err(LoadError)?;
+    build(q, &image, &initrd, q.max_insns)
+        .map_err(|e| LoadError(format!("error loading kernel '{}': {e}", q.kernel)))
+}
+
 /// Builds and loads a machine for `q`.
 fn build(
     q: &QemuRun,
@@ -595,13 +628,13 @@ fn build(
     initrd: &Option<Vec<u8>>,
     max_insns: Option<u64>,
 ) -> Result<Machine, String> {
-    let mut m = Machine::new(MachineConfig {
+    let mut m = Machine::try_new(MachineConfig {
         model: q.model.clone(),
         mem_bytes: q.mem_mib << 20,
         max_insns,
         platform: q.platform.clone(),
         ..Default::default()
-    });
+    })?;
     let modules: Vec<multiboot::Module> = match (initrd, &q.initrd) {
         (Some(data), Some(path)) => vec![multiboot::Module {
             string: path.clone(),
@@ -617,26 +650,12 @@ fn build(
 
 /// Runs `q`; returns the exit status.
 pub fn run(q: &QemuRun) -> i32 {
-    let image = match std::fs::read(&q.kernel) {
-        Ok(b) => b,
+    let (image, initrd) = match read_inputs(q) {
+        Ok(files) => files,
         Err(e) => {
-            eprintln!(
-                "nestemu: could not load kernel '{}': {}",
-                q.kernel,
-                os_error(&e)
-            );
+            eprintln!("nestemu: {e}");
             return EXIT_USAGE;
         }
-    };
-    let initrd = match &q.initrd {
-        Some(p) => match std::fs::read(p) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                eprintln!("nestemu: could not load initrd '{p}': {}", os_error(&e));
-                return EXIT_USAGE;
-            }
-        },
-        None => None,
     };
     for w in &q.warnings {
         eprintln!("{w}");
@@ -662,11 +681,9 @@ pub fn run(q: &QemuRun) -> i32 {
 /// it): the exit status and the serial bytes. For tests of the QEMU command
 /// line that stay in one process.
 pub fn run_captured(q: &QemuRun) -> (i32, Vec<u8>) {
-    let image = match std::fs::read(&q.kernel) {
-        Ok(b) => b,
-        Err(_) => return (EXIT_USAGE, Vec::new()),
+    let Ok((image, initrd)) = read_inputs(q) else {
+        return (EXIT_USAGE, Vec::new());
     };
-    let initrd = q.initrd.as_ref().and_then(|p| std::fs::read(p).ok());
     let mut out = Vec::new();
     let status = run_loop(q, &image, &initrd, &mut out);
     (status, out)

@@ -69,6 +69,17 @@ impl PartialEq for Flags {
 }
 impl Eq for Flags {}
 
+impl Flags {
+    /// Why this state is not one the model reaches (a damaged snapshot),
+    /// if it is not: the lazy operand width must be 8, 16, 32 or 64.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if !matches!(self.width, 8 | 16 | 32 | 64) {
+            return Err(format!("flags of a {}-bit operation", self.width));
+        }
+        Ok(())
+    }
+}
+
 #[inline]
 const fn sign_bit(width: u8) -> u64 {
     1u64 << (width - 1)

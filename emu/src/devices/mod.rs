@@ -221,7 +221,7 @@ pub struct Devices {
     /// Sources driving each interrupt line.
     line_sources: [u8; LINES],
     /// The cycle up to which device events have been processed.
-    time: u64,
+    pub(crate) time: u64,
     /// The earliest cycle at which a device changes state by itself.
     pub next_event: u64,
     /// The machine re-examines interrupts when its cycle count reaches this
@@ -927,6 +927,8 @@ impl Devices {
     }
 
     /// Copies the ACPI tables into RAM through `load` (address, bytes).
+    /// The MADT lists the processors modelled (see [`Devices::new`]), not a
+    /// configured count the model does not reach.
     pub fn acpi_tables(&self) -> Vec<(u64, Vec<u8>)> {
         let ids: Vec<u32> = self.lapics.iter().map(|a| a.initial_id).collect();
         acpi::tables(&ids)

@@ -63,6 +63,18 @@ impl Pic8259 {
         }
     }
 
+    /// Why this state is not one the 8259A model reaches (a damaged
+    /// snapshot), if it is not.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.priority_add > 7 || !matches!(self.init_step, 0 | 2 | 3 | 4) {
+            return Err(format!(
+                "8259 with lowest priority {} + 7 and initialization step {}",
+                self.priority_add, self.init_step
+            ));
+        }
+        Ok(())
+    }
+
     /// The highest-priority bit set in `mask`, as an IR number.
     fn priority(&self, mask: u8) -> Option<u8> {
         (0..8)

@@ -33,11 +33,14 @@ pub struct Elf {
 const PT_LOAD: u32 = 1;
 
 fn rd(b: &[u8], off: usize, n: usize, what: &str) -> Result<u64, LoadError> {
-    let s = b.get(off..off + n).ok_or_else(|| {
-        LoadError(format!(
-            "truncated ELF: {what} lies beyond the end of the file"
-        ))
-    })?;
+    let s = off
+        .checked_add(n)
+        .and_then(|end| b.get(off..end))
+        .ok_or_else(|| {
+            LoadError(format!(
+                "truncated ELF: {what} lies beyond the end of the file"
+            ))
+        })?;
     let mut v = [0u8; 8];
     v[..n].copy_from_slice(s);
     Ok(u64::from_le_bytes(v))
@@ -96,6 +99,11 @@ pub fn parse(image: &[u8]) -> Result<Elf, LoadError> {
             .checked_add(k * phentsize)
             .and_then(|v| usize::try_from(v).ok())
             .ok_or_else(|| LoadError("truncated ELF: program header offset overflows".into()))?;
+        if !matches!(p.checked_add(min_ph as usize), Some(end) if end <= image.len()) {
+            return Err(LoadError(
+                "truncated ELF: a program header lies beyond the end of the file".into(),
+            ));
+        }
         let typ = rd(image, p, 4, "a program header")? as u32;
         if typ != PT_LOAD {
             continue;

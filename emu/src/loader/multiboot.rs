@@ -157,16 +157,15 @@ pub fn load_kernel(m: &mut Machine, image: &[u8]) -> Result<Loaded, LoadError> {
         end = end.max(s.paddr + s.memsz);
     }
     // An entry given as a virtual address inside a segment moves with it.
-    let in_phys = e
-        .segments
-        .iter()
-        .any(|s| (s.paddr..s.paddr + s.memsz).contains(&e.entry));
+    // (Virtual ranges are unchecked and may wrap: compare by offset.)
+    let within = |base: u64, len: u64| e.entry.wrapping_sub(base) < len && e.entry >= base;
+    let in_phys = e.segments.iter().any(|s| within(s.paddr, s.memsz));
     let entry = if in_phys {
         e.entry
     } else {
         e.segments
             .iter()
-            .find(|s| (s.vaddr..s.vaddr + s.memsz).contains(&e.entry))
+            .find(|s| within(s.vaddr, s.memsz))
             .map_or(e.entry, |s| e.entry - s.vaddr + s.paddr)
     };
     if entry > u32::MAX as u64 {
@@ -347,6 +346,73 @@ mod tests {
         assert_eq!(b[0], 0, "BSS is zeroed");
         m.peek_phys(0x10_0030, &mut b);
         assert_eq!(b[0], 0x90);
+    }
+
+    /// An ELF64 Multiboot kernel with one PT_LOAD segment of `code` at
+    /// `paddr`, linked at `vaddr`, entered at `entry`.
+    fn elf64(paddr: u64, vaddr: u64, memsz: u64, entry: u64, code: &[u8]) -> Vec<u8> {
+        let mut v = vec![0u8; 0x200];
+        v[..4].copy_from_slice(b"\x7fELF");
+        v[4] = 2; // ELFCLASS64
+        v[5] = 1; // little-endian
+        v[6] = 1;
+        let put = |v: &mut Vec<u8>, at: usize, x: u64, n: usize| {
+            v[at..at + n].copy_from_slice(&x.to_le_bytes()[..n]);
+        };
+        put(&mut v, 16, 2, 2); // ET_EXEC
+        put(&mut v, 18, 0x3e, 2); // x86-64
+        put(&mut v, 20, 1, 4);
+        put(&mut v, 24, entry, 8);
+        put(&mut v, 32, 64, 8); // e_phoff
+        put(&mut v, 52, 64, 2);
+        put(&mut v, 54, 56, 2);
+        put(&mut v, 56, 1, 2);
+        put(&mut v, 64, 1, 4); // PT_LOAD
+        put(&mut v, 64 + 8, 0x200, 8); // p_offset
+        put(&mut v, 64 + 16, vaddr, 8);
+        put(&mut v, 64 + 24, paddr, 8);
+        put(&mut v, 64 + 32, code.len() as u64, 8);
+        put(&mut v, 64 + 40, memsz, 8);
+        v[0x100..0x10c].copy_from_slice(&header(0));
+        v.extend_from_slice(code);
+        v
+    }
+
+    /// Found by the `cli` fuzz target: a segment linked at the top of the
+    /// 64-bit address space overflowed the entry-point lookup.
+    #[test]
+    fn a_segment_linked_at_the_top_of_the_address_space_loads() {
+        let img = elf64(0x10_0000, u64::MAX - 0xfff, 0x2000, 0x5000, &[0xf4]);
+        let mut m = Machine::new(crate::machine::MachineConfig {
+            mem_bytes: 4 << 20,
+            ..Default::default()
+        });
+        let k = load_kernel(&mut m, &img).expect("loads");
+        assert_eq!(k.entry, 0x5000, "an entry in no segment stays as given");
+        // Linked high, entered through its virtual address.
+        let img = elf64(
+            0x10_0000,
+            u64::MAX - 0xfff,
+            0x1000,
+            u64::MAX - 0xff,
+            &[0xf4],
+        );
+        let k = load_kernel(&mut m, &img).expect("loads");
+        assert_eq!(k.entry, 0x10_0f00);
+    }
+
+    /// Found by the `cli` fuzz target: a program-header offset near the
+    /// top of the address space overflowed the header reads.
+    #[test]
+    fn a_program_header_offset_past_the_file_is_an_error() {
+        let mut img = elf64(0x10_0000, 0x10_0000, 0x1000, 0x10_0000, &[0xf4]);
+        img[32..40].copy_from_slice(&(u64::MAX - 8).to_le_bytes());
+        let mut m = Machine::new(crate::machine::MachineConfig {
+            mem_bytes: 4 << 20,
+            ..Default::default()
+        });
+        let e = load_kernel(&mut m, &img).expect_err("refused");
+        assert!(e.0.contains("truncated ELF"), "{}", e.0);
     }
 
     #[test]

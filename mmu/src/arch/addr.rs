@@ -92,6 +92,19 @@ impl Default for AddressWidths {
 }
 
 impl AddressWidths {
+    /// Why these widths are not ones an x86-64 processor reports, if they are
+    /// not: MAXPHYADDR 36..=52 (SDM Vol. 3A 4.1.4), a linear width of 48 or
+    /// 57 (SDM Vol. 3A 4.5). The widths size shifts and masks everywhere.
+    pub fn validate(self) -> Result<(), String> {
+        if !(36..=52).contains(&self.phys_bits) || !matches!(self.linear_bits, 48 | 57) {
+            return Err(format!(
+                "address widths of {} physical and {} linear bits (MAXPHYADDR is 36 to 52, the linear width 48 or 57)",
+                self.phys_bits, self.linear_bits
+            ));
+        }
+        Ok(())
+    }
+
     /// Mask of the physical-address bits below MAXPHYADDR.
     #[inline]
     pub const fn phys_mask(self) -> u64 {

@@ -22,7 +22,18 @@ use serde::{Deserialize, Serialize};
 pub trait Slot: Copy + Default {
     /// True if the slot holds an entry.
     fn valid(&self) -> bool;
+
+    /// True if the entry's addresses and shifts are ones a fill produces
+    /// (physical addresses below 2^52, page shifts of 12, 21, 22 or 30): what a
+    /// restored snapshot must hold before lookups do arithmetic with them.
+    fn sane(&self) -> bool {
+        true
+    }
 }
+
+/// Physical addresses stay below 2^52 (the largest MAXPHYADDR, SDM Vol. 3A
+/// 4.1.4).
+pub const PHYS_LIMIT: u64 = 1 << 52;
 
 /// Sets wider than this get a way hint.
 pub const HINTED_WAYS: u32 = 8;
@@ -31,7 +42,16 @@ pub const HINTED_WAYS: u32 = 8;
 const HINTS: usize = 64;
 
 /// `sets * ways` slots; set = key mod sets.
+///
+/// Deserializing checks the geometry (slot, FIFO and hint counts agree with
+/// `sets` and `ways`, pointers and hints name existing ways) and every valid
+/// entry ([`Slot::sane`]), so a damaged snapshot is an error, not an index
+/// out of range on the next lookup.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    try_from = "Stored<E>",
+    bound(deserialize = "E: Slot + Deserialize<'de>")
+)]
 pub struct SetAssoc<E> {
     slots: Vec<E>,
     fifo: Vec<u16>,
@@ -40,6 +60,68 @@ pub struct SetAssoc<E> {
     sets: u32,
     ways: u32,
     set_bits: u32,
+}
+
+/// A [`SetAssoc`] as stored, before its checks.
+#[derive(Deserialize)]
+struct Stored<E> {
+    slots: Vec<E>,
+    fifo: Vec<u16>,
+    hint: Vec<u16>,
+    sets: u32,
+    ways: u32,
+    set_bits: u32,
+}
+
+impl<E: Slot> TryFrom<Stored<E>> for SetAssoc<E> {
+    type Error = String;
+
+    fn try_from(s: Stored<E>) -> Result<Self, String> {
+        let bad = |what: &str| {
+            Err(format!(
+                "a set-associative array of {} sets of {} ways with {what}",
+                s.sets, s.ways
+            ))
+        };
+        if s.sets == 0 || s.ways == 0 {
+            if s.sets != 0 || s.ways != 0 || !s.slots.is_empty() || !s.fifo.is_empty() {
+                return bad("slots for no sets");
+            }
+        } else if !s.sets.is_power_of_two() || s.set_bits != s.sets.trailing_zeros() {
+            return bad(&format!("{} set bits", s.set_bits));
+        } else if s.ways > u16::MAX as u32
+            || (s.sets as u64 * s.ways as u64) != s.slots.len() as u64
+            || s.fifo.len() != s.sets as usize
+        {
+            return bad(&format!(
+                "{} slots and {} FIFO pointers",
+                s.slots.len(),
+                s.fifo.len()
+            ));
+        }
+        let hints = if s.ways > HINTED_WAYS {
+            s.sets as usize * HINTS
+        } else {
+            0
+        };
+        if s.hint.len() != hints {
+            return bad(&format!("{} way hints", s.hint.len()));
+        }
+        if s.fifo.iter().any(|&w| w as u32 >= s.ways) || s.hint.iter().any(|&h| h as u32 > s.ways) {
+            return bad("a pointer past the last way");
+        }
+        if s.slots.iter().any(|e| e.valid() && !e.sane()) {
+            return bad("an entry no fill makes");
+        }
+        Ok(Self {
+            slots: s.slots,
+            fifo: s.fifo,
+            hint: s.hint,
+            sets: s.sets,
+            ways: s.ways,
+            set_bits: s.set_bits,
+        })
+    }
 }
 
 impl<E: Slot> SetAssoc<E> {

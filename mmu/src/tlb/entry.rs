@@ -85,6 +85,10 @@ impl Slot for TlbEntry {
     fn valid(&self) -> bool {
         self.key != 0
     }
+
+    fn sane(&self) -> bool {
+        self.frame < super::array::PHYS_LIMIT && matches!(self.guest_shift, 12 | 21 | 22 | 30)
+    }
 }
 
 /// log2 of an entry's page size from its key code.

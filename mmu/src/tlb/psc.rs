@@ -39,6 +39,10 @@ impl Slot for PscSlot {
     fn valid(&self) -> bool {
         self.valid
     }
+
+    fn sane(&self) -> bool {
+        self.next_base < super::array::PHYS_LIMIT && self.host_base < super::array::PHYS_LIMIT
+    }
 }
 
 impl PscSlot {
@@ -313,6 +317,10 @@ impl Slot for NestedTlbEntry {
     #[inline]
     fn valid(&self) -> bool {
         self.key != 0
+    }
+
+    fn sane(&self) -> bool {
+        self.hpa < super::array::PHYS_LIMIT && matches!(self.shift, 12 | 21 | 22 | 30)
     }
 }
 
