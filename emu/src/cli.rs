@@ -133,6 +133,8 @@ pub struct RunOptions {
 
 /// A command.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// Parsed once per process: a box would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// `nestemu run ...`.
     Run(RunOptions),
