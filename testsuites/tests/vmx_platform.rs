@@ -9,7 +9,9 @@ mod vmx_common;
 
 use guestkit::irq::{clear_counts, load_count, set_mode, COUNT, EOI_XAPIC};
 use guestkit::platform::{lapic_enable, lapic_read, lapic_write};
-use guestkit::vmx::{store_user, vmclr, vmor, vmr, vmw, VmxCase, VmxRt, GUEST_EXCEPTION};
+use guestkit::vmx::{
+    at, layout, store_user, var, vmclr, vmor, vmr, vmw, VmxCase, VmxRt, GUEST_EXCEPTION,
+};
 use guestkit::{Asm, AsmResult};
 use iced_x86::code_asm::*;
 use vmx_common::*;
@@ -260,4 +262,140 @@ fn physical_interrupts_and_vmx() {
     let run = t.run();
     let by = &run.outcome.machine.stats.vmexits.by_reason;
     eprintln!("vmx platform interrupts: {n} cases passed; exits {by:?}");
+}
+
+/// Where the AP's real-mode code starts (SIPI vector 20H).
+const AP_CODE: u64 = 0x2_0000;
+/// A byte the AP sets once its INIT IPI is sent.
+const AP_SENT: u64 = 0x2_0800;
+
+/// The AP's code: spin `delay` iterations, switch its local APIC to x2APIC
+/// mode (so real-mode code can reach the ICR through WRMSR 830H), send an
+/// INIT to APIC ID 0 (the BSP, where L1 and L2 run), set [`AP_SENT`], halt.
+fn ap_sends_init(delay: u16) -> Vec<u8> {
+    let mut a = CodeAssembler::new(16).unwrap();
+    let mut spin = a.create_label();
+    let mut park = a.create_label();
+    a.mov(cx, delay as u32).unwrap();
+    a.set_label(&mut spin).unwrap();
+    a.dec(cx).unwrap();
+    a.jnz(spin).unwrap();
+    a.mov(ecx, 0x1bu32).unwrap();
+    a.rdmsr().unwrap();
+    a.or(eax, 0xc00u32).unwrap();
+    a.wrmsr().unwrap();
+    a.mov(ecx, 0x830u32).unwrap();
+    a.xor(edx, edx).unwrap();
+    a.mov(eax, 0x4500u32).unwrap(); // INIT, assert, physical
+    a.wrmsr().unwrap();
+    a.mov(ax, cs).unwrap();
+    a.mov(ds, ax).unwrap();
+    a.mov(byte_ptr((AP_SENT - AP_CODE) as u32), 1u32).unwrap();
+    a.set_label(&mut park).unwrap();
+    a.cli().unwrap();
+    a.hlt().unwrap();
+    a.jmp(park).unwrap();
+    a.assemble(AP_CODE).unwrap()
+}
+
+/// L1: copy `code` to [`AP_CODE`], clear [`AP_SENT`], and start the AP on it
+/// (INIT then SIPI vector 20H: an AP halted by an earlier case needs the
+/// INIT to wait for a SIPI again).
+fn start_ap(a: &mut Asm, code: &[u8]) -> AsmResult {
+    for (k, w) in code.chunks(4).enumerate() {
+        let mut b = [0u8; 4];
+        b[..w.len()].copy_from_slice(w);
+        a.mov(
+            dword_ptr(AP_CODE + 4 * k as u64),
+            u32::from_le_bytes(b) as i32,
+        )?;
+    }
+    a.mov(byte_ptr(AP_SENT), 0)?;
+    lapic_enable(a)?;
+    lapic_write(a, 0x310, 1 << 24)?;
+    lapic_write(a, 0x300, 0x4500)?;
+    lapic_write(a, 0x310, 1 << 24)?;
+    lapic_write(a, 0x300, 0x4620)
+}
+
+/// L2: count R12 up to 50,000, then VMCALL.
+fn count_then_vmcall(a: &mut Asm) -> AsmResult {
+    let mut top = a.label();
+    a.xor(r12d, r12d)?;
+    a.set(&mut top)?;
+    a.inc(r12)?;
+    a.cmp(r12, 50_000)?;
+    a.jb(top.l)?;
+    a.vmcall()
+}
+
+/// An INIT signal in VMX non-root operation exits with reason 3 and leaves
+/// the guest's state alone (SDM Vol. 3C 26.2: "INIT signals cause VM exits
+/// ... Such exits do not modify register state or clear pending events as
+/// they would outside of VMX operation"); in VMX root operation an INIT is
+/// blocked (24.8) and stays pending until a VM entry unblocks it, when it
+/// exits before the guest's first instruction. Two vCPUs: the AP sends the
+/// INIT to the BSP, where L1 and L2 run.
+#[test]
+fn init_signals_exit_from_vmx_non_root() {
+    let mut t = Table::default();
+    t.case(
+        VmxCase::guest("an init while l2 runs exits with reason 3", |a, _| {
+            count_then_vmcall(a)
+        })
+        .setup(move |a, _| start_ap(a, &ap_sends_init(3000)))
+        .on_exit(on(3, |a| {
+            a.mov(rax, at(layout::VARS + var::EXIT_GPRS + 8 * 12))?;
+            store_user(a, 0, rax)
+        })),
+        vec![
+            reason(0, 3),
+            qual(0, 0),
+            intr(0, 0),
+            that("l2 was counting when the init came", |r| {
+                r.user[0] > 0 && r.user[0] < 50_000
+            }),
+            that("l2 was active", |r| r.exits[0].activity == 0),
+            reason(1, 18),
+            gpr(12, 50_000),
+            exits(2),
+        ],
+    );
+    t.case(
+        VmxCase::guest(
+            "an init held in root operation exits at the next entry",
+            |a, _| count_then_vmcall(a),
+        )
+        .setup(move |a, _| {
+            start_ap(a, &ap_sends_init(1))?;
+            // Wait until the AP has sent it: L1 (root) holds it pending.
+            let mut wait = a.label();
+            a.set(&mut wait)?;
+            a.pause()?;
+            a.cmp(byte_ptr(AP_SENT), 0)?;
+            a.je(wait.l)?;
+            vmr(a, rax, F::GuestRip)?;
+            store_user(a, 1, rax)
+        })
+        .on_exit(on(3, |a| {
+            a.mov(rax, at(layout::VARS + var::EXIT_GPRS + 8 * 12))?;
+            store_user(a, 0, rax)
+        })),
+        vec![
+            reason(0, 3),
+            that("no l2 instruction ran", |r| {
+                r.exits[0].rip == r.user[1] && r.user[1] != 0
+            }),
+            reason(1, 18),
+            gpr(12, 50_000),
+            exits(2),
+        ],
+    );
+    let mut cfg = testsuites::config();
+    cfg.platform.cpus = 2;
+    let run = t.run_with(cfg);
+    let m = &run.outcome.machine;
+    assert!(!m.dev.lapics[0].init_pending, "each exit consumed its init");
+    let by = &m.stats.vmexits.by_reason;
+    eprintln!("vmx init: 2 cases passed; exits {by:?}");
 }
