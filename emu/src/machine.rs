@@ -378,6 +378,11 @@ impl Machine {
     /// instruction (monitor trap flag).
     #[inline(always)]
     fn service_boundary(&mut self) -> Result<bool, Stop> {
+        if self.dev.lapics[self.dev.current_cpu].sipi_exits {
+            // A VMX guest waiting for a SIPI takes no other event.
+            self.vmx_sipi_wait()?;
+            return Ok(false);
+        }
         let mut step = false;
         if self.in_guest() {
             self.stop_block = false;

@@ -19,11 +19,16 @@ fn image_file(name: &str, image: &[u8]) -> PathBuf {
 /// The command line of kvm-unit-tests' x86/run (with --no-reboot, as newer
 /// versions pass it) for `kernel`.
 fn runner_args(kernel: &str) -> Vec<String> {
+    runner_args_smp(kernel, 1)
+}
+
+/// [`runner_args`] with `-smp cpus`.
+fn runner_args_smp(kernel: &str, cpus: u64) -> Vec<String> {
     format!(
         "--no-reboot -nodefaults -global kvm-pit.lost_tick_policy=discard \
          -device pc-testdev -device isa-debug-exit,iobase=0xf4,iosize=0x4 \
          -vnc none -serial stdio -device pci-testdev -machine accel=tcg \
-         -kernel {kernel} -smp 1 -cpu max -m 64"
+         -kernel {kernel} -smp {cpus} -cpu max -m 64"
     )
     .split_whitespace()
     .map(String::from)
@@ -31,7 +36,12 @@ fn runner_args(kernel: &str) -> Vec<String> {
 }
 
 fn run_qemu_style(kernel: &str) -> (i32, String) {
-    let QemuCommand::Run(q) = qemu::parse(&runner_args(kernel)).expect("the runner's flags parse")
+    run_qemu_style_smp(kernel, 1)
+}
+
+fn run_qemu_style_smp(kernel: &str, cpus: u64) -> (i32, String) {
+    let QemuCommand::Run(q) =
+        qemu::parse(&runner_args_smp(kernel, cpus)).expect("the runner's flags parse")
     else {
         panic!("not a run")
     };
@@ -53,6 +63,34 @@ fn suites_pass_with_a_runner_command_line() {
         assert_eq!(
             direct.serial, serial,
             "{name}: the same serial output both ways"
+        );
+    }
+}
+
+/// The SMP suite through the runner's command line with `-smp N`: the same
+/// kernel brings up N - 1 APs and passes, with the serial output of a
+/// direct run on an N-vCPU machine.
+#[test]
+fn smp_suite_passes_with_a_runner_smp_flag() {
+    for cpus in platform::SMP_DUMPS {
+        let built = platform::build(&platform::smp::program(cpus));
+        let path = image_file(&format!("smp{cpus}"), &built.image);
+        let (status, serial) = run_qemu_style_smp(path.to_str().unwrap(), cpus);
+        let v = Verdicts::parse(&serial);
+        assert_eq!(
+            status, 1,
+            "smp {cpus}: isa-debug-exit 0 is status 1\n{serial}"
+        );
+        assert!(
+            v.failed.is_empty() && v.ok.iter().any(|n| n == "every ap came online"),
+            "smp {cpus}:\n{serial}"
+        );
+        let mut cfg = platform::config();
+        cfg.platform.cpus = cpus as u32;
+        let direct = testsuites::run_built(&built, cfg);
+        assert_eq!(
+            direct.serial, serial,
+            "smp {cpus}: the same serial output both ways"
         );
     }
 }

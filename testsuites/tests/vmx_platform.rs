@@ -270,9 +270,10 @@ const AP_CODE: u64 = 0x2_0000;
 const AP_SENT: u64 = 0x2_0800;
 
 /// The AP's code: spin `delay` iterations, switch its local APIC to x2APIC
-/// mode (so real-mode code can reach the ICR through WRMSR 830H), send an
-/// INIT to APIC ID 0 (the BSP, where L1 and L2 run), set [`AP_SENT`], halt.
-fn ap_sends_init(delay: u16) -> Vec<u8> {
+/// mode (so real-mode code can reach the ICR through WRMSR 830H), send each
+/// of `icrs` (ICR low words) to APIC ID 0 (the BSP, where L1 and L2 run),
+/// set [`AP_SENT`], halt.
+fn ap_sends(delay: u16, icrs: &[u32]) -> Vec<u8> {
     let mut a = CodeAssembler::new(16).unwrap();
     let mut spin = a.create_label();
     let mut park = a.create_label();
@@ -284,10 +285,12 @@ fn ap_sends_init(delay: u16) -> Vec<u8> {
     a.rdmsr().unwrap();
     a.or(eax, 0xc00u32).unwrap();
     a.wrmsr().unwrap();
-    a.mov(ecx, 0x830u32).unwrap();
-    a.xor(edx, edx).unwrap();
-    a.mov(eax, 0x4500u32).unwrap(); // INIT, assert, physical
-    a.wrmsr().unwrap();
+    for &icr in icrs {
+        a.mov(ecx, 0x830u32).unwrap();
+        a.xor(edx, edx).unwrap();
+        a.mov(eax, icr).unwrap();
+        a.wrmsr().unwrap();
+    }
     a.mov(ax, cs).unwrap();
     a.mov(ds, ax).unwrap();
     a.mov(byte_ptr((AP_SENT - AP_CODE) as u32), 1u32).unwrap();
@@ -296,6 +299,15 @@ fn ap_sends_init(delay: u16) -> Vec<u8> {
     a.hlt().unwrap();
     a.jmp(park).unwrap();
     a.assemble(AP_CODE).unwrap()
+}
+
+/// ICR low words: INIT (assert, physical) and SIPI vector 42H.
+const ICR_INIT: u32 = 0x4500;
+const ICR_SIPI_42: u32 = 0x4642;
+
+/// The AP's code sending one INIT to the BSP.
+fn ap_sends_init(delay: u16) -> Vec<u8> {
+    ap_sends(delay, &[ICR_INIT])
 }
 
 /// L1: copy `code` to [`AP_CODE`], clear [`AP_SENT`], and start the AP on it
@@ -398,4 +410,110 @@ fn init_signals_exit_from_vmx_non_root() {
     assert!(!m.dev.lapics[0].init_pending, "each exit consumed its init");
     let by = &m.stats.vmexits.by_reason;
     eprintln!("vmx init: 2 cases passed; exits {by:?}");
+}
+
+/// L1: enter L2 in the wait-for-SIPI activity state (SDM Vol. 3C 25.4.2)
+/// and start the AP on `code`; user slot 1 = the guest RIP entered with.
+fn wait_for_sipi(a: &mut Asm, code: &[u8]) -> AsmResult {
+    vmw(a, F::GuestActivityState, 3)?;
+    vmr(a, rax, F::GuestRip)?;
+    store_user(a, 1, rax)?;
+    start_ap(a, code)
+}
+
+/// L1 at an exit: on a SIPI's exit (reason 4) make L2 active and resume it
+/// where it was; on an INIT's (3) resume it; else the default.
+fn sipi_then_active(a: &mut Asm, rt: &VmxRt) -> AsmResult {
+    let mut other = a.label();
+    let mut resume = a.label();
+    vmr(a, rax, F::ExitReason)?;
+    a.cmp(eax, 3)?;
+    a.je(resume.l)?;
+    a.cmp(eax, 4)?;
+    a.jne(other.l)?;
+    vmw(a, F::GuestActivityState, 0)?;
+    a.set(&mut resume)?;
+    a.jmp(rt.resume.l)?;
+    a.set(&mut other)?;
+    a.jmp(rt.default_exit.l)
+}
+
+/// The wait-for-SIPI activity state (IA32_VMX_MISC bit 8): a guest entered
+/// in it runs nothing; a SIPI exits with reason 4 and the vector as exit
+/// qualification, saving activity state 3 and the guest's registers
+/// unchanged; an INIT is blocked there and stays pending, to exit at the
+/// first entry into the active state (SDM Vol. 3C 26.2, "Other Causes of VM
+/// Exits"; 28.2.1, table "Exit Qualification for ... SIPIs").
+#[test]
+fn wait_for_sipi_guests_exit_on_a_sipi() {
+    let mut t = Table::default();
+    t.case(
+        VmxCase::guest("a sipi ends wait-for-sipi with exit 4", |a, _| {
+            a.mov(r12d, 0x5151)?;
+            a.vmcall()
+        })
+        .setup(|a, _| wait_for_sipi(a, &ap_sends(1, &[ICR_SIPI_42])))
+        .on_exit(sipi_then_active),
+        vec![
+            reason(0, 4),
+            qual(0, 0x42),
+            that("saved activity state wait-for-sipi", |r| {
+                r.exits[0].activity == 3
+            }),
+            that("no l2 instruction ran before the sipi", |r| {
+                r.exits[0].rip == r.user[1] && r.user[1] != 0
+            }),
+            reason(1, 18),
+            gpr(12, 0x5151),
+            exits(2),
+        ],
+    );
+    t.case(
+        VmxCase::guest(
+            "an init in wait-for-sipi is held until the guest is active",
+            |a, _| {
+                a.mov(r12d, 0x5252)?;
+                a.vmcall()
+            },
+        )
+        .setup(|a, _| wait_for_sipi(a, &ap_sends(1, &[ICR_INIT, ICR_SIPI_42])))
+        .on_exit(sipi_then_active),
+        vec![
+            reason(0, 4),
+            qual(0, 0x42),
+            reason(1, 3),
+            that("the init exit came before l2's first instruction", |r| {
+                r.exits[1].rip == r.user[1]
+            }),
+            reason(2, 18),
+            gpr(12, 0x5252),
+            exits(3),
+        ],
+    );
+    let mut cfg = testsuites::config();
+    cfg.platform.cpus = 2;
+    let run = t.run_with(cfg);
+    let m = &run.outcome.machine;
+    let a = &m.dev.lapics[0];
+    assert!(!a.init_pending && !a.wait_for_sipi && !a.sipi_exits);
+    let by = &m.stats.vmexits.by_reason;
+    eprintln!("vmx wait-for-sipi: 2 cases passed; exits {by:?}");
+}
+
+/// With one vCPU nothing can send a SIPI: a guest entered in wait-for-SIPI
+/// never runs again, and the machine says so (it does not run L2's code).
+#[test]
+fn wait_for_sipi_on_one_vcpu_halts_forever() {
+    let mut suite = guestkit::vmx::VmxSuite::new();
+    suite.push(
+        VmxCase::guest("wait-for-sipi alone", |a, _| {
+            a.mov(r12d, 0x5353)?;
+            a.vmcall()
+        })
+        .setup(|a, _| vmw(a, F::GuestActivityState, 3)),
+    );
+    let r = run_suite_with(suite, testsuites::config());
+    assert_eq!(r.outcome.stop, nestemu::Stop::HaltForever);
+    assert!(r.record("wait-for-sipi alone").exits.is_empty());
+    assert!(r.outcome.machine.dev.lapics[0].sipi_exits);
 }

@@ -193,6 +193,12 @@ pub struct LocalApic {
     /// The vector of the start-up IPI accepted and not yet acted on.
     #[serde(default)]
     pub sipi: Option<u8>,
+    /// The processor waits for a SIPI as a VMX guest (guest activity state
+    /// wait-for-SIPI, SDM Vol. 3C 25.4.2): INIT is blocked (it stays
+    /// pending) and a SIPI causes a VM exit instead of starting the
+    /// processor (26.2, "Other Causes of VM Exits").
+    #[serde(default)]
+    pub sipi_exits: bool,
     /// IA32_TIME_STAMP_COUNTER minus cycles of this APIC's processor while
     /// it is parked (SMP; the running processor's comes with each call):
     /// the TSC-deadline timer compares against its own processor's TSC.
@@ -238,6 +244,7 @@ impl LocalApic {
             init_pending: false,
             wait_for_sipi: false,
             sipi: None,
+            sipi_exits: false,
             parked_tsc_offset: 0,
             extint_pending: false,
             smi_count: 0,

@@ -247,6 +247,8 @@ impl Machine {
             self.smp_swap(next);
         }
         self.smp.counters[next].scheduled += 1;
+        self.smp.switch_at = self.stats.cycles.saturating_add(self.smp.quantum);
+        self.dev.touch();
         let a = &mut self.dev.lapics[next];
         if a.wait_for_sipi {
             let vector = a
@@ -254,11 +256,40 @@ impl Machine {
                 .take()
                 .expect("a runnable vCPU waiting for SIPI has one");
             a.wait_for_sipi = false;
+            if a.sipi_exits {
+                return self.sipi_exit(vector);
+            }
             self.smp_start(vector);
         }
-        self.smp.switch_at = self.stats.cycles.saturating_add(self.smp.quantum);
-        self.dev.touch();
         Ok(())
+    }
+
+    /// The running vCPU is a VMX guest in the wait-for-SIPI activity state:
+    /// NMIs, interrupts, INIT and the VMX-preemption timer are blocked there
+    /// (SDM Vol. 3C 26.2, 26.5.1), so it yields to the other vCPUs until a
+    /// SIPI arrives; with one vCPU nothing can ever send one.
+    #[cold]
+    pub(crate) fn vmx_sipi_wait(&mut self) -> Result<(), Stop> {
+        if !self.smp.active() {
+            return Err(Stop::HaltForever);
+        }
+        self.smp.switch_at = 0;
+        Ok(())
+    }
+
+    /// A SIPI reaches the running vCPU, a VMX guest waiting for one: a VM
+    /// exit with the vector as exit qualification, which changes no
+    /// register of the guest (SDM Vol. 3C 26.2, 28.2.1).
+    fn sipi_exit(&mut self, vector: u8) -> Result<(), Stop> {
+        let cpu = self.smp.current;
+        self.smp.counters[cpu].sipis += 1;
+        let info =
+            vmx_model::decide::sipi_exit(vmx_model::event::ActivityState::WaitForSipi, vector)
+                .expect("a guest waiting for a SIPI exits on one");
+        // The exit saves the activity state while the flag still says so.
+        let r = crate::virt::vmx::perform_exit(self, crate::virt::vmx::PendingExit::new(info));
+        self.dev.lapics[cpu].sipi_exits = false;
+        r
     }
 
     /// Every vCPU is halted or waiting for a SIPI: time moves to the next
@@ -346,6 +377,11 @@ impl Machine {
     pub(crate) fn take_init(&mut self) -> Option<Result<(), Stop>> {
         use svm_model::interrupts::Routing;
         let cpu = self.smp.current;
+        if self.dev.lapics[cpu].sipi_exits {
+            // Blocked in the wait-for-SIPI state; no VM exit (SDM Vol. 3C
+            // 26.2).
+            return None;
+        }
         if self.virt.mode == GuestMode::VmxNonRoot {
             self.dev.lapics[cpu].init_pending = false;
             self.dev.lapics[cpu].sipi = None;

@@ -172,4 +172,14 @@ pub fn dump_images() {
         let b = build(&f());
         std::fs::write(format!("{dir}/platform_{name}.bin"), &b.image).expect("write an image");
     }
+    // The SMP suite, built for a vCPU count the file name carries
+    // (`.smpN`; the comparison script passes `-smp N`).
+    for cpus in SMP_DUMPS {
+        let b = build(&smp::program(cpus));
+        std::fs::write(format!("{dir}/platform_smp.smp{cpus}.bin"), &b.image)
+            .expect("write an image");
+    }
 }
+
+/// The vCPU counts the SMP suite is dumped and run with by runners.
+pub const SMP_DUMPS: [u64; 2] = [2, 4];

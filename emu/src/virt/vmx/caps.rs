@@ -118,7 +118,9 @@ pub fn features(model: &CpuModel) -> VmxFeatures {
     f.entry &= ENTRY;
     f.ept_vpid = EPT_VPID;
     f.misc.activity_shutdown = false;
-    f.misc.activity_wait_for_sipi = false;
+    // Wait-for-SIPI: a guest in it leaves only by a SIPI's VM exit
+    // (`crate::smp`, `testsuites/tests/vmx_platform.rs`).
+    f.misc.activity_wait_for_sipi = true;
     f.widths = model.widths;
     // A guest may use 5-level paging where the model has it (SDM Vol. 3C
     // A.8: CR4 bits allowed 1 in VMX operation); the end-to-end test is a

@@ -137,6 +137,18 @@ fn enter(m: &mut Machine, g: GuestEntry) -> Result<(), Stop> {
         None
     };
     m.virt.vmx.guest.pending = pending.map(|r| PendingExit::new(ExitInfo::new(r, 0)));
+    if g.activity == ActivityState::WaitForSipi {
+        // The processor waits for a SIPI; the exits VM entry may leave
+        // pending "do not occur if the logical processor just entered ...
+        // the wait-for-SIPI state" (SDM Vol. 3C 27.7.7, 27.7.8), and no
+        // event is injected (27.3.1.5 checks it).
+        m.virt.vmx.guest.pending = None;
+        let a = &mut m.dev.lapics[m.dev.current_cpu];
+        a.wait_for_sipi = true;
+        a.sipi_exits = true;
+        a.sipi = None;
+        m.smp.switch_at = 0;
+    }
     if let Some(ev) = g.event {
         inject(m, &g, ev)?;
         if m.virt.mode == GuestMode::VmxNonRoot
@@ -172,7 +184,7 @@ fn load_guest(m: &mut Machine, g: &GuestEntry) {
     if !g.virtual_nmis {
         cpu.events.nmi_blocked = b.contains(Interruptibility::NMI);
     }
-    cpu.events.halted = g.activity == ActivityState::Hlt;
+    cpu.events.halted = matches!(g.activity, ActivityState::Hlt | ActivityState::WaitForSipi);
     cpu.update_mode();
 }
 

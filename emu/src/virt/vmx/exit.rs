@@ -69,7 +69,9 @@ fn snapshot(m: &Machine, rip: Option<u64>) -> GuestSnapshot {
         rip: rip.unwrap_or(m.cpu.rip),
         rsp: m.cpu.rsp(),
         rflags: m.cpu.flags.get(),
-        activity: if ev.halted {
+        activity: if m.dev.lapics[m.dev.current_cpu].sipi_exits {
+            ActivityState::WaitForSipi
+        } else if ev.halted {
             ActivityState::Hlt
         } else {
             ActivityState::Active
