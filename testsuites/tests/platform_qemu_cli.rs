@@ -17,12 +17,7 @@ fn image_file(name: &str, image: &[u8]) -> PathBuf {
 }
 
 /// The command line of kvm-unit-tests' x86/run (with --no-reboot, as newer
-/// versions pass it) for `kernel`.
-fn runner_args(kernel: &str) -> Vec<String> {
-    runner_args_smp(kernel, 1)
-}
-
-/// [`runner_args`] with `-smp cpus`.
+/// versions pass it) for `kernel` on `cpus` vCPUs.
 fn runner_args_smp(kernel: &str, cpus: u64) -> Vec<String> {
     format!(
         "--no-reboot -nodefaults -global kvm-pit.lost_tick_policy=discard \
