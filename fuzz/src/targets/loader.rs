@@ -93,10 +93,10 @@ impl Target for Loader {
             }
         };
         match multiboot::boot(&mut m, &img, &cmd, &mods) {
-            Err(e) => Ok(Outcome::new(format!(
-                "LoadError: {}",
-                crate::normalize(&e.0)
-            ))),
+            // The machine's RAM was allocated before the image was refused.
+            Err(e) => {
+                Ok(Outcome::new(format!("LoadError: {}", crate::normalize(&e.0))).with_ram(ram))
+            }
             Ok(k) => {
                 if m.cpu.rip != k.entry {
                     return Err(format!(
