@@ -113,7 +113,9 @@ impl Tags {
                 Vec::new()
             },
             ways: ways as usize,
-            set_bits: (slots.len() / (ways.max(1) as usize)).max(1).trailing_zeros(),
+            set_bits: (slots.len() / (ways.max(1) as usize))
+                .max(1)
+                .trailing_zeros(),
         };
         for (i, e) in slots.iter().enumerate() {
             t.set(i, tag_of(e));
@@ -122,32 +124,43 @@ impl Tags {
     }
 
     #[inline]
-    fn bucket(&self, slot: usize, tag: u64) -> usize {
-        slot / self.ways * HINTS + ((tag >> self.set_bits) as usize & (HINTS - 1))
+    fn bucket(&self, set: usize, tag: u64) -> usize {
+        set * HINTS + ((tag >> self.set_bits) as usize & (HINTS - 1))
     }
 
     /// Slot `i` now holds an entry with tag `tag`.
     #[inline]
     fn set(&mut self, i: usize, tag: u64) {
+        let set = if self.counts.is_empty() {
+            0
+        } else {
+            i / self.ways
+        };
+        self.set_in(i, set, tag);
+    }
+
+    /// [`Tags::set`] of slot `i` of set `set` (no division on the fill
+    /// path).
+    #[inline]
+    fn set_in(&mut self, i: usize, set: usize, tag: u64) {
         let old = self.tags[i];
         if !self.counts.is_empty() {
             if old != NO_TAG {
-                let b = self.bucket(i, old);
+                let b = self.bucket(set, old);
                 self.counts[b] -= 1;
             }
             if tag != NO_TAG {
-                let b = self.bucket(i, tag);
+                let b = self.bucket(set, tag);
                 self.counts[b] += 1;
             }
         }
         self.tags[i] = tag;
     }
 
-    /// False if no valid entry of the set starting at slot `start` has key
-    /// `key`.
+    /// False if no valid entry of set `set` has key `key`.
     #[inline]
-    fn may_hold(&self, start: usize, key: u64) -> bool {
-        self.counts.is_empty() || self.counts[self.bucket(start, key)] != 0
+    fn may_hold(&self, set: usize, key: u64) -> bool {
+        self.counts.is_empty() || self.counts[self.bucket(set, key)] != 0
     }
 }
 
@@ -292,7 +305,8 @@ impl<E: Slot> SetAssoc<E> {
                 }
             }
         }
-        let found = if !self.tags.may_hold(range.start, key) {
+        let set = (key & (self.sets as u64 - 1)) as usize;
+        let found = if !self.tags.may_hold(set, key) {
             None
         } else {
             self.tags.tags[range.clone()]
@@ -321,9 +335,9 @@ impl<E: Slot> SetAssoc<E> {
             return;
         }
         let range = self.set_range(key);
-        let set = range.start / self.ways as usize;
+        let set = (key & (self.sets as u64 - 1)) as usize;
         let slots = &self.slots;
-        let same_at = if !self.tags.may_hold(range.start, key) {
+        let same_at = if !self.tags.may_hold(set, key) {
             None
         } else {
             self.tags.tags[range.clone()]
@@ -344,12 +358,13 @@ impl<E: Slot> SetAssoc<E> {
             Some(i) => i,
             None => {
                 let way = self.fifo[set] as usize;
-                self.fifo[set] = ((way + 1) % self.ways as usize) as u16;
+                let next = way + 1;
+                self.fifo[set] = if next == self.ways as usize { 0 } else { next } as u16;
                 range.start + way
             }
         };
         self.slots[at] = e;
-        self.tags.set(at, tag_of(&e));
+        self.tags.set_in(at, set, tag_of(&e));
     }
 
     /// Invalidates every entry of `key`'s set satisfying `kill`.
