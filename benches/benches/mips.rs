@@ -37,8 +37,18 @@ fn main() {
     let loads = [
         ("a", "integer loop", w::integer_loop(iters), false),
         ("b", "memory loop, paging", w::memory(rounds), false),
-        ("c", "memory loop, L2 under EPT", w::memory_ept(rounds), false),
-        ("d", "memory loop, L2 under NPT", w::memory_npt(rounds), true),
+        (
+            "c",
+            "memory loop, L2 under EPT",
+            w::memory_ept(rounds),
+            false,
+        ),
+        (
+            "d",
+            "memory loop, L2 under NPT",
+            w::memory_npt(rounds),
+            true,
+        ),
     ];
     for (key, name, program, amd) in &loads {
         if !picked.is_empty() && !picked.iter().any(|p| p == key) {
