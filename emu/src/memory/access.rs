@@ -283,10 +283,7 @@ impl Machine {
     #[inline(always)]
     pub fn phys_read(&mut self, pa: u64, size: usize) -> u64 {
         if let Some(off) = self.ram.offset(pa, size as u64) {
-            let b = self.ram.slice(off, size);
-            let mut v = [0u8; 8];
-            v[..size].copy_from_slice(b);
-            return u64::from_le_bytes(v);
+            return self.ram.read_sized(off, size);
         }
         self.phys_read_slow(pa, size)
     }
@@ -315,9 +312,7 @@ impl Machine {
             if self.code.is_code_page(pa) || self.code.is_code_page(pa + size as u64 - 1) {
                 self.invalidate_code(pa, size);
             }
-            self.ram
-                .slice_mut(off, size)
-                .copy_from_slice(&v.to_le_bytes()[..size]);
+            self.ram.write_sized(off, size, v);
             return Ok(());
         }
         self.phys_write_slow(pa, size, v)

@@ -159,6 +159,36 @@ impl Ram {
         self.bytes[off..off + N].copy_from_slice(&v);
     }
 
+    /// Reads `size` (1, 2, 4 or 8; other sizes up to 8 take a byte loop)
+    /// bytes little-endian at buffer offset `off`. Each common size is a
+    /// fixed-width load, not a copy of run-time length.
+    #[inline(always)]
+    pub fn read_sized(&self, off: usize, size: usize) -> u64 {
+        match size {
+            8 => u64::from_le_bytes(self.read_le::<8>(off)),
+            4 => u32::from_le_bytes(self.read_le::<4>(off)) as u64,
+            2 => u16::from_le_bytes(self.read_le::<2>(off)) as u64,
+            1 => self.bytes[off] as u64,
+            _ => self.bytes[off..off + size]
+                .iter()
+                .rev()
+                .fold(0, |v, &b| v << 8 | b as u64),
+        }
+    }
+
+    /// Writes the low `size` (1..=8) bytes of `v` little-endian at buffer
+    /// offset `off`, as [`Ram::read_sized`] reads them.
+    #[inline(always)]
+    pub fn write_sized(&mut self, off: usize, size: usize, v: u64) {
+        match size {
+            8 => self.write_le::<8>(off, v.to_le_bytes()),
+            4 => self.write_le::<4>(off, (v as u32).to_le_bytes()),
+            2 => self.write_le::<2>(off, (v as u16).to_le_bytes()),
+            1 => self.bytes[off] = v as u8,
+            _ => self.bytes[off..off + size].copy_from_slice(&v.to_le_bytes()[..size]),
+        }
+    }
+
     /// The whole buffer (for snapshots and the differential tester).
     pub fn as_slice(&self) -> &[u8] {
         &self.bytes

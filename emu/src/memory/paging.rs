@@ -27,11 +27,7 @@ impl PhysMemory for WalkMemory<'_> {
     fn read_entry(&mut self, pa: PhysAddr, size: EntrySize) -> u64 {
         let n = size.bytes() as usize;
         match self.ram.offset(pa.0, n as u64) {
-            Some(off) => {
-                let mut b = [0u8; 8];
-                b[..n].copy_from_slice(self.ram.slice(off, n));
-                u64::from_le_bytes(b)
-            }
+            Some(off) => self.ram.read_sized(off, n),
             None => u64::MAX >> (64 - 8 * n),
         }
     }
@@ -48,9 +44,7 @@ impl PhysMemory for WalkMemory<'_> {
             self.code.invalidate_page(pa.0);
             *self.stop_block = true;
         }
-        self.ram
-            .slice_mut(off, n)
-            .copy_from_slice(&new.to_le_bytes()[..n]);
+        self.ram.write_sized(off, n, new);
         true
     }
 }

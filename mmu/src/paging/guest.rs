@@ -270,7 +270,8 @@ where
                     root_start
                 }
             };
-            let path = self.walk(fmt, start)?;
+            let mut path = Path::EMPTY;
+            self.walk(fmt, start, &mut path)?;
             let attrs = format::leaf_attrs(path.leaf_entry(), path.size, mode.is_ia32e());
             if let Err(code) = self.policy.check(path.rights, attrs.pkey, self.access) {
                 return Err(self.page_fault(code));
@@ -304,7 +305,12 @@ where
         }
     }
 
-    fn walk<F: Format>(&mut self, fmt: &F, start: Start) -> Result<Path, TranslateFault> {
+    fn walk<F: Format>(
+        &mut self,
+        fmt: &F,
+        start: Start,
+        path: &mut Path,
+    ) -> Result<(), TranslateFault> {
         let res = match self.nested {
             None => {
                 let mut t = DirectTables {
@@ -315,7 +321,7 @@ where
                     for_guest_level: None,
                     reads: 0,
                 };
-                let r = walk::walk(fmt, self.la, start, &mut t)
+                let r = walk::walk(fmt, self.la, start, &mut t, path)
                     .map_err(|e| e.map(TranslateFault::from));
                 self.stats.guest_reads += t.reads;
                 r
@@ -331,7 +337,7 @@ where
                     caches: &mut *self.caches,
                     stats: &mut *self.stats,
                 };
-                walk::walk(fmt, self.la, start, &mut t)
+                walk::walk(fmt, self.la, start, &mut t, path)
             }
         };
         res.map_err(|e| match e {

@@ -368,10 +368,11 @@ where
             for_guest_level: req.for_guest_level(),
             reads: 0,
         };
-        let res = walk::walk(&fmt, req.gpa, start, &mut tables);
+        let mut path = Path::EMPTY;
+        let res = walk::walk(&fmt, req.gpa, start, &mut tables, &mut path);
         stats.nested_reads += tables.reads;
-        let path = match res {
-            Ok(path) => path,
+        match res {
+            Ok(()) => {}
             Err(e) => {
                 caches.nested_fault(req.gpa);
                 return Err(match e {

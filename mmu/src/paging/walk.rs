@@ -104,6 +104,22 @@ pub struct Path {
 }
 
 impl Path {
+    /// A path with nothing read yet, for [`walk`] to fill.
+    pub const EMPTY: Path = Path {
+        steps: [Step {
+            entry: 0,
+            pa: 0,
+            addr: 0,
+            writable: false,
+            nrights: 0,
+        }; 6],
+        top: 0,
+        leaf: 0,
+        rights: 0,
+        frame: 0,
+        size: PageSize::Size4K,
+    };
+
     /// The leaf entry.
     #[inline]
     pub fn leaf_entry(&self) -> u64 {
@@ -194,20 +210,23 @@ impl<M: PhysMemory + ?Sized, R: WalkRecorder + ?Sized> Tables for DirectTables<'
 /// a reserved bit; AND its rights in; follow it or finish at a leaf. Rights are
 /// checked by the caller afterwards (SDM Vol. 3A 4.7: a page fault reports
 /// "not present" or "reserved bit" before any access-rights violation).
+///
+/// The path is built in `path` (the caller's, so the walk's record is not
+/// moved through `Result`s on the miss path); only the levels from
+/// `start.level` down to the leaf are written.
+#[inline]
 pub fn walk<F: Format, T: Tables>(
     fmt: &F,
     addr: u64,
     start: Start,
     tables: &mut T,
-) -> Result<Path, WalkError<T::Fault>> {
-    let mut path = Path {
-        steps: [Step::default(); 6],
-        top: start.level,
-        leaf: start.level,
-        rights: start.rights,
-        frame: 0,
-        size: PageSize::Size4K,
-    };
+    path: &mut Path,
+) -> Result<(), WalkError<T::Fault>> {
+    path.top = start.level;
+    path.leaf = start.level;
+    path.rights = start.rights;
+    path.frame = 0;
+    path.size = PageSize::Size4K;
     let mut table = start.table;
     let mut level = start.level;
     loop {
@@ -235,7 +254,7 @@ pub fn walk<F: Format, T: Tables>(
                 path.leaf = level;
                 path.frame = frame;
                 path.size = size;
-                return Ok(path);
+                return Ok(());
             }
         }
     }
@@ -243,6 +262,7 @@ pub fn walk<F: Format, T: Tables>(
 
 /// The levels of `path` whose entry needs its accessed (or, at the leaf with
 /// `write`, dirty) flag set, as (level, new value) pairs, top first.
+#[inline]
 pub fn ad_updates<F: Format>(fmt: &F, path: &Path, write: bool) -> ([(u8, u64); 5], usize) {
     let mut out = [(0u8, 0u64); 5];
     let mut n = 0;

@@ -29,6 +29,26 @@ pub trait Slot: Copy + Default {
     fn sane(&self) -> bool {
         true
     }
+
+    /// The key a valid entry is inserted under. Every lookup's `hit` and
+    /// every insert's `same` must imply `valid() && array_key() == key`:
+    /// the array keeps these keys apart ([`SetAssoc`]'s tags) and compares
+    /// an entry only where its tag equals the key looked for.
+    fn array_key(&self) -> u64;
+}
+
+/// The tag of a slot that holds no entry (no key is all ones: keys are
+/// page numbers or small constants).
+const NO_TAG: u64 = u64::MAX;
+
+/// The tag of `e`: its array key if valid, else [`NO_TAG`].
+#[inline]
+fn tag_of<E: Slot>(e: &E) -> u64 {
+    if e.valid() {
+        e.array_key()
+    } else {
+        NO_TAG
+    }
 }
 
 /// Physical addresses stay below 2^52 (the largest MAXPHYADDR, SDM Vol. 3A
@@ -60,6 +80,88 @@ pub struct SetAssoc<E> {
     sets: u32,
     ways: u32,
     set_bits: u32,
+    /// Host-side: the slots' keys, a function of `slots` rebuilt when a
+    /// stored array is loaded.
+    #[serde(skip)]
+    tags: Tags,
+}
+
+/// The keys of an array's slots ([`tag_of`] each), so a search reads 8
+/// bytes per way and compares whole entries only where the key matches;
+/// and for wide sets, per set, how many valid entries have a key in each
+/// of [`HINTS`] buckets (the key bits above the set index, modulo `HINTS`),
+/// so a miss in a 64-way set
+/// usually costs one load instead of a scan. Nothing modelled depends on
+/// it: it only says where an entry cannot be.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Tags {
+    tags: Vec<u64>,
+    /// `HINTS` counts per set, for sets wider than [`HINTED_WAYS`].
+    counts: Vec<u16>,
+    ways: usize,
+    /// Set-index bits of a key.
+    set_bits: u32,
+}
+
+impl Tags {
+    fn new<E: Slot>(slots: &[E], ways: u32) -> Self {
+        let mut t = Tags {
+            tags: vec![NO_TAG; slots.len()],
+            counts: if ways > HINTED_WAYS {
+                vec![0; slots.len() / ways as usize * HINTS]
+            } else {
+                Vec::new()
+            },
+            ways: ways as usize,
+            set_bits: (slots.len() / (ways.max(1) as usize))
+                .max(1)
+                .trailing_zeros(),
+        };
+        for (i, e) in slots.iter().enumerate() {
+            t.set(i, tag_of(e));
+        }
+        t
+    }
+
+    #[inline]
+    fn bucket(&self, set: usize, tag: u64) -> usize {
+        set * HINTS + ((tag >> self.set_bits) as usize & (HINTS - 1))
+    }
+
+    /// Slot `i` now holds an entry with tag `tag`.
+    #[inline]
+    fn set(&mut self, i: usize, tag: u64) {
+        let set = if self.counts.is_empty() {
+            0
+        } else {
+            i / self.ways
+        };
+        self.set_in(i, set, tag);
+    }
+
+    /// [`Tags::set`] of slot `i` of set `set` (no division on the fill
+    /// path).
+    #[inline]
+    fn set_in(&mut self, i: usize, set: usize, tag: u64) {
+        let old = self.tags[i];
+        if !self.counts.is_empty() {
+            if old != NO_TAG {
+                let b = self.bucket(set, old);
+                self.counts[b] -= 1;
+            }
+            if tag != NO_TAG {
+                let b = self.bucket(set, tag);
+                self.counts[b] += 1;
+            }
+        }
+        self.tags[i] = tag;
+    }
+
+    /// False if no valid entry of set `set` has key `key`.
+    #[inline]
+    fn may_hold(&self, set: usize, key: u64) -> bool {
+        self.counts.is_empty() || self.counts[self.bucket(set, key)] != 0
+    }
 }
 
 /// A [`SetAssoc`] as stored, before its checks.
@@ -114,6 +216,7 @@ impl<E: Slot> TryFrom<Stored<E>> for SetAssoc<E> {
             return bad("an entry no fill makes");
         }
         Ok(Self {
+            tags: Tags::new(&s.slots, s.ways),
             slots: s.slots,
             fifo: s.fifo,
             hint: s.hint,
@@ -135,8 +238,10 @@ impl<E: Slot> SetAssoc<E> {
             (entries / ways, ways)
         };
         let hinted = ways > HINTED_WAYS;
+        let slots = vec![E::default(); (sets * ways) as usize];
         Self {
-            slots: vec![E::default(); (sets * ways) as usize],
+            tags: Tags::new(&slots, ways),
+            slots,
             fifo: vec![0; sets as usize],
             hint: if hinted {
                 vec![0; sets as usize * HINTS]
@@ -200,7 +305,27 @@ impl<E: Slot> SetAssoc<E> {
                 }
             }
         }
-        self.slots[range].iter().find(|e| hit(e))
+        let set = (key & (self.sets as u64 - 1)) as usize;
+        let found = if !self.tags.may_hold(set, key) {
+            None
+        } else {
+            self.tags.tags[range.clone()]
+                .iter()
+                .zip(&self.slots[range.clone()])
+                .find(|&(&t, e)| t == key && hit(e))
+                .map(|(_, e)| e)
+        };
+        debug_assert!(
+            core::ptr::eq(
+                found.map_or(core::ptr::null(), |e| e as *const E),
+                self.slots[range]
+                    .iter()
+                    .find(|e| hit(e))
+                    .map_or(core::ptr::null(), |e| e as *const E)
+            ),
+            "a hit outside the key's tags"
+        );
+        found
     }
 
     /// Inserts `e` into `key`'s set, replacing an entry for which `same`
@@ -210,17 +335,36 @@ impl<E: Slot> SetAssoc<E> {
             return;
         }
         let range = self.set_range(key);
-        let set = range.start / self.ways as usize;
-        if let Some(slot) = self.slots[range.clone()]
-            .iter_mut()
-            .find(|x| x.valid() && same(x))
-        {
-            *slot = e;
-            return;
-        }
-        let way = self.fifo[set] as usize;
-        self.slots[range.start + way] = e;
-        self.fifo[set] = ((way + 1) % self.ways as usize) as u16;
+        let set = (key & (self.sets as u64 - 1)) as usize;
+        let slots = &self.slots;
+        let same_at = if !self.tags.may_hold(set, key) {
+            None
+        } else {
+            self.tags.tags[range.clone()]
+                .iter()
+                .enumerate()
+                .find(|&(j, &t)| t == key && same(&slots[range.start + j]))
+                .map(|(j, _)| range.start + j)
+        };
+        debug_assert_eq!(
+            same_at,
+            slots[range.clone()]
+                .iter()
+                .position(|x| x.valid() && same(x))
+                .map(|j| range.start + j),
+            "a matching entry outside the key's tags"
+        );
+        let at = match same_at {
+            Some(i) => i,
+            None => {
+                let way = self.fifo[set] as usize;
+                let next = way + 1;
+                self.fifo[set] = if next == self.ways as usize { 0 } else { next } as u16;
+                range.start + way
+            }
+        };
+        self.slots[at] = e;
+        self.tags.set_in(at, set, tag_of(&e));
     }
 
     /// Invalidates every entry of `key`'s set satisfying `kill`.
@@ -229,12 +373,13 @@ impl<E: Slot> SetAssoc<E> {
             return 0;
         }
         let range = self.set_range(key);
-        kill_where(&mut self.slots[range], kill)
+        kill_where(&mut self.slots, &mut self.tags, range, kill)
     }
 
     /// Invalidates every entry satisfying `kill`.
     pub fn invalidate_all_where(&mut self, kill: impl Fn(&E) -> bool) -> usize {
-        kill_where(&mut self.slots, kill)
+        let all = 0..self.slots.len();
+        kill_where(&mut self.slots, &mut self.tags, all, kill)
     }
 
     /// Every valid entry.
@@ -249,17 +394,27 @@ impl<E: Slot> SetAssoc<E> {
 
     /// Applies `f` to every valid entry.
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut E)) {
-        for s in self.slots.iter_mut().filter(|e| e.valid()) {
-            f(s);
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if s.valid() {
+                f(s);
+                self.tags.set(i, tag_of(s));
+            }
         }
     }
 }
 
-fn kill_where<E: Slot>(slots: &mut [E], kill: impl Fn(&E) -> bool) -> usize {
+fn kill_where<E: Slot>(
+    slots: &mut [E],
+    tags: &mut Tags,
+    range: core::ops::Range<usize>,
+    kill: impl Fn(&E) -> bool,
+) -> usize {
     let mut n = 0;
-    for s in slots.iter_mut() {
+    for i in range {
+        let s = &mut slots[i];
         if s.valid() && kill(s) {
             *s = E::default();
+            tags.set(i, NO_TAG);
             n += 1;
         }
     }
@@ -275,6 +430,9 @@ mod tests {
     impl Slot for E {
         fn valid(&self) -> bool {
             self.0 != 0
+        }
+        fn array_key(&self) -> u64 {
+            self.0
         }
     }
 

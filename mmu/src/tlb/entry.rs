@@ -89,6 +89,12 @@ impl Slot for TlbEntry {
     fn sane(&self) -> bool {
         self.frame < super::array::PHYS_LIMIT && matches!(self.guest_shift, 12 | 21 | 22 | 30)
     }
+
+    /// Entries go in by their key without the page-size code.
+    #[inline]
+    fn array_key(&self) -> u64 {
+        self.key >> 2
+    }
 }
 
 /// log2 of an entry's page size from its key code.

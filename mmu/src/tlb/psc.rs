@@ -43,6 +43,12 @@ impl Slot for PscSlot {
     fn sane(&self) -> bool {
         self.next_base < super::array::PHYS_LIMIT && self.host_base < super::array::PHYS_LIMIT
     }
+
+    /// The caches are fully associative, every entry under key 0.
+    #[inline]
+    fn array_key(&self) -> u64 {
+        0
+    }
 }
 
 impl PscSlot {
@@ -321,6 +327,13 @@ impl Slot for NestedTlbEntry {
 
     fn sane(&self) -> bool {
         self.hpa < super::array::PHYS_LIMIT && matches!(self.shift, 12 | 21 | 22 | 30)
+    }
+
+    /// Entries go in by guest-physical page number ([`ntlb_key`] without
+    /// its valid bit).
+    #[inline]
+    fn array_key(&self) -> u64 {
+        self.key >> 1
     }
 }
 
