@@ -91,7 +91,9 @@ fn main() {
     println!(
         "\n| workload | guest insns | Bochs' count | exits | nestemu MIPS | nestemu exits/s | Bochs MIPS | Bochs exits/s | nestemu/Bochs | QEMU MIPS | QEMU exits/s | nestemu/QEMU |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
     for l in loads {
         let built = l.program.build().expect("the workload builds");
         let image = dir.join("image.bin");

@@ -316,6 +316,8 @@ pub fn bochs(bochs: &Path, dir: &Path, disk: &Path, cylinders: u64, svm: bool) -
 /// the log [`bochs`] leaves in `dir`: a check that Bochs ran the same path.
 pub fn bochs_ticks(dir: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(dir.join("bochs.log")).ok()?;
-    let line = text.lines().find(|l| l.contains(">>PANIC<< Shutdown port"))?;
+    let line = text
+        .lines()
+        .find(|l| l.contains(">>PANIC<< Shutdown port"))?;
     line.get(..11)?.parse().ok()
 }
