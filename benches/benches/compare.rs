@@ -7,7 +7,7 @@
 //! multiplies the workload sizes). An emulator that is not installed is
 //! reported as such and nestemu is measured alone.
 
-use nestemu_benches::compare::{bochs, bochs_disk, qemu, which, Timed};
+use nestemu_benches::compare::{bochs, bochs_disk, bochs_ticks, qemu, which, Timed};
 use nestemu_benches::workloads as w;
 use nestemu_benches::{config, run};
 
@@ -87,10 +87,13 @@ fn main() {
     }
     let mut base_q = 0.0;
     let mut base_b = 0.0;
+    let (mut base_ticks, mut base_insns) = (0u64, 0u64);
     println!(
-        "\n| workload | guest insns | exits | nestemu MIPS | nestemu exits/s | Bochs MIPS | Bochs exits/s | nestemu/Bochs | QEMU MIPS | QEMU exits/s | nestemu/QEMU |"
+        "\n| workload | guest insns | Bochs' count | exits | nestemu MIPS | nestemu exits/s | Bochs MIPS | Bochs exits/s | nestemu/Bochs | QEMU MIPS | QEMU exits/s | nestemu/QEMU |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
     for l in loads {
         let built = l.program.build().expect("the workload builds");
         let image = dir.join("image.bin");
@@ -116,17 +119,27 @@ fn main() {
             (Some(_), Some(false)) => Err("no VT-x in TCG".into()),
             (Some(bin), _) => qemu(bin, &image, svm),
         };
+        // Bochs' own instruction count (BIOS and boot sector included),
+        // less the empty program's: it should equal nestemu's count less
+        // the empty program's, the sign that Bochs ran the same path.
+        let ticks = b.as_ref().ok().and_then(|_| bochs_ticks(&dir));
         if l.name == "empty" {
             base_b = *b.as_ref().unwrap_or(&0.0);
             base_q = *q.as_ref().unwrap_or(&0.0);
+            base_ticks = ticks.unwrap_or(0);
+            base_insns = n.instructions;
             println!(
-                "| start-up (subtracted below) | {} | | | | {} | | | {} | | |",
+                "| start-up (subtracted below) | {} | {} | | | | {} | | | {} | | |",
                 n.instructions,
+                ticks.map_or("-".into(), |t| t.to_string()),
                 fmt_secs(&b),
                 fmt_secs(&q)
             );
             continue;
         }
+        let bochs_count = ticks.map_or("-".into(), |t| {
+            format!("{}", (t - base_ticks.min(t)) + base_insns)
+        });
         let rate = |secs: f64| (n.instructions as f64 / secs / 1e6, n.exits as f64 / secs);
         let (nm, ne) = rate(n.seconds);
         let other = |t: &Timed, base: f64| -> [String; 3] {
@@ -143,7 +156,7 @@ fn main() {
         let [bm, be, br] = other(&b, base_b);
         let [qm, qe, qr] = other(&q, base_q);
         println!(
-            "| {} | {} | {} | {nm:.1} | {} | {bm} | {be} | {br} | {qm} | {qe} | {qr} |",
+            "| {} | {} | {bochs_count} | {} | {nm:.1} | {} | {bm} | {be} | {br} | {qm} | {qe} | {qr} |",
             l.name,
             n.instructions,
             n.exits,

@@ -11,18 +11,65 @@
 //! The cache holds the merged image VMRUN loaded, updated with every field
 //! #VMEXIT writes back. A VMRUN of a VMCB address not in the cache treats the
 //! clean field as zero (15.15.2).
+//!
+//! The cache also keeps one spare image buffer, so VMRUN reads the VMCB page
+//! into storage it already has and hands it over to the cache afterwards: no
+//! 4-KiB allocation or copy per world switch. The spare holds no state (it is
+//! overwritten before every use) and is not part of a snapshot.
 
 use crate::features::SvmConfig;
 use crate::vmcb::{CleanBits, VmcbField, VmcbImage};
 use serde::{Deserialize, Serialize};
 
 /// The VMCB state cache of one logical processor.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VmcbCache {
     capacity: usize,
     /// Most recently used first: (VMCB physical address, cached image).
     entries: Vec<(u64, VmcbImage)>,
+    /// Storage for the next VMRUN's image (contents meaningless).
+    #[serde(skip)]
+    spare: Option<VmcbImage>,
 }
+
+impl PartialEq for VmcbCache {
+    /// The architectural content: capacity and cached images (not the spare
+    /// buffer).
+    fn eq(&self, o: &Self) -> bool {
+        self.capacity == o.capacity && self.entries == o.entries
+    }
+}
+
+impl Eq for VmcbCache {}
+
+/// Number of fields a clean bit covers.
+const CLEAN_FIELD_COUNT: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < VmcbField::ALL.len() {
+        if VmcbField::ALL[i].clean().is_some() {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
+
+/// Every field a clean bit covers: (offset, width, clean-bit mask), derived
+/// from the layout table.
+const CLEAN_FIELDS: [(u16, u16, u32); CLEAN_FIELD_COUNT] = {
+    let mut t = [(0u16, 0u16, 0u32); CLEAN_FIELD_COUNT];
+    let (mut n, mut i) = (0, 0);
+    while i < VmcbField::ALL.len() {
+        let f = VmcbField::ALL[i];
+        if let Some(bit) = f.clean() {
+            t[n] = (f.offset() as u16, f.width() as u16, bit.mask());
+            n += 1;
+        }
+        i += 1;
+    }
+    t
+};
 
 impl Default for VmcbCache {
     fn default() -> Self {
@@ -39,7 +86,18 @@ impl VmcbCache {
         Self {
             capacity,
             entries: Vec::new(),
+            spare: None,
         }
+    }
+
+    /// An image buffer for the next VMRUN to read into (contents meaningless).
+    pub fn take_spare(&mut self) -> VmcbImage {
+        self.spare.take().unwrap_or_default()
+    }
+
+    /// Returns an image buffer for reuse.
+    pub fn recycle(&mut self, img: VmcbImage) {
+        self.spare = Some(img);
     }
 
     /// True if the VMCB at `pa` is cached.
@@ -58,23 +116,30 @@ impl VmcbCache {
     /// clean bits that were honoured.
     pub fn merge(&self, cfg: &SvmConfig, pa: u64, img: &VmcbImage) -> (VmcbImage, CleanBits) {
         let mut merged = img.clone();
+        let honoured = self.merge_into(cfg, pa, &mut merged);
+        (merged, honoured)
+    }
+
+    /// [`VmcbCache::merge`] in place: `img`, the VMCB's memory image, becomes
+    /// the merged image. Returns the clean bits that were honoured.
+    pub fn merge_into(&self, cfg: &SvmConfig, pa: u64, img: &mut VmcbImage) -> CleanBits {
         if !cfg.features.vmcb_clean {
-            return (merged, CleanBits(0));
+            return CleanBits(0);
         }
         let Some(cached) = self.get(pa) else {
-            return (merged, CleanBits(0));
+            return CleanBits(0);
         };
-        let clean = CleanBits(img.get(VmcbField::VmcbClean) as u32);
+        let clean = img.get(VmcbField::VmcbClean) as u32;
         let mut honoured = 0u32;
-        for f in VmcbField::ALL {
-            if let Some(bit) = f.clean() {
-                if clean.contains(bit) {
-                    merged.copy_field(cached, *f);
-                    honoured |= bit.mask();
+        if clean != 0 {
+            for &(at, len, mask) in &CLEAN_FIELDS {
+                if clean & mask != 0 {
+                    img.copy_range(cached, at.into(), len.into());
+                    honoured |= mask;
                 }
             }
         }
-        (merged, CleanBits(honoured))
+        CleanBits(honoured)
     }
 
     /// Records the state VMRUN loaded from the VMCB at `pa`.
@@ -87,11 +152,42 @@ impl VmcbCache {
         self.entries.truncate(self.capacity);
     }
 
+    /// [`VmcbCache::store`] taking the image: it replaces the cached image of
+    /// `pa` (whose storage becomes the spare buffer), or is kept as the spare
+    /// when nothing is cached.
+    pub fn store_owned(&mut self, cfg: &SvmConfig, pa: u64, mut img: VmcbImage) {
+        if !cfg.features.vmcb_clean || self.capacity == 0 {
+            self.spare = Some(img);
+            return;
+        }
+        match self.entries.iter().position(|(a, _)| *a == pa) {
+            Some(i) => {
+                core::mem::swap(&mut self.entries[i].1, &mut img);
+                self.entries[..=i].rotate_right(1);
+                self.spare = Some(img);
+            }
+            None => {
+                self.entries.insert(0, (pa, img));
+                if self.entries.len() > self.capacity {
+                    self.spare = self.entries.pop().map(|(_, i)| i);
+                }
+            }
+        }
+    }
+
     /// Records a field #VMEXIT wrote back to the VMCB at `pa`.
     pub fn update(&mut self, pa: u64, f: VmcbField, v: u64) {
-        if let Some((_, img)) = self.entries.iter_mut().find(|(a, _)| *a == pa) {
+        if let Some(img) = self.image_mut(pa) {
             img.set(f, v);
         }
+    }
+
+    /// The cached image of the VMCB at `pa`, to record what #VMEXIT writes.
+    pub fn image_mut(&mut self, pa: u64) -> Option<&mut VmcbImage> {
+        self.entries
+            .iter_mut()
+            .find(|(a, _)| *a == pa)
+            .map(|(_, i)| i)
     }
 
     /// Drops the VMCB at `pa` from the cache.
@@ -162,6 +258,57 @@ mod tests {
         let back: VmcbCache = serde_json::from_str(&json).unwrap();
         assert_eq!(back, cache);
         assert!(serde_json::from_str::<VmcbImage>("[1,2,3]").is_err());
+    }
+
+    #[test]
+    fn store_owned_matches_store() {
+        let cfg = SvmConfig::amd();
+        let (mut a, mut b) = (VmcbCache::new(2), VmcbCache::new(2));
+        let img = |v: u64| VmcbBuilder::long_mode().set(VmcbField::Rip, v).build();
+        for (pa, v) in [
+            (0x1000, 1),
+            (0x2000, 2),
+            (0x1000, 3),
+            (0x3000, 4),
+            (0x3000, 5),
+        ] {
+            a.store(&cfg, pa, &img(v));
+            b.store_owned(&cfg, pa, img(v));
+            assert_eq!(a, b);
+            let spare = b.take_spare();
+            b.recycle(spare);
+        }
+        assert_eq!(b.get(0x3000).unwrap().get(VmcbField::Rip), 5);
+        let first = SvmConfig::first_generation();
+        b.store_owned(&first, 0x4000, img(6));
+        assert!(!b.contains(0x4000));
+    }
+
+    #[test]
+    fn merge_into_matches_merge() {
+        let cfg = SvmConfig::amd();
+        let mut cache = VmcbCache::default();
+        cache.store(&cfg, 0x1000, &VmcbBuilder::long_mode().build());
+        for clean in [0u64, 1, 0x20, 0x1ff, 0xffff_ffff] {
+            let lie = VmcbBuilder::long_mode()
+                .set(VmcbField::Cr3, 0x0099_9000)
+                .set(VmcbField::CsSelector, 0x33)
+                .set(VmcbField::VmcbClean, clean)
+                .build();
+            let (m, h) = cache.merge(&cfg, 0x1000, &lie);
+            let mut slow = lie.clone();
+            let mut hs = 0;
+            for f in VmcbField::ALL {
+                if let Some(bit) = f.clean() {
+                    if CleanBits(clean as u32).contains(bit) {
+                        slow.copy_field(cache.get(0x1000).unwrap(), *f);
+                        hs |= bit.mask();
+                    }
+                }
+            }
+            assert_eq!(m, slow);
+            assert_eq!(h, CleanBits(hs));
+        }
     }
 
     #[test]

@@ -21,8 +21,8 @@ use crate::guest::{GuestControls, NestedPaging};
 use crate::mem::{PhysMem, SvmAccess};
 use crate::state::CpuState;
 use crate::vmcb::{
-    write_field, write_field_bytes, EventInj, EventType, IntState, VIntr, VmcbField, VmcbImage,
-    VmcbSeg, VmcbSegment, VmcbTable,
+    write_field, write_field_bytes, EventInj, EventType, FieldSource, IntState, StagedFields,
+    VIntr, VmcbField, VmcbSeg, VmcbSegment, VmcbTable,
 };
 use crate::vmrun::{load_pdptes, load_seg, load_table, HOST_SAVE_FIELDS};
 use mmu::{Cr0, Cr4, Dr7, Efer, Rflags, SegReg};
@@ -137,8 +137,7 @@ pub fn vmexit<M: PhysMem + ?Sized>(
     mem: &mut M,
     cache: &mut VmcbCache,
 ) -> HostLoad {
-    let mut img = VmcbImage::zeroed();
-    let mut fields: Vec<VmcbField> = Vec::with_capacity(48);
+    let mut img = StagedFields::new();
     let mut vintr = ctl.vintr;
     if ctl.vnmi
         && exit
@@ -150,28 +149,22 @@ pub fn vmexit<M: PhysMem + ?Sized>(
         // so an NMI being delivered is the virtual (or injected) one.
         vintr.v_nmi_mask = false;
     }
-    save_guest(&mut img, &mut fields, vintr, ctl, guest, interrupt_shadow);
-    let mut put = |f: VmcbField, v: u64| {
-        img.set(f, v);
-        fields.push(f);
-    };
-    put(VmcbField::ExitCode, exit.code.0);
-    put(VmcbField::ExitInfo1, exit.info1);
-    put(VmcbField::ExitInfo2, exit.info2);
-    put(
+    save_guest(&mut img, vintr, ctl, guest, interrupt_shadow);
+    img.set(VmcbField::ExitCode, exit.code.0);
+    img.set(VmcbField::ExitInfo1, exit.info1);
+    img.set(VmcbField::ExitInfo2, exit.info2);
+    img.set(
         VmcbField::ExitIntInfo,
         exit.exit_int_info.map_or(0, |e| e.0 | EventInj::VALID),
     );
-    put(VmcbField::EventInj, 0);
+    img.set(VmcbField::EventInj, 0);
     if cfg.features.nrips {
-        put(VmcbField::NRip, exit.next_rip.unwrap_or(0));
+        img.set(VmcbField::NRip, exit.next_rip.unwrap_or(0));
     }
     if cfg.features.decode_assists {
         let b = exit.insn_bytes.unwrap_or_default();
-        put(VmcbField::GuestInsnBytesFetched, b.len.into());
+        img.set(VmcbField::GuestInsnBytesFetched, b.len.into());
         if exit.insn_bytes.is_some() {
-            img.bytes_mut(VmcbField::GuestInsnBytes)
-                .copy_from_slice(&b.bytes);
             write_field_bytes(
                 mem,
                 ctl.vmcb_pa,
@@ -181,18 +174,19 @@ pub fn vmexit<M: PhysMem + ?Sized>(
             );
         }
     }
-    for f in fields {
-        let v = img.get(f);
+    let mut cached = cache.image_mut(ctl.vmcb_pa);
+    for (f, v) in img.iter() {
         write_field(mem, ctl.vmcb_pa, f, v, SvmAccess::VmcbWrite);
-        cache.update(ctl.vmcb_pa, f, v);
+        if let Some(c) = cached.as_deref_mut() {
+            c.set(f, v);
+        }
     }
     reload_host(cfg, mem, ctl.hsave_pa, guest, ctl.nested.as_ref())
 }
 
 /// Stages the guest state #VMEXIT writes back (the subset VMRUN loads).
 fn save_guest(
-    img: &mut VmcbImage,
-    fields: &mut Vec<VmcbField>,
+    img: &mut StagedFields,
     vintr: VIntr,
     ctl: &GuestControls,
     guest: &CpuState,
@@ -206,43 +200,32 @@ fn save_guest(
         (VmcbSeg::Ds, SegReg::Ds),
     ] {
         img.set_seg(seg, VmcbSegment::from_cache(r.seg(reg)));
-        fields.extend(seg.fields());
     }
     img.set_table(VmcbTable::Gdtr, r.gdtr);
     img.set_table(VmcbTable::Idtr, r.idtr);
-    fields.extend([
-        VmcbField::GdtrLimit,
-        VmcbField::GdtrBase,
-        VmcbField::IdtrLimit,
-        VmcbField::IdtrBase,
-    ]);
-    let mut put = |f: VmcbField, v: u64| {
-        img.set(f, v);
-        fields.push(f);
-    };
-    put(VmcbField::Cpl, guest.cpl.into());
-    put(VmcbField::Efer, r.efer.bits());
-    put(VmcbField::Cr4, r.cr4.bits());
-    put(VmcbField::Cr3, r.cr3);
-    put(VmcbField::Cr0, r.cr0.bits());
-    put(VmcbField::Dr7, r.dr7.bits());
-    put(VmcbField::Dr6, r.dr6);
-    put(VmcbField::Rflags, guest.rflags.bits());
-    put(VmcbField::Rip, guest.rip);
-    put(VmcbField::Rsp, guest.rsp);
-    put(VmcbField::Rax, guest.rax);
-    put(VmcbField::Cr2, r.cr2);
+    img.set(VmcbField::Cpl, guest.cpl.into());
+    img.set(VmcbField::Efer, r.efer.bits());
+    img.set(VmcbField::Cr4, r.cr4.bits());
+    img.set(VmcbField::Cr3, r.cr3);
+    img.set(VmcbField::Cr0, r.cr0.bits());
+    img.set(VmcbField::Dr7, r.dr7.bits());
+    img.set(VmcbField::Dr6, r.dr6);
+    img.set(VmcbField::Rflags, guest.rflags.bits());
+    img.set(VmcbField::Rip, guest.rip);
+    img.set(VmcbField::Rsp, guest.rsp);
+    img.set(VmcbField::Rax, guest.rax);
+    img.set(VmcbField::Cr2, r.cr2);
     if ctl.nested.is_some() {
-        put(VmcbField::GPat, r.pat);
+        img.set(VmcbField::GPat, r.pat);
     }
-    put(VmcbField::VIntrControl, vintr.to_raw().into());
+    img.set(VmcbField::VIntrControl, vintr.to_raw().into());
     let mut st = IntState::empty();
     st.set(IntState::INTERRUPT_SHADOW, shadow);
     st.set(
         IntState::GUEST_INTERRUPT_MASK,
         guest.rflags.contains(Rflags::IF),
     );
-    put(VmcbField::InterruptShadow, st.bits());
+    img.set(VmcbField::InterruptShadow, st.bits());
 }
 
 /// Reloads the host state from the host save area at `hsave_pa`. `current`
@@ -255,16 +238,16 @@ pub(crate) fn reload_host<M: PhysMem + ?Sized>(
     current: &CpuState,
     nested: Option<&NestedPaging>,
 ) -> HostLoad {
-    let mut img = VmcbImage::zeroed();
+    let mut img = StagedFields::new();
     for f in HOST_SAVE_FIELDS {
-        let mut buf = vec![0u8; f.width()];
+        let mut buf = [0u8; 8];
         crate::mem::read_bytes(
             mem,
             hsave_pa + f.offset() as u64,
-            &mut buf,
+            &mut buf[..f.width()],
             SvmAccess::HostSaveRead,
         );
-        img.bytes_mut(*f).copy_from_slice(&buf);
+        img.set(*f, u64::from_le_bytes(buf));
     }
     let bits = cfg.widths.linear_bits;
     let mut regs = current.regs.clone();

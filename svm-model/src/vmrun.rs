@@ -15,8 +15,8 @@ use crate::guest::{GuestControls, NestedPaging, PauseFilter, VirtVmload};
 use crate::mem::{read_u64, PhysMem, SvmAccess};
 use crate::state::{cpu_mode, CpuState};
 use crate::vmcb::{
-    write_field, CleanBits, EventInj, EventType, IntState, Intercepts, TlbFlush, VIntr, VirtExt,
-    VmcbField, VmcbImage, VmcbSeg, VmcbSegment, VmcbTable,
+    write_field, CleanBits, EventInj, EventType, FieldSource, IntState, Intercepts, StagedFields,
+    TlbFlush, VIntr, VirtExt, VmcbField, VmcbImage, VmcbSeg, VmcbSegment, VmcbTable,
 };
 use crate::vmexit::{reload_host, HostLoad};
 use mmu::{
@@ -113,17 +113,19 @@ pub fn vmrun<M: PhysMem + ?Sized>(
     mem: &mut M,
     cache: &mut VmcbCache,
 ) -> VmrunOutcome {
-    let img = VmcbImage::read(mem, vmcb_pa, SvmAccess::VmcbRead);
-    let (merged, clean) = cache.merge(cfg, vmcb_pa, &img);
+    let mut merged = cache.take_spare();
+    merged.read_from(mem, vmcb_pa, SvmAccess::VmcbRead);
+    let clean = cache.merge_into(cfg, vmcb_pa, &mut merged);
     let (failures, pdptes) = validate(cfg, host, &merged, mem);
     // Every check has run; from here on, commit.
     save_host(mem, hsave_pa, host);
     let Some(&check) = failures.first() else {
         let entry = enter(cfg, host, vmcb_pa, hsave_pa, &merged, clean, pdptes);
-        cache.store(cfg, vmcb_pa, &merged);
+        cache.store_owned(cfg, vmcb_pa, merged);
         return VmrunOutcome::Entered(Box::new(entry));
     };
     cache.invalidate(vmcb_pa);
+    cache.recycle(merged);
     for (f, v) in [
         (VmcbField::ExitCode, ExitCode::VMEXIT_INVALID.0),
         (VmcbField::ExitInfo1, 0),
@@ -216,7 +218,7 @@ pub(crate) fn load_pdptes<M: PhysMem + ?Sized>(mem: &mut M, cr3: u64) -> [u64; 4
 /// software not to rely on it (15.5.1); this model keeps it in memory, as QEMU
 /// does.
 pub(crate) fn save_host<M: PhysMem + ?Sized>(mem: &mut M, hsave_pa: u64, host: &CpuState) {
-    let mut img = VmcbImage::zeroed();
+    let mut img = StagedFields::new();
     for (seg, reg) in [
         (VmcbSeg::Es, SegReg::Es),
         (VmcbSeg::Cs, SegReg::Cs),
@@ -237,12 +239,9 @@ pub(crate) fn save_host<M: PhysMem + ?Sized>(mem: &mut M, hsave_pa: u64, host: &
     img.set(VmcbField::Rax, host.rax);
     img.set(VmcbField::Cpl, host.cpl.into());
     img.set(VmcbField::GPat, host.regs.pat);
-    for f in HOST_SAVE_FIELDS {
-        let _ = mem.write(
-            hsave_pa + f.offset() as u64,
-            img.bytes(*f),
-            SvmAccess::HostSaveWrite,
-        );
+    debug_assert_eq!(img.iter().count(), HOST_SAVE_FIELDS.len());
+    for (f, v) in img.iter() {
+        write_field(mem, hsave_pa, f, v, SvmAccess::HostSaveWrite);
     }
 }
 
@@ -285,11 +284,11 @@ pub(crate) const HOST_SAVE_FIELDS: &[VmcbField] = {
 
 /// Loads a segment or descriptor-table register from a VMCB image, with bases
 /// canonicalized (APM Vol. 2 15.5.1).
-pub(crate) fn load_seg(img: &VmcbImage, seg: VmcbSeg, linear_bits: u8) -> mmu::SegmentCache {
+pub(crate) fn load_seg(img: &impl FieldSource, seg: VmcbSeg, linear_bits: u8) -> mmu::SegmentCache {
     img.seg(seg).to_cache(seg, linear_bits)
 }
 
-pub(crate) fn load_table(img: &VmcbImage, t: VmcbTable, linear_bits: u8) -> TableRegister {
+pub(crate) fn load_table(img: &impl FieldSource, t: VmcbTable, linear_bits: u8) -> TableRegister {
     let r = img.table(t);
     TableRegister {
         base: canonicalize(r.base, linear_bits),

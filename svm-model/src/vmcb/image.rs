@@ -63,8 +63,14 @@ impl VmcbImage {
     /// Reads the VMCB page at physical address `pa` (one 4-KiB access).
     pub fn read<M: PhysMem + ?Sized>(mem: &mut M, pa: u64, access: SvmAccess) -> Self {
         let mut img = Self::zeroed();
-        read_bytes(mem, pa, &mut img.0[..], access);
+        img.read_from(mem, pa, access);
         img
+    }
+
+    /// Replaces this image with the VMCB page at physical address `pa` (one
+    /// 4-KiB access, as [`VmcbImage::read`], reusing this image's storage).
+    pub fn read_from<M: PhysMem + ?Sized>(&mut self, mem: &mut M, pa: u64, access: SvmAccess) {
+        read_bytes(mem, pa, &mut self.0[..], access);
     }
 
     /// Writes the whole page to memory at `pa`.
@@ -111,8 +117,12 @@ impl VmcbImage {
 
     /// Copies one field's bytes from `other`.
     pub fn copy_field(&mut self, other: &VmcbImage, f: VmcbField) {
-        let src = other.bytes(f).to_vec();
-        self.bytes_mut(f).copy_from_slice(&src);
+        self.copy_range(other, f.offset(), f.width());
+    }
+
+    /// Copies `len` bytes at offset `at` from `other`.
+    pub(crate) fn copy_range(&mut self, other: &VmcbImage, at: usize, len: usize) {
+        self.0[at..at + len].copy_from_slice(&other.0[at..at + len]);
     }
 
     /// A segment register's raw VMCB form.

@@ -86,13 +86,17 @@ macro_rules! vmcb_fields {
             pub const ALL: &'static [VmcbField] = &[ $( VmcbField::$id, )* ];
 
             /// Byte offset from the start of the VMCB.
+            #[inline]
             pub const fn offset(self) -> usize {
-                match self { $( VmcbField::$id => $off, )* }
+                const OFFSETS: &[u16] = &[ $( $off, )* ];
+                OFFSETS[self as usize] as usize
             }
 
             /// Width in bytes.
+            #[inline]
             pub const fn width(self) -> usize {
-                match self { $( VmcbField::$id => $width, )* }
+                const WIDTHS: &[u8] = &[ $( $width, )* ];
+                WIDTHS[self as usize] as usize
             }
 
             /// Control area or state-save area.

@@ -5,8 +5,10 @@ mod builder;
 mod controls;
 mod image;
 mod layout;
+mod staged;
 
 pub use builder::VmcbBuilder;
 pub use controls::*;
 pub use image::*;
 pub use layout::*;
+pub use staged::{FieldSource, StagedFields};

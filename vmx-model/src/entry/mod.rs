@@ -24,7 +24,7 @@ use crate::event::{ActivityState, Interruptibility};
 use crate::exit::{entry_failure_exit, ExitReason, HostLoad, VmxAbort};
 use crate::mem::{MsrOracle, PhysMem};
 use crate::msr_area::{load_area, LoadFailure, LoadRefusal};
-use crate::vmcs::{Field, LaunchState, Vmcs, VmxState};
+use crate::vmcs::{CurrentVmcs, Field, LaunchState, Vmcs, VmxState};
 use mmu::SystemRegs;
 use serde::{Deserialize, Serialize};
 use view::Ctls;
@@ -160,38 +160,35 @@ pub(crate) fn vm_entry(
     mem: &mut dyn PhysMem,
     msrs: &mut dyn MsrOracle,
 ) -> Option<EntryResult> {
-    let cur = state.current.as_ref()?;
-    let vmcs = cur.vmcs.clone();
-    let ptr = cur.ptr;
-    let mut env = EntryEnv {
-        caps,
-        vmcs: &vmcs,
-        ctls: Ctls::read(&vmcs),
-        lma,
-        current_ptr: ptr,
-        mem,
-    };
-    if let Err(fc) = controls_and_host(&mut env) {
-        let err = fc
-            .id
-            .class()
-            .error()
-            .unwrap_or(VmInstructionError::EntryInvalidControlField);
-        if let Some(v) = state.vmcs_mut() {
-            v.set(Field::VmInstructionError, err.number() as u64);
+    // The checks read the current VMCS in place: it is taken out of `state`
+    // for them (no copy per entry) and put back before anything else reads
+    // or writes the VMX state.
+    let cur = state.current.take()?;
+    let checked = run_checks(&cur, caps, lma, regs, mem);
+    state.current = Some(cur);
+    let mut entry = match checked {
+        Checked::ControlsOrHost(fc) => {
+            let err = fc
+                .id
+                .class()
+                .error()
+                .unwrap_or(VmInstructionError::EntryInvalidControlField);
+            if let Some(v) = state.vmcs_mut() {
+                v.set(Field::VmInstructionError, err.number() as u64);
+            }
+            return Some(EntryResult::FailValid(err, fc));
         }
-        return Some(EntryResult::FailValid(err, fc));
-    }
-    if let Err(fc) = guest_state(&mut env) {
-        let qual = match fc.id.class() {
-            CheckClass::Guest(q) => q as u64,
-            _ => 0,
-        };
-        let reason = ExitReason::EntryFailureGuestState;
-        return Some(fail(state, caps, reason, qual, fc, regs, env.mem, msrs));
-    }
-    let mut entry = load::guest(&mut env, regs);
-    if let Err(failed) = load_msrs(state, caps, &vmcs, &mut entry, env.mem, msrs) {
+        Checked::Guest(fc) => {
+            let qual = match fc.id.class() {
+                CheckClass::Guest(q) => q as u64,
+                _ => 0,
+            };
+            let reason = ExitReason::EntryFailureGuestState;
+            return Some(fail(state, caps, reason, qual, fc, regs, mem, msrs));
+        }
+        Checked::Passed(entry) => entry,
+    };
+    if let Err(failed) = load_msrs(state, caps, &mut entry, mem, msrs) {
         return Some(failed);
     }
     if let Some(cur) = state.current.as_mut() {
@@ -200,7 +197,43 @@ pub(crate) fn vm_entry(
         }
     }
     state.non_root = true;
-    Some(EntryResult::Entered(Box::new(entry)))
+    Some(EntryResult::Entered(entry))
+}
+
+/// What the checks of 27.2 and 27.3.1 found.
+enum Checked {
+    /// A control or host-state check failed (VMfailValid).
+    ControlsOrHost(FailedCheck),
+    /// A guest-state check failed (VM-entry failure exit 33).
+    Guest(FailedCheck),
+    /// Every check passed: the guest state 27.3.2 loads.
+    Passed(Box<GuestEntry>),
+}
+
+/// Runs the checks on the current VMCS `cur` and, if they pass, loads the
+/// guest state from it. Reads only.
+fn run_checks(
+    cur: &CurrentVmcs,
+    caps: &VmxCaps,
+    lma: bool,
+    regs: &SystemRegs,
+    mem: &mut dyn PhysMem,
+) -> Checked {
+    let mut env = EntryEnv {
+        caps,
+        vmcs: &cur.vmcs,
+        ctls: Ctls::read(&cur.vmcs),
+        lma,
+        current_ptr: cur.ptr,
+        mem,
+    };
+    if let Err(fc) = controls_and_host(&mut env) {
+        return Checked::ControlsOrHost(fc);
+    }
+    if let Err(fc) = guest_state(&mut env) {
+        return Checked::Guest(fc);
+    }
+    Checked::Passed(Box::new(load::guest(&mut env, regs)))
 }
 
 /// 27.4: the VM-entry MSR-load area, applied to the loaded guest state. On a
@@ -208,19 +241,18 @@ pub(crate) fn vm_entry(
 fn load_msrs(
     state: &mut VmxState,
     caps: &VmxCaps,
-    vmcs: &Vmcs,
     entry: &mut GuestEntry,
     mem: &mut dyn PhysMem,
     msrs: &mut dyn MsrOracle,
 ) -> Result<(), EntryResult> {
-    let loaded = load_area(
-        mem,
+    let Some(vmcs) = state.vmcs() else {
+        return Ok(());
+    };
+    let (addr, count) = (
         vmcs.get(Field::EntryMsrLoadAddress),
         vmcs.get32(Field::EntryMsrLoadCount),
-        caps.max_msr_list(),
-        &mut entry.regs,
-        msrs,
     );
+    let loaded = load_area(mem, addr, count, caps.max_msr_list(), &mut entry.regs, msrs);
     let Some(LoadFailure { index, why }) = loaded.failed else {
         entry.msr_writes = loaded.other;
         return Ok(());

@@ -69,7 +69,7 @@ impl PhysMem for SvmPhys<'_> {
         self.accesses.count(access);
         match self.ram.offset(pa, buf.len() as u64) {
             Some(off) => {
-                buf.copy_from_slice(self.ram.slice(off, buf.len()));
+                copy_field(buf, self.ram.slice(off, buf.len()));
                 true
             }
             None => false,
@@ -87,8 +87,21 @@ impl PhysMem for SvmPhys<'_> {
             self.code.invalidate_page(last);
             *self.stop_block = true;
         }
-        self.ram.slice_mut(off, data.len()).copy_from_slice(data);
+        copy_field(self.ram.slice_mut(off, data.len()), data);
         true
+    }
+}
+
+/// Copies `src` to `dst` (equal lengths): the VMCB's field widths as
+/// fixed-length moves, since the world switches copy one field at a time.
+#[inline(always)]
+fn copy_field(dst: &mut [u8], src: &[u8]) {
+    match dst.len() {
+        1 => dst[0] = src[0],
+        2 => dst[..2].copy_from_slice(&src[..2]),
+        4 => dst[..4].copy_from_slice(&src[..4]),
+        8 => dst[..8].copy_from_slice(&src[..8]),
+        _ => dst.copy_from_slice(src),
     }
 }
 
