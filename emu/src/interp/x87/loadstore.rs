@@ -2,8 +2,10 @@
 //! the constants FLD1..FLDZ, FXCH, FCMOVcc, FFREE(P), FINCSTP, FDECSTP
 //! (SDM Vol. 1 8.3.3-8.3.4; Vol. 2A entries).
 
-use super::float::{consts, convert, Fx, F80};
-use super::state::{prologue, report, stack_overflow, stack_underflow, sw, tag, update_pointers};
+use super::float::{consts, convert, exc, Fx, F80};
+use super::state::{
+    amd_rules, prologue, report, stack_overflow, stack_underflow, sw, tag, update_pointers,
+};
 use super::{read_operand, read_operand_bytes, st_index, write_operand_bytes};
 use crate::event::Flow;
 use crate::machine::Machine;
@@ -75,6 +77,12 @@ fn push_checked(m: &mut Machine, i: &Instruction, v: F80) {
 }
 
 /// FLD m32fp/m64fp/m80fp and FLD ST(i).
+///
+/// A single or double denormal source raises #D (SDM Vol. 2A FLD). Unmasked,
+/// Intel's rule for an unmasked #D applies: nothing is loaded (SDM Vol. 1
+/// 8.5.2 and 4.9.2). AMD processors load the (exactly widened) value anyway
+/// and set DE and ES, as the hardware differential test shows; arithmetic
+/// with a denormal operand leaves its destination alone on both.
 pub fn fld(m: &mut Machine, i: &Instruction) -> Flow {
     prologue(m, true)?;
     let mut fx = Fx::default();
@@ -113,7 +121,8 @@ pub fn fld(m: &mut Machine, i: &Instruction) -> Flow {
         Some(v) => v,
         None => m.cpu.fpu.read_st(st_index(i, 0)),
     };
-    if report(m, i, fx, false) {
+    let denormal_load = fx.flags & exc::DE != 0 && fx.flags & exc::IE == 0;
+    if report(m, i, fx, false) || (denormal_load && amd_rules(m)) {
         m.cpu.fpu.push(v);
     }
     Ok(())
