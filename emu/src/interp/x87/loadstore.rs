@@ -48,6 +48,19 @@ impl Pointers {
     }
 }
 
+/// Checks that the memory destination of a store can be written, before the
+/// stack or the value is looked at: a segment, alignment or page fault on
+/// the destination is raised even when ST(0) is empty with #IS unmasked, or
+/// an unmasked numeric exception suppresses the store (faults are precise
+/// and come first: SDM Vol. 1 8.1.8 and 8.6, Vol. 3A 6.9; the hardware
+/// differential test shows the #PF of an FSTP, FISTP, FISTTP or FBSTP whose
+/// ST(0) is empty).
+fn probe_destination(m: &mut Machine, i: &Instruction) -> Flow {
+    let seg = m.mem_seg(i);
+    let off = m.effective_address(i);
+    m.probe_write(seg, off, i.memory_size().size())
+}
+
 /// Writes the memory destination of a store; on a fault restores the status
 /// and pointers saved before the instruction changed them.
 fn store(m: &mut Machine, i: &Instruction, saved: Pointers, data: &[u8]) -> Flow {
@@ -183,6 +196,7 @@ pub fn fst(m: &mut Machine, i: &Instruction) -> Flow {
         }
         return Ok(());
     }
+    probe_destination(m, i)?;
     let saved = Pointers::save(m);
     update_pointers(m, i);
     let size = i.memory_size();
@@ -232,6 +246,7 @@ fn indefinite_bytes(size: MemorySize) -> [u8; 10] {
 pub fn fist(m: &mut Machine, i: &Instruction) -> Flow {
     prologue(m, true)?;
     let pop = pops(i);
+    probe_destination(m, i)?;
     let saved = Pointers::save(m);
     update_pointers(m, i);
     let size = i.memory_size().size();
@@ -266,6 +281,7 @@ pub fn fist(m: &mut Machine, i: &Instruction) -> Flow {
 /// FBSTP m80bcd.
 pub fn fbstp(m: &mut Machine, i: &Instruction) -> Flow {
     prologue(m, true)?;
+    probe_destination(m, i)?;
     let saved = Pointers::save(m);
     update_pointers(m, i);
     let data = if m.cpu.fpu.is_empty(0) {

@@ -383,3 +383,22 @@ fn fld_of_a_denormal_with_de_unmasked_by_vendor() {
         }
     }
 }
+
+#[test]
+fn store_fault_comes_before_stack_underflow() {
+    for model in [CpuModel::amd(), CpuModel::intel()] {
+        let mut m = machine_of(32, model);
+        m.cpu.fpu.fcw = 0x037e; // #IS unmasked, ST(0) empty
+        let before = m.cpu.fpu.clone();
+        m.cpu.sys.segs[SegReg::Ds as usize].limit = 0xfff;
+        m.cpu.gpr[6] = 0x2000;
+        for store in [
+            &[0xd9, 0x1e][..], // FSTP dword [esi]
+            &[0xdf, 0x3e][..], // FISTP qword [esi]
+            &[0xdf, 0x36][..], // FBSTP [esi]
+        ] {
+            assert_eq!(exec(&mut m, store), Err(Event::gp0()), "{store:02x?}");
+            assert_eq!(m.cpu.fpu, before);
+        }
+    }
+}
