@@ -126,10 +126,6 @@ pub enum Artifact {
     /// emulator (which handles the #GP) checks only the first byte and
     /// reports a #PF at 0x8000_0000_0000; nestemu raises #GP(0) (#SS(0)).
     CanonicalEnd,
-    /// Not an oracle artifact but a known, open nestemu difference in the x87
-    /// area (not this tool's to fix): the AMD CPU's FXSAVE writes FIP and FDP
-    /// as zero while FSW.ES is clear; nestemu saves the pointers.
-    FxsaveErrorPointers,
     /// A #GP(0) of a SIMD instruction that KVM's emulator (which handles
     /// every #GP from ring 3 under PVM) cannot emulate arrives as #UD: a
     /// misaligned 16-byte operand of a legacy SSE form, or LDMXCSR of a
@@ -166,9 +162,6 @@ impl Artifact {
             Artifact::MmxGpTransition => "KVM emulator: MMX transition during a #GP",
             Artifact::MisalignedSseMode => {
                 "host feature not modelled: AMD MXCSR.MM (misaligned SSE), not compared"
-            }
-            Artifact::FxsaveErrorPointers => {
-                "known x87 gap: AMD FXSAVE zeroes FIP/FDP while ES = 0"
             }
         }
     }
@@ -338,14 +331,6 @@ pub fn compare(
     if hw.rflags & NT == 0 && emu.rflags & NT != 0 {
         hw.rflags |= NT;
         artifacts.push(Artifact::NtAfterIret);
-    }
-    // FIP (bytes 8-15) and FDP (16-23) of the FXSAVE64 image; ES is FSW bit 7.
-    if hw.fpu[2] & 0x80 == 0
-        && hw.fpu[8..24].iter().all(|b| *b == 0)
-        && hw.fpu[8..24] != emu.fpu[8..24]
-    {
-        hw.fpu[8..24].copy_from_slice(&emu.fpu[8..24]);
-        artifacts.push(Artifact::FxsaveErrorPointers);
     }
     // An MMX instruction's #GP is handled by KVM's emulator, which reads
     // the MMX register operand with an MMX instruction on the guest's FPU

@@ -10,6 +10,7 @@ use crate::image::{self, Image};
 use crate::layout::{self, sel};
 use kvm_bindings::{kvm_segment, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use nestemu::cpu::cpuid::Vendor;
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 
 /// Guest RAM: one page-aligned host allocation.
@@ -53,6 +54,8 @@ pub struct Oracle {
     ram: GuestRam,
     /// How long one image may run.
     pub timeout: std::time::Duration,
+    /// The host CPU's vendor.
+    pub vendor: Vendor,
 }
 
 impl core::fmt::Debug for Oracle {
@@ -86,7 +89,13 @@ impl Oracle {
             .map_err(|e| format!("KVM_GET_SUPPORTED_CPUID: {e}"))?;
         vcpu.set_cpuid2(&cpuid)
             .map_err(|e| format!("KVM_SET_CPUID2: {e}"))?;
+        // CPUID.0: EBX, EDX, ECX spell the vendor; "Auth" of AuthenticAMD.
+        let amd = cpuid
+            .as_slice()
+            .iter()
+            .any(|e| e.function == 0 && e.ebx == u32::from_le_bytes(*b"Auth"));
         Ok(Self {
+            vendor: if amd { Vendor::Amd } else { Vendor::Intel },
             vcpu,
             _vm: vm,
             _kvm: kvm,
