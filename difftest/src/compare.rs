@@ -30,6 +30,9 @@ pub struct Outcome {
     pub exception: Option<Exception>,
     /// The sequence's state was stored.
     pub done: bool,
+    /// The end mark of the sequence end control came through
+    /// ([`layout::output::ENDED`]).
+    pub ended: u32,
     /// The windows' contents afterwards.
     pub scratch: Vec<u8>,
     /// The x87/SSE state afterwards (FXSAVE64 image).
@@ -56,6 +59,7 @@ impl Outcome {
                 rflags: q(output::EXC_RFLAGS),
             }),
             done: q(output::DONE) == 1,
+            ended: q(output::ENDED) as u32,
             scratch: rec[output::WINDOWS as usize..][..layout::WINDOW_BYTES as usize].to_vec(),
             fpu: rec[output::FPU as usize..][..layout::FPU_BYTES as usize].to_vec(),
         }
@@ -126,10 +130,13 @@ pub enum Artifact {
     /// emulator (which handles the #GP) checks only the first byte and
     /// reports a #PF at 0x8000_0000_0000; nestemu raises #GP(0) (#SS(0)).
     CanonicalEnd,
-    /// Not an oracle artifact but a known, open nestemu difference in the x87
-    /// area (not this tool's to fix): the AMD CPU's FXSAVE writes FIP and FDP
-    /// as zero while FSW.ES is clear; nestemu saves the pointers.
-    FxsaveErrorPointers,
+    /// Not an oracle artifact but a limit of the flag analysis: a corrupted
+    /// return address took control out of the sequence into the code of
+    /// another sequence of the batch, which ended it (its end mark is not
+    /// the sequence's). The flags that foreign path leaves undefined are not
+    /// known, so the status flags and the x87 condition codes are not
+    /// compared; everything else is.
+    LeftSequence,
     /// A #GP(0) of a SIMD instruction that KVM's emulator (which handles
     /// every #GP from ring 3 under PVM) cannot emulate arrives as #UD: a
     /// misaligned 16-byte operand of a legacy SSE form, or LDMXCSR of a
@@ -167,8 +174,8 @@ impl Artifact {
             Artifact::MisalignedSseMode => {
                 "host feature not modelled: AMD MXCSR.MM (misaligned SSE), not compared"
             }
-            Artifact::FxsaveErrorPointers => {
-                "known x87 gap: AMD FXSAVE zeroes FIP/FDP while ES = 0"
+            Artifact::LeftSequence => {
+                "control left the sequence for another's code: flags not compared"
             }
         }
     }
@@ -339,14 +346,6 @@ pub fn compare(
         hw.rflags |= NT;
         artifacts.push(Artifact::NtAfterIret);
     }
-    // FIP (bytes 8-15) and FDP (16-23) of the FXSAVE64 image; ES is FSW bit 7.
-    if hw.fpu[2] & 0x80 == 0
-        && hw.fpu[8..24].iter().all(|b| *b == 0)
-        && hw.fpu[8..24] != emu.fpu[8..24]
-    {
-        hw.fpu[8..24].copy_from_slice(&emu.fpu[8..24]);
-        artifacts.push(Artifact::FxsaveErrorPointers);
-    }
     // An MMX instruction's #GP is handled by KVM's emulator, which reads
     // the MMX register operand with an MMX instruction on the guest's FPU
     // state: the x87-to-MMX transition (TOP = 0, all tags valid) happens
@@ -398,7 +397,16 @@ pub fn compare(
             _ => analysis.any(),
         },
     };
-    let undefined = undefined_at(hw) | undefined_at(emu);
+    // A normal end through another sequence's end: a corrupted return
+    // address led into foreign code (the batch decides whose, so the same
+    // sequence alone loops back to its own start instead).
+    let mark = map.base as u32;
+    let left = |o: &Outcome| o.done && o.exception.is_none() && o.ended != mark;
+    let mut undefined = undefined_at(hw) | undefined_at(emu);
+    if left(hw) || left(emu) {
+        undefined |= flags::STATUS | flags::CC;
+        artifacts.push(Artifact::LeftSequence);
+    }
     diff("done", hw.done.to_string(), emu.done.to_string());
     for (n, name) in GPR_NAMES.iter().enumerate() {
         diff(

@@ -3,16 +3,24 @@
 use crate::image::{self, Image};
 use crate::layout::{self, sel};
 use mmu::{AccessRights, Cr0, Cr4, Efer, SegReg, SegmentCache, Selector, TableRegister};
-use nestemu::cpu::cpuid::CpuModel;
+use nestemu::cpu::cpuid::{CpuModel, Vendor};
 use nestemu::{Machine, MachineConfig, Stop};
 
 /// Instructions allowed per sequence before the run counts as hung.
 const INSNS_PER_SEQUENCE: u64 = 20_000;
 
-/// A machine in the entry state with the image loaded.
-pub fn machine_for(img: &Image) -> Machine {
+/// The preset to compare a host of `vendor` with.
+pub fn model_for(vendor: Vendor) -> CpuModel {
+    match vendor {
+        Vendor::Amd => CpuModel::amd(),
+        Vendor::Intel => CpuModel::intel(),
+    }
+}
+
+/// A machine of `model` in the entry state with the image loaded.
+pub fn machine_for(img: &Image, model: &CpuModel) -> Machine {
     let mut m = Machine::new(MachineConfig {
-        model: CpuModel::amd(),
+        model: model.clone(),
         mem_bytes: layout::RAM,
         max_insns: Some(100_000 + INSNS_PER_SEQUENCE * img.count as u64),
         ..Default::default()
@@ -52,14 +60,15 @@ pub fn machine_for(img: &Image) -> Machine {
     m
 }
 
-/// Runs the image.
+/// Runs the image on the AMD preset (the one the recorded regression cases,
+/// taken on an AMD host, expect).
 pub fn run(img: &Image) -> RunOutput {
-    run_machine(img).0
+    run_machine(img, &CpuModel::amd()).0
 }
 
-/// Runs the image and returns the machine too.
-pub fn run_machine(img: &Image) -> (RunOutput, Machine) {
-    let mut m = machine_for(img);
+/// Runs the image on `model` and returns the machine too.
+pub fn run_machine(img: &Image, model: &CpuModel) -> (RunOutput, Machine) {
+    let mut m = machine_for(img, model);
     let stop = m.run();
     let mut out = vec![0u8; image::output_len(img.count)];
     m.peek_phys(layout::OUT_BASE, &mut out);

@@ -170,6 +170,10 @@ fn emit_driver(a: &mut Asm) -> AsmResult {
         a.rep().movsq()?;
     }
     a.fxrstor64(ptr(rbx + input::FPU as i32))?;
+    a.mov(
+        dword_ptr(layout::VARS + var::ENDED),
+        layout::NOT_ENDED as i32,
+    )?;
     a.mov(rax, qword_ptr(rbx + input::ENTRY as i32))?;
     a.mov(abs(layout::VARS + var::ENTRY), rax)?;
     a.push(qword_ptr(rbx + input::RFLAGS as i32))?;
@@ -201,6 +205,8 @@ fn emit_driver(a: &mut Asm) -> AsmResult {
     a.mov(rcx, abs(layout::VARS + var::SAVED_RSP))?;
     a.mov(qword_ptr(rax + 0x20), rcx)?;
     a.fxsave64(ptr(rax + output::FPU as i32))?;
+    a.mov(ecx, dword_ptr(layout::VARS + var::ENDED))?;
+    a.mov(dword_ptr(rax + output::ENDED as i32), ecx)?;
     a.cld()?;
     a.lea(rdi, qword_ptr(rax + output::WINDOWS as i32))?;
     for (at, len) in layout::WINDOWS {

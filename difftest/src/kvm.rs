@@ -10,6 +10,7 @@ use crate::image::{self, Image};
 use crate::layout::{self, sel};
 use kvm_bindings::{kvm_segment, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use nestemu::cpu::cpuid::Vendor;
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 
 /// Guest RAM: one page-aligned host allocation.
@@ -51,8 +52,16 @@ pub struct Oracle {
     _vm: VmFd,
     _kvm: Kvm,
     ram: GuestRam,
-    /// How long one image may run.
+    /// How long an image may run: this, plus [`Oracle::per_sequence`] for
+    /// each of its sequences. A batch of 2000 runs in well under a second;
+    /// the margin is for a loaded host. A sequence that never ends (a
+    /// corrupted return address leading back to its own start) then costs
+    /// seconds, not minutes.
     pub timeout: std::time::Duration,
+    /// The time added per sequence of an image.
+    pub per_sequence: std::time::Duration,
+    /// The host CPU's vendor.
+    pub vendor: Vendor,
 }
 
 impl core::fmt::Debug for Oracle {
@@ -86,12 +95,19 @@ impl Oracle {
             .map_err(|e| format!("KVM_GET_SUPPORTED_CPUID: {e}"))?;
         vcpu.set_cpuid2(&cpuid)
             .map_err(|e| format!("KVM_SET_CPUID2: {e}"))?;
+        // CPUID.0: EBX, EDX, ECX spell the vendor; "Auth" of AuthenticAMD.
+        let amd = cpuid
+            .as_slice()
+            .iter()
+            .any(|e| e.function == 0 && e.ebx == u32::from_le_bytes(*b"Auth"));
         Ok(Self {
+            vendor: if amd { Vendor::Amd } else { Vendor::Intel },
             vcpu,
             _vm: vm,
             _kvm: kvm,
             ram,
-            timeout: std::time::Duration::from_secs(60),
+            timeout: std::time::Duration::from_secs(5),
+            per_sequence: std::time::Duration::from_millis(20),
         })
     }
 
@@ -103,8 +119,9 @@ impl Oracle {
             mem[*a as usize..*a as usize + b.len()].copy_from_slice(b);
         }
         self.set_entry_state()?;
-        let watchdog = Watchdog::arm(self.timeout);
-        let deadline = std::time::Instant::now() + self.timeout;
+        let timeout = self.timeout + self.per_sequence * img.count as u32;
+        let watchdog = Watchdog::arm(timeout);
+        let deadline = std::time::Instant::now() + timeout;
         let exit = loop {
             match self.vcpu.run() {
                 Ok(VcpuExit::IoOut(port, data)) if port == layout::EXIT_PORT => {
@@ -118,7 +135,7 @@ impl Oracle {
                 Err(e) if e.errno() == libc::EINTR => {
                     self.vcpu.set_kvm_immediate_exit(0);
                     if std::time::Instant::now() >= deadline {
-                        break Err(format!("timed out after {:?}", self.timeout));
+                        break Err(format!("timed out after {timeout:?}"));
                     }
                 }
                 Err(e) => break Err(format!("KVM_RUN: {e}")),

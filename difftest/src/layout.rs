@@ -96,6 +96,9 @@ pub const OUT_SIZE: u64 = 0x300 + WINDOW_BYTES;
 /// Most sequences in one batch.
 pub const MAX_BATCH: usize = ((OUT_BASE - IN_BASE) / IN_SIZE) as usize;
 
+/// The end mark before any sequence end was reached.
+pub const NOT_ENDED: u32 = u32::MAX;
+
 /// Initial RFLAGS of the ring-3 driver (IF = 1, reserved bit 1).
 pub const USER_RFLAGS: u64 = 0x202;
 
@@ -128,6 +131,10 @@ pub mod var {
     pub const ENTRY: u64 = 0x18;
     /// The sequence's RSP at its end.
     pub const SAVED_RSP: u64 = 0x20;
+    /// The end mark of the sequence that last reached its end (see
+    /// [`super::output::ENDED`]); the driver sets it to [`super::NOT_ENDED`]
+    /// before entering a sequence.
+    pub const ENDED: u64 = 0x28;
     /// The frame of an exception taken in ring 0: vector, error code, RIP,
     /// CS, RFLAGS, RSP, SS.
     pub const RING0_FRAME: u64 = 0x40;
@@ -167,6 +174,12 @@ pub mod output {
     pub const EXC_RFLAGS: u64 = 0xa8;
     /// 1 once the sequence's state is stored.
     pub const DONE: u64 = 0xb0;
+    /// The end mark left by the sequence end control came through (a
+    /// dword): the low 32 bits of the address of that sequence's code, or
+    /// [`super::NOT_ENDED`] if none was reached (an exception). A sequence
+    /// whose corrupted return address led into another sequence of the batch
+    /// ends through that sequence's end, with its mark.
+    pub const ENDED: u64 = 0xb8;
     /// The final x87/SSE state, stored with FXSAVE64.
     pub const FPU: u64 = 0x100;
     /// Final contents of the windows ([`super::WINDOW_BYTES`] bytes).

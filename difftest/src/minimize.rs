@@ -9,6 +9,14 @@ use crate::seq::Sequence;
 
 /// Candidates tried at most.
 const BUDGET: usize = 400;
+/// Candidates on which a machine stopped (the hardware's watchdog, nestemu's
+/// instruction limit: a candidate that never ends, such as a corrupted
+/// return address leading back to the sequence's start) tolerated before
+/// the minimizer gives up and reports the smallest mismatch found so far.
+/// Each costs the oracle's timeout, so this bounds the minimizer's time.
+const STOPPED_BUDGET: usize = 3;
+/// The same, when the mismatch to shrink is itself a machine that stopped.
+const STOPPED_BUDGET_FOR_STOPS: usize = 20;
 
 /// A sequence the generator could have produced: it encodes and reads no
 /// undefined flag.
@@ -22,12 +30,22 @@ fn valid(s: &Sequence) -> bool {
 pub fn minimize(hw: &mut dyn Hardware, m: &Mismatch) -> Mismatch {
     let mut best = m.clone();
     let mut tries = 0;
+    let mut stopped = 0;
+    let stop_budget = if m.stopped.is_some() {
+        STOPPED_BUDGET_FOR_STOPS
+    } else {
+        STOPPED_BUDGET
+    };
     let mut attempt = |hw: &mut dyn Hardware, cand: Sequence, best: &mut Mismatch| -> bool {
-        if tries >= BUDGET || !valid(&cand) {
+        if tries >= BUDGET || stopped >= stop_budget || !valid(&cand) {
             return false;
         }
         tries += 1;
-        match check_one(hw, &cand) {
+        let r = check_one(hw, &cand);
+        if matches!(&r, Ok(Some(r)) if r.stopped.is_some()) || r.is_err() {
+            stopped += 1;
+        }
+        match r {
             Ok(Some(mut r)) if same_kind(&r, m) => {
                 r.index = m.index;
                 *best = r;

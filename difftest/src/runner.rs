@@ -5,6 +5,7 @@ use crate::emu::{self, RunOutput};
 use crate::image::{self, Image};
 use crate::layout;
 use crate::seq::Sequence;
+use nestemu::cpu::cpuid::Vendor;
 use std::collections::BTreeMap;
 
 /// The hardware side: something that runs an image on the real CPU.
@@ -13,6 +14,11 @@ pub trait Hardware {
     fn run(&mut self, img: &Image) -> Result<RunOutput, String>;
     /// Guest RAM after the last run.
     fn memory(&mut self) -> &[u8];
+    /// The host CPU's vendor: nestemu runs the matching preset, so where
+    /// Intel and AMD legitimately differ (the x87 last-opcode and FXSAVE
+    /// pointer rules, FCOMI's C1, ...) the comparison is with the vendor's
+    /// rule.
+    fn vendor(&self) -> Vendor;
 }
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
@@ -22,6 +28,9 @@ impl Hardware for crate::kvm::Oracle {
     }
     fn memory(&mut self) -> &[u8] {
         crate::kvm::Oracle::memory(self)
+    }
+    fn vendor(&self) -> Vendor {
+        self.vendor
     }
 }
 
@@ -142,7 +151,7 @@ pub fn check(
         let end = (start + batch).min(seqs.len());
         let part = &seqs[start..end];
         let img = image::build(part)?;
-        let (e, machine) = emu::run_machine(&img);
+        let (e, machine) = emu::run_machine(&img, &emu::model_for(hw.vendor()));
         let h = hw.run(&img)?;
         if e.failed.is_none() && h.failed.is_none() {
             if let Some(a) =

@@ -134,8 +134,10 @@ impl Sequence {
     }
 
     /// The instructions with IPs and branch targets resolved for the block
-    /// encoder, plus the final `JMP seq_end`.
-    fn block(&self, seq_end: u64) -> Result<Vec<Instruction>, String> {
+    /// encoder, plus the end: a `MOV` of the end mark `mark` to the driver's
+    /// [`layout::var::ENDED`] (flags untouched) and a `JMP seq_end`. Branches
+    /// to the end of the sequence go to the mark.
+    fn block(&self, seq_end: u64, mark: u32) -> Result<Vec<Instruction>, String> {
         let starts = self.item_starts();
         let flat = self.flat();
         let ip = |k: usize| FAKE_IP + 16 * k as u64;
@@ -149,9 +151,17 @@ impl Sequence {
             }
             v.push(ins);
         }
+        let at = MemoryOperand::with_base_displ(
+            Register::None,
+            (layout::VARS + layout::var::ENDED) as i64,
+        );
+        let mut m =
+            Instruction::with2(Code::Mov_rm32_imm32, at, mark).map_err(|e| e.to_string())?;
+        m.set_ip(ip(flat.len()));
+        v.push(m);
         let mut j =
             Instruction::with_branch(Code::Jmp_rel32_64, seq_end).map_err(|e| e.to_string())?;
-        j.set_ip(ip(flat.len()));
+        j.set_ip(ip(flat.len() + 1));
         v.push(j);
         Ok(v)
     }
@@ -161,13 +171,14 @@ impl Sequence {
         Ok(self.encode_with_offsets(at, seq_end)?.0)
     }
 
-    /// Encodes the sequence and returns each instruction's offset.
+    /// Encodes the sequence and returns each instruction's offset. Its end
+    /// mark is the low half of `at`.
     pub fn encode_with_offsets(
         &self,
         at: u64,
         seq_end: u64,
     ) -> Result<(Vec<u8>, Vec<u32>), String> {
-        let v = self.block(seq_end)?;
+        let v = self.block(seq_end, at as u32)?;
         let r = BlockEncoder::encode(
             64,
             InstructionBlock::new(&v, at),

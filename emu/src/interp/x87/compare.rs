@@ -6,7 +6,7 @@ use super::arith::read_mem_source;
 use super::float::arith::{compare, Relation};
 use super::float::{Class, Fx, F80};
 use super::st_index;
-use super::state::{prologue, report, stack_fault_flags, sw, update_pointers};
+use super::state::{amd_rules, prologue, report, stack_fault_flags, sw, update_pointers};
 use crate::event::Flow;
 use crate::machine::Machine;
 use iced_x86::{Instruction, Mnemonic, OpKind};
@@ -115,7 +115,11 @@ pub(super) fn discard_conversion_denormal(a: F80, b: F80, fx: Fx) -> Fx {
 ///
 /// EFLAGS are written even when an unmasked #IA or #D suppresses the pop
 /// (as processors do, and as Bochs models them; the SDM's pseudocode writes
-/// them only for a masked #IA); C1 is set to 0 (SDM Vol. 2A FCOMI).
+/// them only for a masked #IA). C1 is set to 0 (SDM Vol. 2A FCOMI, "FPU
+/// Flags Affected") on Intel; AMD processors leave C1 as it was unless the
+/// stack underflows, where it is 0 as for every underflow (APM Vol. 5 FCOMI
+/// lists C1 only for the stack fault; the hardware differential test shows
+/// C1 = 1 kept through ordered, unordered, #IA and #D comparisons).
 pub fn fcomi(m: &mut Machine, i: &Instruction) -> Flow {
     prologue(m, true)?;
     update_pointers(m, i);
@@ -133,7 +137,11 @@ pub fn fcomi(m: &mut Machine, i: &Instruction) -> Flow {
     }
     let mut fx = Fx::default();
     let r = compare(f.read_st(0), f.read_st(src), quiet, &mut fx);
+    let c1 = m.cpu.fpu.fsw & sw::C1;
     let pop = report(m, i, fx, false);
+    if amd_rules(m) {
+        m.cpu.fpu.fsw |= c1;
+    }
     m.cpu.flags.set_status(eflags_of(r));
     if pop {
         pop_n(m, n);

@@ -148,11 +148,23 @@ pub(crate) fn load_xmm(f: &mut FpuState, n: usize, b: &[u8]) {
 }
 
 /// FXSAVE / FXSAVE64 m512byte.
+///
+/// AMD processors store the x87 error pointers (FIP, FCS, FDP, FDS) and FOP
+/// only while FSW.ES says an unmasked exception is pending, and zeros
+/// otherwise (APM Vol. 2 11.4.4 "Saving Media and x87 Execution Unit
+/// State", Vol. 5 FXSAVE; processors reporting CPUID Fn8000_0008_EBX[2],
+/// which nestemu's AMD model does not, always store them). FXRSTOR loads
+/// them whatever ES is, so FNSTENV still sees them. Intel processors always
+/// store them.
 pub fn fxsave(m: &mut Machine, i: &Instruction) -> Flow {
     let la = operand(m, i, true)?;
+    let amd = super::state::amd_rules(m);
     let f = &m.cpu.fpu;
     let mut img = [0u8; 416];
     store_x87(f, wide(i), &mut img);
+    if amd && f.fsw & super::state::sw::ES == 0 {
+        img[6..24].fill(0);
+    }
     store_mxcsr(f, &mut img);
     store_xmm(f, 16, &mut img);
     let n = image_len(m);

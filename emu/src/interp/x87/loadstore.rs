@@ -2,8 +2,10 @@
 //! the constants FLD1..FLDZ, FXCH, FCMOVcc, FFREE(P), FINCSTP, FDECSTP
 //! (SDM Vol. 1 8.3.3-8.3.4; Vol. 2A entries).
 
-use super::float::{consts, convert, Fx, F80};
-use super::state::{prologue, report, stack_overflow, stack_underflow, sw, tag, update_pointers};
+use super::float::{consts, convert, exc, Fx, F80};
+use super::state::{
+    amd_rules, prologue, report, stack_overflow, stack_underflow, sw, tag, update_pointers,
+};
 use super::{read_operand, read_operand_bytes, st_index, write_operand_bytes};
 use crate::event::Flow;
 use crate::machine::Machine;
@@ -46,6 +48,19 @@ impl Pointers {
     }
 }
 
+/// Checks that the memory destination of a store can be written, before the
+/// stack or the value is looked at: a segment, alignment or page fault on
+/// the destination is raised even when ST(0) is empty with #IS unmasked, or
+/// an unmasked numeric exception suppresses the store (faults are precise
+/// and come first: SDM Vol. 1 8.1.8 and 8.6, Vol. 3A 6.9; the hardware
+/// differential test shows the #PF of an FSTP, FISTP, FISTTP or FBSTP whose
+/// ST(0) is empty).
+fn probe_destination(m: &mut Machine, i: &Instruction) -> Flow {
+    let seg = m.mem_seg(i);
+    let off = m.effective_address(i);
+    m.probe_write(seg, off, i.memory_size().size())
+}
+
 /// Writes the memory destination of a store; on a fault restores the status
 /// and pointers saved before the instruction changed them.
 fn store(m: &mut Machine, i: &Instruction, saved: Pointers, data: &[u8]) -> Flow {
@@ -75,6 +90,12 @@ fn push_checked(m: &mut Machine, i: &Instruction, v: F80) {
 }
 
 /// FLD m32fp/m64fp/m80fp and FLD ST(i).
+///
+/// A single or double denormal source raises #D (SDM Vol. 2A FLD). Unmasked,
+/// Intel's rule for an unmasked #D applies: nothing is loaded (SDM Vol. 1
+/// 8.5.2 and 4.9.2). AMD processors load the (exactly widened) value anyway
+/// and set DE and ES, as the hardware differential test shows; arithmetic
+/// with a denormal operand leaves its destination alone on both.
 pub fn fld(m: &mut Machine, i: &Instruction) -> Flow {
     prologue(m, true)?;
     let mut fx = Fx::default();
@@ -113,7 +134,8 @@ pub fn fld(m: &mut Machine, i: &Instruction) -> Flow {
         Some(v) => v,
         None => m.cpu.fpu.read_st(st_index(i, 0)),
     };
-    if report(m, i, fx, false) {
+    let denormal_load = fx.flags & exc::DE != 0 && fx.flags & exc::IE == 0;
+    if report(m, i, fx, false) || (denormal_load && amd_rules(m)) {
         m.cpu.fpu.push(v);
     }
     Ok(())
@@ -174,6 +196,7 @@ pub fn fst(m: &mut Machine, i: &Instruction) -> Flow {
         }
         return Ok(());
     }
+    probe_destination(m, i)?;
     let saved = Pointers::save(m);
     update_pointers(m, i);
     let size = i.memory_size();
@@ -223,6 +246,7 @@ fn indefinite_bytes(size: MemorySize) -> [u8; 10] {
 pub fn fist(m: &mut Machine, i: &Instruction) -> Flow {
     prologue(m, true)?;
     let pop = pops(i);
+    probe_destination(m, i)?;
     let saved = Pointers::save(m);
     update_pointers(m, i);
     let size = i.memory_size().size();
@@ -257,6 +281,7 @@ pub fn fist(m: &mut Machine, i: &Instruction) -> Flow {
 /// FBSTP m80bcd.
 pub fn fbstp(m: &mut Machine, i: &Instruction) -> Flow {
     prologue(m, true)?;
+    probe_destination(m, i)?;
     let saved = Pointers::save(m);
     update_pointers(m, i);
     let data = if m.cpu.fpu.is_empty(0) {

@@ -4,6 +4,7 @@
 //! exceptions (Vol. 1 8.4-8.7).
 
 use super::float::{exc, Env, Fx, F80};
+use crate::cpu::cpuid::Vendor;
 use crate::cpu::FpuState;
 use crate::event::{Event, Flow};
 use crate::machine::Machine;
@@ -241,8 +242,23 @@ pub fn has_mem(i: &Instruction) -> bool {
     (0..i.op_count()).any(|n| i.op_kind(n) == OpKind::Memory)
 }
 
+/// True if the CPU model follows AMD's x87 rules where the vendors differ
+/// (the last opcode, FXSAVE's pointers, FCOMI's C1, denormal loads).
+#[inline]
+pub fn amd_rules(m: &Machine) -> bool {
+    m.config.model.vendor == Vendor::Amd
+}
+
 /// Records the last non-control instruction's pointers (SDM Vol. 1 8.1.8):
 /// FIP/FCS always, FDP/FDS when it has a memory operand.
+///
+/// FOP is where the vendors differ. Intel processors since the Pentium 4
+/// store it only for an instruction that raises an unmasked exception
+/// (SDM Vol. 1 8.1.9.1, fopcode compatibility mode off), which [`report`]
+/// and the stack-fault paths do. AMD processors store it together with FIP
+/// for every non-control instruction (APM Vol. 1 6.2.5 "Pointers and Opcode
+/// State"), as the hardware differential test shows: FNSTENV after FLD1,
+/// FXCH, FFREE or FNOP holds their opcodes.
 pub fn update_pointers(m: &mut Machine, i: &Instruction) {
     let cs = m.cpu.seg(SegReg::Cs).selector.0;
     m.cpu.fpu.fip = m.cpu.rip;
@@ -253,6 +269,9 @@ pub fn update_pointers(m: &mut Machine, i: &Instruction) {
         let sel = m.cpu.seg(seg).selector.0;
         m.cpu.fpu.fdp = ea;
         m.cpu.fpu.fds = sel;
+    }
+    if amd_rules(m) {
+        m.cpu.fpu.fop = opcode_of(m, i);
     }
 }
 

@@ -3,14 +3,20 @@
 //! FNSTSW AX, FXSAVE/FXRSTOR details, and fault precision.
 
 use super::float::F80;
+use crate::cpu::cpuid::CpuModel;
 use crate::event::{Event, Flow, Stop};
 use crate::machine::{Machine, MachineConfig};
 use iced_x86::{Decoder, DecoderOptions};
 use mmu::{Cr0, Cr4, SegReg, SegmentCache};
 
 fn machine(bits: u32) -> Machine {
+    machine_of(bits, CpuModel::intel())
+}
+
+fn machine_of(bits: u32, model: CpuModel) -> Machine {
     let mut m = Machine::new(MachineConfig {
         mem_bytes: 1 << 20,
+        model,
         ..Default::default()
     });
     m.cpu.sys.cr0 = Cr0::PE | Cr0::NE | Cr0::ET | Cr0::MP;
@@ -292,4 +298,107 @@ fn fisttp_truncates_whatever_rc() {
     m.peek_phys(0x3000, &mut b);
     assert_eq!(u32::from_le_bytes(b), 1);
     assert!(m.cpu.fpu.is_empty(0), "popped");
+}
+
+#[test]
+fn amd_records_fop_for_every_non_control_instruction() {
+    let mut m = machine_of(32, CpuModel::amd());
+    exec(&mut m, &FLD1).unwrap();
+    assert_eq!(m.cpu.fpu.fop, 0x1e8, "D9 E8");
+    exec(&mut m, &[0xd9, 0xc9]).unwrap(); // FXCH ST(1): non-control
+    assert_eq!(m.cpu.fpu.fop, 0x1c9);
+    m.cpu.gpr[6] = 0x3000;
+    exec(&mut m, &[0xd9, 0x3e]).unwrap(); // FNSTCW [esi]
+    exec(&mut m, &[0xd9, 0x2e]).unwrap(); // FLDCW [esi]
+    exec(&mut m, &[0xdb, 0xe2]).unwrap(); // FNCLEX
+    exec(&mut m, &FWAIT).unwrap();
+    assert_eq!(m.cpu.fpu.fop, 0x1c9, "control instructions keep it");
+    // Intel keeps the opcode of the last unmasked exception only.
+    let mut m = machine(32);
+    exec(&mut m, &FLD1).unwrap();
+    assert_eq!(m.cpu.fpu.fop, 0);
+}
+
+/// FXSAVE [esi] into a page of 5AH bytes; the image.
+fn fxsave_image(m: &mut Machine) -> [u8; 512] {
+    m.load_phys(0x3000, &[0x5a; 512]);
+    m.cpu.gpr[6] = 0x3000;
+    exec(m, &[0x0f, 0xae, 0x06]).unwrap();
+    let mut b = [0u8; 512];
+    m.peek_phys(0x3000, &mut b);
+    b
+}
+
+#[test]
+fn amd_fxsave_stores_the_pointers_only_with_es() {
+    let mut m = machine_of(32, CpuModel::amd());
+    exec(&mut m, &FLD1).unwrap();
+    let b = fxsave_image(&mut m);
+    assert_eq!(&b[6..24], &[0; 18], "FOP, FIP, FCS, FDP, FDS zero");
+    assert_eq!(m.cpu.fpu.fip, 0x1000, "kept inside");
+    pend_zero_divide(&mut m);
+    let b = fxsave_image(&mut m);
+    assert_eq!(u16::from_le_bytes([b[6], b[7]]), 0x6f9, "DE F9");
+    assert_eq!(
+        u32::from_le_bytes(b[8..12].try_into().unwrap()),
+        0x1009,
+        "the FDIVP"
+    );
+    // Intel stores them whatever ES is.
+    let mut m = machine(32);
+    exec(&mut m, &FLD1).unwrap();
+    let b = fxsave_image(&mut m);
+    assert_eq!(u32::from_le_bytes(b[8..12].try_into().unwrap()), 0x1000);
+}
+
+#[test]
+fn fcomi_c1_by_vendor() {
+    // FLD1; FLD1; FCHS; FXAM (C1 = 1, the sign); FCOMI ST(0), ST(1).
+    let code: [&[u8]; 5] = [&FLD1, &FLD1, &[0xd9, 0xe0], &[0xd9, 0xe5], &[0xdb, 0xf1]];
+    for (model, c1) in [(CpuModel::amd(), 0x200), (CpuModel::intel(), 0)] {
+        let mut m = machine_of(32, model);
+        for c in code {
+            exec(&mut m, c).unwrap();
+        }
+        assert_eq!(m.cpu.fpu.fsw & 0x200, c1);
+        assert!(m.cpu.flags.has(mmu::Rflags::CF), "-1 < 1");
+    }
+}
+
+#[test]
+fn fld_of_a_denormal_with_de_unmasked_by_vendor() {
+    for (model, loaded) in [(CpuModel::amd(), true), (CpuModel::intel(), false)] {
+        let mut m = machine_of(32, model);
+        m.cpu.fpu.fcw = 0x037d; // #D unmasked
+        m.load_phys(0x3000, &3u32.to_le_bytes());
+        m.cpu.gpr[6] = 0x3000;
+        exec(&mut m, &[0xd9, 0x06]).unwrap(); // FLD dword [esi]
+        assert_eq!(m.cpu.fpu.fsw & 0x82, 0x82, "DE and ES");
+        assert_eq!(!m.cpu.fpu.is_empty(0), loaded);
+        if loaded {
+            // 3 * 2^-149, exactly: exponent 3FFFH - 148, J and the next bit.
+            let v = m.cpu.fpu.read_st(0).to_bytes();
+            assert_eq!(u16::from_le_bytes([v[8], v[9]]), 0x3fff - 148);
+            assert_eq!(u64::from_le_bytes(v[..8].try_into().unwrap()), 0xc000 << 48);
+        }
+    }
+}
+
+#[test]
+fn store_fault_comes_before_stack_underflow() {
+    for model in [CpuModel::amd(), CpuModel::intel()] {
+        let mut m = machine_of(32, model);
+        m.cpu.fpu.fcw = 0x037e; // #IS unmasked, ST(0) empty
+        let before = m.cpu.fpu.clone();
+        m.cpu.sys.segs[SegReg::Ds as usize].limit = 0xfff;
+        m.cpu.gpr[6] = 0x2000;
+        for store in [
+            &[0xd9, 0x1e][..], // FSTP dword [esi]
+            &[0xdf, 0x3e][..], // FISTP qword [esi]
+            &[0xdf, 0x36][..], // FBSTP [esi]
+        ] {
+            assert_eq!(exec(&mut m, store), Err(Event::gp0()), "{store:02x?}");
+            assert_eq!(m.cpu.fpu, before);
+        }
+    }
 }
