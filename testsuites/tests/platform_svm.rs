@@ -8,7 +8,7 @@
 mod svm_common;
 
 use guestkit::irq::{clear_counts, load_count, set_mode, COUNT, EOI_XAPIC};
-use guestkit::platform::{lapic_write, settle};
+use guestkit::platform::{ap_sends, lapic_write, settle, start_ap, ICR_INIT};
 use iced_x86::code_asm::*;
 use svm_common::*;
 use svm_model::vmcb::{Misc1, VIntr};
@@ -105,4 +105,37 @@ fn physical_interrupts_and_svm() {
         ],
     );
     s.run();
+}
+
+/// An intercepted physical INIT (APM Vol. 2 15.13.3, table 15-12): the AP
+/// sends an INIT to the BSP while its L2 spins; L2 exits with
+/// #VMEXIT(INIT), and the INIT stays pending for the host, where GIF = 0
+/// (as every #VMEXIT leaves it) holds it.
+#[test]
+fn an_intercepted_init_exits_and_gif_holds_it() {
+    let mut s = Suite::new();
+    s.case(
+        "an intercepted INIT exits with #VMEXIT(INIT)",
+        |a, s| {
+            let l2 = l2_code(a, |a| {
+                let mut lp = a.label();
+                a.nop()?;
+                a.set(&mut lp)?;
+                a.pause()?;
+                a.jmp(lp.l)
+            })?;
+            start_ap(a, &ap_sends(1000, &[ICR_INIT])?)?;
+            run_l2(a, s, &l2, |a| {
+                svm::or(a, VMCB, F::InterceptMisc1, Misc1::INIT.bits() as u64)
+            })
+        },
+        vec![code(X::VMEXIT_INIT)],
+    );
+    let mut cfg = amd();
+    cfg.platform.cpus = 2;
+    let o = s.run_with(cfg);
+    let bsp = &o.machine.dev.lapics[0];
+    assert!(bsp.init_pending, "held in the host while GIF = 0");
+    let by = &o.machine.stats.vmexits.by_reason;
+    assert_eq!(by.get("VMEXIT_INIT"), Some(&1), "{by:?}");
 }

@@ -8,7 +8,9 @@
 mod vmx_common;
 
 use guestkit::irq::{clear_counts, load_count, set_mode, COUNT, EOI_XAPIC};
-use guestkit::platform::{lapic_enable, lapic_read, lapic_write};
+use guestkit::platform::{
+    ap_sends, lapic_enable, lapic_read, lapic_write, start_ap, AP_SENT, ICR_INIT, ICR_SIPI_42,
+};
 use guestkit::vmx::{
     at, layout, store_user, var, vmclr, vmor, vmr, vmw, VmxCase, VmxRt, GUEST_EXCEPTION,
 };
@@ -272,70 +274,9 @@ fn two_vcpus() -> nestemu::MachineConfig {
     cfg
 }
 
-/// Where the AP's real-mode code starts (SIPI vector 20H).
-const AP_CODE: u64 = 0x2_0000;
-/// A byte the AP sets once its INIT IPI is sent.
-const AP_SENT: u64 = 0x2_0800;
-
-/// The AP's code: spin `delay` iterations, switch its local APIC to x2APIC
-/// mode (so real-mode code can reach the ICR through WRMSR 830H), send each
-/// of `icrs` (ICR low words) to APIC ID 0 (the BSP, where L1 and L2 run),
-/// set [`AP_SENT`], halt.
-fn ap_sends(delay: u16, icrs: &[u32]) -> Vec<u8> {
-    let mut a = CodeAssembler::new(16).unwrap();
-    let mut spin = a.create_label();
-    let mut park = a.create_label();
-    a.mov(cx, delay as u32).unwrap();
-    a.set_label(&mut spin).unwrap();
-    a.dec(cx).unwrap();
-    a.jnz(spin).unwrap();
-    a.mov(ecx, 0x1bu32).unwrap();
-    a.rdmsr().unwrap();
-    a.or(eax, 0xc00u32).unwrap();
-    a.wrmsr().unwrap();
-    for &icr in icrs {
-        a.mov(ecx, 0x830u32).unwrap();
-        a.xor(edx, edx).unwrap();
-        a.mov(eax, icr).unwrap();
-        a.wrmsr().unwrap();
-    }
-    a.mov(ax, cs).unwrap();
-    a.mov(ds, ax).unwrap();
-    a.mov(byte_ptr((AP_SENT - AP_CODE) as u32), 1u32).unwrap();
-    a.set_label(&mut park).unwrap();
-    a.cli().unwrap();
-    a.hlt().unwrap();
-    a.jmp(park).unwrap();
-    a.assemble(AP_CODE).unwrap()
-}
-
-/// ICR low words: INIT (assert, physical) and SIPI vector 42H.
-const ICR_INIT: u32 = 0x4500;
-const ICR_SIPI_42: u32 = 0x4642;
-
 /// The AP's code sending one INIT to the BSP.
-fn ap_sends_init(delay: u16) -> Vec<u8> {
+fn ap_sends_init(delay: u16) -> AsmResult<Vec<u8>> {
     ap_sends(delay, &[ICR_INIT])
-}
-
-/// L1: copy `code` to [`AP_CODE`], clear [`AP_SENT`], and start the AP on it
-/// (INIT then SIPI vector 20H: an AP halted by an earlier case needs the
-/// INIT to wait for a SIPI again).
-fn start_ap(a: &mut Asm, code: &[u8]) -> AsmResult {
-    for (k, w) in code.chunks(4).enumerate() {
-        let mut b = [0u8; 4];
-        b[..w.len()].copy_from_slice(w);
-        a.mov(
-            dword_ptr(AP_CODE + 4 * k as u64),
-            u32::from_le_bytes(b) as i32,
-        )?;
-    }
-    a.mov(byte_ptr(AP_SENT), 0)?;
-    lapic_enable(a)?;
-    lapic_write(a, 0x310, 1 << 24)?;
-    lapic_write(a, 0x300, 0x4500)?;
-    lapic_write(a, 0x310, 1 << 24)?;
-    lapic_write(a, 0x300, 0x4620)
 }
 
 /// L2: count R12 up to 50,000, then VMCALL.
@@ -363,7 +304,7 @@ fn init_signals_exit_from_vmx_non_root() {
         VmxCase::guest("an init while l2 runs exits with reason 3", |a, _| {
             count_then_vmcall(a)
         })
-        .setup(move |a, _| start_ap(a, &ap_sends_init(3000)))
+        .setup(move |a, _| start_ap(a, &ap_sends_init(3000)?))
         .on_exit(on(3, |a| {
             a.mov(rax, at(layout::VARS + var::EXIT_GPRS + 8 * 12))?;
             store_user(a, 0, rax)
@@ -387,7 +328,7 @@ fn init_signals_exit_from_vmx_non_root() {
             |a, _| count_then_vmcall(a),
         )
         .setup(move |a, _| {
-            start_ap(a, &ap_sends_init(1))?;
+            start_ap(a, &ap_sends_init(1)?)?;
             // Wait until the AP has sent it: L1 (root) holds it pending.
             let mut wait = a.label();
             a.set(&mut wait)?;
@@ -455,7 +396,7 @@ fn wait_for_sipi_guests_exit_on_a_sipi() {
             a.mov(r12d, 0x5151)?;
             a.vmcall()
         })
-        .setup(|a, _| wait_for_sipi(a, &ap_sends(1, &[ICR_SIPI_42])))
+        .setup(|a, _| wait_for_sipi(a, &ap_sends(1, &[ICR_SIPI_42])?))
         .on_exit(sipi_then_active),
         vec![
             reason(0, 4),
@@ -479,7 +420,7 @@ fn wait_for_sipi_guests_exit_on_a_sipi() {
                 a.vmcall()
             },
         )
-        .setup(|a, _| wait_for_sipi(a, &ap_sends(1, &[ICR_INIT, ICR_SIPI_42])))
+        .setup(|a, _| wait_for_sipi(a, &ap_sends(1, &[ICR_INIT, ICR_SIPI_42])?))
         .on_exit(sipi_then_active),
         vec![
             reason(0, 4),

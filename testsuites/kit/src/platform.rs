@@ -225,3 +225,66 @@ pub fn cpuid(a: &mut Asm, leaf: u32, reg: u8) -> AsmResult {
 pub fn settle(a: &mut Asm) -> AsmResult {
     spin(a, 64)
 }
+
+// ---- a second processor that signals the BSP ----
+
+/// Where the AP's real-mode code starts (SIPI vector 20H).
+pub const AP_CODE: u64 = 0x2_0000;
+/// A byte the AP sets once its IPIs are sent.
+pub const AP_SENT: u64 = 0x2_0800;
+
+/// The AP's code: spin `delay` iterations, switch its local APIC to x2APIC
+/// mode (so real-mode code can reach the ICR through WRMSR 830H), send each
+/// of `icrs` (ICR low words) to APIC ID 0 (the BSP), set [`AP_SENT`], halt.
+pub fn ap_sends(delay: u16, icrs: &[u32]) -> AsmResult<Vec<u8>> {
+    let mut a = CodeAssembler::new(16)?;
+    let mut spin = a.create_label();
+    let mut park = a.create_label();
+    a.mov(cx, delay as u32)?;
+    a.set_label(&mut spin)?;
+    a.dec(cx)?;
+    a.jnz(spin)?;
+    a.mov(ecx, 0x1bu32)?;
+    a.rdmsr()?;
+    a.or(eax, 0xc00u32)?;
+    a.wrmsr()?;
+    for &icr in icrs {
+        a.mov(ecx, 0x830u32)?;
+        a.xor(edx, edx)?;
+        a.mov(eax, icr)?;
+        a.wrmsr()?;
+    }
+    a.mov(ax, cs)?;
+    a.mov(ds, ax)?;
+    a.mov(byte_ptr((AP_SENT - AP_CODE) as u32), 1u32)?;
+    a.set_label(&mut park)?;
+    a.cli()?;
+    a.hlt()?;
+    a.jmp(park)?;
+    a.assemble(AP_CODE)
+}
+
+/// ICR low word: INIT (assert, physical).
+pub const ICR_INIT: u32 = 0x4500;
+/// ICR low word: SIPI vector 42H.
+pub const ICR_SIPI_42: u32 = 0x4642;
+
+/// Emits: copy `code` to [`AP_CODE`], clear [`AP_SENT`], and start APIC ID 1
+/// on it (INIT then SIPI vector 20H: an AP halted by an earlier case needs
+/// the INIT to wait for a SIPI again). Needs a machine of two vCPUs.
+pub fn start_ap(a: &mut Asm, code: &[u8]) -> AsmResult {
+    for (k, w) in code.chunks(4).enumerate() {
+        let mut b = [0u8; 4];
+        b[..w.len()].copy_from_slice(w);
+        a.mov(
+            dword_ptr(AP_CODE + 4 * k as u64),
+            u32::from_le_bytes(b) as i32,
+        )?;
+    }
+    a.mov(byte_ptr(AP_SENT), 0)?;
+    lapic_enable(a)?;
+    lapic_write(a, 0x310, 1 << 24)?;
+    lapic_write(a, 0x300, ICR_INIT)?;
+    lapic_write(a, 0x310, 1 << 24)?;
+    lapic_write(a, 0x300, 0x4600 | (AP_CODE >> 12) as u32)
+}

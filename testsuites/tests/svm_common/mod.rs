@@ -86,8 +86,13 @@ impl Suite {
 
     /// Builds and runs the program on the `amd` preset and checks every case.
     pub fn run(self) -> Outcome {
+        self.run_with(amd())
+    }
+
+    /// As [`Suite::run`] on a machine made from `cfg`.
+    pub fn run_with(self, cfg: MachineConfig) -> Outcome {
         let Suite { p, table } = self;
-        let o = testsuites::run(&p.finish(), amd());
+        let o = testsuites::run(&p.finish(), cfg);
         check::verify(&o, &table);
         assert!(o.passed(), "stop {:?}\nserial:\n{}", o.stop, o.serial);
         o
