@@ -280,18 +280,41 @@ impl Vmcs {
 
     fn machine(&self, src: &mut Source) -> Verdict {
         let mut m = self.prepare(src)?;
+        let mut resume_table = vec![0u8; TABLE_MAX * 24];
+        m.peek_phys(TABLE_RESUME, &mut resume_table);
         let stop = super::run_bounded(&mut m);
         let mut o = stop_outcome(&m, stop.as_ref());
         let mut b = vec![0u8; layout::RECORD_SIZE as usize];
         m.peek_phys(layout::RECORDS, &mut b);
         let r = VmxRecord::parse(&b);
+        // With "VMWRITE to any supported field" L1 may have written the
+        // exit-reason field itself at the first exit (the resume table, as
+        // generated or as L2 left it in memory): then the field is L1's
+        // value, not the machine's, and only the machine's own count of
+        // exits by name is evidence.
+        let mut after = vec![0u8; resume_table.len()];
+        m.peek_phys(TABLE_RESUME, &mut after);
+        let reason_enc = Field::ExitReason.encoding() as u64;
+        let l1_may_write_reason = after != resume_table
+            || resume_table
+                .chunks(24)
+                .any(|e| u64::from_le_bytes(e[..8].try_into().expect("8 bytes")) == reason_enc);
         let last_reason = m
             .virt
             .vmx
             .state
             .current
             .as_ref()
+            .filter(|_| !l1_may_write_reason)
             .map(|c| c.vmcs.get(vmx_model::vmcs::Field::ExitReason));
+        for name in m.stats.vmexits.by_reason.keys() {
+            if !(0..=u16::MAX)
+                .filter_map(ExitReason::from_number)
+                .any(|r| r.name() == name)
+            {
+                return Err(format!("the machine counted an exit named {name:?}"));
+            }
+        }
         let what = classify(&r, m.stats.vmexits.total, last_reason)?;
         o.signal = o.signal << 32 ^ exits_signal(&r);
         o.label = format!("machine: {what}; {}", o.label);
