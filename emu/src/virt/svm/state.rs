@@ -115,9 +115,7 @@ impl PhysMem for SvmPhys<'_> {
         let span = self.ram.slice_mut(off, len as usize);
         let lo = pa - base;
         for &(f, v) in fields {
-            let at = (f.offset() as u64 - lo) as usize;
-            let n = f.width().min(8);
-            copy_field(&mut span[at..at + n], &v.to_le_bytes()[..n]);
+            put_le(span, (f.offset() as u64 - lo) as usize, f.width(), v);
         }
     }
 
@@ -137,11 +135,7 @@ impl PhysMem for SvmPhys<'_> {
         let span = self.ram.slice(off, len as usize);
         let lo = pa - base;
         for (f, out) in fields.iter().zip(values.iter_mut()) {
-            let at = (f.offset() as u64 - lo) as usize;
-            let mut b = [0u8; 8];
-            let w = f.width().min(8);
-            copy_field(&mut b[..w], &span[at..at + w]);
-            *out = u64::from_le_bytes(b);
+            *out = get_le(span, (f.offset() as u64 - lo) as usize, f.width());
         }
     }
 }
@@ -164,6 +158,30 @@ impl SvmPhys<'_> {
         }
         let off = self.ram.offset(pa, len)?;
         Some((pa, len, off))
+    }
+}
+
+/// The little-endian field of `width` bytes (at most eight used) at `at`, as
+/// one load of that width.
+#[inline(always)]
+fn get_le(b: &[u8], at: usize, width: usize) -> u64 {
+    match width {
+        1 => b[at].into(),
+        2 => u16::from_le_bytes([b[at], b[at + 1]]).into(),
+        4 => u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or_default()).into(),
+        _ => u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default()),
+    }
+}
+
+/// Stores `v`'s low `width` bytes (at most eight) at `at`, as one store.
+#[inline(always)]
+fn put_le(b: &mut [u8], at: usize, width: usize, v: u64) {
+    let v = v.to_le_bytes();
+    match width {
+        1 => b[at] = v[0],
+        2 => b[at..at + 2].copy_from_slice(&v[..2]),
+        4 => b[at..at + 4].copy_from_slice(&v[..4]),
+        _ => b[at..at + 8].copy_from_slice(&v),
     }
 }
 
@@ -210,9 +228,9 @@ pub(crate) fn cpu_state(m: &Machine, rip: u64) -> CpuState {
 
 /// Loads a state the model returned: registers, RIP (also as the next RIP,
 /// so a handler that returns normally continues there), derived mode, and
-/// the translation context.
-pub(crate) fn load_state(m: &mut Machine, s: &CpuState) {
-    m.cpu.sys = s.regs.clone();
+/// the translation context. Takes the state by value: the registers move in.
+pub(crate) fn load_state(m: &mut Machine, s: CpuState) {
+    m.cpu.sys = s.regs;
     m.cpu.gpr[4] = s.rsp;
     m.cpu.gpr[0] = s.rax;
     m.cpu.flags.set(s.rflags.bits());
