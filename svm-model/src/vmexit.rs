@@ -21,8 +21,8 @@ use crate::guest::{GuestControls, NestedPaging};
 use crate::mem::{PhysMem, SvmAccess};
 use crate::state::CpuState;
 use crate::vmcb::{
-    write_field, write_field_bytes, EventInj, EventType, FieldSource, IntState, StagedFields,
-    VIntr, VmcbField, VmcbSeg, VmcbSegment, VmcbTable,
+    write_field_bytes, EventInj, EventType, FieldSource, IntState, StagedFields, VIntr, VmcbField,
+    VmcbSeg, VmcbSegment, VmcbTable,
 };
 use crate::vmrun::{load_pdptes, load_seg, load_table, HOST_SAVE_FIELDS};
 use mmu::{Cr0, Cr4, Dr7, Efer, Rflags, SegReg};
@@ -174,10 +174,9 @@ pub fn vmexit<M: PhysMem + ?Sized>(
             );
         }
     }
-    let mut cached = cache.image_mut(ctl.vmcb_pa);
-    for (f, v) in img.iter() {
-        write_field(mem, ctl.vmcb_pa, f, v, SvmAccess::VmcbWrite);
-        if let Some(c) = cached.as_deref_mut() {
+    mem.write_fields(ctl.vmcb_pa, img.fields(), SvmAccess::VmcbWrite);
+    if let Some(c) = cache.image_mut(ctl.vmcb_pa) {
+        for (f, v) in img.iter() {
             c.set(f, v);
         }
     }
@@ -239,15 +238,15 @@ pub(crate) fn reload_host<M: PhysMem + ?Sized>(
     nested: Option<&NestedPaging>,
 ) -> HostLoad {
     let mut img = StagedFields::new();
-    for f in HOST_SAVE_FIELDS {
-        let mut buf = [0u8; 8];
-        crate::mem::read_bytes(
-            mem,
-            hsave_pa + f.offset() as u64,
-            &mut buf[..f.width()],
-            SvmAccess::HostSaveRead,
-        );
-        img.set(*f, u64::from_le_bytes(buf));
+    let mut values = [0u64; HOST_SAVE_FIELDS.len()];
+    mem.read_fields(
+        hsave_pa,
+        HOST_SAVE_FIELDS,
+        &mut values,
+        SvmAccess::HostSaveRead,
+    );
+    for (f, v) in HOST_SAVE_FIELDS.iter().zip(values) {
+        img.set(*f, v);
     }
     let bits = cfg.widths.linear_bits;
     let mut regs = current.regs.clone();

@@ -15,8 +15,8 @@ use crate::guest::{GuestControls, NestedPaging, PauseFilter, VirtVmload};
 use crate::mem::{read_u64, PhysMem, SvmAccess};
 use crate::state::{cpu_mode, CpuState};
 use crate::vmcb::{
-    write_field, CleanBits, EventInj, EventType, FieldSource, IntState, Intercepts, StagedFields,
-    TlbFlush, VIntr, VirtExt, VmcbField, VmcbImage, VmcbSeg, VmcbSegment, VmcbTable,
+    CleanBits, EventInj, EventType, FieldSource, IntState, Intercepts, StagedFields, TlbFlush,
+    VIntr, VirtExt, VmcbField, VmcbImage, VmcbSeg, VmcbSegment, VmcbTable,
 };
 use crate::vmexit::{reload_host, HostLoad};
 use mmu::{
@@ -126,14 +126,13 @@ pub fn vmrun<M: PhysMem + ?Sized>(
     };
     cache.invalidate(vmcb_pa);
     cache.recycle(merged);
-    for (f, v) in [
+    let exit_fields = [
         (VmcbField::ExitCode, ExitCode::VMEXIT_INVALID.0),
         (VmcbField::ExitInfo1, 0),
         (VmcbField::ExitInfo2, 0),
         (VmcbField::EventInj, 0),
-    ] {
-        write_field(mem, vmcb_pa, f, v, SvmAccess::VmcbWrite);
-    }
+    ];
+    mem.write_fields(vmcb_pa, &exit_fields, SvmAccess::VmcbWrite);
     let host = reload_host(cfg, mem, hsave_pa, host, None);
     VmrunOutcome::Invalid(Box::new(InvalidVmrun {
         check,
@@ -240,13 +239,11 @@ pub(crate) fn save_host<M: PhysMem + ?Sized>(mem: &mut M, hsave_pa: u64, host: &
     img.set(VmcbField::Cpl, host.cpl.into());
     img.set(VmcbField::GPat, host.regs.pat);
     debug_assert_eq!(img.iter().count(), HOST_SAVE_FIELDS.len());
-    for (f, v) in img.iter() {
-        write_field(mem, hsave_pa, f, v, SvmAccess::HostSaveWrite);
-    }
+    mem.write_fields(hsave_pa, img.fields(), SvmAccess::HostSaveWrite);
 }
 
 /// The fields of the host save area.
-pub(crate) const HOST_SAVE_FIELDS: &[VmcbField] = {
+pub(crate) const HOST_SAVE_FIELDS: &[VmcbField; 30] = {
     use VmcbField as F;
     &[
         F::EsSelector,

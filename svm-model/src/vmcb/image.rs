@@ -100,19 +100,31 @@ impl VmcbImage {
 
     /// A field's value, little-endian, zero-extended. Fields wider than eight
     /// bytes (the guest instruction bytes) yield their first eight bytes.
+    #[inline]
     pub fn get(&self, f: VmcbField) -> u64 {
-        let mut b = [0u8; 8];
-        let n = f.width().min(8);
-        b[..n].copy_from_slice(&self.bytes(f)[..n]);
-        u64::from_le_bytes(b)
+        let at = f.offset();
+        let b = &self.0[..];
+        // Fixed-width loads: the world switches read and write many fields.
+        match f.width() {
+            1 => b[at].into(),
+            2 => u16::from_le_bytes([b[at], b[at + 1]]).into(),
+            4 => u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or_default()).into(),
+            _ => u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default()),
+        }
     }
 
     /// Sets a field, truncating `v` to the field's width (fields wider than
     /// eight bytes take `v` in their first eight bytes).
+    #[inline]
     pub fn set(&mut self, f: VmcbField, v: u64) {
-        let n = f.width().min(8);
+        let at = f.offset();
         let bytes = v.to_le_bytes();
-        self.bytes_mut(f)[..n].copy_from_slice(&bytes[..n]);
+        match f.width() {
+            1 => self.0[at] = bytes[0],
+            2 => self.0[at..at + 2].copy_from_slice(&bytes[..2]),
+            4 => self.0[at..at + 4].copy_from_slice(&bytes[..4]),
+            _ => self.0[at..at + 8].copy_from_slice(&bytes),
+        }
     }
 
     /// Copies one field's bytes from `other`.

@@ -124,7 +124,13 @@ impl StagedFields {
 
     /// The staged fields with their values, in staging order.
     pub fn iter(&self) -> impl Iterator<Item = (VmcbField, u64)> + '_ {
-        self.order[..self.len].iter().copied()
+        self.fields().iter().copied()
+    }
+
+    /// The staged fields with their values, in staging order, as a slice
+    /// (what [`crate::PhysMem::write_fields`] takes).
+    pub fn fields(&self) -> &[(VmcbField, u64)] {
+        &self.order[..self.len]
     }
 }
 

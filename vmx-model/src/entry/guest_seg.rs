@@ -5,10 +5,12 @@
 //! Terms: the guest will be virtual-8086 if RFLAGS.VM is 1 in the guest-state area;
 //! IA-32e mode if "IA-32e mode guest" is 1; a register is usable if bit 16 of its
 //! access rights is 0.
+//!
+//! Each register's four fields are read from the VMCS once, into [`Segs`], and
+//! every rule looks at that copy; the rules still run one by one, in the
+//! manual's order, and name the field they are about.
 
-use super::view::{
-    canonical, ensure, granularity_ok, SegFields, CHECK_ORDER, CS, FS, GS, LDTR, SS, TR,
-};
+use super::view::{canonical, ensure, granularity_ok, SegFields, CHECK_ORDER};
 use super::{CheckResult, EntryEnv};
 use crate::vmcs::{Field, Vmcs};
 use mmu::{Cr0, Rflags, SegmentCache};
@@ -30,93 +32,128 @@ fn guest(env: &EntryEnv<'_>) -> Guest {
     }
 }
 
+/// Indices into [`Segs::order`] (the SDM's check order: CS, SS, DS, ES, FS, GS).
+const I_CS: usize = 0;
+const I_SS: usize = 1;
+const I_DS: usize = 2;
+const I_ES: usize = 3;
+const I_FS: usize = 4;
+const I_GS: usize = 5;
+
+/// The guest segment registers, each read from the VMCS once.
+struct Segs {
+    /// CS, SS, DS, ES, FS, GS with their fields, in check order.
+    order: [(SegFields, SegmentCache); 6],
+    ldtr: SegmentCache,
+    tr: SegmentCache,
+}
+
+impl Segs {
+    fn read(v: &Vmcs) -> Self {
+        Self {
+            order: CHECK_ORDER.map(|s| (s, s.read(v))),
+            ldtr: super::view::LDTR.read(v),
+            tr: super::view::TR.read(v),
+        }
+    }
+
+    fn cs(&self) -> &SegmentCache {
+        &self.order[I_CS].1
+    }
+
+    fn ss(&self) -> &SegmentCache {
+        &self.order[I_SS].1
+    }
+
+    /// The registers to which a "CS or usable" rule applies, in check order.
+    fn cs_or_usable(&self) -> impl Iterator<Item = &(SegFields, SegmentCache)> {
+        self.order
+            .iter()
+            .enumerate()
+            .filter(|(i, (_, seg))| *i == I_CS || !seg.attr.unusable())
+            .map(|(_, s)| s)
+    }
+
+    /// DS, ES, FS, GS that are usable.
+    fn usable_data(&self) -> impl Iterator<Item = &(SegFields, SegmentCache)> {
+        self.order[I_DS..]
+            .iter()
+            .filter(|(_, seg)| !seg.attr.unusable())
+    }
+}
+
 /// All of 27.3.1.2.
 pub(crate) fn segments(env: &mut EntryEnv<'_>) -> CheckResult {
     let g = guest(env);
-    let v = env.vmcs;
-    selectors(v, &g)?;
-    bases(env, &g)?;
+    let s = Segs::read(env.vmcs);
+    selectors(&s, &g)?;
+    bases(env, &s, &g)?;
     if g.v86 {
-        for s in CHECK_ORDER {
-            ensure!(v.get(s.limit) == 0xffff, GuestV86Limit, s.limit);
+        for (f, seg) in &s.order {
+            ensure!(seg.limit == 0xffff, GuestV86Limit, f.limit);
         }
-        for s in CHECK_ORDER {
-            ensure!(v.get(s.ar) == 0xf3, GuestV86AccessRights, s.ar);
+        for (f, seg) in &s.order {
+            ensure!(seg.attr.0 == 0xf3, GuestV86AccessRights, f.ar);
         }
     } else {
-        types(v, &g)?;
-        s_and_dpl(v, &g)?;
-        present_reserved_granularity(v, &g)?;
+        types(&s, &g)?;
+        s_and_dpl(&s, &g)?;
+        present_reserved_granularity(&s, &g)?;
     }
-    tr(v, &g)?;
-    ldtr(v)
+    tr(&s.tr, &g)?;
+    ldtr(&s.ldtr)
 }
 
-fn selectors(v: &Vmcs, g: &Guest) -> CheckResult {
-    let tr = TR.read(v);
-    let ldtr = LDTR.read(v);
-    ensure!(!tr.selector.ti(), GuestTrSelectorTi);
-    if !ldtr.attr.unusable() {
-        ensure!(!ldtr.selector.ti(), GuestLdtrSelectorTi);
+fn selectors(s: &Segs, g: &Guest) -> CheckResult {
+    ensure!(!s.tr.selector.ti(), GuestTrSelectorTi);
+    if !s.ldtr.attr.unusable() {
+        ensure!(!s.ldtr.selector.ti(), GuestLdtrSelectorTi);
     }
     if !g.v86 && !g.unrestricted {
-        let (ss, cs) = (SS.read(v), CS.read(v));
-        ensure!(ss.selector.rpl() == cs.selector.rpl(), GuestSsRplNotCsRpl);
+        ensure!(
+            s.ss().selector.rpl() == s.cs().selector.rpl(),
+            GuestSsRplNotCsRpl
+        );
     }
     Ok(())
 }
 
-fn bases(env: &EntryEnv<'_>, g: &Guest) -> CheckResult {
-    let v = env.vmcs;
+fn bases(env: &EntryEnv<'_>, s: &Segs, g: &Guest) -> CheckResult {
     if g.v86 {
-        for s in CHECK_ORDER {
-            let seg = s.read(v);
+        for (f, seg) in &s.order {
             ensure!(
                 seg.base == (seg.selector.0 as u64) << 4,
                 GuestV86Base,
-                s.base
+                f.base
             );
         }
     }
-    for s in [TR, FS, GS] {
+    let (fs, gs) = (&s.order[I_FS], &s.order[I_GS]);
+    for (f, base) in [
+        (super::view::TR.base, s.tr.base),
+        (fs.0.base, fs.1.base),
+        (gs.0.base, gs.1.base),
+    ] {
+        ensure!(canonical(env.caps, base), GuestBaseCanonical, f);
+    }
+    if !s.ldtr.attr.unusable() {
         ensure!(
-            canonical(env.caps, v.get(s.base)),
+            canonical(env.caps, s.ldtr.base),
             GuestBaseCanonical,
-            s.base
+            super::view::LDTR.base
         );
     }
-    if !LDTR.read(v).attr.unusable() {
-        ensure!(
-            canonical(env.caps, v.get(LDTR.base)),
-            GuestBaseCanonical,
-            LDTR.base
-        );
-    }
-    ensure!(v.get(CS.base) >> 32 == 0, GuestCsBaseHigh);
-    for s in [SS, super::view::DS, super::view::ES] {
-        let seg = s.read(v);
+    ensure!(s.cs().base >> 32 == 0, GuestCsBaseHigh);
+    for (f, seg) in [I_SS, I_DS, I_ES].map(|i| &s.order[i]) {
         if !seg.attr.unusable() {
-            ensure!(seg.base >> 32 == 0, GuestDataBaseHigh, s.base);
+            ensure!(seg.base >> 32 == 0, GuestDataBaseHigh, f.base);
         }
     }
     Ok(())
 }
 
-/// The registers to which a "CS or usable" rule applies, in check order.
-fn cs_or_usable(v: &Vmcs) -> impl Iterator<Item = (SegFields, SegmentCache)> + '_ {
-    CHECK_ORDER
-        .into_iter()
-        .map(move |s| (s, s.read(v)))
-        .filter(|(s, seg)| s.ar == CS.ar || !seg.attr.unusable())
-}
-
-/// DS, ES, FS, GS that are usable.
-fn usable_data(v: &Vmcs) -> impl Iterator<Item = (SegFields, SegmentCache)> + '_ {
-    cs_or_usable(v).filter(|(s, _)| s.ar != CS.ar && s.ar != SS.ar)
-}
-
-fn types(v: &Vmcs, g: &Guest) -> CheckResult {
-    let cs = CS.read(v).attr.typ();
+fn types(s: &Segs, g: &Guest) -> CheckResult {
+    let cs = s.cs().attr.typ();
     if g.unrestricted {
         ensure!(
             matches!(cs, 3 | 9 | 11 | 13 | 15),
@@ -125,28 +162,27 @@ fn types(v: &Vmcs, g: &Guest) -> CheckResult {
     } else {
         ensure!(matches!(cs, 9 | 11 | 13 | 15), GuestCsAccessRightsType);
     }
-    let ss = SS.read(v);
+    let ss = s.ss();
     if !ss.attr.unusable() {
         ensure!(matches!(ss.attr.typ(), 3 | 7), GuestSsAccessRightsType);
     }
-    for (s, seg) in usable_data(v) {
-        ensure!(seg.attr.accessed(), GuestDataAccessRightsAccessed, s.ar);
+    for (f, seg) in s.usable_data() {
+        ensure!(seg.attr.accessed(), GuestDataAccessRightsAccessed, f.ar);
         let code = seg.attr.typ() & 8 != 0;
         ensure!(
             !code || seg.attr.typ() & 2 != 0,
             GuestDataAccessRightsCodeReadable,
-            s.ar
+            f.ar
         );
     }
     Ok(())
 }
 
-fn s_and_dpl(v: &Vmcs, g: &Guest) -> CheckResult {
-    for (s, seg) in cs_or_usable(v) {
-        ensure!(seg.attr.s(), GuestSegAccessRightsS, s.ar);
+fn s_and_dpl(s: &Segs, g: &Guest) -> CheckResult {
+    for (f, seg) in s.cs_or_usable() {
+        ensure!(seg.attr.s(), GuestSegAccessRightsS, f.ar);
     }
-    let cs = CS.read(v);
-    let ss = SS.read(v);
+    let (cs, ss) = (s.cs(), s.ss());
     match cs.attr.typ() {
         3 => ensure!(cs.attr.dpl() == 0, GuestCsDplDataType),
         9 | 11 => ensure!(cs.attr.dpl() == ss.attr.dpl(), GuestCsDplNonConforming),
@@ -160,45 +196,44 @@ fn s_and_dpl(v: &Vmcs, g: &Guest) -> CheckResult {
         ensure!(ss.attr.dpl() == 0, GuestSsDplRealOrDataCs);
     }
     if !g.unrestricted {
-        for (s, seg) in usable_data(v) {
+        for (f, seg) in s.usable_data() {
             if seg.attr.typ() <= 11 {
-                ensure!(seg.attr.dpl() >= seg.selector.rpl(), GuestDataDplRpl, s.ar);
+                ensure!(seg.attr.dpl() >= seg.selector.rpl(), GuestDataDplRpl, f.ar);
             }
         }
     }
     Ok(())
 }
 
-fn present_reserved_granularity(v: &Vmcs, g: &Guest) -> CheckResult {
-    for (s, seg) in cs_or_usable(v) {
-        ensure!(seg.attr.present(), GuestSegAccessRightsPresent, s.ar);
+fn present_reserved_granularity(s: &Segs, g: &Guest) -> CheckResult {
+    for (f, seg) in s.cs_or_usable() {
+        ensure!(seg.attr.present(), GuestSegAccessRightsPresent, f.ar);
     }
-    for (s, seg) in cs_or_usable(v) {
+    for (f, seg) in s.cs_or_usable() {
         ensure!(
             seg.attr.0 & 0xf00 == 0,
             GuestSegAccessRightsReserved11To8,
-            s.ar
+            f.ar
         );
     }
-    let cs = CS.read(v);
+    let cs = s.cs();
     if g.ia32e && cs.attr.l() {
         ensure!(!cs.attr.db(), GuestCsDbWithL);
     }
-    for (s, seg) in cs_or_usable(v) {
-        ensure!(granularity_ok(&seg), GuestSegGranularity, s.ar);
+    for (f, seg) in s.cs_or_usable() {
+        ensure!(granularity_ok(seg), GuestSegGranularity, f.ar);
     }
-    for (s, seg) in cs_or_usable(v) {
+    for (f, seg) in s.cs_or_usable() {
         ensure!(
             seg.attr.0 & 0xfffe_0000 == 0,
             GuestSegAccessRightsReserved31To17,
-            s.ar
+            f.ar
         );
     }
     Ok(())
 }
 
-fn tr(v: &Vmcs, g: &Guest) -> CheckResult {
-    let tr = TR.read(v);
+fn tr(tr: &SegmentCache, g: &Guest) -> CheckResult {
     let a = tr.attr;
     let type_ok = match a.typ() {
         11 => true,
@@ -209,14 +244,13 @@ fn tr(v: &Vmcs, g: &Guest) -> CheckResult {
     ensure!(!a.s(), GuestTrS);
     ensure!(a.present(), GuestTrPresent);
     ensure!(a.0 & 0xf00 == 0, GuestTrReserved11To8);
-    ensure!(granularity_ok(&tr), GuestTrGranularity);
+    ensure!(granularity_ok(tr), GuestTrGranularity);
     ensure!(!a.unusable(), GuestTrUnusable);
     ensure!(a.0 & 0xfffe_0000 == 0, GuestTrReserved31To17);
     Ok(())
 }
 
-fn ldtr(v: &Vmcs) -> CheckResult {
-    let ldtr = LDTR.read(v);
+fn ldtr(ldtr: &SegmentCache) -> CheckResult {
     let a = ldtr.attr;
     if a.unusable() {
         return Ok(());
@@ -225,7 +259,7 @@ fn ldtr(v: &Vmcs) -> CheckResult {
     ensure!(!a.s(), GuestLdtrS);
     ensure!(a.present(), GuestLdtrPresent);
     ensure!(a.0 & 0xf00 == 0, GuestLdtrReserved11To8);
-    ensure!(granularity_ok(&ldtr), GuestLdtrGranularity);
+    ensure!(granularity_ok(ldtr), GuestLdtrGranularity);
     ensure!(a.0 & 0xfffe_0000 == 0, GuestLdtrReserved31To17);
     Ok(())
 }

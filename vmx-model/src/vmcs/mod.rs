@@ -22,13 +22,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "Vec<u64>", into = "Vec<u64>")]
 pub struct Vmcs {
-    values: Vec<u64>,
+    values: Box<[u64; FIELD_COUNT]>,
 }
 
 impl Default for Vmcs {
     fn default() -> Self {
         Self {
-            values: vec![0; FIELD_COUNT],
+            values: Box::new([0; FIELD_COUNT]),
         }
     }
 }
@@ -36,7 +36,7 @@ impl Default for Vmcs {
 impl core::fmt::Debug for Vmcs {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let mut m = f.debug_map();
-        for (field, v) in Field::ALL.iter().zip(&self.values) {
+        for (field, v) in Field::ALL.iter().zip(self.values.iter()) {
             if *v != 0 {
                 m.entry(&field.name(), &format_args!("{v:#x}"));
             }
@@ -54,6 +54,10 @@ impl TryFrom<Vec<u64>> for Vmcs {
                 values.len()
             ));
         }
+        let values = values
+            .into_boxed_slice()
+            .try_into()
+            .map_err(|_| "VMCS snapshot has the wrong field count".to_string())?;
         let mut v = Vmcs { values };
         for f in Field::ALL {
             let x = v.get(*f);
@@ -65,7 +69,7 @@ impl TryFrom<Vec<u64>> for Vmcs {
 
 impl From<Vmcs> for Vec<u64> {
     fn from(v: Vmcs) -> Self {
-        v.values
+        Vec::from(v.values as Box<[u64]>)
     }
 }
 

@@ -8,7 +8,8 @@ use crate::machine::Machine;
 use crate::memory::Ram;
 use mmu::Rflags;
 use std::collections::BTreeMap;
-use svm_model::{CpuState, PhysMem, SvmAccess, SvmConfig, VmcbCache};
+use svm_model::mem::{fields_span, read_fields_each, write_fields_each};
+use svm_model::{CpuState, PhysMem, SvmAccess, SvmConfig, VmcbCache, VmcbField};
 
 /// Guest RAM as the model reaches it: by system-physical address.
 pub(crate) struct SvmPhys<'a> {
@@ -40,6 +41,12 @@ impl AccessCounts {
     /// Counts one access.
     #[inline]
     pub fn count(&mut self, a: SvmAccess) {
+        self.count_n(a, 1);
+    }
+
+    /// Counts `n` accesses with the same tag.
+    #[inline]
+    pub fn count_n(&mut self, a: SvmAccess, n: u64) {
         let k = match a {
             SvmAccess::VmcbRead => 0,
             SvmAccess::VmcbWrite => 1,
@@ -51,7 +58,7 @@ impl AccessCounts {
             SvmAccess::VmsaveWrite => 7,
             SvmAccess::Pdpte => 8,
         };
-        self.0[k] += 1;
+        self.0[k] += n;
     }
 
     /// The counts by tag name.
@@ -89,6 +96,92 @@ impl PhysMem for SvmPhys<'_> {
         }
         copy_field(self.ram.slice_mut(off, data.len()), data);
         true
+    }
+
+    /// One range check and translation for all the fields, and one look at
+    /// the decoded-code cache, when they lie in RAM on at most two pages
+    /// (every VMCB field does); each field is still one counted access.
+    fn write_fields(&mut self, base: u64, fields: &[(VmcbField, u64)], access: SvmAccess) {
+        let Some((pa, len, off)) = self.span(base, fields.iter().map(|(f, _)| *f)) else {
+            return write_fields_each(self, base, fields, access);
+        };
+        self.accesses.count_n(access, fields.len() as u64);
+        let last = pa + len - 1;
+        if self.code.is_code_page(pa) || self.code.is_code_page(last) {
+            self.code.invalidate_page(pa);
+            self.code.invalidate_page(last);
+            *self.stop_block = true;
+        }
+        let span = self.ram.slice_mut(off, len as usize);
+        let lo = pa - base;
+        for &(f, v) in fields {
+            put_le(span, (f.offset() as u64 - lo) as usize, f.width(), v);
+        }
+    }
+
+    /// As [`SvmPhys::write_fields`], for reads.
+    fn read_fields(
+        &mut self,
+        base: u64,
+        fields: &[VmcbField],
+        values: &mut [u64],
+        access: SvmAccess,
+    ) {
+        let Some((pa, len, off)) = self.span(base, fields.iter().copied()) else {
+            return read_fields_each(self, base, fields, values, access);
+        };
+        let n = fields.len().min(values.len());
+        self.accesses.count_n(access, n as u64);
+        let span = self.ram.slice(off, len as usize);
+        let lo = pa - base;
+        for (f, out) in fields.iter().zip(values.iter_mut()) {
+            *out = get_le(span, (f.offset() as u64 - lo) as usize, f.width());
+        }
+    }
+}
+
+impl SvmPhys<'_> {
+    /// The physical address, length and RAM offset of the bytes `fields`
+    /// cover at `base`, if they are all RAM and span at most two pages (so
+    /// the first and last byte name every page a field touches).
+    #[inline]
+    fn span(
+        &self,
+        base: u64,
+        fields: impl Iterator<Item = VmcbField>,
+    ) -> Option<(u64, u64, usize)> {
+        let (lo, hi) = fields_span(fields)?;
+        let pa = base.checked_add(lo)?;
+        let len = hi - lo;
+        if len > 0x1000 || pa.checked_add(len)? < pa {
+            return None;
+        }
+        let off = self.ram.offset(pa, len)?;
+        Some((pa, len, off))
+    }
+}
+
+/// The little-endian field of `width` bytes (at most eight used) at `at`, as
+/// one load of that width.
+#[inline(always)]
+fn get_le(b: &[u8], at: usize, width: usize) -> u64 {
+    match width {
+        1 => b[at].into(),
+        2 => u16::from_le_bytes([b[at], b[at + 1]]).into(),
+        4 => u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or_default()).into(),
+        _ => u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default()),
+    }
+}
+
+/// Stores `v`'s low `width` bytes (at most eight) at `at`, as one store.
+#[inline(always)]
+fn put_le(b: &mut [u8], at: usize, width: usize, v: u64) {
+    let v = v.to_le_bytes();
+    match width {
+        1 => b[at] = v[0],
+        2 => b[at..at + 2].copy_from_slice(&v[..2]),
+        4 => b[at..at + 4].copy_from_slice(&v[..4]),
+        _ => b[at..at + 8].copy_from_slice(&v),
     }
 }
 
@@ -135,9 +228,9 @@ pub(crate) fn cpu_state(m: &Machine, rip: u64) -> CpuState {
 
 /// Loads a state the model returned: registers, RIP (also as the next RIP,
 /// so a handler that returns normally continues there), derived mode, and
-/// the translation context.
-pub(crate) fn load_state(m: &mut Machine, s: &CpuState) {
-    m.cpu.sys = s.regs.clone();
+/// the translation context. Takes the state by value: the registers move in.
+pub(crate) fn load_state(m: &mut Machine, s: CpuState) {
+    m.cpu.sys = s.regs;
     m.cpu.gpr[4] = s.rsp;
     m.cpu.gpr[0] = s.rax;
     m.cpu.flags.set(s.rflags.bits());
@@ -146,4 +239,59 @@ pub(crate) fn load_state(m: &mut Machine, s: &CpuState) {
     m.cpu.update_mode();
     m.paging_changed();
     m.stop_block = true;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `f` on a fresh 1-MiB memory; returns its bytes and counts.
+    fn with_mem(f: impl FnOnce(&mut SvmPhys<'_>)) -> (Vec<u8>, AccessCounts) {
+        let mut ram = Ram::new(1 << 20);
+        let mut code = CodeCache::default();
+        let (mut stop, mut accesses) = (false, AccessCounts::default());
+        f(&mut SvmPhys {
+            ram: &mut ram,
+            code: &mut code,
+            stop_block: &mut stop,
+            accesses: &mut accesses,
+        });
+        (ram.as_slice().to_vec(), accesses)
+    }
+
+    /// Every field of the layout with a distinct value.
+    fn all_fields() -> Vec<(VmcbField, u64)> {
+        VmcbField::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (*f, 0x0123_4567_89ab_cdefu64.rotate_left(i as u32)))
+            .collect()
+    }
+
+    #[test]
+    fn batched_fields_equal_one_access_per_field() {
+        let fields = all_fields();
+        // Page-aligned, unaligned, and running off the end of RAM (the
+        // fields past it are dropped and read back as all-ones).
+        for base in [0x5000, 0x5ff8, (1 << 20) - 0x200] {
+            let batched = with_mem(|m| m.write_fields(base, &fields, SvmAccess::VmcbWrite));
+            let each = with_mem(|m| write_fields_each(m, base, &fields, SvmAccess::VmcbWrite));
+            assert!(batched.0 == each.0, "bytes at {base:#x}");
+            assert_eq!(batched.1, each.1, "counts at {base:#x}");
+            let names: Vec<VmcbField> = fields.iter().map(|(f, _)| *f).collect();
+            let read = |batch: bool| {
+                let mut v = vec![0; names.len()];
+                let (_, c) = with_mem(|m| {
+                    m.write_fields(base, &fields, SvmAccess::VmcbWrite);
+                    if batch {
+                        m.read_fields(base, &names, &mut v, SvmAccess::HostSaveRead);
+                    } else {
+                        read_fields_each(m, base, &names, &mut v, SvmAccess::HostSaveRead);
+                    }
+                });
+                (v, c)
+            };
+            assert_eq!(read(true), read(false), "reads at {base:#x}");
+        }
+    }
 }

@@ -43,8 +43,9 @@ pub fn perform_exit(m: &mut Machine, e: PendingExit) -> Result<(), Stop> {
         vmexit(cfg, &g.controls, &guest, shadow, &info, &mut mem, cache)
     };
     m.switch_level(Level::L1, None);
-    load_host(m, &host, Some(g.host_cr8))?;
-    if host.single_step {
+    let single_step = host.single_step;
+    load_host(m, host, Some(g.host_cr8))?;
+    if single_step {
         // The host single-stepped VMRUN: its #DB trap follows the #VMEXIT
         // that completes it (APM Vol. 2 15.5.1, "VMRUN and TF/RF Bits").
         m.trap_rip = m.cpu.rip;
@@ -55,7 +56,7 @@ pub fn perform_exit(m: &mut Machine, e: PendingExit) -> Result<(), Stop> {
 
 /// Loads the host state of a #VMEXIT or a failed VMRUN (`host_cr8`: the host
 /// TPR to restore when leaving a guest). Leaves guest mode with GIF = 0.
-pub(crate) fn load_host(m: &mut Machine, h: &HostLoad, host_cr8: Option<u64>) -> Result<(), Stop> {
+pub(crate) fn load_host(m: &mut Machine, h: HostLoad, host_cr8: Option<u64>) -> Result<(), Stop> {
     m.virt.mode = GuestMode::Host;
     m.virt.svm.guest = None;
     m.virt.svm.gif = false;
@@ -73,7 +74,7 @@ pub(crate) fn load_host(m: &mut Machine, h: &HostLoad, host_cr8: Option<u64>) ->
     if let Some(p) = h.pdptes {
         m.cpu.pdptes = p;
     }
-    state::load_state(m, &h.state);
+    state::load_state(m, h.state);
     let ev = &mut m.cpu.events;
     ev.sti_blocking = false;
     ev.movss_blocking = false;

@@ -38,7 +38,7 @@ pub(crate) fn enter(m: &mut Machine, vmcb_pa: u64) -> Flow {
         VmrunOutcome::Invalid(inv) => {
             record_failure(m, vmcb_pa, &inv);
             m.count_vmexit(ExitCode::VMEXIT_INVALID.name().unwrap_or("VMEXIT_INVALID"));
-            vmexit::load_host(m, &inv.host, None).map_err(Event::stop)
+            vmexit::load_host(m, inv.host, None).map_err(Event::stop)
         }
     }
 }
@@ -81,7 +81,7 @@ fn run_guest(m: &mut Machine, entry: GuestEntry) -> Flow {
     if let Some(p) = pdptes {
         m.cpu.pdptes = p;
     }
-    state::load_state(m, &guest);
+    state::load_state(m, guest);
     let ev = &mut m.cpu.events;
     ev.sti_blocking = interrupt_shadow;
     ev.movss_blocking = false;

@@ -3,3 +3,5 @@
 
 mod cases;
 mod flow;
+mod seg_reference;
+mod segs;
