@@ -93,6 +93,12 @@ impl Suite {
     pub fn run_with(self, cfg: MachineConfig) -> Outcome {
         let Suite { p, table } = self;
         let o = testsuites::run(&p.finish(), cfg);
+        // The exits the suite produced, by name (`--nocapture` shows them: the
+        // coverage table of intercepts).
+        eprintln!(
+            "svm exits by reason: {:?}",
+            o.machine.stats.vmexits.by_reason
+        );
         check::verify(&o, &table);
         assert!(o.passed(), "stop {:?}\nserial:\n{}", o.stop, o.serial);
         o

@@ -30,6 +30,12 @@ pub fn run_suite_with(suite: VmxSuite, cfg: MachineConfig) -> VmxRun {
     let names = suite.names();
     let p = suite.into_program();
     let outcome = run(&p, cfg);
+    // The exits the suite produced, by name (`--nocapture` shows them: the
+    // coverage table of exit reasons).
+    eprintln!(
+        "vmx exits by reason: {:?}",
+        outcome.machine.stats.vmexits.by_reason
+    );
     let records = names
         .into_iter()
         .enumerate()
