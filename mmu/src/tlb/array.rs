@@ -101,6 +101,8 @@ struct Tags {
     ways: usize,
     /// Set-index bits of a key.
     set_bits: u32,
+    /// Slots holding a valid entry.
+    occupied: usize,
 }
 
 impl Tags {
@@ -116,6 +118,7 @@ impl Tags {
             set_bits: (slots.len() / (ways.max(1) as usize))
                 .max(1)
                 .trailing_zeros(),
+            occupied: 0,
         };
         for (i, e) in slots.iter().enumerate() {
             t.set(i, tag_of(e));
@@ -144,6 +147,7 @@ impl Tags {
     #[inline]
     fn set_in(&mut self, i: usize, set: usize, tag: u64) {
         let old = self.tags[i];
+        self.occupied = self.occupied + (tag != NO_TAG) as usize - (old != NO_TAG) as usize;
         if !self.counts.is_empty() {
             if old != NO_TAG {
                 let b = self.bucket(set, old);
@@ -258,6 +262,13 @@ impl<E: Slot> SetAssoc<E> {
     #[inline]
     pub fn is_absent(&self) -> bool {
         self.sets == 0
+    }
+
+    /// True if no slot holds an entry: a lookup cannot hit (one load, for
+    /// callers that search several arrays).
+    #[inline]
+    pub fn is_vacant(&self) -> bool {
+        self.tags.occupied == 0
     }
 
     /// Capacity.
