@@ -368,12 +368,10 @@ pub fn prepare(o: &RunOptions) -> Result<Machine, LoadError> {
 /// Runs a loaded machine, streaming COM1 to `serial`, and returns the stop.
 pub fn run_machine(m: &mut Machine, serial: &mut dyn Write) -> std::io::Result<Stop> {
     loop {
-        for _ in 0..4096 {
-            if let Some(stop) = m.run_slice() {
-                serial.write_all(&m.take_serial())?;
-                serial.flush()?;
-                return Ok(stop);
-            }
+        if let Some(stop) = m.run_slices(4096) {
+            serial.write_all(&m.take_serial())?;
+            serial.flush()?;
+            return Ok(stop);
         }
         if !m.dev.com1.output.is_empty() {
             serial.write_all(&m.take_serial())?;

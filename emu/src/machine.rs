@@ -182,10 +182,90 @@ impl Machine {
     /// Runs until the machine stops.
     pub fn run(&mut self) -> Stop {
         loop {
-            if let Some(stop) = self.run_slice() {
+            if let Some(stop) = self.run_slices(u64::MAX) {
                 return stop;
             }
         }
+    }
+
+    /// Runs up to `n` slices: exactly [`Machine::run_slice`] called `n`
+    /// times, stopping at the first stop.
+    ///
+    /// Most slices find nothing due at their boundary and their block cached
+    /// with its fetch in the page cache; those run through
+    /// [`Machine::quick_slice`] in this loop, which returns nothing large
+    /// per block. The others take [`Machine::run_slice`].
+    pub fn run_slices(&mut self, n: u64) -> Option<Stop> {
+        for _ in 0..n {
+            match self.quick_slice() {
+                Some(None) => {}
+                Some(Some(stop)) => return Some(*stop),
+                None => {
+                    if let Some(stop) = self.run_slice() {
+                        return Some(stop);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Runs one slice if nothing is due at this boundary and the next block
+    /// is cached and fetched through the page cache: what
+    /// [`Machine::run_slice`] does then, with its boundary checks folded
+    /// into one test and nothing done before they pass. Returns `None`,
+    /// having changed nothing modelled, when the slice needs the full path;
+    /// else whether the machine stopped.
+    #[inline(always)]
+    fn quick_slice(&mut self) -> Option<Option<Box<Stop>>> {
+        let budget = match self.config.max_insns {
+            Some(n) if self.steps() >= n => return None,
+            Some(n) => n - self.steps(),
+            None => u64::MAX,
+        };
+        // Everything run_block looks at before fetching: the SMP switch,
+        // the boundary work of service_boundary (SIPI wait, guest
+        // boundary, device events, HLT), interrupt shadows, single-step,
+        // resume flag and debug registers. With all of them clear it does
+        // nothing before the fetch and runs the whole block.
+        let ev = &self.cpu.events;
+        if self.stats.cycles >= self.smp.switch_at.min(self.dev.check_at)
+            || ev.halted
+            || ev.sti_blocking
+            || ev.movss_blocking
+            || self.in_guest()
+            || self.cpu.flags.has(Rflags::TF | Rflags::RF)
+            || self.dbg.any()
+            || self.dev.lapics[self.dev.current_cpu].sipi_exits
+        {
+            return None;
+        }
+        let idx = self.quick_fetch()?;
+        let result = self.execute(BlockRef::Cached(idx), budget);
+        let stop = match result {
+            Ok(()) => {
+                let dr6 = std::mem::take(&mut self.dbg.pending);
+                if dr6 != 0 {
+                    self.raise_boxed(Event::DebugTrap { dr6 })
+                } else {
+                    None
+                }
+            }
+            Err(ev) => {
+                self.dbg.pending = 0;
+                self.raise_boxed(ev)
+            }
+        };
+        self.charge_mmu();
+        Some(stop)
+    }
+
+    /// [`Machine::raise`] with the stop boxed (the quick path returns it in
+    /// a register).
+    #[cold]
+    #[inline(never)]
+    fn raise_boxed(&mut self, ev: Event) -> Option<Box<Stop>> {
+        self.raise(ev).map(Box::new)
     }
 
     /// Runs one block (or one instruction when single-stepping or in an

@@ -415,6 +415,24 @@ impl Machine {
         Ok(cs.base.wrapping_add(rip) & 0xffff_ffff)
     }
 
+    /// [`Machine::fetch_block`] when its fetch hits the page cache and the
+    /// block is cached and lies within the CS limit: the same counts, the
+    /// same block. `None`, having counted nothing, otherwise.
+    #[inline(always)]
+    pub(crate) fn quick_fetch(&mut self) -> Option<u32> {
+        let la = self.fetch_linear().ok()?;
+        let pa = self.fetch_hit(la)?;
+        let idx = self.code.lookup(pa, self.cpu.mode.code_bits)?;
+        if !self.cpu.long64() {
+            let cs_limit = self.cpu.seg(SegReg::Cs).limit as u64;
+            if self.cpu.rip + self.code.bytes(idx) - 1 > cs_limit {
+                return None;
+            }
+        }
+        self.mmu.count_l1_hit(true);
+        Some(idx)
+    }
+
     /// Finds or decodes the block at the current CS:RIP.
     pub(crate) fn fetch_block(&mut self) -> Result<BlockRef, Event> {
         let la = self.fetch_linear()?;

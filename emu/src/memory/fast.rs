@@ -227,6 +227,14 @@ impl Machine {
         Ok(())
     }
 
+    /// The physical address of an instruction fetch at `la` if the page
+    /// cache has it, counting nothing ([`Machine::translate_fetch`] counts
+    /// the first-level hit it stands for).
+    #[inline(always)]
+    pub(crate) fn fetch_hit(&self, la: u64) -> Option<u64> {
+        self.page_hit(la, FETCH).map(|line| line.pa | (la & 0xfff))
+    }
+
     /// [`Machine::translate`] of an instruction fetch at the current
     /// privilege, through the page cache.
     #[inline(always)]

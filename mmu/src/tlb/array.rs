@@ -9,12 +9,11 @@
 //! and is easy to reason about in tests.)
 //!
 //! Wide sets (more than [`HINTED_WAYS`] ways, such as a fully associative
-//! 64-entry L1 TLB) keep a host-side hint: for each set and each of 64
-//! hashes of the key, the way most recently filled with such a key. A lookup
-//! tries that way first and scans only if it does not match, so a hit costs
-//! one comparison whatever the associativity. The hint is written at fill
-//! time only and changes no modelled outcome except which of two equally
-//! valid matching entries is found, deterministically.
+//! 64-entry L1 TLB) keep host-side counts of their entries' keys by bucket
+//! ([`Tags`]), so a miss usually costs one load instead of a scan. The
+//! stored form also has a way-hint table per wide set; no fill ever writes
+//! it (it stays all zeros) and lookups no longer read it: it is kept so
+//! snapshots keep their format.
 
 use serde::{Deserialize, Serialize};
 
@@ -55,7 +54,7 @@ fn tag_of<E: Slot>(e: &E) -> u64 {
 /// 4.1.4).
 pub const PHYS_LIMIT: u64 = 1 << 52;
 
-/// Sets wider than this get a way hint.
+/// Sets wider than this get key-bucket counts (and, stored, a way-hint table).
 pub const HINTED_WAYS: u32 = 8;
 
 /// Hint slots per set.
@@ -101,6 +100,8 @@ struct Tags {
     ways: usize,
     /// Set-index bits of a key.
     set_bits: u32,
+    /// Slots holding a valid entry.
+    occupied: usize,
 }
 
 impl Tags {
@@ -116,6 +117,7 @@ impl Tags {
             set_bits: (slots.len() / (ways.max(1) as usize))
                 .max(1)
                 .trailing_zeros(),
+            occupied: 0,
         };
         for (i, e) in slots.iter().enumerate() {
             t.set(i, tag_of(e));
@@ -144,6 +146,7 @@ impl Tags {
     #[inline]
     fn set_in(&mut self, i: usize, set: usize, tag: u64) {
         let old = self.tags[i];
+        self.occupied = self.occupied + (tag != NO_TAG) as usize - (old != NO_TAG) as usize;
         if !self.counts.is_empty() {
             if old != NO_TAG {
                 let b = self.bucket(set, old);
@@ -260,6 +263,13 @@ impl<E: Slot> SetAssoc<E> {
         self.sets == 0
     }
 
+    /// True if no slot holds an entry: a lookup cannot hit (one load, for
+    /// callers that search several arrays).
+    #[inline]
+    pub fn is_vacant(&self) -> bool {
+        self.tags.occupied == 0
+    }
+
     /// Capacity.
     pub fn capacity(&self) -> usize {
         self.slots.len()
@@ -282,29 +292,13 @@ impl<E: Slot> SetAssoc<E> {
         set * w..set * w + w
     }
 
-    #[inline]
-    fn hint_index(&self, key: u64) -> usize {
-        let set = (key & (self.sets as u64 - 1)) as usize;
-        set * HINTS + ((key >> self.set_bits) as usize & (HINTS - 1))
-    }
-
-    /// An entry of `key`'s set satisfying `hit`: the hinted way if it
-    /// matches, else the first match in way order.
+    /// The first entry of `key`'s set, in way order, satisfying `hit`.
     #[inline]
     pub fn find(&self, key: u64, hit: impl Fn(&E) -> bool) -> Option<&E> {
         if self.sets == 0 {
             return None;
         }
         let range = self.set_range(key);
-        if !self.hint.is_empty() {
-            let h = self.hint[self.hint_index(key)];
-            if h != 0 {
-                let e = &self.slots[range.start + h as usize - 1];
-                if e.valid() && hit(e) {
-                    return Some(e);
-                }
-            }
-        }
         let set = (key & (self.sets as u64 - 1)) as usize;
         let found = if !self.tags.may_hold(set, key) {
             None

@@ -234,19 +234,43 @@ impl PartialEq for TlbLevel {
 impl Eq for TlbLevel {}
 
 /// A value that identifies the content of a [`TlbLevel`] for the life of the
-/// process: every change of content draws a fresh value from a process-wide
-/// counter, so two levels with the same generation hold the same entries
-/// (clones share it until one changes). Host-side caches in front of the
-/// modelled TLB (the interpreter's page cache) key their entries on it. It
-/// never reaches modelled state, output or equality.
-#[derive(Clone, Copy, Debug)]
+/// process, so two levels with the same generation hold the same entries.
+/// Host-side caches in front of the modelled TLB (the interpreter's page
+/// cache) key their entries on it. It never reaches modelled state, output
+/// or equality.
+///
+/// The high bits name the level instance, drawn from a process-wide counter
+/// when a level is made or cloned; the low bits count the changes of that
+/// instance's content. A change is then a plain increment (the fill path
+/// does no atomic operation), and two instances never share a value: a
+/// clone draws its own instance, which only makes host-side caches miss
+/// once.
+#[derive(Debug)]
 pub struct Generation(u64);
+
+/// Bits of [`Generation`] counting changes within one instance.
+const GENERATION_CHANGE_BITS: u32 = 32;
 
 impl Generation {
     fn fresh() -> Self {
         use core::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        Generation(NEXT.fetch_add(1, Ordering::Relaxed))
+        Generation(NEXT.fetch_add(1, Ordering::Relaxed) << GENERATION_CHANGE_BITS)
+    }
+
+    /// The content changed.
+    #[inline]
+    fn bump(&mut self) {
+        self.0 += 1;
+        if self.0 & ((1 << GENERATION_CHANGE_BITS) - 1) == 0 {
+            *self = Self::fresh();
+        }
+    }
+}
+
+impl Clone for Generation {
+    fn clone(&self) -> Self {
+        Self::fresh()
     }
 }
 
@@ -328,13 +352,18 @@ impl TlbLevel {
         }
     }
 
-    /// Looks `la` up under `tag`, smallest page size first.
+    /// Looks `la` up under `tag`, smallest page size first, in the arrays
+    /// that hold any entry.
     #[inline]
     pub fn lookup(&self, la: u64, tag: &Tag) -> Option<&TlbEntry> {
         let floor = self.floor(tag.vpid);
         for code in [CODE_4K, CODE_2M, CODE_1G] {
+            let array = self.array(code);
+            if array.is_vacant() {
+                continue;
+            }
             let key = TlbEntry::make_key(la, code);
-            if let Some(e) = self.array(code).find(key >> 2, |e| {
+            if let Some(e) = array.find(key >> 2, |e| {
                 e.key == key && e.tagged(tag) && e.stamp >= floor
             }) {
                 return Some(e);
@@ -345,7 +374,7 @@ impl TlbLevel {
 
     /// Caches `e`, replacing a live entry with the same key and tags.
     pub fn insert(&mut self, mut e: TlbEntry) {
-        self.generation = Generation::fresh();
+        self.generation.bump();
         let code = e.key & 3;
         if e.guest_shift as u32 > e.shift() && !self.array(code).is_absent() {
             self.fragments = true;
@@ -365,7 +394,7 @@ impl TlbLevel {
     /// entries that was, except for the flushes of a whole VPID or of
     /// everything, which are O(1) and return 0.
     pub fn invalidate(&mut self, scope: &Scope) -> usize {
-        self.generation = Generation::fresh();
+        self.generation.bump();
         if scope.is_everything() {
             self.floor_all = self.tick();
             self.fragments = false;

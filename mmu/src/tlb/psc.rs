@@ -44,10 +44,12 @@ impl Slot for PscSlot {
         self.next_base < super::array::PHYS_LIMIT && self.host_base < super::array::PHYS_LIMIT
     }
 
-    /// The caches are fully associative, every entry under key 0.
+    /// The caches are fully associative (one set); the array key is the
+    /// entry's address key, so the array's per-bucket counts rule out most
+    /// entries of a 32- or 64-entry cache without comparing them.
     #[inline]
     fn array_key(&self) -> u64 {
-        0
+        self.key
     }
 }
 
@@ -105,8 +107,8 @@ impl Levels {
         &mut self.by_level[level as usize - 2]
     }
 
-    fn find(&self, level: u8, f: impl Fn(&PscSlot) -> bool) -> Option<&PscSlot> {
-        self.by_level[level as usize - 2].find(0, f)
+    fn find(&self, level: u8, key: u64, f: impl Fn(&PscSlot) -> bool) -> Option<&PscSlot> {
+        self.by_level[level as usize - 2].find(key, f)
     }
 
     fn invalidate(&mut self, f: impl Fn(&PscSlot) -> bool) -> usize {
@@ -141,7 +143,7 @@ impl GuestPsc {
         let m = mode_code(mode);
         for level in 2..=mode.levels().min(5) {
             let key = la >> key_shift(mode, level);
-            let hit = self.levels.find(level, |s| {
+            let hit = self.levels.find(level, key, |s| {
                 s.valid
                     && s.key == key
                     && s.mode == m
@@ -179,7 +181,7 @@ impl GuestPsc {
             host_rights: host.rights,
             rights: e.rights,
         };
-        self.levels.at(e.level).insert(0, slot, |s| {
+        self.levels.at(e.level).insert(slot.key, slot, |s| {
             s.key == slot.key
                 && s.mode == slot.mode
                 && s.vpid == slot.vpid
@@ -242,7 +244,7 @@ impl NestedPsc {
     pub fn lookup(&self, gpa: u64, levels: u8, root: u64, vpid: u16) -> Option<PscEntry> {
         for level in 2..=levels.min(5) {
             let key = gpa >> key_shift(PagingMode::Level5, level);
-            let hit = self.levels.find(level, |s| {
+            let hit = self.levels.find(level, key, |s| {
                 s.valid && s.key == key && s.root == root && s.vpid == vpid
             });
             if let Some(s) = hit {
@@ -270,7 +272,7 @@ impl NestedPsc {
             host_rights: !0,
             rights: e.rights,
         };
-        self.levels.at(e.level).insert(0, slot, |s| {
+        self.levels.at(e.level).insert(slot.key, slot, |s| {
             s.key == slot.key && s.root == slot.root && s.vpid == slot.vpid
         });
     }
