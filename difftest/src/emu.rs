@@ -28,6 +28,13 @@ pub fn machine_for(img: &Image, model: &CpuModel) -> Machine {
     for (a, b) in &img.regions {
         m.load_phys(*a, b);
     }
+    // The hardware side is a KVM vCPU with no interrupt controller; here
+    // the firmware hand-off leaves the 8259's IRQ 0 open with the PIT
+    // ticking. Mask both chips, as a kernel that takes no device
+    // interrupts does, so no sequence sees an interrupt the host cannot.
+    let now = m.now();
+    m.dev.port_write(0x21, 1, 0xff, now);
+    m.dev.port_write(0xa1, 1, 0xff, now);
     let e = image::entry_state();
     let c = &mut m.cpu;
     c.sys.cr0 = Cr0::from_bits_retain(e.cr0);

@@ -289,9 +289,15 @@ impl Devices {
     /// starts a `-kernel`: the BSP's local APIC software-enabled in virtual
     /// wire mode (LINT0 ExtINT, LINT1 NMI, both level), PIT channel 0 in
     /// mode 3 with count 65536 (the 18.2 Hz tick), both 8259s initialized to
-    /// vectors 08H/70H and fully masked, and the ELCR making IRQ 10 and 11
-    /// (SeaBIOS's PCI interrupt lines) level-triggered.
+    /// vectors 08H/70H with the masks SeaBIOS leaves (master B8H: IRQ 0, 1,
+    /// 2 and 6 open for its timer, keyboard, cascade and floppy handlers;
+    /// slave 8EH: IRQ 8, 12, 13 and 14 open for the RTC, mouse, FPU and
+    /// disk), and the ELCR making IRQ 10 and 11 (SeaBIOS's PCI interrupt
+    /// lines) level-triggered. The masks and ELCR were read with QEMU 7.2's
+    /// `info pic` from a `-kernel` guest.
     fn firmware_handoff(&mut self) {
+        self.pic.write(0x21, 0xb8);
+        self.pic.write(0xa1, 0x8e);
         self.pic.write(0x4d1, 0x0c);
         let c = self.clock;
         let a = &mut self.lapics[0];

@@ -8,8 +8,10 @@
 //! EOI, fully nested priority with rotation, edge and level triggering, and
 //! the spurious IRQ 7 / IRQ 15 an INTA cycle returns when the request went away.
 //! Buffered mode and 8080/85 call vectors are accepted and ignored (a PC never
-//! uses them). The firmware state QEMU's SeaBIOS leaves is the reset state
-//! here: vector bases 08H and 70H, both chips fully masked.
+//! uses them). The reset state here is the one QEMU's SeaBIOS programs,
+//! vector bases 08H and 70H, both chips fully masked; the machine's
+//! firmware hand-off then opens SeaBIOS's IRQs (see
+//! `Devices::firmware_handoff`).
 
 use serde::{Deserialize, Serialize};
 

@@ -24,8 +24,24 @@ fn ioapic_redir(d: &mut Devices, pin: u32, lo: u32) {
 }
 
 #[test]
+fn firmware_handoff_leaves_seabios_8259_state() {
+    let mut d = devices();
+    assert_eq!(d.port_read(0x21, 1, T0), 0xb8, "master IMR");
+    assert_eq!(d.port_read(0xa1, 1, T0), 0x8e, "slave IMR");
+    assert_eq!(d.port_read(0x4d0, 1, T0), 0x00, "master ELCR");
+    assert_eq!(d.port_read(0x4d1, 1, T0), 0x0c, "slave ELCR");
+    assert!(!d.pic.masked(0), "IRQ 0 open: the PIT reaches LINT0");
+    assert!(d.pic.masked(4), "IRQ 4 (COM1) masked");
+}
+
+#[test]
 fn testdev_line_through_ioapic_to_lapic() {
     let mut d = devices();
+    // The firmware leaves IRQ 14 open at the 8259 too, which would also
+    // request it through LINT0: mask the 8259s first, as a kernel routing
+    // through the I/O APIC does.
+    d.port_write(0x21, 1, 0xff, T0);
+    d.port_write(0xa1, 1, 0xff, T0);
     d.mmio_write(0xfee0_00f0, 4, 0x1ff, T0);
     ioapic_redir(&mut d, 14, 0x76);
     d.port_write(0x200e, 1, 1, T0);

@@ -108,6 +108,9 @@ pub mod var {
     pub const MBI: u64 = 0x28;
     /// Scratch for the 16-bit chunk's return.
     pub const SCRATCH: u64 = 0x30;
+    /// The 8259 masks at entry, master then slave (one byte each), read
+    /// before the start-up code masks both chips.
+    pub const FIRMWARE_PIC_MASKS: u64 = 0x38;
     /// Scratch memory for tests (256 bytes).
     pub const TEST_DATA: u64 = 0x100;
     /// Interrupt handling mode per vector (256 bytes; see `crate::irq`).

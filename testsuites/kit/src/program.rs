@@ -177,6 +177,18 @@ impl Program {
         a.cli()?;
         a.mov(esp, STACK_TOP as i32)?;
         a.mov(abs32(VARS + var::MBI), ebx)?;
+        // The 8259 masks the firmware left, kept for the PIC suite; then
+        // both chips masked, as kvm-unit-tests' start-up does
+        // (mask_pic_interrupts): SeaBIOS leaves IRQ 0 open with the PIT
+        // ticking, which a kernel that enables interrupts would take
+        // through LINT0 (ExtINT) at vector 08H.
+        a.in_(al, 0x21)?;
+        a.mov(byte_ptr(VARS + var::FIRMWARE_PIC_MASKS), al)?;
+        a.in_(al, 0xa1)?;
+        a.mov(byte_ptr(VARS + var::FIRMWARE_PIC_MASKS + 1), al)?;
+        a.mov(al, 0xffu32)?;
+        a.out(0x21, al)?;
+        a.out(0xa1, al)?;
         let gp = a.addr(&gdt_ptr);
         a.lgdt(fword_ptr(gp as u32 as u64))?;
         a.mov(ax, sel::DATA as i32)?;
