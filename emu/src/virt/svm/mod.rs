@@ -17,11 +17,14 @@
 //! The guest levels are named as the design brief does: the hypervisor running
 //! on nestemu is L1 (host mode), the guest it runs with VMRUN is L2.
 //!
-//! Intercepts the machine cannot produce yet, and why: INTR, SMI and INIT (no
-//! interrupt controller, SMM or INIT source is modelled; a physical NMI is
-//! routed when `EventState::nmi_pending` is raised), task switch (task
-//! switches stop as unimplemented), FERR_FREEZE (legacy x87 error handling is
-//! not modelled), XSETBV and INVPCID (the instructions are not advertised, so
+//! Task switches (far JMP/CALL to a TSS or task gate, IRET with NT = 1, an
+//! event through an IDT task gate) ask for the TASK_SWITCH intercept after
+//! the new TSS descriptor's checks and before anything is saved
+//! (`interp::task`; `testsuites/tests/svm_tasks.rs` with a 32-bit L2).
+//!
+//! Intercepts the machine cannot produce yet, and why: SMI (no SMM and no SMI
+//! source is modelled), FERR_FREEZE (legacy x87 error handling is not
+//! modelled), XSETBV and INVPCID (the instructions are not advertised, so
 //! they are #UD before their intercept), SKINIT (not advertised).
 
 pub mod discovery;
