@@ -8,11 +8,12 @@
 mod svm_common;
 
 use guestkit::irq::{clear_counts, load_count, set_mode, COUNT, EOI_XAPIC};
-use guestkit::platform::{ap_sends, lapic_write, settle, start_ap, ICR_INIT};
+use guestkit::platform::{ap_sends, lapic_write, settle, start_ap, AP_SENT, ICR_INIT};
 use iced_x86::code_asm::*;
 use svm_common::*;
 use svm_model::vmcb::{Misc1, VIntr};
 use svm_model::{ExitCode as X, VmcbField as F};
+use testsuites::check::that;
 
 /// Emits: a pending local APIC interrupt 40H (self IPI while IF = 0).
 fn pend_40(a: &mut Asm) -> AsmResult {
@@ -138,4 +139,88 @@ fn an_intercepted_init_exits_and_gif_holds_it() {
     assert!(bsp.init_pending, "held in the host while GIF = 0");
     let by = &o.machine.stats.vmexits.by_reason;
     assert_eq!(by.get("VMEXIT_INIT"), Some(&1), "{by:?}");
+}
+
+/// ICR low word: SMI (delivery mode 010B, assert, physical; the vector
+/// field is 0, SDM Vol. 3A 11.6.1).
+const ICR_SMI: u32 = 0x4200;
+/// A counter the spinning L2 increments.
+const L2_COUNT: u64 = svm::L2_LOG + 0x800;
+
+/// An intercepted physical SMI (APM Vol. 2 15.13.3, tables 15-10 and 15-14):
+/// the AP sends an SMI IPI to the BSP while its L2 spins; L2 exits with
+/// #VMEXIT(SMI), EXITINFO1 bit 0 set (an external SMI, not I/O trapping),
+/// and the SMI stays pending for the host: GIF = 0, as the exit leaves it,
+/// holds it, so the next VMRUN (which sets GIF) exits again before L2 runs
+/// an instruction; STGI lets the host take it. SMM is not modelled: a taken
+/// SMI is counted and dropped (`LocalApic::smi_count`). Without the
+/// intercept L2 takes it in the same way and goes on.
+#[test]
+fn an_intercepted_smi_exits_and_gif_holds_it() {
+    let mut s = Suite::new();
+    s.case(
+        "an intercepted SMI exits with #VMEXIT(SMI), held by GIF = 0",
+        |a, s| {
+            let l2 = l2_code(a, |a| {
+                let mut lp = a.label();
+                a.nop()?;
+                a.set(&mut lp)?;
+                a.inc(qword_ptr(L2_COUNT as u32 as u64))?;
+                a.pause()?;
+                a.jmp(lp.l)
+            })?;
+            start_ap(a, &ap_sends(1000, &[ICR_SMI])?)?;
+            run_l2(a, s, &l2, |a| {
+                svm::or(a, VMCB, F::InterceptMisc1, Misc1::SMI.bits() as u64)
+            })?;
+            a.mov(r9, rax)?;
+            a.mov(r10, rbx)?;
+            a.mov(r14, rcx)?;
+            a.mov(r11, qword_ptr(L2_COUNT as u32 as u64))?;
+            // Again, still with GIF = 0 since the exit.
+            svm::vmrun(a, VMCB)?;
+            read_exit(a, VMCB)?;
+            a.mov(r12, rax)?;
+            a.mov(r13, qword_ptr(L2_COUNT as u32 as u64))?;
+            a.stgi()?;
+            settle(a)?;
+            a.mov(rcx, r14)?;
+            a.mov(rbx, r10)?;
+            a.mov(rax, r9)
+        },
+        vec![
+            code(X::VMEXIT_SMI),
+            info1(1),
+            info2(0),
+            that("L2 ran before the SMI", |r| r.gprs[11] > 0),
+            named("the next VMRUN exits with SMI again", 12, X::VMEXIT_SMI.0),
+            that("before L2 ran an instruction", |r| r.gprs[13] == r.gprs[11]),
+        ],
+    );
+    s.case(
+        "without the intercept L2 takes the SMI and goes on",
+        |a, s| {
+            let l2 = l2_code(a, |a| {
+                let mut lp = a.label();
+                a.nop()?;
+                a.set(&mut lp)?;
+                a.pause()?;
+                a.cmp(byte_ptr(AP_SENT), 0)?;
+                a.je(lp.l)?;
+                settle(a)?;
+                a.vmmcall()
+            })?;
+            start_ap(a, &ap_sends(1000, &[ICR_SMI])?)?;
+            run_l2(a, s, &l2, |_| Ok(()))
+        },
+        vec![code(X::VMEXIT_VMMCALL)],
+    );
+    let mut cfg = amd();
+    cfg.platform.cpus = 2;
+    let o = s.run_with(cfg);
+    let bsp = &o.machine.dev.lapics[0];
+    assert!(!bsp.smi_pending, "taken after STGI and in L2");
+    assert_eq!(bsp.smi_count, 2, "one SMI taken by the host, one by L2");
+    let by = &o.machine.stats.vmexits.by_reason;
+    assert_eq!(by.get("VMEXIT_SMI"), Some(&2), "{by:?}");
 }

@@ -398,7 +398,9 @@ impl Devices {
             let a = &mut self.lapics[i];
             match delivery {
                 mode::FIXED | mode::LOWEST => a.accept(vector, level),
-                mode::SMI => a.smi_count += 1,
+                // Taken (or held, or turned into a #VMEXIT) by the
+                // processor at an instruction boundary.
+                mode::SMI => a.smi_pending = true,
                 mode::NMI => a.nmi_pending = true,
                 // INIT level de-assert only resynchronizes arbitration IDs
                 // (SDM Vol. 3A 11.6.1). A processor already waiting for a

@@ -22,8 +22,13 @@
 //! the new TSS descriptor's checks and before anything is saved
 //! (`interp::task`; `testsuites/tests/svm_tasks.rs` with a 32-bit L2).
 //!
-//! Intercepts the machine cannot produce yet, and why: SMI (no SMM and no SMI
-//! source is modelled), FERR_FREEZE (legacy x87 error handling is not
+//! A physical SMI (an IPI or I/O APIC message of delivery mode SMI) is held
+//! by GIF = 0 and exits with the SMI intercept (`interrupt::external`);
+//! otherwise it is taken, and since SMM is not modelled a taken SMI is
+//! counted and dropped, the processor going on as if the SMI handler had
+//! returned at once.
+//!
+//! Intercepts the machine cannot produce yet, and why: FERR_FREEZE (legacy x87 error handling is not
 //! modelled), XSETBV and INVPCID (the instructions are not advertised, so
 //! they are #UD before their intercept), SKINIT (not advertised).
 
