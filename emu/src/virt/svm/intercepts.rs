@@ -49,6 +49,7 @@ fn decide(m: &mut Machine, i: &Instruction, what: Intercept) -> Option<ExitInfo>
         Intercept::Rdtsc => one(Simple::Rdtsc),
         Intercept::Rdtscp => one(Simple::Rdtscp),
         Intercept::Rdrand | Intercept::Rdseed | Intercept::Hypercall => None,
+        Intercept::FerrFreeze => one(Simple::FerrFreeze),
         Intercept::TaskSwitch { selector, source } => {
             use crate::interp::task::TaskSource as S;
             use svm_model::intercept::TaskSwitchSource as T;
