@@ -3,12 +3,16 @@
 //! L2 runs with the INTR intercept exits with #VMEXIT(INTR) and stays pending
 //! for the host, which takes it once GIF is set again; GIF = 0 holds it in
 //! the host; without the intercept and V_INTR_MASKING it goes through the L2
-//! IDT under the guest's IF.
+//! IDT under the guest's IF. An SMI is held and exits alike (table 15-14);
+//! a frozen x87 wait with CR0.NE = 0 exits with FERR_FREEZE (15.14) or waits
+//! for IRQ 13.
 
 mod svm_common;
 
 use guestkit::irq::{clear_counts, load_count, set_mode, COUNT, EOI_XAPIC};
-use guestkit::platform::{ap_sends, lapic_write, settle, start_ap, AP_SENT, ICR_INIT};
+use guestkit::platform::{
+    ap_sends, lapic_write, out, pic_init, settle, start_ap, AP_SENT, ICR_INIT,
+};
 use iced_x86::code_asm::*;
 use svm_common::*;
 use svm_model::vmcb::{Misc1, VIntr};
@@ -223,4 +227,94 @@ fn an_intercepted_smi_exits_and_gif_holds_it() {
     assert_eq!(bsp.smi_count, 2, "one SMI taken by the host, one by L2");
     let by = &o.machine.stats.vmexits.by_reason;
     assert_eq!(by.get("VMEXIT_SMI"), Some(&2), "{by:?}");
+}
+
+/// L2 code: an unmasked zero divide left pending (CR0.NE = 0 in its VMCB),
+/// then a waiting FWAIT at the label returned, then VMMCALL.
+fn pending_x87_error(a: &mut Asm) -> Result<(Label, Label), iced_x86::IcedError> {
+    let mut at = a.label();
+    let l2 = l2_code(a, |a| {
+        a.fninit()?;
+        a.push(0x37bi32)?;
+        a.fldcw(word_ptr(rsp))?;
+        a.pop(rax)?;
+        a.fld1()?;
+        a.fldz()?;
+        a.fdivp(st1, st0)?;
+        a.set(&mut at)?;
+        a.wait()?;
+        a.vmmcall()
+    })?;
+    Ok((l2, at))
+}
+
+/// L2's CR0 with NE clear: legacy x87 error reporting.
+const L2_CR0_NO_NE: u64 = svm::L2_CR0 & !(1 << 5);
+
+/// FERR_FREEZE (APM Vol. 2 15.14, exit code 7EH): an L2 with CR0.NE = 0
+/// whose FWAIT would freeze on a pending unmasked x87 error exits instead,
+/// on the FWAIT, with no NRIP and no exit information. Without the
+/// intercept it freezes there, FERR# raises IRQ 13 through the 8259, and
+/// the interrupt (vector 2DH through L2's IDT) ends the freeze, pushing the
+/// FWAIT's address.
+#[test]
+fn ferr_freeze() {
+    let mut s = Suite::new();
+    s.case(
+        "the FERR_FREEZE intercept",
+        |a, s| {
+            let (l2, at) = pending_x87_error(a)?;
+            run_l2(a, s, &l2, |a| {
+                svm::set(a, VMCB, F::Cr0, L2_CR0_NO_NE)?;
+                svm::or(a, VMCB, F::InterceptMisc1, Misc1::FERR_FREEZE.bits() as u64)
+            })?;
+            a.lea(r9, ptr(at.l))?;
+            // FERR# is still asserted: clear the error, which drops it.
+            a.fninit()
+        },
+        vec![
+            code(X::VMEXIT_FERR_FREEZE),
+            info1(0),
+            info2(0),
+            that("RIP is the FWAIT", |r| r.gprs[reg::RIP] == r.gprs[9]),
+            named("NRIP", reg::NRIP, 0),
+        ],
+    );
+    s.case(
+        "without the intercept L2 freezes until IRQ 13",
+        |a, s| {
+            let (l2, at) = pending_x87_error(a)?;
+            lapic_write(a, 0x350, 0x700)?;
+            pic_init(a, 0x20, 0x28, false, (0xfb, 0xdf))?;
+            run_l2(a, s, &l2, |a| {
+                svm::set(a, VMCB, F::Cr0, L2_CR0_NO_NE)?;
+                svm::set(a, VMCB, F::Rflags, 0x202)
+            })?;
+            a.lea(r9, ptr(at.l))?;
+            l2_log(a, r10, svm::log::VECTOR)?;
+            l2_log(a, r11, svm::log::RIP)?;
+            // Port F0H, clear the error, EOI both 8259s (L2's handler did
+            // not), mask them again.
+            a.push(rax)?;
+            out(a, 0xf0, 1, 0)?;
+            a.fninit()?;
+            out(a, 0xa0, 1, 0x20)?;
+            out(a, 0x20, 1, 0x20)?;
+            out(a, 0xa1, 1, 0xff)?;
+            out(a, 0x21, 1, 0xff)?;
+            lapic_write(a, 0x350, 0x1_0000)?;
+            a.pop(rax)
+        },
+        vec![
+            code(X::VMEXIT_VMMCALL),
+            named("L2 took vector 2DH (IRQ 13)", 10, 0x2e),
+            that("the interrupt pushed the FWAIT's address", |r| {
+                r.gprs[11] == r.gprs[9]
+            }),
+        ],
+    );
+    let o = s.run();
+    assert!(!o.machine.dev.ferr.asserted, "FNINIT dropped FERR#");
+    let by = &o.machine.stats.vmexits.by_reason;
+    assert_eq!(by.get("VMEXIT_FERR_FREEZE"), Some(&1), "{by:?}");
 }

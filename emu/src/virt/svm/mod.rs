@@ -28,9 +28,13 @@
 //! counted and dropped, the processor going on as if the SMI handler had
 //! returned at once.
 //!
-//! Intercepts the machine cannot produce yet, and why: FERR_FREEZE (legacy x87 error handling is not
-//! modelled), XSETBV and INVPCID (the instructions are not advertised, so
-//! they are #UD before their intercept), SKINIT (not advertised).
+//! A waiting x87 instruction that would freeze on a pending error with
+//! CR0.NE = 0 (legacy FERR# reporting, `interp::x87::state::pending_error`)
+//! asks for the FERR_FREEZE intercept.
+//!
+//! Intercepts the machine cannot produce yet, and why: XSETBV and INVPCID
+//! (the instructions are not advertised, so they are #UD before their
+//! intercept), SKINIT (not advertised).
 
 pub mod discovery;
 pub mod events;
