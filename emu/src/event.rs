@@ -36,6 +36,12 @@ pub enum Event {
     },
     /// A VM exit to the hypervisor (VMX) or #VMEXIT (SVM).
     GuestExit(Box<crate::virt::GuestExit>),
+    /// The processor freezes on the current instruction until an interrupt
+    /// arrives: a waiting x87 instruction with an unmasked exception pending
+    /// while CR0.NE = 0 and IGNNE# is inactive (SDM Vol. 1 appendix D.2.1;
+    /// APM Vol. 2 15.14 "FERR_FREEZE"). The interrupt handler returns to
+    /// the instruction, which runs again.
+    Freeze,
     /// The machine stops.
     Stop(Box<Stop>),
 }

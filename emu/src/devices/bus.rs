@@ -123,6 +123,7 @@ impl Devices {
                 self.touch();
             }
             0x92 if byte && v & 1 != 0 => return IoEffect::Reset("fast reset (port 92H)"),
+            0xf0 if byte => self.clear_fpu_busy(),
             0x92 if byte => {}
             // PIIX reset control: RST_CPU (bit 2) resets.
             0xcf9 if byte => {

@@ -206,7 +206,14 @@ pub struct LocalApic {
     pub parked_tsc_offset: i64,
     /// An ExtINT message arrived: the processor takes the 8259's vector.
     pub extint_pending: bool,
-    /// An SMI was accepted (SMM is not modelled: it is counted and dropped).
+    /// An SMI was accepted and not yet taken by the processor (GIF = 0
+    /// holds it; under AMD-V the SMI intercept exits and leaves it pending,
+    /// APM Vol. 2 15.13.3 and table 15-14).
+    #[serde(default)]
+    pub smi_pending: bool,
+    /// SMIs the processor took. SMM is not modelled: a taken SMI is counted
+    /// and dropped, and the processor goes on as if the SMI handler had
+    /// returned at once with RSM.
     pub smi_count: u64,
     /// x2APIC mode may be entered (CPUID advertises it).
     pub x2apic_supported: bool,
@@ -247,6 +254,7 @@ impl LocalApic {
             sipi_exits: false,
             parked_tsc_offset: 0,
             extint_pending: false,
+            smi_pending: false,
             smi_count: 0,
             x2apic_supported,
             tsc_deadline_supported,

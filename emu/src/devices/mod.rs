@@ -173,6 +173,26 @@ pub enum IrqSource {
     Sci = 1 << 3,
     /// pc-testdev's IRQ ports.
     Testdev = 1 << 4,
+    /// The processor's FERR# output (legacy x87 error reporting, IRQ 13).
+    Ferr = 1 << 5,
+}
+
+/// Legacy x87 error reporting on the PC platform (SDM Vol. 1 8.7 and
+/// appendix D, "Guidelines for Writing x87 FPU Exception Handlers"; APM
+/// Vol. 1 6.4.6 "x87 Floating-Point Exception Causes", the FERR#/IGNNE#
+/// legacy mode): with CR0.NE = 0 the processor signals an unmasked x87
+/// exception on its FERR# output, which the chipset routes to IRQ 13 (the
+/// slave 8259's IR5). A write to port F0H (any value) clears that request
+/// and asserts IGNNE#, which lets the processor ignore the error until FERR#
+/// goes inactive (the handler clears ES with FNCLEX or FNINIT). One latch
+/// for the platform: the FERR# outputs of several processors are wired
+/// together, as on PC boards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ferr {
+    /// FERR# is asserted.
+    pub asserted: bool,
+    /// IGNNE# is asserted (port F0H was written while FERR# was).
+    pub ignne: bool,
 }
 
 /// Number of interrupt lines (ISA 0-15 and PCI/GSI up to the I/O APIC's 24).
@@ -219,6 +239,9 @@ pub struct Devices {
     pub reset_control: u8,
     /// Bytes of "Shutdown" matched so far at port 8900H.
     shutdown_matched: u8,
+    /// FERR#, IGNNE# and IRQ 13.
+    #[serde(default)]
+    pub ferr: Ferr,
     /// Sources driving each interrupt line.
     line_sources: [u8; LINES],
     /// The cycle up to which device events have been processed.
@@ -274,6 +297,7 @@ impl Devices {
             kbc: kbc::Kbc::default(),
             reset_control: 0,
             shutdown_matched: 0,
+            ferr: Ferr::default(),
             line_sources: [0; LINES],
             time: 0,
             next_event: NEVER,
@@ -360,6 +384,28 @@ impl Devices {
         self.touch();
     }
 
+    /// The processor drives FERR# to `level`: IRQ 13 follows it unless
+    /// IGNNE# is asserted; IGNNE# ends when FERR# goes inactive.
+    pub fn set_ferr(&mut self, level: bool) {
+        if level == self.ferr.asserted {
+            return;
+        }
+        self.ferr.asserted = level;
+        if !level {
+            self.ferr.ignne = false;
+        }
+        self.set_line(13, IrqSource::Ferr, level && !self.ferr.ignne);
+    }
+
+    /// A write to port F0H: clears the IRQ 13 request and, while FERR# is
+    /// asserted, asserts IGNNE# (the "clear FPU busy" latch of the PC/AT).
+    fn clear_fpu_busy(&mut self) {
+        if self.ferr.asserted {
+            self.ferr.ignne = true;
+        }
+        self.set_line(13, IrqSource::Ferr, false);
+    }
+
     /// The level of interrupt line `line`.
     pub fn line(&self, line: u8) -> bool {
         self.line_sources[line as usize] != 0
@@ -404,7 +450,9 @@ impl Devices {
             let a = &mut self.lapics[i];
             match delivery {
                 mode::FIXED | mode::LOWEST => a.accept(vector, level),
-                mode::SMI => a.smi_count += 1,
+                // Taken (or held, or turned into a #VMEXIT) by the
+                // processor at an instruction boundary.
+                mode::SMI => a.smi_pending = true,
                 mode::NMI => a.nmi_pending = true,
                 // INIT level de-assert only resynchronizes arbitration IDs
                 // (SDM Vol. 3A 11.6.1). A processor already waiting for a

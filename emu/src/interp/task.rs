@@ -29,6 +29,9 @@ pub enum TaskSource {
     Interrupt {
         /// Error code to push.
         error_code: Option<u32>,
+        /// A fault: the EFLAGS image saved in the outgoing TSS has RF = 1
+        /// (SDM Vol. 3B 18.3.1.1, as for the image a fault pushes).
+        push_rf: bool,
     },
 }
 
@@ -139,6 +142,9 @@ impl Machine {
             self.set_tss_busy(old_tr.selector, false)?;
         }
         let mut old_flags = self.cpu.flags.get();
+        if let TaskSource::Interrupt { push_rf: true, .. } = source {
+            old_flags |= Rflags::RF.bits();
+        }
         if source == TaskSource::Iret {
             old_flags &= !Rflags::NT.bits();
         }
@@ -161,6 +167,7 @@ impl Machine {
         self.load_task_state(new_state, source, new32)?;
         if let TaskSource::Interrupt {
             error_code: Some(e),
+            ..
         } = source
         {
             let size = if new32 { 4 } else { 2 };

@@ -54,6 +54,13 @@ impl Machine {
             if self.dev.take_nmi(cpu) {
                 self.cpu.events.nmi_pending = true;
             }
+            // SMI before INIT (APM Vol. 2 8.5 "Event Priorities": external
+            // hardware interventions, SMI first).
+            if self.dev.lapics[cpu].smi_pending {
+                if let Some(taken) = self.take_smi(cpu) {
+                    return taken;
+                }
+            }
             if self.dev.lapics[cpu].init_pending {
                 if let Some(taken) = self.take_init() {
                     return taken;
@@ -90,7 +97,8 @@ impl Machine {
             // look again at every boundary until it can be taken.
             let held = self.cpu.events.nmi_pending
                 || self.dev.interrupt_pending(cpu)
-                || self.dev.lapics[cpu].init_pending;
+                || self.dev.lapics[cpu].init_pending
+                || self.dev.lapics[cpu].smi_pending;
             if !self.cpu.events.halted {
                 self.dev.check_at = if held { 0 } else { self.dev.next_event };
                 return Ok(());
@@ -120,6 +128,41 @@ impl Machine {
         *idle_events += 1;
         self.stats.cycles = self.stats.cycles.max(next);
         Ok(())
+    }
+
+    /// The pending SMI of processor `cpu` (an external SMI: an IPI or I/O
+    /// APIC message of delivery mode SMI), routed as APM Vol. 2 table 15-14
+    /// says: held while GIF = 0; in an SVM guest with the SMI intercept a
+    /// #VMEXIT(SMI) with EXITINFO1 bit 0 set (external, 15.13.3), the SMI
+    /// staying pending for the host, where the GIF = 0 the exit leaves holds
+    /// it until STGI or the next VMRUN; otherwise taken. SMM is not modelled:
+    /// a taken SMI is counted (`LocalApic::smi_count`) and dropped, as if its
+    /// handler had returned at once. `None` when nothing happened that ends
+    /// the boundary work.
+    fn take_smi(&mut self, cpu: usize) -> Option<Result<(), Stop>> {
+        use svm_model::interrupts::Routing;
+        let ctl = match self.virt.mode {
+            crate::virt::GuestMode::SvmGuest => self.virt.svm.controls(),
+            _ => None,
+        };
+        match svm_model::interrupts::smi(ctl, self.virt.svm.gif, true) {
+            Routing::HeldPending => None,
+            Routing::Exit(info) => Some(crate::virt::svm::perform_exit(
+                self,
+                crate::virt::svm::PendingExit { info, rip: None },
+            )),
+            Routing::Deliver => {
+                let a = &mut self.dev.lapics[cpu];
+                a.smi_pending = false;
+                a.smi_count += 1;
+                None
+            }
+            // Only internal SMIs are discarded, and INIT alone redirects.
+            Routing::Discarded | Routing::Redirect(_) => {
+                self.dev.lapics[cpu].smi_pending = false;
+                None
+            }
+        }
     }
 
     /// Takes the pending NMI. HLT ends once it is delivered; a VM exit its

@@ -125,6 +125,12 @@ impl Machine {
             },
             Event::Stop(s) => return Err(*s),
             Event::GuestExit(e) => return self.perform_guest_exit(*e),
+            // Like HLT, but on the instruction: the interrupt that ends it
+            // returns there.
+            Event::Freeze => {
+                self.cpu.events.halted = true;
+                return Ok(());
+            }
         };
         self.deliver(d)
     }

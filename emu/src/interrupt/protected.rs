@@ -40,6 +40,7 @@ impl Machine {
                 desc,
                 crate::interp::task::TaskSource::Interrupt {
                     error_code: d.error_code,
+                    push_rf: d.push_rf,
                 },
                 d.return_rip,
                 None,

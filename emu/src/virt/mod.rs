@@ -171,6 +171,9 @@ pub enum Intercept {
     Popf,
     /// VMCALL (VMX) or VMMCALL (SVM).
     Hypercall,
+    /// A waiting x87 instruction about to freeze on legacy FERR# error
+    /// handling (APM Vol. 2 15.14; VT-x has no such exit).
+    FerrFreeze,
     /// A task switch to the TSS `selector` (by CALL, JMP, IRET or a task
     /// gate): an unconditional VM exit in VMX non-root operation, the task-
     /// switch intercept in SVM.

@@ -16,6 +16,7 @@
 //! 0x0040_f000  L2 stack top (grows down)
 //! 0x0041_1000  L2 event log
 //! 0x0042_0000  nested page tables (identity, 4 GiB of 2-MiB pages)
+//! 0x0045_0000  a 32-bit L2's tables, code and stack ([`legacy`])
 //! ```
 
 use crate::asm::{Asm, AsmResult, Label};
@@ -443,4 +444,139 @@ impl Default for SvmProgram {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A 32-bit protected-mode L2 guest (legacy mode: EFER.LME = 0, paging off),
+/// for what long mode does not have, hardware task switches among them (APM
+/// Vol. 2 12.3, "Hardware Task-Management in Legacy Mode"). The guest has its
+/// own GDT, IDT and TSS in the region below; its code is assembled with
+/// [`crate::asm::build`] as 32-bit code at [`legacy::CODE`] and copied there
+/// with [`place`].
+///
+/// ```text
+/// 0x0045_0000  L2 GDT (32 entries; null, code, data, the TSS, then free)
+/// 0x0045_1000  L2 IDT (256 8-byte gates, all not present)
+/// 0x0045_2000  the L2's TSS (TR), 32-bit; free TSS room up to 0x0045_3000
+/// 0x0045_4000  L2 code
+/// 0x0045_8000  L2 stack top
+/// ```
+pub mod legacy {
+    use super::{set, VmcbField as F};
+    use crate::asm::{Asm, AsmResult};
+    use iced_x86::code_asm::*;
+
+    /// The L2 GDT.
+    pub const GDT: u64 = 0x45_0000;
+    /// The L2 GDT's limit (32 entries).
+    pub const GDT_LIMIT: u64 = 0xff;
+    /// The L2 IDT (8-byte gates).
+    pub const IDT: u64 = 0x45_1000;
+    /// The L2's TSS (32-bit, loaded in TR).
+    pub const TSS: u64 = 0x45_2000;
+    /// Where the L2 code is copied.
+    pub const CODE: u64 = 0x45_4000;
+    /// The L2 stack top.
+    pub const STACK_TOP: u64 = 0x45_8000;
+
+    /// Selectors of the L2 GDT.
+    pub mod sel {
+        /// 32-bit flat code, DPL 0.
+        pub const CODE: u16 = 0x08;
+        /// Flat data, DPL 0.
+        pub const DATA: u16 = 0x10;
+        /// The L2's TSS (busy once VMRUN loads TR).
+        pub const TSS: u16 = 0x18;
+    }
+
+    /// A TSS descriptor: `base`, `limit`, `typ` (9 available or 0xB busy
+    /// 32-bit TSS), present, DPL 0 (APM Vol. 2 4.8.3, "System Descriptors").
+    pub fn tss_descriptor(base: u64, limit: u32, typ: u8) -> u64 {
+        let limit = u64::from(limit);
+        (limit & 0xffff)
+            | (base & 0xff_ffff) << 16
+            | (0x80 | u64::from(typ)) << 40
+            | ((limit >> 16) & 0xf) << 48
+            | ((base >> 24) & 0xff) << 56
+    }
+
+    /// A task gate (type 5, present) naming the TSS `tss` at `dpl`.
+    pub fn task_gate(tss: u16, dpl: u8) -> u64 {
+        u64::from(tss) << 16 | (0x85 | u64::from(dpl & 3) << 5) << 40
+    }
+
+    /// Writes the 8-byte descriptor `d` at linear address `at` (clobbers
+    /// RAX).
+    pub fn put(a: &mut Asm, at: u64, d: u64) -> AsmResult {
+        a.mov(rax, d)?;
+        a.mov(qword_ptr(at as u32 as u64), rax)
+    }
+
+    /// Builds the L2 GDT and clears the L2 IDT and TSS (clobbers RAX, RCX,
+    /// RDI).
+    pub fn tables(a: &mut Asm) -> AsmResult {
+        a.cld()?;
+        a.xor(eax, eax)?;
+        a.mov(rdi, GDT)?;
+        a.mov(ecx, 0x3000 / 8)?;
+        a.rep().stosq()?;
+        put(a, GDT + u64::from(sel::CODE), 0x00cf_9b00_0000_ffff)?;
+        put(a, GDT + u64::from(sel::DATA), 0x00cf_9300_0000_ffff)?;
+        put(a, GDT + u64::from(sel::TSS), tss_descriptor(TSS, 0x67, 0xb))
+    }
+
+    /// Makes the VMCB at `vmcb` (a copy of the template) run a flat 32-bit
+    /// protected-mode guest at `rip`: EFER = SVME, CR0 = PE | ET | NE, CR3 =
+    /// CR4 = 0, the L2 GDT, IDT and TSS, the L2 stack (clobbers RAX).
+    pub fn vmcb(a: &mut Asm, vmcb: u64, rip: u64) -> AsmResult {
+        let fields: [(F, u64); 27] = [
+            (F::Efer, 1 << 12),
+            (F::Cr0, 0x31),
+            (F::Cr3, 0),
+            (F::Cr4, 0),
+            (F::CsSelector, u64::from(sel::CODE)),
+            (F::CsAttrib, 0xc9b),
+            (F::SsSelector, u64::from(sel::DATA)),
+            (F::SsAttrib, 0xc93),
+            (F::DsSelector, u64::from(sel::DATA)),
+            (F::DsAttrib, 0xc93),
+            (F::EsSelector, u64::from(sel::DATA)),
+            (F::EsAttrib, 0xc93),
+            (F::FsSelector, u64::from(sel::DATA)),
+            (F::FsAttrib, 0xc93),
+            (F::FsLimit, 0xffff_ffff),
+            (F::GsSelector, u64::from(sel::DATA)),
+            (F::GsAttrib, 0xc93),
+            (F::GsLimit, 0xffff_ffff),
+            (F::GdtrBase, GDT),
+            (F::GdtrLimit, GDT_LIMIT),
+            (F::IdtrBase, IDT),
+            (F::IdtrLimit, 0x7ff),
+            (F::TrSelector, u64::from(sel::TSS)),
+            (F::TrAttrib, 0x8b),
+            (F::TrLimit, 0x67),
+            (F::TrBase, TSS),
+            (F::Rsp, STACK_TOP),
+        ];
+        for (f, v) in fields {
+            set(a, vmcb, f, v)?;
+        }
+        set(a, vmcb, F::Rip, rip)
+    }
+}
+
+/// Emits `bytes` into the code stream (jumped over) and code that copies
+/// them to physical `addr`: how code assembled apart (a 32-bit L2's, say)
+/// reaches its load address (clobbers RCX, RSI, RDI).
+pub fn place(a: &mut Asm, addr: u64, bytes: &[u8]) -> AsmResult {
+    let mut data = a.label();
+    let mut over = a.label();
+    a.jmp(over.l)?;
+    a.set(&mut data)?;
+    a.db(bytes)?;
+    a.set(&mut over)?;
+    a.cld()?;
+    a.lea(rsi, ptr(data.l))?;
+    a.mov(rdi, addr)?;
+    a.mov(ecx, bytes.len() as u32)?;
+    a.rep().movsb()
 }

@@ -40,9 +40,11 @@ pub fn sse_check(m: &Machine) -> Result<(), Event> {
 /// The checks of an MMX instruction (SDM Vol. 3A 12.1 and 12.5 "Exception
 /// handling in MMX code"; Vol. 2 "Exception conditions for legacy SIMD/MMX
 /// instructions"): #UD if CR0.EM = 1, #NM if CR0.TS = 1, #MF if an unmasked
-/// x87 exception is pending. CR4.OSFXSR does not matter.
+/// x87 exception is pending (with CR0.NE = 0, FERR# and the freeze of
+/// legacy error reporting instead: `x87::state::pending_error`). CR4.OSFXSR
+/// does not matter.
 #[inline(always)]
-pub fn mmx_check(m: &Machine) -> Result<(), Event> {
+pub fn mmx_check(m: &mut Machine) -> Result<(), Event> {
     let cr0 = m.cpu.sys.cr0;
     if cr0.contains(Cr0::EM) {
         return Err(Event::ud());
@@ -51,7 +53,7 @@ pub fn mmx_check(m: &Machine) -> Result<(), Event> {
         return Err(Event::nm());
     }
     if m.cpu.fpu.fsw & FSW_ES != 0 {
-        return Err(Event::Exception(Exception::mf()));
+        return crate::interp::x87::state::pending_error(m);
     }
     Ok(())
 }
@@ -60,10 +62,10 @@ pub fn mmx_check(m: &Machine) -> Result<(), Event> {
 /// (CVTPI2PS, MOVQ2DQ, ...): the SSE checks, then the pending-x87-error
 /// check of MMX instructions.
 #[inline(always)]
-pub fn sse_mmx_check(m: &Machine) -> Result<(), Event> {
+pub fn sse_mmx_check(m: &mut Machine) -> Result<(), Event> {
     sse_check(m)?;
     if m.cpu.fpu.fsw & FSW_ES != 0 {
-        return Err(Event::Exception(Exception::mf()));
+        return crate::interp::x87::state::pending_error(m);
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 
 use super::float::exc;
 use super::read_operand;
-use super::state::{check_nm, pending_event, prologue, sw, update_pointers};
+use super::state::{check_nm, pending_error, prologue, release_ferr, sw, update_pointers};
 use crate::event::Flow;
 use crate::machine::Machine;
 use iced_x86::{Instruction, OpKind, Register};
@@ -26,6 +26,9 @@ pub fn fcw_of(v: u16) -> u16 {
 pub fn fninit(m: &mut Machine, _: &Instruction) -> Flow {
     check_nm(m)?;
     m.cpu.fpu.init_x87();
+    if m.dev.ferr.asserted {
+        release_ferr(m);
+    }
     Ok(())
 }
 
@@ -33,6 +36,9 @@ pub fn fninit(m: &mut Machine, _: &Instruction) -> Flow {
 pub fn fnclex(m: &mut Machine, _: &Instruction) -> Flow {
     check_nm(m)?;
     m.cpu.fpu.fsw &= !(exc::ALL as u16 | sw::SF | sw::ES | sw::B);
+    if m.dev.ferr.asserted {
+        release_ferr(m);
+    }
     Ok(())
 }
 
@@ -75,7 +81,10 @@ pub fn fwait(m: &mut Machine, _: &Instruction) -> Flow {
         return Err(crate::event::Event::nm());
     }
     if m.cpu.fpu.fsw & sw::ES != 0 {
-        return Err(pending_event(m));
+        return pending_error(m);
+    }
+    if m.dev.ferr.asserted {
+        release_ferr(m);
     }
     Ok(())
 }

@@ -205,22 +205,33 @@ pub fn check_nm(m: &Machine) -> Flow {
     Ok(())
 }
 
-/// The event for a pending unmasked x87 exception at a waiting instruction:
-/// #MF with CR0.NE = 1 (SDM Vol. 1 8.7, Vol. 3A 6.15 "Interrupt 16"). With
-/// NE = 0 the processor would signal FERR# to the external interrupt logic
-/// (PC-style IRQ 13, Vol. 1 appendix D); nestemu does not model that path
-/// and stops, naming it.
+/// A pending unmasked x87 exception at a waiting instruction: #MF with
+/// CR0.NE = 1 (SDM Vol. 1 8.7, Vol. 3A 6.15 "Interrupt 16"). With NE = 0,
+/// the legacy ("MS-DOS compatibility") mode of SDM Vol. 1 8.7.2 and appendix
+/// D.2.1: the processor asserts FERR#, which the platform routes to IRQ 13
+/// ([`crate::devices::Ferr`]); if IGNNE# is asserted the error is ignored
+/// and the instruction runs (`Ok`), otherwise the processor freezes on the
+/// instruction until an interrupt arrives ([`Event::Freeze`]), unless an
+/// SVM hypervisor intercepts that (FERR_FREEZE, APM Vol. 2 15.14).
 #[cold]
-pub fn pending_event(m: &Machine) -> Event {
+pub fn pending_error(m: &mut Machine) -> Flow {
     if m.cpu.sys.cr0.contains(Cr0::NE) {
-        Event::Exception(mmu::Exception::mf())
-    } else {
-        let cs = m.cpu.seg(SegReg::Cs).base;
-        Event::unimplemented(
-            "x87 error reporting through FERR#/IRQ 13 (CR0.NE = 0)",
-            cs.wrapping_add(m.cpu.rip),
-        )
+        return Err(Event::Exception(mmu::Exception::mf()));
     }
+    m.dev.set_ferr(true);
+    if m.dev.ferr.ignne {
+        return Ok(());
+    }
+    m.intercept(&Instruction::default(), crate::virt::Intercept::FerrFreeze)?;
+    Err(Event::Freeze)
+}
+
+/// FERR# follows ES: once the error is cleared (FNCLEX, FNINIT, or a state
+/// load seen at the next waiting instruction) it goes inactive, which also
+/// ends IGNNE#.
+#[cold]
+pub fn release_ferr(m: &mut Machine) {
+    m.dev.set_ferr(false);
 }
 
 /// The prologue of every x87 instruction but FWAIT: #NM, then, for waiting
@@ -228,10 +239,15 @@ pub fn pending_event(m: &Machine) -> Event {
 /// Exception Synchronization": only FNINIT, FNCLEX, FNSTSW, FNSTCW, FNSTENV
 /// and FNSAVE do not wait).
 #[inline]
-pub fn prologue(m: &Machine, waiting: bool) -> Flow {
+pub fn prologue(m: &mut Machine, waiting: bool) -> Flow {
     check_nm(m)?;
-    if waiting && m.cpu.fpu.fsw & sw::ES != 0 {
-        return Err(pending_event(m));
+    if waiting {
+        if m.cpu.fpu.fsw & sw::ES != 0 {
+            return pending_error(m);
+        }
+        if m.dev.ferr.asserted {
+            release_ferr(m);
+        }
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use super::float::F80;
 use crate::cpu::cpuid::CpuModel;
-use crate::event::{Event, Flow, Stop};
+use crate::event::{Event, Flow};
 use crate::machine::{Machine, MachineConfig};
 use iced_x86::{Decoder, DecoderOptions};
 use mmu::{Cr0, Cr4, SegReg, SegmentCache};
@@ -71,18 +71,27 @@ fn pending_exception_with_ne_raises_mf() {
     assert_eq!(r, Err(Event::Exception(mmu::Exception::mf())));
 }
 
+/// CR0.NE = 0 (SDM Vol. 1 appendix D.2.1): FWAIT asserts FERR# (IRQ 13)
+/// and freezes; a write to port F0H lowers IRQ 13 and asserts IGNNE#, so
+/// FWAIT runs again and ignores the error; FNCLEX deasserts FERR#, which
+/// ends IGNNE#.
 #[test]
-fn pending_exception_without_ne_stops_naming_ferr() {
+fn pending_exception_without_ne_freezes_on_ferr() {
     let mut m = machine(32);
     pend_zero_divide(&mut m);
     m.cpu.sys.cr0.remove(Cr0::NE);
-    let Err(Event::Stop(s)) = exec(&mut m, &FWAIT) else {
-        panic!("expected a stop");
-    };
-    match *s {
-        Stop::Unimplemented { what, .. } => assert!(what.contains("FERR#"), "{what}"),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(exec(&mut m, &FWAIT), Err(Event::Freeze));
+    assert!(m.dev.ferr.asserted && !m.dev.ferr.ignne);
+    assert!(m.dev.line(13), "IRQ 13 follows FERR#");
+    let now = m.now();
+    m.dev.port_write(0xf0, 1, 0, now);
+    assert!(!m.dev.line(13), "port F0H clears IRQ 13");
+    assert!(m.dev.ferr.ignne);
+    assert_eq!(exec(&mut m, &FWAIT), Ok(()), "IGNNE#: the error is ignored");
+    assert_ne!(m.cpu.fpu.fsw & 0x80, 0, "ES still set");
+    exec(&mut m, &[0xdb, 0xe2]).unwrap(); // FNCLEX
+    assert!(!m.dev.ferr.asserted && !m.dev.ferr.ignne);
+    assert!(!m.dev.line(13));
 }
 
 #[test]

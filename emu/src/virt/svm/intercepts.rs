@@ -49,16 +49,24 @@ fn decide(m: &mut Machine, i: &Instruction, what: Intercept) -> Option<ExitInfo>
         Intercept::Rdtsc => one(Simple::Rdtsc),
         Intercept::Rdtscp => one(Simple::Rdtscp),
         Intercept::Rdrand | Intercept::Rdseed | Intercept::Hypercall => None,
+        Intercept::FerrFreeze => one(Simple::FerrFreeze),
         Intercept::TaskSwitch { selector, source } => {
             use crate::interp::task::TaskSource as S;
             use svm_model::intercept::TaskSwitchSource as T;
-            let (kind, error_code) = match source {
-                S::Call => (T::Call, None),
-                S::Jmp => (T::Jmp, None),
-                S::Iret => (T::Iret, None),
-                S::Interrupt { error_code } => (T::Event, error_code),
+            let (kind, error_code, fault) = match source {
+                S::Call => (T::Call, None, false),
+                S::Jmp => (T::Jmp, None, false),
+                S::Iret => (T::Iret, None, false),
+                S::Interrupt {
+                    error_code,
+                    push_rf,
+                } => (T::Event, error_code, push_rf),
             };
-            let rf = m.cpu.flags.has(mmu::Rflags::RF);
+            // The RF the outgoing TSS would save: set for a fault (as in the
+            // image it pushes). nestemu clears RF at the start of each
+            // instruction (machine.rs), so an instruction-caused switch
+            // reports the RF it would save, 0.
+            let rf = fault || m.cpu.flags.has(mmu::Rflags::RF);
             let g = m.virt.svm.guest.as_deref()?;
             icpt::task_switch(&g.controls, selector, kind, error_code, rf)
         }

@@ -17,12 +17,24 @@
 //! The guest levels are named as the design brief does: the hypervisor running
 //! on nestemu is L1 (host mode), the guest it runs with VMRUN is L2.
 //!
-//! Intercepts the machine cannot produce yet, and why: INTR, SMI and INIT (no
-//! interrupt controller, SMM or INIT source is modelled; a physical NMI is
-//! routed when `EventState::nmi_pending` is raised), task switch (task
-//! switches stop as unimplemented), FERR_FREEZE (legacy x87 error handling is
-//! not modelled), XSETBV and INVPCID (the instructions are not advertised, so
-//! they are #UD before their intercept), SKINIT (not advertised).
+//! Task switches (far JMP/CALL to a TSS or task gate, IRET with NT = 1, an
+//! event through an IDT task gate) ask for the TASK_SWITCH intercept after
+//! the new TSS descriptor's checks and before anything is saved
+//! (`interp::task`; `testsuites/tests/svm_tasks.rs` with a 32-bit L2).
+//!
+//! A physical SMI (an IPI or I/O APIC message of delivery mode SMI) is held
+//! by GIF = 0 and exits with the SMI intercept (`interrupt::external`);
+//! otherwise it is taken, and since SMM is not modelled a taken SMI is
+//! counted and dropped, the processor going on as if the SMI handler had
+//! returned at once.
+//!
+//! A waiting x87 instruction that would freeze on a pending error with
+//! CR0.NE = 0 (legacy FERR# reporting, `interp::x87::state::pending_error`)
+//! asks for the FERR_FREEZE intercept.
+//!
+//! Intercepts the machine cannot produce yet, and why: XSETBV and INVPCID
+//! (the instructions are not advertised, so they are #UD before their
+//! intercept), SKINIT (not advertised).
 
 pub mod discovery;
 pub mod events;

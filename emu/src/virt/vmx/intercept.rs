@@ -123,7 +123,7 @@ fn exit_for(m: &mut Machine, i: &Instruction, what: Intercept) -> Result<Option<
             None
         }
         Intercept::IntN { .. } | Intercept::Icebp => None,
-        Intercept::Pushf | Intercept::Popf | Intercept::Hypercall => None,
+        Intercept::Pushf | Intercept::Popf | Intercept::Hypercall | Intercept::FerrFreeze => None,
         // Handled before: task switches always exit.
         Intercept::TaskSwitch { .. } => None,
     })
