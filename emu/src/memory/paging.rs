@@ -74,7 +74,7 @@ impl Machine {
     #[inline]
     pub fn paging_changed(&mut self) {
         self.tctx = self.translation_context();
-        self.pages.new_context();
+        self.pages.enter(&self.tctx);
     }
 
     /// Translates a linear address for an access within one page.
