@@ -86,6 +86,9 @@ pub struct Machine {
     pub trace: crate::trace::Trace,
     /// The memory fast path's page cache (host-side, not modelled state).
     pub(crate) pages: crate::memory::fast::PageCache,
+    /// The event of the last [`crate::interp::fast::Exec`] that raised one,
+    /// until the run loop takes it (always `None` between instructions).
+    pub(crate) raised: Option<Event>,
     /// The other vCPUs and their scheduling (`cpu`, `mmu`, `tctx`, `virt`,
     /// `dbg` and `dev.current_cpu` are the running vCPU's).
     pub smp: crate::smp::Smp,
@@ -151,6 +154,7 @@ impl Machine {
             trace: crate::trace::Trace::default(),
             pages: crate::memory::fast::PageCache::default(),
             smp: crate::smp::Smp::default(),
+            raised: None,
             config,
         };
         m.virt.svm = crate::virt::svm::SvmCpu::with_config(crate::virt::svm::discovery::config(&m));
@@ -193,14 +197,16 @@ impl Machine {
     ///
     /// Most slices find nothing due at their boundary and their block cached
     /// with its fetch in the page cache; those run through
-    /// [`Machine::quick_slice`] in this loop, which returns nothing large
+    /// [`Machine::quick_slices`] in this loop, which returns nothing large
     /// per block. The others take [`Machine::run_slice`].
     pub fn run_slices(&mut self, n: u64) -> Option<Stop> {
-        for _ in 0..n {
-            match self.quick_slice() {
+        let mut left = n;
+        while left > 0 {
+            match self.quick_slices(&mut left) {
                 Some(None) => {}
                 Some(Some(stop)) => return Some(*stop),
                 None => {
+                    left -= 1;
                     if let Some(stop) = self.run_slice() {
                         return Some(stop);
                     }
@@ -210,54 +216,98 @@ impl Machine {
         None
     }
 
-    /// Runs one slice if nothing is due at this boundary and the next block
-    /// is cached and fetched through the page cache: what
+    /// Runs slices while nothing is due at their boundaries and their
+    /// blocks are cached and fetched through the page cache: what
     /// [`Machine::run_slice`] does then, with its boundary checks folded
-    /// into one test and nothing done before they pass. Returns `None`,
-    /// having changed nothing modelled, when the slice needs the full path;
-    /// else whether the machine stopped.
+    /// into one test and nothing done before they pass. Counts each slice
+    /// run in `left` (at least one is left on entry; it stops at none).
+    /// Returns `None`, having changed nothing modelled since the last slice
+    /// it ran, when the next slice needs the full path; else whether the
+    /// machine stopped.
+    ///
+    /// After a block whose instructions all ran specialized functions
+    /// ([`CodeCache::is_fast`]) the next boundary tests only the clock and
+    /// the instruction count: those functions change registers, status
+    /// flags and memory, never the event state, RFLAGS.TF/RF, the debug
+    /// registers or the VMX/SVM mode the other tests look at, and a device
+    /// they reach through memory that changes what is due moves
+    /// `dev.check_at`, which the clock test reads.
     #[inline(always)]
-    fn quick_slice(&mut self) -> Option<Option<Box<Stop>>> {
-        let budget = match self.config.max_insns {
-            Some(n) if self.steps() >= n => return None,
-            Some(n) => n - self.steps(),
-            None => u64::MAX,
-        };
-        // Everything run_block looks at before fetching: the SMP switch,
-        // the boundary work of service_boundary (SIPI wait, guest
-        // boundary, device events, HLT), interrupt shadows, single-step,
-        // resume flag and debug registers. With all of them clear it does
-        // nothing before the fetch and runs the whole block.
+    fn quick_slices(&mut self, left: &mut u64) -> Option<Option<Box<Stop>>> {
+        let mut ran = false;
+        let mut quiet = false;
+        loop {
+            let budget = match self.config.max_insns {
+                Some(n) if self.steps() >= n => return ran.then_some(None),
+                Some(n) => n - self.steps(),
+                None => u64::MAX,
+            };
+            // Everything run_block looks at before fetching: the SMP switch,
+            // the boundary work of service_boundary (SIPI wait, guest
+            // boundary, device events, HLT), interrupt shadows, single-step,
+            // resume flag and debug registers. With all of them clear it
+            // does nothing before the fetch and runs the whole block.
+            if self.stats.cycles >= self.smp.switch_at.min(self.dev.check_at)
+                || !(quiet || self.boundary_quiet())
+            {
+                return ran.then_some(None);
+            }
+            let Some(idx) = self.quick_fetch() else {
+                return ran.then_some(None);
+            };
+            *left -= 1;
+            ran = true;
+            quiet = self.code.is_fast(idx);
+            let result = self.run_cached(idx, budget);
+            let stop = match result {
+                Ok(()) => {
+                    let dr6 = std::mem::take(&mut self.dbg.pending);
+                    if dr6 != 0 {
+                        quiet = false;
+                        self.raise_boxed(Event::DebugTrap { dr6 })
+                    } else {
+                        None
+                    }
+                }
+                Err(ev) => {
+                    self.dbg.pending = 0;
+                    quiet = false;
+                    self.raise_boxed(ev)
+                }
+            };
+            self.charge_mmu();
+            if stop.is_some() || *left == 0 {
+                return Some(stop);
+            }
+        }
+    }
+
+    /// The boundary state [`Machine::quick_slices`] needs besides the clock:
+    /// not halted, no interrupt shadow, host mode, no TF or RF, no debug
+    /// register armed, no SIPI wait.
+    #[inline(always)]
+    fn boundary_quiet(&self) -> bool {
         let ev = &self.cpu.events;
-        if self.stats.cycles >= self.smp.switch_at.min(self.dev.check_at)
-            || ev.halted
+        !(ev.halted
             || ev.sti_blocking
             || ev.movss_blocking
             || self.in_guest()
             || self.cpu.flags.has(Rflags::TF | Rflags::RF)
             || self.dbg.any()
-            || self.dev.lapics[self.dev.current_cpu].sipi_exits
-        {
-            return None;
-        }
-        let idx = self.quick_fetch()?;
-        let result = self.execute(BlockRef::Cached(idx), budget);
-        let stop = match result {
-            Ok(()) => {
-                let dr6 = std::mem::take(&mut self.dbg.pending);
-                if dr6 != 0 {
-                    self.raise_boxed(Event::DebugTrap { dr6 })
-                } else {
-                    None
-                }
-            }
-            Err(ev) => {
-                self.dbg.pending = 0;
-                self.raise_boxed(ev)
-            }
-        };
-        self.charge_mmu();
-        Some(stop)
+            || self.dev.lapics[self.dev.current_cpu].sipi_exits)
+    }
+
+    /// [`Machine::execute`] of a cached block.
+    #[inline(always)]
+    fn run_cached(&mut self, idx: u32, budget: u64) -> Result<(), Event> {
+        let ip_mask = ip_mask(self.cpu.mode.code_bits);
+        // The operations run while the machine (the code cache included)
+        // changes under them: take them out of their slot for the duration.
+        let (ops, serial) = self.code.take_ops(idx);
+        let n = (ops.len() as u64).min(budget) as usize;
+        let r = self.run_ops(&ops[..n], ip_mask);
+        self.code.restore_ops(idx, serial, ops);
+        r
     }
 
     /// [`Machine::raise`] with the stop boxed (the quick path returns it in
@@ -348,19 +398,10 @@ impl Machine {
     fn execute(&mut self, block: BlockRef, budget: u64) -> Result<(), Event> {
         let ip_mask = ip_mask(self.cpu.mode.code_bits);
         match block {
-            BlockRef::Cached(idx) => {
-                // The operations run while the machine (the code cache
-                // included) changes under them: take them out of their slot
-                // for the duration.
-                let (ops, serial) = self.code.take_ops(idx);
-                let n = (ops.len() as u64).min(budget) as usize;
-                let r = self.run_ops(&ops[..n], ip_mask);
-                self.code.restore_ops(idx, serial, ops);
-                r
-            }
+            BlockRef::Cached(idx) => self.run_cached(idx, budget),
             BlockRef::Transient(op) => {
                 self.next_rip = self.cpu.rip.wrapping_add(op.len as u64) & ip_mask;
-                if let Err(e) = (op.exec)(self, &op) {
+                if let Err(e) = op.run(self) {
                     return Err(self.on_event(e, op.cost));
                 }
                 self.retire(op.cost);
@@ -385,7 +426,8 @@ impl Machine {
             let next = here.wrapping_add(op.len as u64) & ip_mask;
             self.cpu.rip = here & ip_mask;
             self.next_rip = next;
-            if let Err(e) = (op.exec)(self, op) {
+            if (op.exec)(self, op).is_err() {
+                let e = self.take_raised();
                 return Err(self.on_event(e, op.cost));
             }
             self.stats.instructions += 1;

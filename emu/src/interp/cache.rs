@@ -78,6 +78,11 @@ struct Slot {
     key: u64,
     /// Changes each time the slot gets a new block.
     serial: u64,
+    /// Every instruction of the block runs a specialized function
+    /// ([`Op::is_specialized`]): none of them changes what the run loop
+    /// checks at block boundaries besides the clock and the instruction
+    /// count (see `Machine::quick_slices`).
+    fast: bool,
 }
 
 /// The jump-cache and slot key of (physical address, bitness); never 0.
@@ -188,6 +193,13 @@ impl CodeCache {
         (core::mem::take(&mut s.ops), s.serial)
     }
 
+    /// True if every instruction of the block in slot `idx` runs a
+    /// specialized function.
+    #[inline(always)]
+    pub fn is_fast(&self, idx: u32) -> bool {
+        self.slots[idx as usize].fast
+    }
+
     /// Gives back operations taken by [`CodeCache::take_ops`], unless the
     /// block was invalidated (or the cache flushed) meanwhile.
     #[inline(always)]
@@ -222,6 +234,7 @@ impl CodeCache {
         self.serials += 1;
         let slot = Slot {
             len,
+            fast: block.ops.iter().all(Op::is_specialized),
             bytes: block.bytes(),
             key: key(block.start_pa, block.bits),
             serial: self.serials,

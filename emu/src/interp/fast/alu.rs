@@ -110,6 +110,7 @@ pub enum Which {
 
 /// `arith::alu2`: read both operands, compute, record the flags, write the
 /// destination unless the operation only compares.
+#[inline(always)]
 fn alu<A: Binary, D: Place, S: Place, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let mask = size_mask(N);
     let ea = ea_if::<D, S>(m, op);
@@ -163,6 +164,7 @@ pub enum Unary {
 }
 
 /// INC / DEC (CF kept).
+#[inline(always)]
 fn incdec<D: Place, const DEC: bool, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let ea = ea_if::<D, D>(m, op);
     let a = D::read_rmw::<N>(m, op, ea)?;
@@ -177,6 +179,7 @@ fn incdec<D: Place, const DEC: bool, const N: usize>(m: &mut Machine, op: &Op) -
 }
 
 /// NEG.
+#[inline(always)]
 fn neg<D: Place, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let ea = ea_if::<D, D>(m, op);
     let a = D::read_rmw::<N>(m, op, ea)?;
@@ -187,6 +190,7 @@ fn neg<D: Place, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
 }
 
 /// NOT (no flags).
+#[inline(always)]
 fn not<D: Place, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let ea = ea_if::<D, D>(m, op);
     let v = D::read_rmw::<N>(m, op, ea)?;
@@ -203,11 +207,13 @@ fn unary_on<D: Place>(which: Unary, size: usize) -> Option<Exec> {
 }
 
 /// INC (the `sized!` macro takes type arguments only).
+#[inline(always)]
 fn inc<D: Place, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     incdec::<D, false, N>(m, op)
 }
 
 /// DEC.
+#[inline(always)]
 fn dec<D: Place, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     incdec::<D, true, N>(m, op)
 }
@@ -343,6 +349,7 @@ impl ShiftKind for RorK {
 
 /// `shift::operands` and the kind's body: read the destination, then the
 /// count; a masked count of 0 only zero-extends a 32-bit register.
+#[inline(always)]
 fn shift_op<K: ShiftKind, D: Place, C: Count, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let mask = size_mask(N);
     let ea = ea_if::<D, D>(m, op);
@@ -423,6 +430,7 @@ fn mul_flags(m: &mut Machine, lo: u64, width: u32, overflow: bool) {
 
 /// IMUL r, r/m and IMUL r, r/m, imm: `a` and `b` are the factors' places,
 /// the product goes to [`Op::r0`].
+#[inline(always)]
 fn imul_op<A: Place, B: Place, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let w = (N * 8) as u32;
     let mask = size_mask(N);
@@ -432,7 +440,7 @@ fn imul_op<A: Place, B: Place, const N: usize>(m: &mut Machine, op: &Op) -> Flow
     let p = sign_extend(a, w as u8) as i128 * sign_extend(b, w as u8) as i128;
     let lo = p as u64 & mask;
     let overflow = sign_extend(lo, w as u8) as i128 != p;
-    m.write_gpr_sized(op.r0 as usize, N, lo);
+    m.write_gpr_sized(op.reg0(), N, lo);
     mul_flags(m, lo, w, overflow);
     Ok(())
 }

@@ -34,6 +34,7 @@ fn relative(op: &mut Op) -> bool {
 }
 
 /// Jcc.
+#[inline(always)]
 fn jcc_op<const CC: u8>(m: &mut Machine, op: &Op) -> Flow {
     if cond::<CC>(m) {
         let t = target(m, op);
@@ -51,6 +52,7 @@ pub fn jcc(op: &mut Op) -> Option<Exec> {
 }
 
 /// JMP relative.
+#[inline(always)]
 fn jmp_op(m: &mut Machine, op: &Op) -> Flow {
     let t = target(m, op);
     m.branch_near(t)
@@ -58,7 +60,7 @@ fn jmp_op(m: &mut Machine, op: &Op) -> Flow {
 
 /// The function for JMP relative.
 pub fn jmp(op: &mut Op) -> Option<Exec> {
-    relative(op).then_some(jmp_op as Exec)
+    relative(op).then_some(super::lifted!(jmp_op))
 }
 
 /// Pushes the low `N` bytes of `v` (`Machine::push`).
@@ -72,6 +74,7 @@ fn push_n<const N: usize>(m: &mut Machine, v: u64) -> Flow {
 }
 
 /// CALL relative: check the target, then push the return address.
+#[inline(always)]
 fn call_op<const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let t = target(m, op);
     let ret = m.next_rip;
@@ -92,6 +95,7 @@ pub fn call(op: &mut Op) -> Option<Exec> {
 }
 
 /// RET, releasing [`Op::imm`] more bytes.
+#[inline(always)]
 fn ret_op<const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let rsp = m.cpu.gpr[4];
     let sp = rsp & m.sp_mask();
@@ -118,6 +122,7 @@ pub fn ret(op: &mut Op) -> Option<Exec> {
 }
 
 /// PUSH of a register or an immediate.
+#[inline(always)]
 fn push_op<S: Place, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let v = S::read::<8>(m, op, 0)?;
     push_n::<N>(m, v & size_mask(N))
@@ -138,11 +143,12 @@ pub fn push(op: &mut Op, f0: Form) -> Option<Exec> {
 
 /// POP to a register: read the top of the stack, move RSP, then write the
 /// register (so POP RSP loads the popped value).
+#[inline(always)]
 fn pop_op<const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let rsp = m.cpu.gpr[4];
     let v = m.read_fast::<N>(SegReg::Ss, rsp & m.sp_mask())?;
     m.set_sp(rsp.wrapping_add(N as u64));
-    m.write_gpr_sized(op.r0 as usize, N, v);
+    m.write_gpr_sized(op.reg0(), N, v);
     Ok(())
 }
 

@@ -33,7 +33,59 @@ use crate::machine::Machine;
 use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 
 /// How an [`Op`] runs.
-pub type Exec = fn(&mut Machine, &Op) -> Flow;
+///
+/// It returns a one-byte [`Step`] rather than a [`Flow`]: the result of
+/// every instruction then comes back in a register, where a `Flow` (larger
+/// than two registers) comes back through memory. The event of an
+/// instruction that raised one waits in the machine
+/// ([`Machine::take_raised`]); [`Op::run`] gives it back as a `Flow`.
+pub type Exec = fn(&mut Machine, &Op) -> Step;
+
+/// What an [`Exec`] returns: `Err` when the instruction raised an event.
+pub type Step = Result<(), Raised>;
+
+/// An instruction raised an event, parked in the machine until
+/// [`Machine::take_raised`] takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Raised;
+
+/// The [`Step`] of a [`Flow`]: its event, if any, parked in the machine.
+#[inline(always)]
+pub fn lift(m: &mut Machine, r: Flow) -> Step {
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) => Err(m.park(e)),
+    }
+}
+
+impl Machine {
+    /// Parks the event an [`Exec`] raised.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn park(&mut self, e: crate::event::Event) -> Raised {
+        self.raised = Some(e);
+        Raised
+    }
+
+    /// The event parked by the [`Exec`] that returned [`Raised`].
+    #[cold]
+    pub(crate) fn take_raised(&mut self) -> crate::event::Event {
+        self.raised
+            .take()
+            .expect("an Exec that returns Raised has parked its event")
+    }
+}
+
+/// An [`Exec`] of a function shaped like a handler (returning a [`Flow`]).
+macro_rules! lifted {
+    ($f:expr) => {
+        (|m: &mut $crate::machine::Machine, op: &$crate::interp::fast::Op| {
+            let r = $f(m, op);
+            $crate::interp::fast::lift(m, r)
+        }) as $crate::interp::fast::Exec
+    };
+}
+pub(crate) use lifted;
 
 /// "No register" in [`Op::base`] and [`Op::index`].
 pub const NO_REG: u8 = 0xff;
@@ -82,8 +134,9 @@ pub struct Op {
 const _: () = assert!(core::mem::size_of::<Op>() <= 96);
 
 /// Runs the generic handler.
-fn generic(m: &mut Machine, op: &Op) -> Flow {
-    (op.handler)(m, &op.insn)
+fn generic(m: &mut Machine, op: &Op) -> Step {
+    let r = (op.handler)(m, &op.insn);
+    lift(m, r)
 }
 
 impl Op {
@@ -106,6 +159,28 @@ impl Op {
             len: d.insn.len() as u8,
             start: 0,
         }
+    }
+
+    /// Runs the operation, with its event (if it raised one) as a [`Flow`].
+    #[inline(always)]
+    pub fn run(&self, m: &mut Machine) -> Flow {
+        match (self.exec)(m, self) {
+            Ok(()) => Ok(()),
+            Err(Raised) => Err(m.take_raised()),
+        }
+    }
+
+    /// [`Op::r0`] as an index into the GPRs (masked, so the index needs no
+    /// bounds check: a register number is below 16).
+    #[inline(always)]
+    pub fn reg0(&self) -> usize {
+        (self.r0 & 15) as usize
+    }
+
+    /// [`Op::r1`] as an index into the GPRs.
+    #[inline(always)]
+    pub fn reg1(&self) -> usize {
+        (self.r1 & 15) as usize
     }
 
     /// True if the operation runs a specialized function.
@@ -295,7 +370,7 @@ fn specialize(op: &mut Op) -> Option<Exec> {
         M::Movsx | M::Movsxd if is(h, data::movsx) => moves::extend(op, f0?, f1?, true),
         M::Lea if is(h, data::lea) => moves::lea(op, f0?),
         M::Xchg if is(h, data::xchg) => moves::xchg(f0?, f1?),
-        M::Nop if is(h, data::nop) => Some(moves::nop),
+        M::Nop if is(h, data::nop) => Some(moves::nop as Exec),
         M::Jmp if is(h, control::jmp) => flow::jmp(op),
         M::Call if is(h, control::call) => flow::call(op),
         M::Ret if is(h, control::ret) => flow::ret(op),
@@ -312,10 +387,10 @@ fn specialize(op: &mut Op) -> Option<Exec> {
 macro_rules! sized {
     ($size:expr, $f:ident $(:: < $($g:ident),* >)?) => {
         match $size {
-            1 => Some($f::<$($($g,)*)? 1> as $crate::interp::fast::Exec),
-            2 => Some($f::<$($($g,)*)? 2> as $crate::interp::fast::Exec),
-            4 => Some($f::<$($($g,)*)? 4> as $crate::interp::fast::Exec),
-            8 => Some($f::<$($($g,)*)? 8> as $crate::interp::fast::Exec),
+            1 => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 1>)),
+            2 => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 2>)),
+            4 => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 4>)),
+            8 => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 8>)),
             _ => None,
         }
     };
@@ -328,22 +403,22 @@ macro_rules! by_cc {
     ($cc:expr, $f:ident $(:: < $($g:ident),* >)?) => {{
         use iced_x86::ConditionCode as C;
         match $cc {
-            C::o => Some($f::<$($($g,)*)? 1> as $crate::interp::fast::Exec),
-            C::no => Some($f::<$($($g,)*)? 2> as $crate::interp::fast::Exec),
-            C::b => Some($f::<$($($g,)*)? 3> as $crate::interp::fast::Exec),
-            C::ae => Some($f::<$($($g,)*)? 4> as $crate::interp::fast::Exec),
-            C::e => Some($f::<$($($g,)*)? 5> as $crate::interp::fast::Exec),
-            C::ne => Some($f::<$($($g,)*)? 6> as $crate::interp::fast::Exec),
-            C::be => Some($f::<$($($g,)*)? 7> as $crate::interp::fast::Exec),
-            C::a => Some($f::<$($($g,)*)? 8> as $crate::interp::fast::Exec),
-            C::s => Some($f::<$($($g,)*)? 9> as $crate::interp::fast::Exec),
-            C::ns => Some($f::<$($($g,)*)? 10> as $crate::interp::fast::Exec),
-            C::p => Some($f::<$($($g,)*)? 11> as $crate::interp::fast::Exec),
-            C::np => Some($f::<$($($g,)*)? 12> as $crate::interp::fast::Exec),
-            C::l => Some($f::<$($($g,)*)? 13> as $crate::interp::fast::Exec),
-            C::ge => Some($f::<$($($g,)*)? 14> as $crate::interp::fast::Exec),
-            C::le => Some($f::<$($($g,)*)? 15> as $crate::interp::fast::Exec),
-            C::g => Some($f::<$($($g,)*)? 16> as $crate::interp::fast::Exec),
+            C::o => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 1>)),
+            C::no => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 2>)),
+            C::b => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 3>)),
+            C::ae => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 4>)),
+            C::e => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 5>)),
+            C::ne => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 6>)),
+            C::be => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 7>)),
+            C::a => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 8>)),
+            C::s => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 9>)),
+            C::ns => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 10>)),
+            C::p => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 11>)),
+            C::np => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 12>)),
+            C::l => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 13>)),
+            C::ge => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 14>)),
+            C::le => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 15>)),
+            C::g => Some($crate::interp::fast::lifted!($f::<$($($g,)*)? 16>)),
             _ => None,
         }
     }};

@@ -10,6 +10,7 @@ use crate::interp::operand::size_mask;
 use crate::machine::Machine;
 
 /// MOV: read the source, write the destination.
+#[inline(always)]
 fn mov_op<D: Place, S: Place, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let ea = ea_if::<D, S>(m, op);
     let v = S::read::<N>(m, op, ea)?;
@@ -40,6 +41,7 @@ pub fn mov(op: &mut Op, f0: Form, f1: Form) -> Option<Exec> {
 }
 
 /// MOVZX / MOVSX / MOVSXD from `SS` bytes to `SD` bytes.
+#[inline(always)]
 fn extend_op<S: Place, const SIGNED: bool, const SD: usize, const SS: usize>(
     m: &mut Machine,
     op: &Op,
@@ -51,21 +53,21 @@ fn extend_op<S: Place, const SIGNED: bool, const SD: usize, const SS: usize>(
     } else {
         v
     };
-    m.write_gpr_sized(op.r0 as usize, SD, v);
+    m.write_gpr_sized(op.reg0(), SD, v);
     Ok(())
 }
 
 macro_rules! extend_pairs {
     ($src:ty, $signed:expr, $sd:expr, $ss:expr) => {
         match ($sd, $ss) {
-            (2, 1) => Some(extend_op::<$src, $signed, 2, 1> as Exec),
-            (4, 1) => Some(extend_op::<$src, $signed, 4, 1> as Exec),
-            (8, 1) => Some(extend_op::<$src, $signed, 8, 1> as Exec),
-            (2, 2) => Some(extend_op::<$src, $signed, 2, 2> as Exec),
-            (4, 2) => Some(extend_op::<$src, $signed, 4, 2> as Exec),
-            (8, 2) => Some(extend_op::<$src, $signed, 8, 2> as Exec),
-            (4, 4) => Some(extend_op::<$src, $signed, 4, 4> as Exec),
-            (8, 4) => Some(extend_op::<$src, $signed, 8, 4> as Exec),
+            (2, 1) => Some(super::lifted!(extend_op::<$src, $signed, 2, 1>)),
+            (4, 1) => Some(super::lifted!(extend_op::<$src, $signed, 4, 1>)),
+            (8, 1) => Some(super::lifted!(extend_op::<$src, $signed, 8, 1>)),
+            (2, 2) => Some(super::lifted!(extend_op::<$src, $signed, 2, 2>)),
+            (4, 2) => Some(super::lifted!(extend_op::<$src, $signed, 4, 2>)),
+            (8, 2) => Some(super::lifted!(extend_op::<$src, $signed, 8, 2>)),
+            (4, 4) => Some(super::lifted!(extend_op::<$src, $signed, 4, 4>)),
+            (8, 4) => Some(super::lifted!(extend_op::<$src, $signed, 8, 4>)),
             _ => None,
         }
     };
@@ -93,9 +95,10 @@ pub fn extend(op: &mut Op, f0: Form, f1: Form, signed: bool) -> Option<Exec> {
 }
 
 /// LEA: the effective address, truncated to the operand size.
+#[inline(always)]
 fn lea_op<const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let ea = effective(m, op);
-    m.write_gpr_sized(op.r0 as usize, N, ea);
+    m.write_gpr_sized(op.reg0(), N, ea);
     Ok(())
 }
 
@@ -112,11 +115,12 @@ pub fn lea(_op: &mut Op, f0: Form) -> Option<Exec> {
 
 /// XCHG of two registers: the second gets the first's value, then the
 /// first the second's.
+#[inline(always)]
 fn xchg_op<const N: usize>(m: &mut Machine, op: &Op) -> Flow {
-    let a = m.cpu.gpr[op.r0 as usize] & size_mask(N);
-    let b = m.cpu.gpr[op.r1 as usize] & size_mask(N);
-    m.write_gpr_sized(op.r1 as usize, N, a);
-    m.write_gpr_sized(op.r0 as usize, N, b);
+    let a = m.cpu.gpr[op.reg0()] & size_mask(N);
+    let b = m.cpu.gpr[op.reg1()] & size_mask(N);
+    m.write_gpr_sized(op.reg1(), N, a);
+    m.write_gpr_sized(op.reg0(), N, b);
     Ok(())
 }
 
@@ -129,20 +133,21 @@ pub fn xchg(f0: Form, f1: Form) -> Option<Exec> {
 }
 
 /// NOP.
-pub fn nop(_: &mut Machine, _: &Op) -> Flow {
+pub fn nop(_: &mut Machine, _: &Op) -> super::Step {
     Ok(())
 }
 
 /// CMOVcc: the source is always read; a false condition still
 /// zero-extends a 32-bit destination.
+#[inline(always)]
 fn cmov_op<S: Place, const N: usize, const CC: u8>(m: &mut Machine, op: &Op) -> Flow {
     let ea = ea_if::<S, S>(m, op);
     let v = S::read::<N>(m, op, ea)?;
     if cond::<CC>(m) {
-        m.write_gpr_sized(op.r0 as usize, N, v);
+        m.write_gpr_sized(op.reg0(), N, v);
     } else if N == 4 {
-        let cur = m.cpu.gpr[op.r0 as usize] & 0xffff_ffff;
-        m.write_gpr_sized(op.r0 as usize, 4, cur);
+        let cur = m.cpu.gpr[op.reg0()] & 0xffff_ffff;
+        m.write_gpr_sized(op.reg0(), 4, cur);
     }
     Ok(())
 }
@@ -174,6 +179,7 @@ pub fn cmovcc(op: &mut Op, f0: Form, f1: Form) -> Option<Exec> {
 }
 
 /// SETcc.
+#[inline(always)]
 fn setcc_op<D: Place, const CC: u8>(m: &mut Machine, op: &Op) -> Flow {
     let ea = ea_if::<D, D>(m, op);
     let v = cond::<CC>(m) as u64;

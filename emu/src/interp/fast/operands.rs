@@ -19,10 +19,10 @@ pub fn effective(m: &Machine, op: &Op) -> u64 {
     }
     let mut ea = op.disp;
     if op.base != NO_REG {
-        ea = ea.wrapping_add(m.cpu.gpr[op.base as usize]);
+        ea = ea.wrapping_add(m.cpu.gpr[(op.base & 15) as usize]);
     }
     if op.index != NO_REG {
-        ea = ea.wrapping_add(m.cpu.gpr[op.index as usize] << op.scale);
+        ea = ea.wrapping_add(m.cpu.gpr[(op.index & 15) as usize] << op.scale);
     }
     ea & op.amask
 }
@@ -81,11 +81,11 @@ impl Place for Reg0 {
     const MEM: bool = false;
     #[inline(always)]
     fn read<const S: usize>(m: &mut Machine, op: &Op, _: u64) -> Result<u64, Event> {
-        Ok(m.cpu.gpr[op.r0 as usize] & size_mask(S))
+        Ok(m.cpu.gpr[op.reg0()] & size_mask(S))
     }
     #[inline(always)]
     fn write<const S: usize>(m: &mut Machine, op: &Op, _: u64, v: u64) -> Flow {
-        m.write_gpr_sized(op.r0 as usize, S, v);
+        m.write_gpr_sized(op.reg0(), S, v);
         Ok(())
     }
 }
@@ -94,11 +94,11 @@ impl Place for Reg1 {
     const MEM: bool = false;
     #[inline(always)]
     fn read<const S: usize>(m: &mut Machine, op: &Op, _: u64) -> Result<u64, Event> {
-        Ok(m.cpu.gpr[op.r1 as usize] & size_mask(S))
+        Ok(m.cpu.gpr[op.reg1()] & size_mask(S))
     }
     #[inline(always)]
     fn write<const S: usize>(m: &mut Machine, op: &Op, _: u64, v: u64) -> Flow {
-        m.write_gpr_sized(op.r1 as usize, S, v);
+        m.write_gpr_sized(op.reg1(), S, v);
         Ok(())
     }
 }

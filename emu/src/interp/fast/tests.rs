@@ -240,7 +240,7 @@ fn run_case(c: &Case) -> Result<usize, TestCaseError> {
             m.cpu.rip = rip;
             m.next_rip = rip.wrapping_add(op.len as u64) & crate::machine::ip_mask(c.bits as u8);
         }
-        let a = (op.exec)(&mut fast, &op);
+        let a = op.run(&mut fast);
         let b = (op.handler)(&mut slow, &op.insn);
         prop_assert_eq!(&a, &b, "{} ({:02x?})", insn, bytes);
         prop_assert_eq!(state(&fast), state(&slow), "{} ({:02x?})", insn, bytes);
@@ -289,7 +289,7 @@ fn writes_to_new_code_pages_invalidate() {
     assert!(op.is_specialized());
     let step = |m: &mut Machine| {
         m.next_rip = 0x20_0803;
-        (op.exec)(m, &op).unwrap();
+        op.run(m).unwrap();
     };
     step(&mut m);
     step(&mut m);

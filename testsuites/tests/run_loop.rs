@@ -1,0 +1,191 @@
+//! The run loop's quick path against its full path: `Machine::run` (which
+//! runs cached blocks back to back in `Machine::run_slices`, testing only
+//! the clock and the instruction count after a block of specialized
+//! operations) ends exactly as a run made of `Machine::run_slice` calls
+//! alone (every boundary fully checked, every block fetched through the
+//! reference path): same stop, serial output, `--stats` report and final
+//! machine state. The workloads have timer interrupts falling due in the
+//! middle of chains of blocks, self-modifying code that rewrites the block
+//! being run and the next one, memory traffic through the page cache, and
+//! SMP turns; instruction limits land at many points, inside chains too.
+
+use guestkit::irq::{clear_counts, load_count, set_mode, COUNT, EOI_XAPIC};
+use guestkit::layout::{var, VARS};
+use guestkit::platform::{lapic_enable, lapic_write};
+use guestkit::{Built, Program};
+use iced_x86::code_asm::*;
+use nestemu::loader::multiboot;
+use nestemu::stats::Report;
+use nestemu::{Machine, MachineConfig, Stop};
+use testsuites::config;
+
+const DATA: u64 = VARS + var::TEST_DATA;
+
+fn program() -> Built {
+    let mut p = Program::new();
+    p.long_case("timer interrupts in chained blocks", |a| {
+        set_mode(a, 0x50, COUNT | EOI_XAPIC)?;
+        clear_counts(a)?;
+        lapic_enable(a)?;
+        lapic_write(a, 0x3e0, 0xb)?; // divide by 1
+        lapic_write(a, 0x320, 0x2_0050)?; // periodic, vector 50H
+        lapic_write(a, 0x380, 1777)?;
+        a.sti()?;
+        a.xor(eax, eax)?;
+        a.mov(edi, (DATA + 0x200) as u32)?;
+        a.mov(ecx, 30_000u32)?;
+        let mut lp = a.label();
+        let mut skip = a.label();
+        a.set(&mut lp)?;
+        a.add(eax, ecx)?;
+        a.mov(dword_ptr(rdi), eax)?;
+        a.test(ecx, 7u32)?;
+        a.jnz(skip.l)?;
+        a.xor(eax, dword_ptr(rdi + 4))?;
+        a.set(&mut skip)?;
+        a.rol(eax, 3)?;
+        a.dec(ecx)?;
+        a.jnz(lp.l)?;
+        a.cli()?;
+        lapic_write(a, 0x320, 0x1_0000)?; // masked
+        a.mov(ebx, eax)?;
+        load_count(a, 0x50)
+    });
+    p.long_case("code that rewrites its own block", |a| {
+        // Each round stores a new immediate into the MOV two instructions
+        // ahead (in the block being run), and into the ADD of the next
+        // block, then runs both.
+        let mut lp = a.label();
+        let mut patched = a.label();
+        let mut next = a.label();
+        a.xor(ebx, ebx)?;
+        a.mov(ecx, 3000u32)?;
+        a.lea(rsi, ptr(patched.l))?;
+        a.lea(rdi, ptr(next.l))?;
+        a.set(&mut lp)?;
+        a.mov(dword_ptr(rsi + 1), ecx)?;
+        a.mov(dword_ptr(rdi + 2), ecx)?;
+        a.set(&mut patched)?;
+        a.mov(eax, 0u32)?;
+        a.add(ebx, eax)?;
+        a.jmp(next.l)?;
+        a.set(&mut next)?;
+        a.add(ebx, 0x7fff_0000i32)?;
+        a.dec(ecx)?;
+        a.jnz(lp.l)
+    });
+    p.long_case("a plain integer loop", |a| {
+        let mut lp = a.label();
+        a.mov(rcx, 50_000u64)?;
+        a.xor(eax, eax)?;
+        a.mov(rbx, 0x1234_5678u64)?;
+        a.set(&mut lp)?;
+        a.add(rax, rcx)?;
+        a.xor(rdx, rax)?;
+        a.sub(rbx, 1i32)?;
+        a.dec(rcx)?;
+        a.jnz(lp.l)
+    });
+    p.build().expect("assembles")
+}
+
+/// How a run ended: stop, serial output, report, final state.
+#[derive(PartialEq, Eq)]
+struct End {
+    stop: Stop,
+    serial: String,
+    report: serde_json::Value,
+    state: Vec<u8>,
+    steps: u64,
+}
+
+fn end(mut m: Machine, stop: Stop) -> End {
+    let report = serde_json::to_value(Report::of(&m, stop.exit_status(), stop.describe()))
+        .expect("serializes");
+    End {
+        serial: String::from_utf8_lossy(&m.take_serial()).into_owned(),
+        report,
+        state: m.save_snapshot(),
+        steps: m.steps(),
+        stop,
+    }
+}
+
+fn boot(built: &Built, cfg: MachineConfig) -> Machine {
+    let mut m = Machine::new(cfg);
+    multiboot::boot(&mut m, &built.image, "kit", &[]).expect("loads");
+    m
+}
+
+/// The quick path, as `nestemu run` takes it.
+fn quick(built: &Built, cfg: MachineConfig) -> End {
+    let mut m = boot(built, cfg);
+    let stop = m.run();
+    end(m, stop)
+}
+
+/// The full path only.
+fn full(built: &Built, cfg: MachineConfig) -> End {
+    let mut m = boot(built, cfg);
+    let stop = loop {
+        if let Some(stop) = m.run_slice() {
+            break stop;
+        }
+    };
+    end(m, stop)
+}
+
+fn same(built: &Built, cfg: MachineConfig, what: &str) -> End {
+    let a = quick(built, cfg.clone());
+    let b = full(built, cfg);
+    assert_eq!(a.stop, b.stop, "{what}: stop");
+    assert_eq!(a.serial, b.serial, "{what}: serial");
+    assert_eq!(a.report, b.report, "{what}: report");
+    assert_eq!(a.steps, b.steps, "{what}: steps");
+    assert!(a.state == b.state, "{what}: final state");
+    a
+}
+
+fn limited(cfg: &MachineConfig, n: u64) -> MachineConfig {
+    MachineConfig {
+        max_insns: Some(n),
+        ..cfg.clone()
+    }
+}
+
+#[test]
+fn chained_blocks_end_as_single_slices() {
+    let built = program();
+    let whole = same(&built, config(), "whole run");
+    assert_eq!(whole.stop, Stop::DebugExit(0), "{}", whole.serial);
+    let events = whole.report["events"].as_object().expect("events");
+    let delivered: u64 = events.values().filter_map(|v| v.as_u64()).sum();
+    assert!(delivered > 20, "timer interrupts arrived: {events:?}");
+    let total = whole.steps;
+    // Limits everywhere, most of them inside chains of blocks.
+    let mut x = 0x9e37_79b9_u64;
+    let mut limits = vec![1, 2, 3, 4, 5, 6, 7, 100, total - 1, total / 2];
+    for _ in 0..24 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        limits.push(x % total);
+    }
+    for n in limits {
+        let e = same(&built, limited(&config(), n.max(1)), &format!("limit {n}"));
+        assert_eq!(e.stop, Stop::InstructionLimit, "limit {n}");
+    }
+}
+
+/// With several vCPUs the turns end on the clock inside chains.
+#[test]
+fn smp_turns_end_chains_exactly() {
+    let built = testsuites::platform::build(&testsuites::platform::smp::program(4));
+    let mut cfg = testsuites::platform::config();
+    cfg.platform.cpus = 4;
+    let whole = same(&built, cfg.clone(), "4 vCPUs");
+    let total = whole.steps;
+    for n in [total / 5, total / 3 + 11, total - 3] {
+        same(&built, limited(&cfg, n), &format!("4 vCPUs, limit {n}"));
+    }
+}
