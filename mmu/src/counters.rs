@@ -69,6 +69,7 @@ pub struct MmuCounters {
 
 impl MmuCounters {
     /// Adds one walk's work.
+    #[inline]
     pub fn add_walk(&mut self, s: &WalkStats, faulted: bool) {
         self.walks += 1;
         self.walk_faults += faulted as u64;

@@ -185,6 +185,14 @@ fn permits(h: &Held, a: Access) -> bool {
 }
 
 fn run(config: TlbConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    run_probing(config, ops, false)
+}
+
+/// [`run`]; with `probe`, after each translation every kind of first-level
+/// probe of its page must equal the probe of a copy of the MMU (a copy has
+/// fresh TLB generations, so it searches the first level instead of using
+/// what the last fill remembers).
+fn run_probing(config: TlbConfig, ops: Vec<Op>, probe: bool) -> Result<(), TestCaseError> {
     let mut w = world();
     let mut mmu = Mmu::new(config).unwrap();
     let mut sh = Shadow::default();
@@ -207,6 +215,22 @@ fn run(config: TlbConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let got = mmu.translate(&t, LinearAddr(la), a, &mut w.mem, &mut NoRecord);
                 check(&mut sh, &t, la, a, &fresh, &got)
                     .map_err(|e| TestCaseError::fail(format!("op {n}: {e}")))?;
+                if probe {
+                    let copy = mmu.clone();
+                    for kind in [AccessKind::Read, AccessKind::Write, AccessKind::Execute] {
+                        for user in [false, true] {
+                            let p = Access::new(kind, user);
+                            prop_assert_eq!(
+                                mmu.l1_probe(&t, LinearAddr(la + 8), p),
+                                copy.l1_probe(&t, LinearAddr(la + 8), p),
+                                "op {}: probe {:?} after {:?}",
+                                n,
+                                p,
+                                a
+                            );
+                        }
+                    }
+                }
             }
             Op::Remap { r, i, frame, flags } => {
                 let mut e = (DATA + (frame as u64 % 16) * 0x1000) | AD;
@@ -409,6 +433,21 @@ proptest! {
     #[test]
     fn invalidations_never_expose_what_the_manual_flushes_amd(ops in prop::collection::vec(op(), 1..120)) {
         run(TlbConfig::amd(), ops)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// What the MMU remembers of its last first-level fill, for the page
+    /// cache's probe, is what a search of the first level finds.
+    #[test]
+    fn first_level_probes_after_fills_equal_searches(
+        amd in any::<bool>(),
+        ops in prop::collection::vec(op(), 1..80),
+    ) {
+        let config = if amd { TlbConfig::amd() } else { TlbConfig::intel() };
+        run_probing(config, ops, true)?;
     }
 }
 

@@ -39,6 +39,11 @@ pub struct Mmu {
     nested_psc: NestedPsc,
     nested_tlb: NestedTlb,
     counters: MmuCounters,
+    /// Host-side: the first-level entry the last fill made, for
+    /// [`Mmu::l1_probe`]. Not modelled state (never stored, never
+    /// compared).
+    #[serde(skip)]
+    last_fill: LastFill,
 }
 
 impl Mmu {
@@ -53,6 +58,7 @@ impl Mmu {
             nested_psc: NestedPsc::new(&config.nested_psc),
             nested_tlb: NestedTlb::new(config.nested_tlb),
             counters: MmuCounters::default(),
+            last_fill: LastFill::default(),
             config,
         })
     }
@@ -91,23 +97,35 @@ impl Mmu {
         } else {
             &mut self.dtlb
         };
-        if let Some(e) = l1.lookup(la.0, ctx.tag()) {
+        // What the lookups prove absent from the first level and from the
+        // shared one, so the fills after a walk need no search.
+        let absent = if let Some(e) = l1.lookup(la.0, ctx.tag()) {
             if e.permits(access, ctx.policy()) {
                 let pa = e.pa(la.0);
                 self.tlb_counters(fetch).l1_hits += 1;
                 rec.event(WalkEvent::TlbHit { level: 1 });
                 return Ok(PhysAddr(pa));
             }
+            Absent::NONE
         } else if let Some(e) = self.stlb.lookup(la.0, ctx.tag()) {
             if e.permits(access, ctx.policy()) {
                 let e = *e;
-                l1.insert(e);
+                let held = l1.insert_absent(e);
+                self.last_fill
+                    .note(held, fetch, l1.generation(), la.0, ctx, e);
                 self.tlb_counters(fetch).l2_hits += 1;
                 rec.event(WalkEvent::TlbHit { level: 2 });
                 return Ok(PhysAddr(e.pa(la.0)));
             }
-        }
-        self.translate_miss(ctx, la, access, mem, rec).map(|t| t.pa)
+            Absent {
+                l1: true,
+                l2: false,
+            }
+        } else {
+            Absent { l1: true, l2: true }
+        };
+        self.translate_miss(ctx, la, access, mem, rec, absent)
+            .map(|t| t.pa)
     }
 
     /// The machine-physical address [`Mmu::translate`] would return for `la`
@@ -130,12 +148,20 @@ impl Mmu {
         if ctx.is_identity() {
             return None;
         }
-        let l1 = if access.is_fetch() {
-            &self.itlb
-        } else {
-            &self.dtlb
+        let fetch = access.is_fetch();
+        let l1 = if fetch { &self.itlb } else { &self.dtlb };
+        let e = match self.last_fill.get(fetch, l1.generation(), la.0, ctx) {
+            Some(e) => {
+                debug_assert_eq!(
+                    l1.lookup(la.0, ctx.tag())
+                        .map(|x| TlbEntry { stamp: 0, ..*x }),
+                    Some(TlbEntry { stamp: 0, ..*e }),
+                    "the last fill is what a lookup finds"
+                );
+                e
+            }
+            None => l1.lookup(la.0, ctx.tag())?,
         };
-        let e = l1.lookup(la.0, ctx.tag())?;
         e.permits(access, ctx.policy()).then(|| e.pa(la.0))
     }
 
@@ -174,7 +200,7 @@ impl Mmu {
         R: WalkRecorder + ?Sized,
     {
         self.counters.translations += 1;
-        self.translate_miss(ctx, la, access, mem, rec)
+        self.translate_miss(ctx, la, access, mem, rec, Absent::NONE)
     }
 
     #[inline(never)]
@@ -185,6 +211,7 @@ impl Mmu {
         access: Access,
         mem: &mut M,
         rec: &mut R,
+        absent: Absent,
     ) -> Result<Translation, TranslateFault>
     where
         M: PhysMemory + ?Sized,
@@ -209,13 +236,19 @@ impl Mmu {
         };
         self.counters.add_walk(&stats, res.is_err());
         if let Ok(t) = &res {
+            // A walk only removes TLB entries (a fault's invalidation, and
+            // then nothing is filled), so what the lookups found absent
+            // still is.
             let e = tlb_entry(ctx, la.0, t);
-            self.stlb.insert(e);
-            if fetch {
-                self.itlb.insert(e);
+            fill(&mut self.stlb, e, absent.l2);
+            let l1 = if fetch {
+                &mut self.itlb
             } else {
-                self.dtlb.insert(e);
-            }
+                &mut self.dtlb
+            };
+            let held = fill(l1, e, absent.l1);
+            self.last_fill
+                .note(held && absent.l1, fetch, l1.generation(), la.0, ctx, e);
         }
         res
     }
@@ -354,7 +387,111 @@ impl Mmu {
     }
 }
 
-/// Builds the TLB entry for a successful translation.
+/// Which TLB levels a translation's lookups found without an entry for the
+/// address under the context's tags.
+#[derive(Clone, Copy, Debug)]
+struct Absent {
+    /// The first level (instruction or data, as the access).
+    l1: bool,
+    /// The shared second level.
+    l2: bool,
+}
+
+impl Absent {
+    /// Nothing known: fills search for an entry to replace.
+    const NONE: Absent = Absent {
+        l1: false,
+        l2: false,
+    };
+}
+
+/// Caches `e` in `level`, without a search when the lookup found nothing.
+/// Returns true if `level` holds `e` now.
+#[inline]
+fn fill(level: &mut TlbLevel, e: TlbEntry, absent: bool) -> bool {
+    if absent {
+        level.insert_absent(e)
+    } else {
+        level.insert(e);
+        true
+    }
+}
+
+/// The first-level entry the last fill made, while it is the one a lookup
+/// finds: host-side, so the interpreter's page cache, probing right after
+/// a miss ([`Mmu::l1_probe`]), does not search the level again.
+///
+/// It holds only after a fill into a level whose lookup had just found no
+/// entry for the address under the context's tags: then the new entry is
+/// the only one a lookup of that 4-KiB page under those tags can find, in
+/// any of the level's arrays, until the level changes (its generation).
+#[derive(Clone, Copy, Debug, Default)]
+struct LastFill(Option<Filled>);
+
+#[derive(Clone, Copy, Debug)]
+struct Filled {
+    fetch: bool,
+    generation: u64,
+    page: u64,
+    tag: crate::tlb::Tag,
+    entry: TlbEntry,
+}
+
+impl LastFill {
+    /// Notes the entry just filled for `la` into the first level for
+    /// `fetch`, now at `generation`; `held` says whether it is known to be
+    /// what a lookup finds.
+    #[inline]
+    fn note(
+        &mut self,
+        held: bool,
+        fetch: bool,
+        generation: u64,
+        la: u64,
+        ctx: &TranslationContext,
+        entry: TlbEntry,
+    ) {
+        self.0 = held.then_some(Filled {
+            fetch,
+            generation,
+            page: la >> 12,
+            tag: *ctx.tag(),
+            entry,
+        });
+    }
+
+    /// The entry a lookup of `la` under `ctx`'s tags in the first level
+    /// for `fetch`, at `generation`, finds, if the last fill tells.
+    #[inline]
+    fn get(
+        &self,
+        fetch: bool,
+        generation: u64,
+        la: u64,
+        ctx: &TranslationContext,
+    ) -> Option<&TlbEntry> {
+        let f = self.0.as_ref()?;
+        (f.fetch == fetch
+            && f.generation == generation
+            && f.page == la >> 12
+            && f.tag == *ctx.tag())
+        .then_some(&f.entry)
+    }
+}
+
+/// Host-side state: equal whatever it holds.
+impl PartialEq for LastFill {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for LastFill {}
+
+/// Builds the TLB entry for a successful translation. Inlined into the
+/// miss path, so the entry is built in registers and stored once into its
+/// slots (built in memory by a call, its narrow fields stalled the wide
+/// loads that copy it).
+#[inline(always)]
 fn tlb_entry(ctx: &TranslationContext, la: u64, t: &Translation) -> TlbEntry {
     let unpaged = ctx.regs().mode == PagingMode::Disabled;
     let guest_shift = if unpaged { 30 } else { t.page_size.shift() };
@@ -397,6 +534,7 @@ fn tlb_entry(ctx: &TranslationContext, la: u64, t: &Translation) -> TlbEntry {
 }
 
 /// What the nested dimension allows for a cached combined translation.
+#[inline]
 fn nested_ok(n: &NestedPaging, nt: &NestedTranslation, user_la: bool) -> u8 {
     let r = nt.rights;
     let mut ok = 0;

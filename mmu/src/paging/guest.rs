@@ -385,10 +385,9 @@ where
     fn set_guest_ad<F: Format>(&mut self, fmt: &F, path: &Path) -> Result<bool, TranslateFault> {
         let write = self.access.is_write();
         if let Some(n) = self.nested {
-            let (updates, count) = walk::ad_updates(fmt, path, write);
-            for &(level, _) in &updates[..count] {
+            for level in walk::levels(path) {
                 let step = path.steps[level as usize];
-                if !step.writable {
+                if walk::ad_update(fmt, path, level, write).is_some() && !step.writable {
                     // The flag write is a data write to the guest table's
                     // guest-physical address (SDM Vol. 3C 29.3.3.2).
                     let req = NestedReq {

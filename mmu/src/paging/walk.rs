@@ -260,32 +260,28 @@ pub fn walk<F: Format, T: Tables>(
     }
 }
 
-/// The levels of `path` whose entry needs its accessed (or, at the leaf with
-/// `write`, dirty) flag set, as (level, new value) pairs, top first.
+/// The levels of `path` from `top` down to `leaf`: the order in which a
+/// walk read its entries and sets their flags.
 #[inline]
-pub fn ad_updates<F: Format>(fmt: &F, path: &Path, write: bool) -> ([(u8, u64); 5], usize) {
-    let mut out = [(0u8, 0u64); 5];
-    let mut n = 0;
-    let mut level = path.top;
-    loop {
-        let e = path.steps[level as usize].entry;
-        let mut new = e;
-        if fmt.has_accessed(level) {
-            new |= 1 << F::A_BIT;
-        }
-        if level == path.leaf && write && fmt.has_dirty() {
-            new |= 1 << F::D_BIT;
-        }
-        if new != e {
-            out[n] = (level, new);
-            n += 1;
-        }
-        if level == path.leaf {
-            break;
-        }
-        level -= 1;
+pub fn levels(path: &Path) -> impl Iterator<Item = u8> {
+    (path.leaf..=path.top).rev()
+}
+
+/// The new value of the entry `path` read at `level` if it needs its
+/// accessed (or, at the leaf with `write`, dirty) flag set; `None` if it
+/// has them. (Computed per level, not collected into an array: an array of
+/// narrow fields built in memory and copied out stalled the hot path.)
+#[inline]
+pub fn ad_update<F: Format>(fmt: &F, path: &Path, level: u8, write: bool) -> Option<u64> {
+    let e = path.steps[level as usize].entry;
+    let mut new = e;
+    if fmt.has_accessed(level) {
+        new |= 1 << F::A_BIT;
     }
-    (out, n)
+    if level == path.leaf && write && fmt.has_dirty() {
+        new |= 1 << F::D_BIT;
+    }
+    (new != e).then_some(new)
 }
 
 /// Sets accessed and dirty flags along a successful walk (SDM Vol. 3A 4.8;
@@ -305,8 +301,10 @@ pub fn set_ad<F: Format, M: PhysMemory + ?Sized, R: WalkRecorder + ?Sized>(
     gpa_known: bool,
     writes: &mut u32,
 ) -> bool {
-    let (updates, n) = ad_updates(fmt, path, write);
-    for &(level, new) in &updates[..n] {
+    for level in levels(path) {
+        let Some(new) = ad_update(fmt, path, level, write) else {
+            continue;
+        };
         let step = &path.steps[level as usize];
         if !mem.cmpxchg_entry(PhysAddr(step.pa), F::ENTRY, step.entry, new) {
             return false;

@@ -9,11 +9,12 @@
 //! and is easy to reason about in tests.)
 //!
 //! Wide sets (more than [`HINTED_WAYS`] ways, such as a fully associative
-//! 64-entry L1 TLB) keep host-side counts of their entries' keys by bucket
-//! ([`Tags`]), so a miss usually costs one load instead of a scan. The
-//! stored form also has a way-hint table per wide set; no fill ever writes
-//! it (it stays all zeros) and lookups no longer read it: it is kept so
-//! snapshots keep their format.
+//! 64-entry L1 TLB) keep a host-side index of their entries' keys
+//! ([`Tags`]): per bucket of hashed keys, the mask of ways holding one, so a
+//! miss usually costs one load and a hit one comparison instead of a scan
+//! of every way. The stored form also has a way-hint table per wide set; no
+//! fill ever writes it (it stays all zeros) and lookups never read it: it
+//! is kept so snapshots keep their format.
 
 use serde::{Deserialize, Serialize};
 
@@ -87,18 +88,30 @@ pub struct SetAssoc<E> {
 
 /// The keys of an array's slots ([`tag_of`] each), so a search reads 8
 /// bytes per way and compares whole entries only where the key matches;
-/// and for wide sets, per set, how many valid entries have a key in each
-/// of [`HINTS`] buckets (the key bits above the set index, modulo `HINTS`),
-/// so a miss in a 64-way set
-/// usually costs one load instead of a scan. Nothing modelled depends on
-/// it: it only says where an entry cannot be.
+/// and for wide sets, per set, a table of way masks: bit `w` of bucket `b`
+/// is set when way `w` holds a valid entry whose key falls in `b`
+/// ([`Tags::bucket`]); a mask is kept in 16-bit words, so the table of a
+/// 16-way set is no larger than a count per bucket would be. A search of a wide set then visits only the ways of
+/// its key's bucket, in way order, so it finds what a scan of every way
+/// finds. Nothing modelled depends on it: it only says where an entry
+/// cannot be.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Tags {
     tags: Vec<u64>,
-    /// `HINTS` counts per set, for sets wider than [`HINTED_WAYS`].
-    counts: Vec<u16>,
+    /// `1 << bucket_bits` way masks per set, for sets wider than
+    /// [`HINTED_WAYS`], of `words` 16-bit words each (way `w` is bit
+    /// `w % 16` of word `w / 16`); empty otherwise.
+    masks: Vec<u16>,
+    /// Words per mask.
+    words: usize,
     ways: usize,
-    /// Set-index bits of a key.
+    /// log2 of the buckets per wide set: four buckets per way (rounded up
+    /// to a power of two), so a key that is absent usually finds its bucket
+    /// empty even when the set is full.
+    bucket_bits: u32,
+    /// Set-index bits of a key: a key's bucket is the key bits above them,
+    /// modulo the buckets, so the keys of consecutive pages fall in
+    /// different buckets.
     set_bits: u32,
     /// Slots holding a valid entry.
     occupied: usize,
@@ -106,17 +119,25 @@ struct Tags {
 
 impl Tags {
     fn new<E: Slot>(slots: &[E], ways: u32) -> Self {
+        let wide = ways > HINTED_WAYS;
+        let bucket_bits = if wide {
+            (ways.next_power_of_two() * 4).trailing_zeros()
+        } else {
+            0
+        };
+        let sets = slots.len() / (ways.max(1) as usize);
+        let words = (ways as usize).div_ceil(16);
         let mut t = Tags {
             tags: vec![NO_TAG; slots.len()],
-            counts: if ways > HINTED_WAYS {
-                vec![0; slots.len() / ways as usize * HINTS]
+            masks: if wide {
+                vec![0; (sets << bucket_bits) * words]
             } else {
                 Vec::new()
             },
+            words,
             ways: ways as usize,
-            set_bits: (slots.len() / (ways.max(1) as usize))
-                .max(1)
-                .trailing_zeros(),
+            bucket_bits,
+            set_bits: sets.max(1).trailing_zeros(),
             occupied: 0,
         };
         for (i, e) in slots.iter().enumerate() {
@@ -125,19 +146,24 @@ impl Tags {
         t
     }
 
+    /// True if the array's sets are wide (the masks are kept).
+    #[inline]
+    fn wide(&self) -> bool {
+        !self.masks.is_empty()
+    }
+
+    /// The index in `masks` of the first word of `tag`'s bucket of set
+    /// `set`.
     #[inline]
     fn bucket(&self, set: usize, tag: u64) -> usize {
-        set * HINTS + ((tag >> self.set_bits) as usize & (HINTS - 1))
+        let b = (tag >> self.set_bits) as usize & ((1 << self.bucket_bits) - 1);
+        ((set << self.bucket_bits) | b) * self.words
     }
 
     /// Slot `i` now holds an entry with tag `tag`.
     #[inline]
     fn set(&mut self, i: usize, tag: u64) {
-        let set = if self.counts.is_empty() {
-            0
-        } else {
-            i / self.ways
-        };
+        let set = if self.wide() { i / self.ways } else { 0 };
         self.set_in(i, set, tag);
     }
 
@@ -147,23 +173,48 @@ impl Tags {
     fn set_in(&mut self, i: usize, set: usize, tag: u64) {
         let old = self.tags[i];
         self.occupied = self.occupied + (tag != NO_TAG) as usize - (old != NO_TAG) as usize;
-        if !self.counts.is_empty() {
+        if self.wide() {
+            let way = i - set * self.ways;
+            let (word, bit) = (way / 16, 1u16 << (way % 16));
             if old != NO_TAG {
-                let b = self.bucket(set, old);
-                self.counts[b] -= 1;
+                let b = self.bucket(set, old) + word;
+                self.masks[b] &= !bit;
             }
             if tag != NO_TAG {
-                let b = self.bucket(set, tag);
-                self.counts[b] += 1;
+                let b = self.bucket(set, tag) + word;
+                self.masks[b] |= bit;
             }
         }
         self.tags[i] = tag;
     }
 
-    /// False if no valid entry of set `set` has key `key`.
+    /// The first slot of the set starting at slot `start` (set number
+    /// `set`), in way order, whose tag is `key` and for which `pick`
+    /// holds.
     #[inline]
-    fn may_hold(&self, set: usize, key: u64) -> bool {
-        self.counts.is_empty() || self.counts[self.bucket(set, key)] != 0
+    fn position(
+        &self,
+        set: usize,
+        start: usize,
+        key: u64,
+        mut pick: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
+        if self.wide() {
+            let b = self.bucket(set, key);
+            for (w, &word) in self.masks[b..b + self.words].iter().enumerate() {
+                let mut m = word;
+                while m != 0 {
+                    let i = start + w * 16 + m.trailing_zeros() as usize;
+                    if self.tags[i] == key && pick(i) {
+                        return Some(i);
+                    }
+                    m &= m - 1;
+                }
+            }
+            None
+        } else {
+            (start..start + self.ways).find(|&i| self.tags[i] == key && pick(i))
+        }
     }
 }
 
@@ -300,15 +351,10 @@ impl<E: Slot> SetAssoc<E> {
         }
         let range = self.set_range(key);
         let set = (key & (self.sets as u64 - 1)) as usize;
-        let found = if !self.tags.may_hold(set, key) {
-            None
-        } else {
-            self.tags.tags[range.clone()]
-                .iter()
-                .zip(&self.slots[range.clone()])
-                .find(|&(&t, e)| t == key && hit(e))
-                .map(|(_, e)| e)
-        };
+        let found = self
+            .tags
+            .position(set, range.start, key, |i| hit(&self.slots[i]))
+            .map(|i| &self.slots[i]);
         debug_assert!(
             core::ptr::eq(
                 found.map_or(core::ptr::null(), |e| e as *const E),
@@ -325,20 +371,31 @@ impl<E: Slot> SetAssoc<E> {
     /// Inserts `e` into `key`'s set, replacing an entry for which `same`
     /// holds, else the FIFO victim.
     pub fn insert(&mut self, key: u64, e: E, same: impl Fn(&E) -> bool) {
+        self.insert_with(key, e, same, true)
+    }
+
+    /// [`SetAssoc::insert`] for a caller that knows `key`'s set holds no
+    /// entry for which `same` holds (a lookup just missed and nothing was
+    /// filled since): `e` takes the FIFO victim without a search. The same
+    /// outcome as `insert`, which debug builds check.
+    #[inline]
+    pub fn insert_absent(&mut self, key: u64, e: E, same: impl Fn(&E) -> bool) {
+        self.insert_with(key, e, same, false)
+    }
+
+    #[inline]
+    fn insert_with(&mut self, key: u64, e: E, same: impl Fn(&E) -> bool, search: bool) {
         if self.sets == 0 {
             return;
         }
         let range = self.set_range(key);
         let set = (key & (self.sets as u64 - 1)) as usize;
         let slots = &self.slots;
-        let same_at = if !self.tags.may_hold(set, key) {
-            None
+        let same_at = if search {
+            self.tags
+                .position(set, range.start, key, |i| same(&slots[i]))
         } else {
-            self.tags.tags[range.clone()]
-                .iter()
-                .enumerate()
-                .find(|&(j, &t)| t == key && same(&slots[range.start + j]))
-                .map(|(j, _)| range.start + j)
+            None
         };
         debug_assert_eq!(
             same_at,
@@ -346,7 +403,7 @@ impl<E: Slot> SetAssoc<E> {
                 .iter()
                 .position(|x| x.valid() && same(x))
                 .map(|j| range.start + j),
-            "a matching entry outside the key's tags"
+            "a matching entry outside the key's tags, or one a caller said was absent"
         );
         let at = match same_at {
             Some(i) => i,
@@ -457,5 +514,152 @@ mod tests {
         let mut z = SetAssoc::<E>::new(0, 0);
         z.insert(1, E(1), |_| true);
         assert!(z.find(1, |_| true).is_none() && z.is_absent());
+    }
+
+    /// An entry with a key and a second tag: entries may share a key.
+    #[derive(Clone, Copy, Default, Debug, PartialEq)]
+    struct K {
+        key: u64,
+        tag: u8,
+    }
+    impl Slot for K {
+        fn valid(&self) -> bool {
+            self.key != 0
+        }
+        fn array_key(&self) -> u64 {
+            self.key
+        }
+    }
+
+    /// The naive array the indexed one must equal: every slot compared, in
+    /// way order, FIFO replacement per set.
+    struct Naive {
+        slots: Vec<K>,
+        fifo: Vec<usize>,
+        ways: usize,
+    }
+
+    impl Naive {
+        fn range(&self, key: u64) -> core::ops::Range<usize> {
+            let sets = self.fifo.len() as u64;
+            let set = (key % sets) as usize;
+            set * self.ways..set * self.ways + self.ways
+        }
+        fn find(&self, key: u64, tag: u8) -> Option<usize> {
+            self.range(key)
+                .find(|&i| self.slots[i].valid() && self.slots[i] == K { key, tag })
+        }
+        fn insert(&mut self, e: K) {
+            let r = self.range(e.key);
+            let at = match r.clone().find(|&i| self.slots[i] == e) {
+                Some(i) => i,
+                None => {
+                    let set = r.start / self.ways;
+                    let way = self.fifo[set];
+                    self.fifo[set] = (way + 1) % self.ways;
+                    r.start + way
+                }
+            };
+            self.slots[at] = e;
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert(u64, u8),
+        Find(u64, u8),
+        KillInSet(u64, u8),
+        KillKey(u64),
+        Retag(u8),
+    }
+
+    fn op(keys: u64) -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (1..keys, 0u8..3).prop_map(|(k, t)| Op::Insert(k, t)),
+            4 => (1..keys, 0u8..3).prop_map(|(k, t)| Op::Find(k, t)),
+            1 => (1..keys, 0u8..3).prop_map(|(k, t)| Op::KillInSet(k, t)),
+            1 => (1..keys).prop_map(Op::KillKey),
+            1 => (0u8..3).prop_map(Op::Retag),
+        ]
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Searches and fills through the tags and way masks find, replace
+        /// and evict exactly what a comparison of every way does, for
+        /// narrow sets and wide ones (fully associative 64 ways, 16-way and
+        /// 12-way sets), with keys that collide in buckets and sets.
+        #[test]
+        fn indexed_sets_equal_a_scan_of_every_way(
+            geometry in prop_oneof![
+                Just((16u32, 4u32)),
+                Just((64, 64)),
+                Just((32, 32)),
+                Just((64, 16)),
+                Just((48, 12)),
+            ],
+            keys in prop_oneof![Just(8u64), Just(100), Just(1 << 40)],
+            ops in proptest::collection::vec(op(1 << 40), 1..300),
+        ) {
+            let (entries, ways) = geometry;
+            let mut a = SetAssoc::<K>::new(entries, ways);
+            let mut n = Naive {
+                slots: vec![K::default(); entries as usize],
+                fifo: vec![0; (entries / ways) as usize],
+                ways: ways as usize,
+            };
+            // Fold the keys into a range that makes them collide.
+            let k = |x: u64| 1 + x % keys;
+            for o in ops {
+                match o {
+                    Op::Insert(key, tag) => {
+                        let e = K { key: k(key), tag };
+                        a.insert(e.key, e, |x| *x == e);
+                        n.insert(e);
+                    }
+                    Op::Find(key, tag) => {
+                        let e = K { key: k(key), tag };
+                        prop_assert_eq!(
+                            a.find(e.key, |x| *x == e).copied(),
+                            n.find(e.key, tag).map(|i| n.slots[i])
+                        );
+                    }
+                    Op::KillInSet(key, tag) => {
+                        let e = K { key: k(key), tag };
+                        let killed = a.invalidate_in_set(e.key, |x| x.tag == tag);
+                        let r = n.range(e.key);
+                        let mut m = 0;
+                        for i in r {
+                            if n.slots[i].valid() && n.slots[i].tag == tag {
+                                n.slots[i] = K::default();
+                                m += 1;
+                            }
+                        }
+                        prop_assert_eq!(killed, m);
+                    }
+                    Op::KillKey(key) => {
+                        let key = k(key);
+                        let killed = a.invalidate_all_where(|x| x.key == key);
+                        let mut m = 0;
+                        for s in n.slots.iter_mut() {
+                            if s.valid() && s.key == key {
+                                *s = K::default();
+                                m += 1;
+                            }
+                        }
+                        prop_assert_eq!(killed, m);
+                    }
+                    Op::Retag(tag) => {
+                        a.for_each_mut(|x| x.tag = tag);
+                        for s in n.slots.iter_mut().filter(|s| s.valid()) {
+                            s.tag = tag;
+                        }
+                    }
+                }
+                prop_assert_eq!(a.slots().copied().collect::<Vec<_>>(), n.slots.clone());
+                prop_assert_eq!(a.is_vacant(), n.slots.iter().all(|s| !s.valid()));
+            }
+        }
     }
 }

@@ -373,21 +373,49 @@ impl TlbLevel {
     }
 
     /// Caches `e`, replacing a live entry with the same key and tags.
-    pub fn insert(&mut self, mut e: TlbEntry) {
+    pub fn insert(&mut self, e: TlbEntry) {
+        self.insert_with(e, true);
+    }
+
+    /// [`TlbLevel::insert`] of an entry for a linear address whose
+    /// [`TlbLevel::lookup`] under a tag the entry matches
+    /// ([`TlbEntry::tagged`]) found nothing, with no change to the level
+    /// since: a live entry with the same key and tags would match that tag
+    /// too and have been found, so `e` takes its set's FIFO victim without
+    /// a search.
+    /// Returns true if the level holds `e` now (false when it has no array
+    /// for its page size).
+    #[inline]
+    pub fn insert_absent(&mut self, e: TlbEntry) -> bool {
+        self.insert_with(e, false)
+    }
+
+    #[inline(always)]
+    fn insert_with(&mut self, mut e: TlbEntry, search: bool) -> bool {
         self.generation.bump();
         let code = e.key & 3;
-        if e.guest_shift as u32 > e.shift() && !self.array(code).is_absent() {
+        if self.array(code).is_absent() {
+            return false;
+        }
+        if e.guest_shift as u32 > e.shift() {
             self.fragments = true;
         }
         e.stamp = self.clock;
         let floor = self.floor(e.vpid);
-        self.array_mut(code).insert(e.key >> 2, e, |x| {
+        let same = |x: &TlbEntry| {
             x.key == e.key
                 && x.vpid == e.vpid
                 && x.root == e.root
                 && x.pcid == e.pcid
                 && x.stamp >= floor
-        });
+        };
+        let array = self.array_mut(code);
+        if search {
+            array.insert(e.key >> 2, e, same);
+        } else {
+            array.insert_absent(e.key >> 2, e, same);
+        }
+        true
     }
 
     /// Invalidates every entry `scope` selects. Returns how many live
