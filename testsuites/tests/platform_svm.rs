@@ -11,7 +11,8 @@ mod svm_common;
 
 use guestkit::irq::{clear_counts, load_count, set_mode, COUNT, EOI_XAPIC};
 use guestkit::platform::{
-    ap_sends, lapic_write, out, pic_init, settle, start_ap, AP_SENT, ICR_INIT,
+    ap_sends, ap_sends_when_told, lapic_write, out, pic_init, settle, start_ap, tell_ap, AP_SENT,
+    ICR_INIT,
 };
 use iced_x86::code_asm::*;
 use svm_common::*;
@@ -170,10 +171,11 @@ fn an_intercepted_smi_exits_and_gif_holds_it() {
                 a.nop()?;
                 a.set(&mut lp)?;
                 a.inc(qword_ptr(L2_COUNT as u32 as u64))?;
+                tell_ap(a)?;
                 a.pause()?;
                 a.jmp(lp.l)
             })?;
-            start_ap(a, &ap_sends(1000, &[ICR_SMI])?)?;
+            start_ap(a, &ap_sends_when_told(&[ICR_SMI])?)?;
             run_l2(a, s, &l2, |a| {
                 svm::or(a, VMCB, F::InterceptMisc1, Misc1::SMI.bits() as u64)
             })?;

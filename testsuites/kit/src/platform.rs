@@ -232,18 +232,56 @@ pub fn settle(a: &mut Asm) -> AsmResult {
 pub const AP_CODE: u64 = 0x2_0000;
 /// A byte the AP sets once its IPIs are sent.
 pub const AP_SENT: u64 = 0x2_0800;
+/// A byte the AP of [`ap_sends_when_told`] waits on (see [`tell_ap`]).
+pub const AP_GO: u64 = 0x2_0801;
+
+/// When the AP sends its IPIs.
+enum Wait {
+    /// After spinning this many iterations.
+    Spin(u16),
+    /// Once [`AP_GO`] is non-zero.
+    Told,
+}
 
 /// The AP's code: spin `delay` iterations, switch its local APIC to x2APIC
 /// mode (so real-mode code can reach the ICR through WRMSR 830H), send each
 /// of `icrs` (ICR low words) to APIC ID 0 (the BSP), set [`AP_SENT`], halt.
 pub fn ap_sends(delay: u16, icrs: &[u32]) -> AsmResult<Vec<u8>> {
+    ap_code(Wait::Spin(delay), icrs)
+}
+
+/// As [`ap_sends`], but the AP sends once the BSP (or its guest) has run
+/// [`tell_ap`]: for IPIs that must arrive while a guest runs, whatever the
+/// interleaving of the two vCPUs.
+pub fn ap_sends_when_told(icrs: &[u32]) -> AsmResult<Vec<u8>> {
+    ap_code(Wait::Told, icrs)
+}
+
+/// Emits: set [`AP_GO`] (the AP of [`ap_sends_when_told`] sends its IPIs).
+pub fn tell_ap(a: &mut Asm) -> AsmResult {
+    a.mov(byte_ptr(AP_GO), 1)
+}
+
+fn ap_code(wait: Wait, icrs: &[u32]) -> AsmResult<Vec<u8>> {
     let mut a = CodeAssembler::new(16)?;
     let mut spin = a.create_label();
     let mut park = a.create_label();
-    a.mov(cx, delay as u32)?;
-    a.set_label(&mut spin)?;
-    a.dec(cx)?;
-    a.jnz(spin)?;
+    a.mov(ax, cs)?;
+    a.mov(ds, ax)?;
+    match wait {
+        Wait::Spin(delay) => {
+            a.mov(cx, delay as u32)?;
+            a.set_label(&mut spin)?;
+            a.dec(cx)?;
+            a.jnz(spin)?;
+        }
+        Wait::Told => {
+            a.set_label(&mut spin)?;
+            a.pause()?;
+            a.cmp(byte_ptr((AP_GO - AP_CODE) as u32), 0)?;
+            a.je(spin)?;
+        }
+    }
     a.mov(ecx, 0x1bu32)?;
     a.rdmsr()?;
     a.or(eax, 0xc00u32)?;
@@ -254,8 +292,6 @@ pub fn ap_sends(delay: u16, icrs: &[u32]) -> AsmResult<Vec<u8>> {
         a.mov(eax, icr)?;
         a.wrmsr()?;
     }
-    a.mov(ax, cs)?;
-    a.mov(ds, ax)?;
     a.mov(byte_ptr((AP_SENT - AP_CODE) as u32), 1u32)?;
     a.set_label(&mut park)?;
     a.cli()?;
@@ -269,7 +305,7 @@ pub const ICR_INIT: u32 = 0x4500;
 /// ICR low word: SIPI vector 42H.
 pub const ICR_SIPI_42: u32 = 0x4642;
 
-/// Emits: copy `code` to [`AP_CODE`], clear [`AP_SENT`], and start APIC ID 1
+/// Emits: copy `code` to [`AP_CODE`], clear [`AP_SENT`] and [`AP_GO`], and start APIC ID 1
 /// on it (INIT then SIPI vector 20H: an AP halted by an earlier case needs
 /// the INIT to wait for a SIPI again). Needs a machine of two vCPUs.
 pub fn start_ap(a: &mut Asm, code: &[u8]) -> AsmResult {
@@ -282,6 +318,7 @@ pub fn start_ap(a: &mut Asm, code: &[u8]) -> AsmResult {
         )?;
     }
     a.mov(byte_ptr(AP_SENT), 0)?;
+    a.mov(byte_ptr(AP_GO), 0)?;
     lapic_enable(a)?;
     lapic_write(a, 0x310, 1 << 24)?;
     lapic_write(a, 0x300, ICR_INIT)?;
