@@ -141,15 +141,10 @@ impl VmcbImage {
         self.0[at..at + len].copy_from_slice(&other.0[at..at + len]);
     }
 
-    /// A segment register's raw VMCB form.
+    /// A segment register's raw VMCB form (as every [`FieldSource`] reads
+    /// it).
     pub fn seg(&self, s: VmcbSeg) -> VmcbSegment {
-        let [sel, attrib, limit, base] = s.fields();
-        VmcbSegment {
-            selector: self.get(sel) as u16,
-            attrib: self.get(attrib) as u16,
-            limit: self.get(limit) as u32,
-            base: self.get(base),
-        }
+        super::staged::FieldSource::seg(self, s)
     }
 
     /// Stores a segment register's raw VMCB form.
