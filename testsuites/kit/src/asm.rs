@@ -136,3 +136,22 @@ pub fn build(bits: u32, base: u64, gen: impl Fn(&mut Asm) -> AsmResult) -> Resul
     }
     Ok(second)
 }
+
+/// Emits `bytes` into the code stream (jumped over) and code that copies
+/// them to physical `addr`: how 16- and 32-bit code assembled apart with
+/// [`build`] (an L2's, say) reaches its load address (clobbers RCX, RSI,
+/// RDI).
+pub fn place(a: &mut Asm, addr: u64, bytes: &[u8]) -> AsmResult {
+    use iced_x86::code_asm::{ecx, ptr, rdi, rsi};
+    let mut data = a.label();
+    let mut over = a.label();
+    a.jmp(over.l)?;
+    a.set(&mut data)?;
+    a.db(bytes)?;
+    a.set(&mut over)?;
+    a.cld()?;
+    a.lea(rsi, ptr(data.l))?;
+    a.mov(rdi, addr)?;
+    a.mov(ecx, bytes.len() as u32)?;
+    a.rep().movsb()
+}

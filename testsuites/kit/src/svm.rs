@@ -564,19 +564,4 @@ pub mod legacy {
     }
 }
 
-/// Emits `bytes` into the code stream (jumped over) and code that copies
-/// them to physical `addr`: how code assembled apart (a 32-bit L2's, say)
-/// reaches its load address (clobbers RCX, RSI, RDI).
-pub fn place(a: &mut Asm, addr: u64, bytes: &[u8]) -> AsmResult {
-    let mut data = a.label();
-    let mut over = a.label();
-    a.jmp(over.l)?;
-    a.set(&mut data)?;
-    a.db(bytes)?;
-    a.set(&mut over)?;
-    a.cld()?;
-    a.lea(rsi, ptr(data.l))?;
-    a.mov(rdi, addr)?;
-    a.mov(ecx, bytes.len() as u32)?;
-    a.rep().movsb()
-}
+pub use crate::asm::place;
