@@ -9,7 +9,7 @@
 
 use guestkit::irq::{clear_counts, load_count, set_mode, COUNT, EOI_XAPIC};
 use guestkit::layout::{var, VARS};
-use guestkit::platform::{lapic_enable, lapic_write, spin};
+use guestkit::platform::{lapic_periodic_timer, lapic_write, spin};
 use guestkit::{Built, Program};
 use iced_x86::code_asm::*;
 use nestemu::stats::Report;
@@ -23,10 +23,7 @@ fn program() -> Built {
     p.long_case("timer interrupts in a busy loop", |a| {
         set_mode(a, 0x50, COUNT | EOI_XAPIC)?;
         clear_counts(a)?;
-        lapic_enable(a)?;
-        lapic_write(a, 0x3e0, 0xb)?; // divide by 1
-        lapic_write(a, 0x320, 0x2_0050)?; // periodic, vector 50H
-        lapic_write(a, 0x380, 3000)?;
+        lapic_periodic_timer(a, 0x50, 3000)?;
         a.sti()?;
         a.xor(eax, eax)?;
         a.mov(ecx, 200_000u32)?;
