@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod platform;
+pub mod rng;
 
 use guestkit::layout::{MIN_RAM, RECORD_SIZE, RESULTS};
 use guestkit::{Built, Program, Record};

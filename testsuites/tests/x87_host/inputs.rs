@@ -2,25 +2,7 @@
 
 use super::*;
 
-/// xorshift64*: a fixed-seed generator so every run tests the same cases.
-pub(super) struct Rng(pub(super) u64);
-
-impl Rng {
-    pub(super) fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    pub(super) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    pub(super) fn chance(&mut self, per_cent: u64) -> bool {
-        self.below(100) < per_cent
-    }
-}
+pub(super) use testsuites::rng::Rng;
 
 /// An 80-bit value from the interesting classes.
 pub(super) fn value(r: &mut Rng) -> (u64, u16) {
