@@ -200,57 +200,33 @@ fn intercepted_checks(at: u64, info_2: u64, int_info: u64, b_type: u64, nt: bool
 fn task_switches_exit_with_the_intercept() {
     let mut s = Suite::new();
 
-    let c = l2(|a, at, b| {
-        a.nop()?;
-        a.set(at)?;
-        a.jmp_far(SEL_B, 0)?;
-        a.hlt()?;
-        task_b(a, b)
-    });
-    let at = c.1;
-    case(
-        &mut s,
-        "far JMP to a TSS",
-        c,
-        9,
-        intercepted,
-        intercepted_checks(at, 1 << 38, 0, 9, false),
-    );
-
-    let c = l2(|a, at, b| {
-        a.nop()?;
-        a.set(at)?;
-        a.call_far(SEL_B, 0)?;
-        a.hlt()?;
-        task_b(a, b)
-    });
-    let at = c.1;
-    case(
-        &mut s,
-        "far CALL to a TSS",
-        c,
-        9,
-        intercepted,
-        intercepted_checks(at, 0, 0, 9, false),
-    );
-
-    // EXITINFO1 names the TSS the gate points at, not the gate.
-    let c = l2(|a, at, b| {
-        a.nop()?;
-        a.set(at)?;
-        a.call_far(GATE_B, 0)?;
-        a.hlt()?;
-        task_b(a, b)
-    });
-    let at = c.1;
-    case(
-        &mut s,
-        "far CALL through a task gate",
-        c,
-        9,
-        intercepted,
-        intercepted_checks(at, 0, 0, 9, false),
-    );
+    // Far JMP and CALL to task B's TSS, and CALL through a task gate to it:
+    // EXITINFO1 names the TSS the gate points at, not the gate; EXITINFO2
+    // has bit 38 for a JMP.
+    type Far = fn(&mut Asm) -> AsmResult;
+    let far: [(&str, Far, u64); 3] = [
+        ("far JMP to a TSS", |a| a.jmp_far(SEL_B, 0), 1 << 38),
+        ("far CALL to a TSS", |a| a.call_far(SEL_B, 0), 0),
+        ("far CALL through a task gate", |a| a.call_far(GATE_B, 0), 0),
+    ];
+    for (name, insn, info2) in far {
+        let c = l2(|a, at, b| {
+            a.nop()?;
+            a.set(at)?;
+            insn(a)?;
+            a.hlt()?;
+            task_b(a, b)
+        });
+        let at = c.1;
+        case(
+            &mut s,
+            name,
+            c,
+            9,
+            intercepted,
+            intercepted_checks(at, info2, 0, 9, false),
+        );
+    }
 
     // Task B is busy and the L2's TSS links to it: IRET with NT = 1 returns
     // there.
