@@ -127,10 +127,11 @@ fn an_intercepted_init_exits_and_gif_holds_it() {
                 let mut lp = a.label();
                 a.nop()?;
                 a.set(&mut lp)?;
+                tell_ap(a)?;
                 a.pause()?;
                 a.jmp(lp.l)
             })?;
-            start_ap(a, &ap_sends(1000, &[ICR_INIT])?)?;
+            start_ap(a, &ap_sends_when_told(&[ICR_INIT])?)?;
             run_l2(a, s, &l2, |a| {
                 svm::or(a, VMCB, F::InterceptMisc1, Misc1::INIT.bits() as u64)
             })
