@@ -430,9 +430,7 @@ impl Machine {
                 let e = self.take_raised();
                 return Err(self.on_event(e, op.cost));
             }
-            self.stats.instructions += 1;
-            self.stats.cycles += op.cost as u64;
-            self.stats.parts.instructions += op.cost as u64;
+            self.stats.retire(op.cost);
             if self.stop_block || self.next_rip != next {
                 self.stop_block = false;
                 break;
@@ -489,9 +487,7 @@ impl Machine {
     #[inline(always)]
     fn retire(&mut self, cost: u32) {
         self.cpu.rip = self.next_rip;
-        self.stats.instructions += 1;
-        self.stats.cycles += cost as u64;
-        self.stats.parts.instructions += cost as u64;
+        self.stats.retire(cost);
     }
 
     /// Work at an instruction boundary: the exits a guest takes there, device

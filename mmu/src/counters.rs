@@ -5,6 +5,23 @@
 use crate::paging::WalkStats;
 use serde::{Deserialize, Serialize};
 
+/// Runs a counter update, except in a build with the `uncounted` feature.
+///
+/// That build exists only to measure what the statistics and the cost model
+/// cost the host (`benches/overhead.sh`): it leaves out every counter and
+/// every modelled cycle, so its `--stats` report is meaningless. The `cfg`
+/// is evaluated in the crate using the macro, so every crate using it has
+/// its own `uncounted` feature (nestemu's turns on this crate's).
+#[macro_export]
+macro_rules! tally {
+    ($($update:tt)*) => {
+        #[cfg(not(feature = "uncounted"))]
+        {
+            $($update)*;
+        }
+    };
+}
+
 /// Hits and misses of one kind of access (instruction or data).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlbCounters {
@@ -71,6 +88,9 @@ impl MmuCounters {
     /// Adds one walk's work.
     #[inline]
     pub fn add_walk(&mut self, s: &WalkStats, faulted: bool) {
+        if cfg!(feature = "uncounted") {
+            return;
+        }
         self.walks += 1;
         self.walk_faults += faulted as u64;
         self.guest_refs += s.guest_reads as u64;

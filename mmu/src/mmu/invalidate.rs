@@ -81,7 +81,7 @@ impl Mmu {
     /// Applies `tlb` to the TLBs and `psc` to the guest paging-structure
     /// caches.
     fn apply(&mut self, tlb: Scope, psc: Scope) {
-        self.counters.invalidations += 1;
+        crate::tally!(self.counters.invalidations += 1);
         self.flush_tlbs(&tlb);
         self.guest_psc.invalidate(&psc);
     }

@@ -86,9 +86,9 @@ impl Mmu {
         M: PhysMemory + ?Sized,
         R: WalkRecorder + ?Sized,
     {
-        self.counters.translations += 1;
+        crate::tally!(self.counters.translations += 1);
         if ctx.is_identity() {
-            self.counters.untranslated += 1;
+            crate::tally!(self.counters.untranslated += 1);
             return Ok(PhysAddr(la.0));
         }
         let fetch = access.is_fetch();
@@ -102,7 +102,7 @@ impl Mmu {
         let absent = if let Some(e) = l1.lookup(la.0, ctx.tag()) {
             if e.permits(access, ctx.policy()) {
                 let pa = e.pa(la.0);
-                self.tlb_counters(fetch).l1_hits += 1;
+                crate::tally!(self.tlb_counters(fetch).l1_hits += 1);
                 rec.event(WalkEvent::TlbHit { level: 1 });
                 return Ok(PhysAddr(pa));
             }
@@ -113,7 +113,7 @@ impl Mmu {
                 let held = l1.insert_absent(e);
                 self.last_fill
                     .note(held, fetch, l1.generation(), la.0, ctx, e);
-                self.tlb_counters(fetch).l2_hits += 1;
+                crate::tally!(self.tlb_counters(fetch).l2_hits += 1);
                 rec.event(WalkEvent::TlbHit { level: 2 });
                 return Ok(PhysAddr(e.pa(la.0)));
             }
@@ -180,8 +180,9 @@ impl Mmu {
     /// what [`Mmu::translate`] counts for one.
     #[inline]
     pub fn count_l1_hit(&mut self, fetch: bool) {
-        self.counters.translations += 1;
-        self.tlb_counters(fetch).l1_hits += 1;
+        crate::tally!(self.counters.translations += 1);
+        crate::tally!(self.tlb_counters(fetch).l1_hits += 1);
+        let _ = fetch;
     }
 
     /// Like [`Mmu::translate`] but always walks (filling the caches and TLBs
@@ -199,7 +200,7 @@ impl Mmu {
         M: PhysMemory + ?Sized,
         R: WalkRecorder + ?Sized,
     {
-        self.counters.translations += 1;
+        crate::tally!(self.counters.translations += 1);
         self.translate_miss(ctx, la, access, mem, rec, Absent::NONE)
     }
 
@@ -218,7 +219,7 @@ impl Mmu {
         R: WalkRecorder + ?Sized,
     {
         let fetch = access.is_fetch();
-        self.tlb_counters(fetch).misses += 1;
+        crate::tally!(self.tlb_counters(fetch).misses += 1);
         let mut stats = WalkStats::default();
         let res = {
             let mut caches = self.caches(ctx);
@@ -318,13 +319,14 @@ impl Mmu {
 
     fn count_nested_only(&mut self, stats: &WalkStats, faulted: bool) {
         if stats.nested_reads == 0 && stats.nested_tlb_hits > 0 {
-            self.counters.nested_tlb_hits += stats.nested_tlb_hits as u64;
+            crate::tally!(self.counters.nested_tlb_hits += stats.nested_tlb_hits as u64);
         } else {
             self.counters.add_walk(stats, faulted);
         }
     }
 
     #[inline]
+    #[cfg_attr(feature = "uncounted", allow(dead_code))]
     fn tlb_counters(&mut self, fetch: bool) -> &mut TlbCounters {
         if fetch {
             &mut self.counters.itlb
