@@ -1,15 +1,16 @@
-//! VMCB fields staged by value on the stack: what #VMEXIT writes and VMRUN
-//! saves to the host save area (APM Vol. 2 15.5.1, 15.6) field by field,
-//! without a 4-KiB image per world switch. Values are truncated to the
+//! VMCB fields staged by value: what #VMEXIT writes and VMRUN saves to the
+//! host save area (APM Vol. 2 15.5.1, 15.6). The world switches write fixed
+//! lists of fields, so each list is a [`FieldList`] whose layout (every
+//! field's offset within the span the list covers, its width, and the
+//! field-to-position map) is computed once, at compile time; the values are
+//! staged in a [`Staged`] array in list order and reach memory through one
+//! range check ([`crate::PhysMem::write_fields`]). Values are truncated to the
 //! field's width exactly as [`VmcbImage::set`] truncates them, so a field
 //! staged here reaches memory with the same bytes.
 
 use super::image::{VmcbImage, VmcbSeg, VmcbSegment, VmcbTable};
 use super::layout::VmcbField;
 use mmu::TableRegister;
-
-/// The most fields one world switch stages (#VMEXIT writes 40-odd).
-const CAPACITY: usize = 64;
 
 /// A field's value truncated to its width (fields wider than eight bytes keep
 /// their first eight).
@@ -59,54 +60,162 @@ impl FieldSource for VmcbImage {
 /// Number of VMCB fields (the layout table's rows).
 const FIELDS: usize = VmcbField::ALL.len();
 
-/// Fields staged by value, in the order they were set (each field once: a
-/// second set replaces the value in place). Looked up by the field's row, so
-/// staging and reading back are constant time.
+/// A fixed list of distinct VMCB fields (at most `N`) with its layout
+/// precomputed: built by a `const fn`, so the world switches' lists are
+/// tables in the binary, derived from the one layout table.
 #[derive(Clone, Debug)]
-pub struct StagedFields {
-    /// (field, value) in staging order.
-    order: [(VmcbField, u64); CAPACITY],
+pub struct FieldList<const N: usize> {
+    /// The fields, in list order (the first `len` are in use).
+    fields: [VmcbField; N],
+    /// Number of fields in use.
     len: usize,
-    /// 1 + the index in `order` of each field's row, 0 if not staged.
-    slot: [u8; FIELDS],
+    /// Each field's offset relative to `lo`.
+    rel: [u16; N],
+    /// Each field's stored width in bytes (at most eight).
+    width: [u8; N],
+    /// The lowest offset any field starts at.
+    lo: u16,
+    /// Bytes from `lo` to the end of the highest field.
+    span: u16,
+    /// 1 + each field's position in the list, by the field's row; 0 if absent.
+    pos: [u8; FIELDS],
 }
 
-impl Default for StagedFields {
-    fn default() -> Self {
-        Self::new()
+/// The layout of a [`FieldList`] as [`crate::PhysMem`] takes it: each field's
+/// offset relative to `lo` and its stored width, with the span they cover.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldLayout<'a> {
+    /// The fields.
+    pub fields: &'a [VmcbField],
+    /// Each field's offset relative to `lo`.
+    pub rel: &'a [u16],
+    /// Each field's stored width (at most eight bytes).
+    pub width: &'a [u8],
+    /// The lowest offset any field starts at.
+    pub lo: u64,
+    /// Bytes from `lo` to the end of the highest field.
+    pub span: u64,
+}
+
+impl<const N: usize> FieldList<N> {
+    /// The list of `fields`, then `extra`, in that order.
+    ///
+    /// # Panics
+    /// At compile time (the lists are constants) if a field repeats, if there
+    /// are more than `N` fields or if the list is empty.
+    pub const fn new(fields: &[VmcbField], extra: &[VmcbField]) -> Self {
+        let len = fields.len() + extra.len();
+        assert!(len <= N && len > 0 && N < 256, "list size");
+        let mut list = [VmcbField::InterceptCr; N];
+        let mut i = 0;
+        while i < len {
+            list[i] = if i < fields.len() {
+                fields[i]
+            } else {
+                extra[i - fields.len()]
+            };
+            i += 1;
+        }
+        let (mut lo, mut hi) = (usize::MAX, 0);
+        let mut pos = [0u8; FIELDS];
+        let mut i = 0;
+        while i < len {
+            let f = list[i];
+            assert!(pos[f as usize] == 0, "a field repeats");
+            pos[f as usize] = (i + 1) as u8;
+            let w = if f.width() < 8 { f.width() } else { 8 };
+            if f.offset() < lo {
+                lo = f.offset();
+            }
+            if f.offset() + w > hi {
+                hi = f.offset() + w;
+            }
+            i += 1;
+        }
+        let mut rel = [0u16; N];
+        let mut width = [0u8; N];
+        let mut i = 0;
+        while i < len {
+            let f = list[i];
+            rel[i] = (f.offset() - lo) as u16;
+            width[i] = if f.width() < 8 { f.width() as u8 } else { 8 };
+            i += 1;
+        }
+        Self {
+            fields: list,
+            len,
+            rel,
+            width,
+            lo: lo as u16,
+            span: (hi - lo) as u16,
+            pos,
+        }
+    }
+
+    /// The fields, in list order.
+    pub fn fields(&self) -> &[VmcbField] {
+        &self.fields[..self.len]
+    }
+
+    /// The layout, for [`crate::PhysMem::write_fields`] and
+    /// [`crate::PhysMem::read_fields`].
+    #[inline]
+    pub fn layout(&self) -> FieldLayout<'_> {
+        FieldLayout {
+            fields: &self.fields[..self.len],
+            rel: &self.rel[..self.len],
+            width: &self.width[..self.len],
+            lo: self.lo.into(),
+            span: self.span.into(),
+        }
+    }
+
+    /// The position of `f` in the list, if it is on it.
+    #[inline]
+    pub const fn position(&self, f: VmcbField) -> Option<usize> {
+        match self.pos[f as usize] {
+            0 => None,
+            i => Some(i as usize - 1),
+        }
     }
 }
 
-impl StagedFields {
-    /// Nothing staged.
-    pub fn new() -> Self {
+/// Values staged for the fields of a [`FieldList`], in list order.
+#[derive(Clone, Debug)]
+pub struct Staged<'l, const N: usize> {
+    list: &'l FieldList<N>,
+    values: [u64; N],
+}
+
+impl<'l, const N: usize> Staged<'l, N> {
+    /// Every field of `list` staged as 0.
+    pub fn new(list: &'l FieldList<N>) -> Self {
         Self {
-            order: [(VmcbField::InterceptCr, 0); CAPACITY],
-            len: 0,
-            slot: [0; FIELDS],
+            list,
+            values: [0; N],
         }
+    }
+
+    /// The list the values belong to.
+    pub fn list(&self) -> &'l FieldList<N> {
+        self.list
     }
 
     /// Stages `f` = `v`, truncated to the field's width.
     ///
     /// # Panics
-    /// If more than 64 distinct fields are staged (a bug in the caller: the
-    /// world switches stage fixed lists well below that).
+    /// If `f` is not on the list (a bug in the caller: the world switches
+    /// stage fixed lists).
     #[inline]
     pub fn set(&mut self, f: VmcbField, v: u64) {
-        let v = truncate(f, v);
-        let row = f as usize;
-        match self.slot[row] {
-            0 => {
-                self.order[self.len] = (f, v);
-                self.len += 1;
-                self.slot[row] = self.len as u8;
-            }
-            i => self.order[usize::from(i) - 1].1 = v,
+        match self.list.position(f) {
+            Some(i) => self.values[i] = truncate(f, v),
+            None => panic!("VMCB field {} is not on the staged list", f.name()),
         }
     }
 
     /// Stages a segment register's four fields.
+    #[inline]
     pub fn set_seg(&mut self, s: VmcbSeg, v: VmcbSegment) {
         let [sel, attrib, limit, base] = s.fields();
         self.set(sel, v.selector.into());
@@ -116,32 +225,76 @@ impl StagedFields {
     }
 
     /// Stages GDTR or IDTR.
+    #[inline]
     pub fn set_table(&mut self, t: VmcbTable, v: TableRegister) {
         let (limit, base) = t.fields();
         self.set(limit, v.limit.into());
         self.set(base, v.base);
     }
 
-    /// The staged fields with their values, in staging order.
-    pub fn iter(&self) -> impl Iterator<Item = (VmcbField, u64)> + '_ {
-        self.fields().iter().copied()
+    /// The values, in list order.
+    pub fn values(&self) -> &[u64] {
+        &self.values[..self.list.len]
     }
 
-    /// The staged fields with their values, in staging order, as a slice
-    /// (what [`crate::PhysMem::write_fields`] takes).
-    pub fn fields(&self) -> &[(VmcbField, u64)] {
-        &self.order[..self.len]
+    /// The values, in list order, mutably (to read fields into). A value
+    /// stored here must fit its field's width.
+    pub fn values_mut(&mut self) -> &mut [u64] {
+        &mut self.values[..self.list.len]
+    }
+
+    /// The staged fields with their values, in list order.
+    pub fn iter(&self) -> impl Iterator<Item = (VmcbField, u64)> + '_ {
+        self.list
+            .fields()
+            .iter()
+            .copied()
+            .zip(self.values().iter().copied())
     }
 }
 
-impl FieldSource for StagedFields {
-    /// The staged value, 0 for a field not staged.
+impl<const N: usize> FieldSource for Staged<'_, N> {
+    /// The staged value, 0 for a field not on the list.
     #[inline]
     fn get(&self, f: VmcbField) -> u64 {
-        match self.slot[f as usize] {
-            0 => 0,
-            i => self.order[usize::from(i) - 1].1,
+        self.list.position(f).map_or(0, |i| self.values[i])
+    }
+}
+
+impl VmcbImage {
+    /// Stores every staged field (as [`VmcbImage::set`] per field, with the
+    /// list's precomputed offsets).
+    pub fn set_staged<const N: usize>(&mut self, s: &Staged<'_, N>) {
+        let l = s.list.layout();
+        let lo = l.lo as usize;
+        let bytes = &mut self.as_bytes_mut()[lo..lo + l.span as usize];
+        for ((&at, &w), &v) in l.rel.iter().zip(l.width).zip(s.values()) {
+            put_le(bytes, at.into(), w.into(), v);
         }
+    }
+}
+
+/// The little-endian field of `width` bytes (at most eight used) at `at`, as
+/// one load of that width.
+#[inline(always)]
+pub fn get_le(b: &[u8], at: usize, width: usize) -> u64 {
+    match width {
+        1 => b[at].into(),
+        2 => u16::from_le_bytes([b[at], b[at + 1]]).into(),
+        4 => u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or_default()).into(),
+        _ => u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default()),
+    }
+}
+
+/// Stores `v`'s low `width` bytes (at most eight) at `at`, as one store.
+#[inline(always)]
+pub fn put_le(b: &mut [u8], at: usize, width: usize, v: u64) {
+    let v = v.to_le_bytes();
+    match width {
+        1 => b[at] = v[0],
+        2 => b[at..at + 2].copy_from_slice(&v[..2]),
+        4 => b[at..at + 4].copy_from_slice(&v[..4]),
+        _ => b[at..at + 8].copy_from_slice(&v),
     }
 }
 
@@ -157,28 +310,65 @@ mod tests {
         }
     }
 
+    /// Every field no wider than eight bytes, as one list.
+    static NARROW: FieldList<FIELDS> = {
+        let mut t = [VmcbField::InterceptCr; FIELDS];
+        let (mut n, mut i) = (0, 0);
+        while i < FIELDS {
+            if VmcbField::ALL[i].width() <= 8 {
+                t[n] = VmcbField::ALL[i];
+                n += 1;
+            }
+            i += 1;
+        }
+        let (list, _) = t.split_at(n);
+        FieldList::new(list, &[])
+    };
+
     #[test]
     fn staging_truncates_like_the_image() {
-        let mut s = StagedFields::new();
+        let mut s = Staged::new(&NARROW);
         let mut img = VmcbImage::zeroed();
-        for f in VmcbField::ALL {
-            if f.width() <= 8 {
-                s.set(*f, u64::MAX - f.offset() as u64);
-                img.set(*f, u64::MAX - f.offset() as u64);
-            }
-            if s.len == CAPACITY {
-                break;
-            }
+        for f in NARROW.fields() {
+            s.set(*f, u64::MAX - f.offset() as u64);
+            img.set(*f, u64::MAX - f.offset() as u64);
         }
         for (f, v) in s.iter() {
             assert_eq!(v, img.get(f), "{}", f.name());
             assert_eq!(FieldSource::get(&s, f), img.get(f));
         }
+        let mut back = VmcbImage::zeroed();
+        back.set_staged(&s);
+        assert_eq!(back, img, "set_staged stores what set stores");
     }
 
     #[test]
+    fn layout_is_the_layout_table() {
+        let l = NARROW.layout();
+        for (i, f) in l.fields.iter().enumerate() {
+            assert_eq!(l.lo as usize + usize::from(l.rel[i]), f.offset());
+            assert_eq!(usize::from(l.width[i]), f.width().min(8));
+            assert_eq!(NARROW.position(*f), Some(i));
+            assert!(u64::from(l.rel[i]) + u64::from(l.width[i]) <= l.span);
+        }
+        assert_eq!(NARROW.position(VmcbField::GuestInsnBytes), None);
+    }
+
+    static SEGS: FieldList<8> = FieldList::new(
+        &[
+            VmcbField::CsSelector,
+            VmcbField::CsAttrib,
+            VmcbField::CsLimit,
+            VmcbField::CsBase,
+            VmcbField::IdtrLimit,
+            VmcbField::IdtrBase,
+        ],
+        &[VmcbField::Rip],
+    );
+
+    #[test]
     fn segments_and_tables_round_trip() {
-        let mut s = StagedFields::new();
+        let mut s = Staged::new(&SEGS);
         let seg = VmcbSegment {
             selector: 0x10,
             attrib: 0xa9b,
@@ -198,5 +388,11 @@ mod tests {
         assert_eq!(s.iter().count(), 7, "a second set replaces the first");
         assert_eq!(FieldSource::get(&s, VmcbField::Rip), 2);
         assert_eq!(FieldSource::get(&s, VmcbField::Rax), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "not on the staged list")]
+    fn a_field_off_the_list_is_a_bug() {
+        Staged::new(&SEGS).set(VmcbField::Rax, 1);
     }
 }
