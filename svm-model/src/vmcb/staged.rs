@@ -73,6 +73,12 @@ pub struct FieldList<const N: usize> {
     rel: [u16; N],
     /// Each field's stored width in bytes (at most eight).
     width: [u8; N],
+    /// The positions of the fields, eight-byte ones first, then four-, two-
+    /// and one-byte ones: a store loop per width, with no branch on the
+    /// width per field.
+    order: [u8; N],
+    /// The end in `order` of the eight-, four-, two- and one-byte fields.
+    ends: [u8; 4],
     /// The lowest offset any field starts at.
     lo: u16,
     /// Bytes from `lo` to the end of the highest field.
@@ -91,6 +97,11 @@ pub struct FieldLayout<'a> {
     pub rel: &'a [u16],
     /// Each field's stored width (at most eight bytes).
     pub width: &'a [u8],
+    /// The fields' positions grouped by stored width: eight-byte fields
+    /// first, then four-, two- and one-byte ones.
+    pub order: &'a [u8],
+    /// The end in `order` of each width group (8, 4, 2 and 1 bytes).
+    pub ends: [u8; 4],
     /// The lowest offset any field starts at.
     pub lo: u64,
     /// Bytes from `lo` to the end of the highest field.
@@ -141,11 +152,30 @@ impl<const N: usize> FieldList<N> {
             width[i] = if f.width() < 8 { f.width() as u8 } else { 8 };
             i += 1;
         }
+        let mut order = [0u8; N];
+        let mut ends = [0u8; 4];
+        let (mut n, mut g) = (0, 0);
+        while g < 4 {
+            let w = 8 >> g;
+            let mut i = 0;
+            while i < len {
+                if width[i] as usize == w {
+                    order[n] = i as u8;
+                    n += 1;
+                }
+                i += 1;
+            }
+            ends[g] = n as u8;
+            g += 1;
+        }
+        assert!(n == len, "every field is 1, 2, 4 or 8 bytes wide");
         Self {
             fields: list,
             len,
             rel,
             width,
+            order,
+            ends,
             lo: lo as u16,
             span: (hi - lo) as u16,
             pos,
@@ -165,6 +195,8 @@ impl<const N: usize> FieldList<N> {
             fields: &self.fields[..self.len],
             rel: &self.rel[..self.len],
             width: &self.width[..self.len],
+            order: &self.order[..self.len],
+            ends: self.ends,
             lo: self.lo.into(),
             span: self.span.into(),
         }
@@ -267,34 +299,63 @@ impl VmcbImage {
     pub fn set_staged<const N: usize>(&mut self, s: &Staged<'_, N>) {
         let l = s.list.layout();
         let lo = l.lo as usize;
-        let bytes = &mut self.as_bytes_mut()[lo..lo + l.span as usize];
-        for ((&at, &w), &v) in l.rel.iter().zip(l.width).zip(s.values()) {
-            put_le(bytes, at.into(), w.into(), v);
-        }
+        store_fields(
+            &mut self.as_bytes_mut()[lo..lo + l.span as usize],
+            l,
+            s.values(),
+        );
     }
 }
 
-/// The little-endian field of `width` bytes (at most eight used) at `at`, as
-/// one load of that width.
-#[inline(always)]
-pub fn get_le(b: &[u8], at: usize, width: usize) -> u64 {
-    match width {
-        1 => b[at].into(),
-        2 => u16::from_le_bytes([b[at], b[at + 1]]).into(),
-        4 => u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or_default()).into(),
-        _ => u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default()),
+/// Stores each field of `layout` with its value (`values` in list order) in
+/// `span`, the bytes from the layout's lowest offset: one store of the
+/// field's width per field, a loop per width.
+#[inline]
+pub fn store_fields(span: &mut [u8], layout: FieldLayout<'_>, values: &[u64]) {
+    let FieldLayout {
+        rel, order, ends, ..
+    } = layout;
+    let [e8, e4, e2, e1] = ends.map(usize::from);
+    let at = |i: u8| usize::from(rel[usize::from(i)]);
+    let v = |i: u8| values[usize::from(i)].to_le_bytes();
+    for &i in &order[..e8] {
+        span[at(i)..at(i) + 8].copy_from_slice(&v(i));
+    }
+    for &i in &order[e8..e4] {
+        span[at(i)..at(i) + 4].copy_from_slice(&v(i)[..4]);
+    }
+    for &i in &order[e4..e2] {
+        span[at(i)..at(i) + 2].copy_from_slice(&v(i)[..2]);
+    }
+    for &i in &order[e2..e1] {
+        span[at(i)] = v(i)[0];
     }
 }
 
-/// Stores `v`'s low `width` bytes (at most eight) at `at`, as one store.
-#[inline(always)]
-pub fn put_le(b: &mut [u8], at: usize, width: usize, v: u64) {
-    let v = v.to_le_bytes();
-    match width {
-        1 => b[at] = v[0],
-        2 => b[at..at + 2].copy_from_slice(&v[..2]),
-        4 => b[at..at + 4].copy_from_slice(&v[..4]),
-        _ => b[at..at + 8].copy_from_slice(&v),
+/// Loads each field of `layout` from `span` (the bytes from the layout's
+/// lowest offset) into `values`, in list order, zero-extended: the reads of
+/// [`store_fields`].
+#[inline]
+pub fn load_fields(span: &[u8], layout: FieldLayout<'_>, values: &mut [u64]) {
+    let FieldLayout {
+        rel, order, ends, ..
+    } = layout;
+    let [e8, e4, e2, e1] = ends.map(usize::from);
+    let at = |i: u8| usize::from(rel[usize::from(i)]);
+    for &i in &order[..e8] {
+        let b = &span[at(i)..at(i) + 8];
+        values[usize::from(i)] = u64::from_le_bytes(b.try_into().unwrap_or_default());
+    }
+    for &i in &order[e8..e4] {
+        let b = &span[at(i)..at(i) + 4];
+        values[usize::from(i)] = u32::from_le_bytes(b.try_into().unwrap_or_default()).into();
+    }
+    for &i in &order[e4..e2] {
+        let b = &span[at(i)..at(i) + 2];
+        values[usize::from(i)] = u16::from_le_bytes(b.try_into().unwrap_or_default()).into();
+    }
+    for &i in &order[e2..e1] {
+        values[usize::from(i)] = span[at(i)].into();
     }
 }
 
@@ -351,6 +412,30 @@ mod tests {
             assert_eq!(NARROW.position(*f), Some(i));
             assert!(u64::from(l.rel[i]) + u64::from(l.width[i]) <= l.span);
         }
+        // `order` is every position once, grouped by width.
+        let mut seen: Vec<u8> = l.order.to_vec();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..l.fields.len() as u8).collect::<Vec<_>>());
+        let mut start = 0;
+        for (g, &end) in l.ends.iter().enumerate() {
+            for &i in &l.order[start..usize::from(end)] {
+                assert_eq!(usize::from(l.width[usize::from(i)]), 8 >> g);
+            }
+            start = usize::from(end);
+        }
+        assert_eq!(start, l.fields.len());
+        // Loading what was stored gives the values back.
+        let values: Vec<u64> = (0..l.fields.len() as u64)
+            .map(|i| {
+                (0x0123_4567_89ab_cdef_u64.rotate_left(i as u32))
+                    & (u64::MAX >> (64 - 8 * u32::from(l.width[i as usize])))
+            })
+            .collect();
+        let mut span = vec![0u8; l.span as usize];
+        store_fields(&mut span, l, &values);
+        let mut back = vec![0; values.len()];
+        load_fields(&span, l, &mut back);
+        assert_eq!(back, values);
         assert_eq!(NARROW.position(VmcbField::GuestInsnBytes), None);
     }
 

@@ -9,7 +9,7 @@ use crate::memory::Ram;
 use mmu::Rflags;
 use std::collections::BTreeMap;
 use svm_model::mem::{read_fields_each, write_fields_each};
-use svm_model::vmcb::{get_le, put_le, FieldLayout};
+use svm_model::vmcb::{load_fields, store_fields, FieldLayout};
 use svm_model::{CpuState, PhysMem, SvmAccess, SvmConfig, VmcbCache};
 
 /// Guest RAM as the model reaches it: by system-physical address.
@@ -121,10 +121,11 @@ impl PhysMem for SvmPhys<'_> {
             self.code.invalidate_page(last);
             *self.stop_block = true;
         }
-        let span = self.ram.slice_mut(off, layout.span as usize);
-        for ((&at, &w), &v) in layout.rel.iter().zip(layout.width).zip(values) {
-            put_le(span, at.into(), w.into(), v);
-        }
+        store_fields(
+            self.ram.slice_mut(off, layout.span as usize),
+            layout,
+            values,
+        );
     }
 
     /// As [`SvmPhys::write_fields`], for reads.
@@ -140,10 +141,7 @@ impl PhysMem for SvmPhys<'_> {
         };
         let n = layout.fields.len().min(values.len());
         self.accesses.count_n(access, n as u64);
-        let span = self.ram.slice(off, layout.span as usize);
-        for ((&at, &w), out) in layout.rel.iter().zip(layout.width).zip(values) {
-            *out = get_le(span, at.into(), w.into());
-        }
+        load_fields(self.ram.slice(off, layout.span as usize), layout, values);
     }
 }
 
