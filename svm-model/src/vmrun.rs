@@ -114,7 +114,9 @@ pub fn vmrun<M: PhysMem + ?Sized>(
     cache: &mut VmcbCache,
 ) -> VmrunOutcome {
     let mut merged = cache.take_spare();
-    merged.read_from(mem, vmcb_pa, SvmAccess::VmcbRead);
+    // Only the part VMRUN uses: the bytes above hold zeros in every image
+    // the cache hands out ([`VmcbCache`]), and nothing reads them.
+    merged.read_vmrun_part(mem, vmcb_pa, SvmAccess::VmcbRead);
     let clean = cache.merge_into(cfg, vmcb_pa, &mut merged);
     let (failures, pdptes) = validate(cfg, host, &merged, mem);
     // Every check has run; from here on, commit.
