@@ -85,9 +85,12 @@ pub struct InvalidVmrun {
 /// The outcome of VMRUN's world switch (after its instruction checks,
 /// [`crate::insn`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+// Not boxed: the entry is returned once per VMRUN and consumed at once, and a
+// box cost an allocation and a free per world switch.
+#[allow(clippy::large_enum_variant)]
 pub enum VmrunOutcome {
     /// The guest runs.
-    Entered(Box<GuestEntry>),
+    Entered(GuestEntry),
     /// #VMEXIT(VMEXIT_INVALID).
     Invalid(Box<InvalidVmrun>),
 }
@@ -124,7 +127,7 @@ pub fn vmrun<M: PhysMem + ?Sized>(
     let Some(&check) = failures.first() else {
         let entry = enter(cfg, host, vmcb_pa, hsave_pa, &merged, clean, pdptes);
         cache.store_owned(cfg, vmcb_pa, merged);
-        return VmrunOutcome::Entered(Box::new(entry));
+        return VmrunOutcome::Entered(entry);
     };
     cache.invalidate(vmcb_pa);
     cache.recycle(merged);
