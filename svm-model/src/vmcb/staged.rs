@@ -30,6 +30,7 @@ pub trait FieldSource {
     fn get(&self, f: VmcbField) -> u64;
 
     /// A segment register's raw VMCB form.
+    #[inline]
     fn seg(&self, s: VmcbSeg) -> VmcbSegment {
         let [sel, attrib, limit, base] = s.fields();
         VmcbSegment {
@@ -41,6 +42,7 @@ pub trait FieldSource {
     }
 
     /// GDTR or IDTR.
+    #[inline]
     fn table(&self, t: VmcbTable) -> TableRegister {
         let (limit, base) = t.fields();
         TableRegister {
