@@ -71,7 +71,7 @@ pub struct SvmCpu {
     /// Cached VMCB state for the clean bits (APM Vol. 2 15.15).
     pub cache: VmcbCache,
     /// The running guest, in guest mode.
-    pub guest: Option<Guest>,
+    pub guest: Option<Box<Guest>>,
     /// Failed VMRUNs, for the diagnostic and `--stats`.
     pub failures: Failures,
     /// Tagged accesses to SVM structures in physical memory.
