@@ -14,8 +14,14 @@
 //!
 //! The cache also keeps one spare image buffer, so VMRUN reads the VMCB page
 //! into storage it already has and hands it over to the cache afterwards: no
-//! 4-KiB allocation or copy per world switch. The spare holds no state (it is
-//! overwritten before every use) and is not part of a snapshot.
+//! 4-KiB allocation or copy per world switch. The spare holds no state (the
+//! part VMRUN uses is overwritten before every use) and is not part of a
+//! snapshot.
+//!
+//! VMRUN reads only the part of the VMCB below [`VMRUN_READ_END`](crate::vmcb::VMRUN_READ_END); every
+//! image VMRUN stores here, and so the spare, holds zeros above it (a new
+//! image is zeroed, and VMRUN and #VMEXIT write nothing above), so a cached
+//! image does not depend on which buffer it was read into.
 
 use crate::features::SvmConfig;
 use crate::vmcb::{CleanBits, VmcbField, VmcbImage};
@@ -95,8 +101,11 @@ impl VmcbCache {
         self.spare.take().unwrap_or_default()
     }
 
-    /// Returns an image buffer for reuse.
-    pub fn recycle(&mut self, img: VmcbImage) {
+    /// Returns an image buffer for reuse (its bytes above
+    /// [`VMRUN_READ_END`](crate::vmcb::VMRUN_READ_END) are cleared, as every image the cache hands out
+    /// holds zeros there).
+    pub fn recycle(&mut self, mut img: VmcbImage) {
+        img.clear_above_vmrun_part();
         self.spare = Some(img);
     }
 
@@ -148,7 +157,9 @@ impl VmcbCache {
             return;
         }
         self.invalidate(pa);
-        self.entries.insert(0, (pa, img.clone()));
+        let mut img = img.clone();
+        img.clear_above_vmrun_part();
+        self.entries.insert(0, (pa, img));
         self.entries.truncate(self.capacity);
     }
 

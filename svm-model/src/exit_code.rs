@@ -225,18 +225,24 @@ impl ExitCode {
 
     /// The manual's name, e.g. `VMEXIT_NPF`.
     pub fn name(self) -> Option<&'static str> {
-        Self::ALL
-            .iter()
-            .find(|(c, _, _)| *c == self)
-            .map(|(_, n, _)| *n)
+        self.row().map(|(_, n, _)| *n)
+    }
+
+    /// The code's row of [`ExitCode::ALL`]. The table starts with the codes
+    /// 0, 1, 2, ... in order, so a code below its length is tried at its own
+    /// index first (one comparison for every exit of a running guest);
+    /// otherwise the table is searched.
+    #[inline]
+    fn row(self) -> Option<&'static (ExitCode, &'static str, &'static str)> {
+        match usize::try_from(self.0).ok().and_then(|i| Self::ALL.get(i)) {
+            Some(row) if row.0 == self => Some(row),
+            _ => Self::ALL.iter().find(|(c, _, _)| *c == self),
+        }
     }
 
     /// The manual's description.
     pub fn description(self) -> Option<&'static str> {
-        Self::ALL
-            .iter()
-            .find(|(c, _, _)| *c == self)
-            .map(|(_, _, d)| *d)
+        self.row().map(|(_, _, d)| *d)
     }
 
     /// True for the exception-intercept codes VMEXIT_EXCP0..31.
@@ -318,6 +324,22 @@ impl core::fmt::Display for ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_by_index_match_the_table_search() {
+        let search = |c: ExitCode| ExitCode::ALL.iter().find(|(x, _, _)| *x == c);
+        let probes = ExitCode::ALL
+            .iter()
+            .map(|(c, _, _)| *c)
+            .chain((0..0x500).map(ExitCode))
+            .chain([ExitCode(u64::MAX - 9), ExitCode(1 << 40)]);
+        for c in probes {
+            assert_eq!(c.name(), search(c).map(|r| r.1), "{:#x}", c.0);
+            assert_eq!(c.description(), search(c).map(|r| r.2), "{:#x}", c.0);
+        }
+        // The fast path hits for the dense start of the table.
+        assert_eq!(ExitCode::ALL[0x81].0, ExitCode::VMEXIT_VMMCALL);
+    }
 
     #[test]
     fn codes_are_unique_and_named() {

@@ -11,7 +11,7 @@
 //! PC's open bus does for non-existent memory; a write it cannot satisfy is
 //! dropped. Either way the model stays deterministic and never panics.
 
-use crate::vmcb::VmcbField;
+use crate::vmcb::FieldLayout;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -47,27 +47,33 @@ pub trait PhysMem {
     /// not backed; the model then drops the write.
     fn write(&mut self, pa: u64, data: &[u8], access: SvmAccess) -> bool;
 
-    /// Writes several fields of the structure at `base`: each `(field, value)`
-    /// is `value`'s low `field.width()` bytes (at most eight) at
-    /// `base + field.offset()`, in order, each one access tagged `access`.
-    /// The effect is exactly that of one [`PhysMem::write`] per field (the
-    /// default); an implementation may check and translate the range once.
-    fn write_fields(&mut self, base: u64, fields: &[(VmcbField, u64)], access: SvmAccess) {
-        write_fields_each(self, base, fields, access);
+    /// Writes several fields of the structure at `base`: each field of
+    /// `layout` gets its value's low bytes (at most eight) at `base +
+    /// offset`, in list order, each one access tagged `access`. The effect is
+    /// exactly that of one [`PhysMem::write`] per field (the default); an
+    /// implementation may check and translate the span once.
+    fn write_fields(
+        &mut self,
+        base: u64,
+        layout: FieldLayout<'_>,
+        values: &[u64],
+        access: SvmAccess,
+    ) {
+        write_fields_each(self, base, layout, values, access);
     }
 
     /// Reads several fields of the structure at `base` into `values` (one per
-    /// field, zero-extended; an unbacked field reads as all-ones bytes of its
-    /// width), each one access tagged `access`. The effect is exactly that of
-    /// one [`PhysMem::read`] per field (the default).
+    /// field of `layout`, zero-extended; an unbacked field reads as all-ones
+    /// bytes of its width), each one access tagged `access`. The effect is
+    /// exactly that of one [`PhysMem::read`] per field (the default).
     fn read_fields(
         &mut self,
         base: u64,
-        fields: &[VmcbField],
+        layout: FieldLayout<'_>,
         values: &mut [u64],
         access: SvmAccess,
     ) {
-        read_fields_each(self, base, fields, values, access);
+        read_fields_each(self, base, layout, values, access);
     }
 }
 
@@ -75,12 +81,17 @@ pub trait PhysMem {
 pub fn write_fields_each<M: PhysMem + ?Sized>(
     mem: &mut M,
     base: u64,
-    fields: &[(VmcbField, u64)],
+    layout: FieldLayout<'_>,
+    values: &[u64],
     access: SvmAccess,
 ) {
-    for &(f, v) in fields {
+    for (&f, &v) in layout.fields.iter().zip(values) {
         let n = f.width().min(8);
-        let _ = mem.write(base + f.offset() as u64, &v.to_le_bytes()[..n], access);
+        let _ = mem.write(
+            base.wrapping_add(f.offset() as u64),
+            &v.to_le_bytes()[..n],
+            access,
+        );
     }
 }
 
@@ -88,28 +99,20 @@ pub fn write_fields_each<M: PhysMem + ?Sized>(
 pub fn read_fields_each<M: PhysMem + ?Sized>(
     mem: &mut M,
     base: u64,
-    fields: &[VmcbField],
+    layout: FieldLayout<'_>,
     values: &mut [u64],
     access: SvmAccess,
 ) {
-    for (f, out) in fields.iter().zip(values.iter_mut()) {
+    for (f, out) in layout.fields.iter().zip(values.iter_mut()) {
         let mut b = [0u8; 8];
         read_bytes(
             mem,
-            base + f.offset() as u64,
+            base.wrapping_add(f.offset() as u64),
             &mut b[..f.width().min(8)],
             access,
         );
         *out = u64::from_le_bytes(b);
     }
-}
-
-/// The byte range `[first, end)` the fields cover, relative to their base.
-pub fn fields_span(fields: impl Iterator<Item = VmcbField>) -> Option<(u64, u64)> {
-    fields.fold(None, |span, f| {
-        let (lo, hi) = (f.offset() as u64, (f.offset() + f.width().min(8)) as u64);
-        Some(span.map_or((lo, hi), |(a, b): (u64, u64)| (a.min(lo), b.max(hi))))
-    })
 }
 
 /// Reads bytes with open-bus semantics for unbacked memory.

@@ -21,10 +21,10 @@ use crate::guest::{GuestControls, NestedPaging};
 use crate::mem::{PhysMem, SvmAccess};
 use crate::state::CpuState;
 use crate::vmcb::{
-    write_field_bytes, EventInj, EventType, FieldSource, IntState, StagedFields, VIntr, VmcbField,
-    VmcbSeg, VmcbSegment, VmcbTable,
+    write_field_bytes, EventInj, EventType, FieldList, FieldSource, IntState, Staged, VIntr,
+    VmcbField, VmcbSeg, VmcbSegment, VmcbTable,
 };
-use crate::vmrun::{load_pdptes, load_seg, load_table, HOST_SAVE_FIELDS};
+use crate::vmrun::{load_pdptes, load_seg, load_table, HOST_SAVE};
 use mmu::{Cr0, Cr4, Dr7, Efer, Rflags, SegReg};
 use serde::{Deserialize, Serialize};
 
@@ -137,7 +137,12 @@ pub fn vmexit<M: PhysMem + ?Sized>(
     mem: &mut M,
     cache: &mut VmcbCache,
 ) -> HostLoad {
-    let mut img = StagedFields::new();
+    let list = &EXIT_LISTS[exit_list_index(
+        ctl.nested.is_some(),
+        cfg.features.nrips,
+        cfg.features.decode_assists,
+    )];
+    let mut img = Staged::new(list);
     let mut vintr = ctl.vintr;
     if ctl.vnmi
         && exit
@@ -174,18 +179,110 @@ pub fn vmexit<M: PhysMem + ?Sized>(
             );
         }
     }
-    mem.write_fields(ctl.vmcb_pa, img.fields(), SvmAccess::VmcbWrite);
+    mem.write_fields(
+        ctl.vmcb_pa,
+        list.layout(),
+        img.values(),
+        SvmAccess::VmcbWrite,
+    );
     if let Some(c) = cache.image_mut(ctl.vmcb_pa) {
-        for (f, v) in img.iter() {
-            c.set(f, v);
-        }
+        c.set_staged(&img);
     }
     reload_host(cfg, mem, ctl.hsave_pa, guest, ctl.nested.as_ref())
 }
 
+/// The guest state #VMEXIT writes back (the subset VMRUN loads, APM Vol. 2
+/// 15.6) with the exit information, in the order [`save_guest`] and
+/// [`vmexit`] stage them; G_PAT (nested paging), NRIP (NRIPS) and the
+/// decode-assist byte count (decode assists) follow when they apply.
+const EXIT_FIELDS: &[VmcbField] = {
+    use VmcbField as F;
+    &[
+        F::EsSelector,
+        F::EsAttrib,
+        F::EsLimit,
+        F::EsBase,
+        F::CsSelector,
+        F::CsAttrib,
+        F::CsLimit,
+        F::CsBase,
+        F::SsSelector,
+        F::SsAttrib,
+        F::SsLimit,
+        F::SsBase,
+        F::DsSelector,
+        F::DsAttrib,
+        F::DsLimit,
+        F::DsBase,
+        F::GdtrLimit,
+        F::GdtrBase,
+        F::IdtrLimit,
+        F::IdtrBase,
+        F::Cpl,
+        F::Efer,
+        F::Cr4,
+        F::Cr3,
+        F::Cr0,
+        F::Dr7,
+        F::Dr6,
+        F::Rflags,
+        F::Rip,
+        F::Rsp,
+        F::Rax,
+        F::Cr2,
+        F::VIntrControl,
+        F::InterruptShadow,
+        F::ExitCode,
+        F::ExitInfo1,
+        F::ExitInfo2,
+        F::ExitIntInfo,
+        F::EventInj,
+    ]
+};
+
+/// The most fields one #VMEXIT writes: [`EXIT_FIELDS`] and the three that
+/// depend on the configuration.
+const EXIT_MAX: usize = EXIT_FIELDS.len() + 3;
+
+/// The index in [`EXIT_LISTS`] of the list for a guest with nested paging
+/// (`nested`) on a processor with NRIPS and decode assists.
+const fn exit_list_index(nested: bool, nrips: bool, decode_assists: bool) -> usize {
+    nested as usize | (nrips as usize) << 1 | (decode_assists as usize) << 2
+}
+
+/// The fields #VMEXIT writes, for each combination of
+/// [`exit_list_index`]'s conditions.
+static EXIT_LISTS: [FieldList<EXIT_MAX>; 8] = {
+    use VmcbField as F;
+    const fn variant(i: usize) -> FieldList<EXIT_MAX> {
+        let all = [F::GPat, F::NRip, F::GuestInsnBytesFetched];
+        let mut extra = [F::GPat; 3];
+        let (mut n, mut b) = (0, 0);
+        while b < 3 {
+            if i & (1 << b) != 0 {
+                extra[n] = all[b];
+                n += 1;
+            }
+            b += 1;
+        }
+        let (extra, _) = extra.split_at(n);
+        FieldList::new(EXIT_FIELDS, extra)
+    }
+    [
+        variant(0),
+        variant(1),
+        variant(2),
+        variant(3),
+        variant(4),
+        variant(5),
+        variant(6),
+        variant(7),
+    ]
+};
+
 /// Stages the guest state #VMEXIT writes back (the subset VMRUN loads).
-fn save_guest(
-    img: &mut StagedFields,
+fn save_guest<const N: usize>(
+    img: &mut Staged<'_, N>,
     vintr: VIntr,
     ctl: &GuestControls,
     guest: &CpuState,
@@ -237,17 +334,13 @@ pub(crate) fn reload_host<M: PhysMem + ?Sized>(
     current: &CpuState,
     nested: Option<&NestedPaging>,
 ) -> HostLoad {
-    let mut img = StagedFields::new();
-    let mut values = [0u64; HOST_SAVE_FIELDS.len()];
+    let mut img = Staged::new(&HOST_SAVE);
     mem.read_fields(
         hsave_pa,
-        HOST_SAVE_FIELDS,
-        &mut values,
+        HOST_SAVE.layout(),
+        img.values_mut(),
         SvmAccess::HostSaveRead,
     );
-    for (f, v) in HOST_SAVE_FIELDS.iter().zip(values) {
-        img.set(*f, v);
-    }
     let bits = cfg.widths.linear_bits;
     let mut regs = current.regs.clone();
     for (seg, reg) in [

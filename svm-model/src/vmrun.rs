@@ -15,7 +15,7 @@ use crate::guest::{GuestControls, NestedPaging, PauseFilter, VirtVmload};
 use crate::mem::{read_u64, PhysMem, SvmAccess};
 use crate::state::{cpu_mode, CpuState};
 use crate::vmcb::{
-    CleanBits, EventInj, EventType, FieldSource, IntState, Intercepts, StagedFields, TlbFlush,
+    CleanBits, EventInj, EventType, FieldList, FieldSource, IntState, Intercepts, Staged, TlbFlush,
     VIntr, VirtExt, VmcbField, VmcbImage, VmcbSeg, VmcbSegment, VmcbTable,
 };
 use crate::vmexit::{reload_host, HostLoad};
@@ -85,9 +85,12 @@ pub struct InvalidVmrun {
 /// The outcome of VMRUN's world switch (after its instruction checks,
 /// [`crate::insn`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+// Not boxed: the entry is returned once per VMRUN and consumed at once, and a
+// box cost an allocation and a free per world switch.
+#[allow(clippy::large_enum_variant)]
 pub enum VmrunOutcome {
     /// The guest runs.
-    Entered(Box<GuestEntry>),
+    Entered(GuestEntry),
     /// #VMEXIT(VMEXIT_INVALID).
     Invalid(Box<InvalidVmrun>),
 }
@@ -114,7 +117,9 @@ pub fn vmrun<M: PhysMem + ?Sized>(
     cache: &mut VmcbCache,
 ) -> VmrunOutcome {
     let mut merged = cache.take_spare();
-    merged.read_from(mem, vmcb_pa, SvmAccess::VmcbRead);
+    // Only the part VMRUN uses: the bytes above hold zeros in every image
+    // the cache hands out ([`VmcbCache`]), and nothing reads them.
+    merged.read_vmrun_part(mem, vmcb_pa, SvmAccess::VmcbRead);
     let clean = cache.merge_into(cfg, vmcb_pa, &mut merged);
     let (failures, pdptes) = validate(cfg, host, &merged, mem);
     // Every check has run; from here on, commit.
@@ -122,17 +127,18 @@ pub fn vmrun<M: PhysMem + ?Sized>(
     let Some(&check) = failures.first() else {
         let entry = enter(cfg, host, vmcb_pa, hsave_pa, &merged, clean, pdptes);
         cache.store_owned(cfg, vmcb_pa, merged);
-        return VmrunOutcome::Entered(Box::new(entry));
+        return VmrunOutcome::Entered(entry);
     };
     cache.invalidate(vmcb_pa);
     cache.recycle(merged);
-    let exit_fields = [
-        (VmcbField::ExitCode, ExitCode::VMEXIT_INVALID.0),
-        (VmcbField::ExitInfo1, 0),
-        (VmcbField::ExitInfo2, 0),
-        (VmcbField::EventInj, 0),
-    ];
-    mem.write_fields(vmcb_pa, &exit_fields, SvmAccess::VmcbWrite);
+    let mut exit = Staged::new(&INVALID_EXIT);
+    exit.set(VmcbField::ExitCode, ExitCode::VMEXIT_INVALID.0);
+    mem.write_fields(
+        vmcb_pa,
+        INVALID_EXIT.layout(),
+        exit.values(),
+        SvmAccess::VmcbWrite,
+    );
     let host = reload_host(cfg, mem, hsave_pa, host, None);
     VmrunOutcome::Invalid(Box::new(InvalidVmrun {
         check,
@@ -140,6 +146,18 @@ pub fn vmrun<M: PhysMem + ?Sized>(
         host,
     }))
 }
+
+/// The VMCB fields a failed VMRUN writes: EXITCODE (VMEXIT_INVALID), and
+/// EXITINFO1, EXITINFO2 and EVENTINJ cleared (APM Vol. 2 15.5.1, 15.6).
+static INVALID_EXIT: FieldList<4> = FieldList::new(
+    &[
+        VmcbField::ExitCode,
+        VmcbField::ExitInfo1,
+        VmcbField::ExitInfo2,
+        VmcbField::EventInj,
+    ],
+    &[],
+);
 
 /// Runs every consistency check on the merged state, then, for a legacy-PAE
 /// guest without nested paging, loads and checks its PDPEs. Reads memory only.
@@ -217,7 +235,7 @@ pub(crate) fn load_pdptes<M: PhysMem + ?Sized>(mem: &mut M, cr3: u64) -> [u64; 4
 /// software not to rely on it (15.5.1); this model keeps it in memory, as QEMU
 /// does.
 pub(crate) fn save_host<M: PhysMem + ?Sized>(mem: &mut M, hsave_pa: u64, host: &CpuState) {
-    let mut img = StagedFields::new();
+    let mut img = Staged::new(&HOST_SAVE);
     for (seg, reg) in [
         (VmcbSeg::Es, SegReg::Es),
         (VmcbSeg::Cs, SegReg::Cs),
@@ -238,45 +256,52 @@ pub(crate) fn save_host<M: PhysMem + ?Sized>(mem: &mut M, hsave_pa: u64, host: &
     img.set(VmcbField::Rax, host.rax);
     img.set(VmcbField::Cpl, host.cpl.into());
     img.set(VmcbField::GPat, host.regs.pat);
-    debug_assert_eq!(img.iter().count(), HOST_SAVE_FIELDS.len());
-    mem.write_fields(hsave_pa, img.fields(), SvmAccess::HostSaveWrite);
+    mem.write_fields(
+        hsave_pa,
+        HOST_SAVE.layout(),
+        img.values(),
+        SvmAccess::HostSaveWrite,
+    );
 }
 
-/// The fields of the host save area.
-pub(crate) const HOST_SAVE_FIELDS: &[VmcbField; 30] = {
+/// The fields of the host save area (every one is staged by [`save_host`]).
+pub(crate) static HOST_SAVE: FieldList<30> = {
     use VmcbField as F;
-    &[
-        F::EsSelector,
-        F::EsAttrib,
-        F::EsLimit,
-        F::EsBase,
-        F::CsSelector,
-        F::CsAttrib,
-        F::CsLimit,
-        F::CsBase,
-        F::SsSelector,
-        F::SsAttrib,
-        F::SsLimit,
-        F::SsBase,
-        F::DsSelector,
-        F::DsAttrib,
-        F::DsLimit,
-        F::DsBase,
-        F::GdtrLimit,
-        F::GdtrBase,
-        F::IdtrLimit,
-        F::IdtrBase,
-        F::Cpl,
-        F::Efer,
-        F::Cr4,
-        F::Cr3,
-        F::Cr0,
-        F::Rflags,
-        F::Rip,
-        F::Rsp,
-        F::Rax,
-        F::GPat,
-    ]
+    FieldList::new(
+        &[
+            F::EsSelector,
+            F::EsAttrib,
+            F::EsLimit,
+            F::EsBase,
+            F::CsSelector,
+            F::CsAttrib,
+            F::CsLimit,
+            F::CsBase,
+            F::SsSelector,
+            F::SsAttrib,
+            F::SsLimit,
+            F::SsBase,
+            F::DsSelector,
+            F::DsAttrib,
+            F::DsLimit,
+            F::DsBase,
+            F::GdtrLimit,
+            F::GdtrBase,
+            F::IdtrLimit,
+            F::IdtrBase,
+            F::Cpl,
+            F::Efer,
+            F::Cr4,
+            F::Cr3,
+            F::Cr0,
+            F::Rflags,
+            F::Rip,
+            F::Rsp,
+            F::Rax,
+            F::GPat,
+        ],
+        &[],
+    )
 };
 
 /// Loads a segment or descriptor-table register from a VMCB image, with bases

@@ -34,7 +34,7 @@ fn run(img: &VmcbImage) -> (VmrunOutcome, PageMem) {
 
 fn entered(out: VmrunOutcome) -> GuestEntry {
     match out {
-        VmrunOutcome::Entered(e) => *e,
+        VmrunOutcome::Entered(e) => e,
         VmrunOutcome::Invalid(i) => panic!("VMRUN failed: {:?} (all: {:?})", i.check, i.all),
     }
 }

@@ -6,7 +6,7 @@ use mmu::Cr4;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 use svm_model::checks::CheckId;
-use svm_model::vmcb::{VmcbBuilder, VmcbField, VmcbImage, VmcbSeg};
+use svm_model::vmcb::{VmcbBuilder, VmcbField, VmcbImage, VmcbSeg, VMRUN_READ_END};
 use svm_model::{
     vmexit, vmrun, CpuState, ExitCode, ExitInfo, PageMem, SvmAccess, SvmConfig, VmcbCache,
     VmrunOutcome,
@@ -259,6 +259,69 @@ proptest! {
         cfg in cfg_strategy(), host in host_strategy(), img in random_vmcb()
     ) {
         check_vmrun(&cfg, &host, &img)?;
+    }
+
+    /// VMRUN reads only the VMCB below VMRUN_READ_END: whatever the bytes
+    /// above hold in memory, and whatever the cache's spare buffer held, two
+    /// rounds of VMRUN and #VMEXIT (the second with random clean bits and a
+    /// changed field) give the same outcomes, the same memory below the read
+    /// end, and the same cache.
+    #[test]
+    fn vmrun_outcome_ignores_the_bytes_it_does_not_read(
+        cfg in cfg_strategy(),
+        host in host_strategy(),
+        img in mutated_vmcb(),
+        above in random_vmcb(),
+        clean in any::<u32>(),
+        second in value_strategy(),
+    ) {
+        let run = |garbage: bool| {
+            let mut img = img.clone();
+            let mut cache = VmcbCache::default();
+            if garbage {
+                img.as_bytes_mut()[VMRUN_READ_END..]
+                    .copy_from_slice(&above.as_bytes()[VMRUN_READ_END..]);
+                cache.recycle(above.clone());
+            }
+            let mut mem = PageMem::new();
+            img.write(&mut mem, VMCB, SvmAccess::VmcbWrite);
+            let mut outs = Vec::new();
+            for round in 0..2 {
+                if round == 1 {
+                    let (i, _, v) = second;
+                    let f = VmcbField::ALL[i];
+                    svm_model::vmcb::write_field(&mut mem, VMCB, f, v, SvmAccess::VmcbWrite);
+                    svm_model::vmcb::write_field(
+                        &mut mem, VMCB, VmcbField::VmcbClean, clean.into(), SvmAccess::VmcbWrite,
+                    );
+                }
+                let out = vmrun(&cfg, &host, VMCB, HSAVE, &mut mem, &mut cache);
+                if let VmrunOutcome::Entered(e) = &out {
+                    let h = vmexit(
+                        &cfg,
+                        &e.controls,
+                        &e.state,
+                        e.interrupt_shadow,
+                        &ExitInfo::new(ExitCode::VMEXIT_VMMCALL),
+                        &mut mem,
+                        &mut cache,
+                    );
+                    outs.push(format!("{out:?} {h:?}"));
+                } else {
+                    outs.push(format!("{out:?}"));
+                }
+            }
+            let mut low = vec![0u8; VMRUN_READ_END];
+            mem.peek(VMCB, &mut low);
+            let mut hsave = vec![0u8; 4096];
+            mem.peek(HSAVE, &mut hsave);
+            (outs, low, hsave, cache)
+        };
+        let (a, b) = (run(false), run(true));
+        prop_assert_eq!(&a.0, &b.0);
+        prop_assert!(a.1 == b.1, "VMCB below the read end");
+        prop_assert!(a.2 == b.2, "host save area");
+        prop_assert_eq!(&a.3, &b.3);
     }
 
     #[test]

@@ -73,6 +73,24 @@ impl VmcbImage {
         read_bytes(mem, pa, &mut self.0[..], access);
     }
 
+    /// Replaces the first [`VMRUN_READ_END`] bytes of this image with the
+    /// VMCB's at physical address `pa` (one access, as VMRUN reads it); the
+    /// bytes above are left as they are.
+    pub fn read_vmrun_part<M: PhysMem + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        pa: u64,
+        access: SvmAccess,
+    ) {
+        read_bytes(mem, pa, &mut self.0[..VMRUN_READ_END], access);
+    }
+
+    /// Zeroes the bytes from [`VMRUN_READ_END`] on (the part VMRUN does not
+    /// read).
+    pub fn clear_above_vmrun_part(&mut self) {
+        self.0[VMRUN_READ_END..].fill(0);
+    }
+
     /// Writes the whole page to memory at `pa`.
     pub fn write<M: PhysMem + ?Sized>(&self, mem: &mut M, pa: u64, access: SvmAccess) {
         let _ = mem.write(pa, &self.0[..], access);
@@ -173,6 +191,13 @@ impl VmcbImage {
         self.set(base, v.base);
     }
 }
+
+/// The end of the part of the VMCB VMRUN reads: the control area and the
+/// state-save area through the last field VMRUN loads, checks or may take
+/// from its cache (the LBR virtualization group, APM Vol. 2 15.15.3, with
+/// DBGEXTNCTL after it). SPEC_CTRL (not modelled) and the reserved bytes
+/// above are not read.
+pub const VMRUN_READ_END: usize = VmcbField::DbgExtnCtl.offset() + VmcbField::DbgExtnCtl.width();
 
 /// Writes one field of the VMCB at `vmcb_pa` directly to memory.
 pub fn write_field<M: PhysMem + ?Sized>(

@@ -11,4 +11,4 @@ pub use builder::VmcbBuilder;
 pub use controls::*;
 pub use image::*;
 pub use layout::*;
-pub use staged::{FieldSource, StagedFields};
+pub use staged::{load_fields, store_fields, FieldLayout, FieldList, FieldSource, Staged};

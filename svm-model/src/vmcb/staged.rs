@@ -1,15 +1,16 @@
-//! VMCB fields staged by value on the stack: what #VMEXIT writes and VMRUN
-//! saves to the host save area (APM Vol. 2 15.5.1, 15.6) field by field,
-//! without a 4-KiB image per world switch. Values are truncated to the
+//! VMCB fields staged by value: what #VMEXIT writes and VMRUN saves to the
+//! host save area (APM Vol. 2 15.5.1, 15.6). The world switches write fixed
+//! lists of fields, so each list is a [`FieldList`] whose layout (every
+//! field's offset within the span the list covers, its width, and the
+//! field-to-position map) is computed once, at compile time; the values are
+//! staged in a [`Staged`] array in list order and reach memory through one
+//! range check ([`crate::PhysMem::write_fields`]). Values are truncated to the
 //! field's width exactly as [`VmcbImage::set`] truncates them, so a field
 //! staged here reaches memory with the same bytes.
 
 use super::image::{VmcbImage, VmcbSeg, VmcbSegment, VmcbTable};
 use super::layout::VmcbField;
 use mmu::TableRegister;
-
-/// The most fields one world switch stages (#VMEXIT writes 40-odd).
-const CAPACITY: usize = 64;
 
 /// A field's value truncated to its width (fields wider than eight bytes keep
 /// their first eight).
@@ -29,6 +30,7 @@ pub trait FieldSource {
     fn get(&self, f: VmcbField) -> u64;
 
     /// A segment register's raw VMCB form.
+    #[inline]
     fn seg(&self, s: VmcbSeg) -> VmcbSegment {
         let [sel, attrib, limit, base] = s.fields();
         VmcbSegment {
@@ -40,6 +42,7 @@ pub trait FieldSource {
     }
 
     /// GDTR or IDTR.
+    #[inline]
     fn table(&self, t: VmcbTable) -> TableRegister {
         let (limit, base) = t.fields();
         TableRegister {
@@ -59,54 +62,194 @@ impl FieldSource for VmcbImage {
 /// Number of VMCB fields (the layout table's rows).
 const FIELDS: usize = VmcbField::ALL.len();
 
-/// Fields staged by value, in the order they were set (each field once: a
-/// second set replaces the value in place). Looked up by the field's row, so
-/// staging and reading back are constant time.
+/// A fixed list of distinct VMCB fields (at most `N`) with its layout
+/// precomputed: built by a `const fn`, so the world switches' lists are
+/// tables in the binary, derived from the one layout table.
 #[derive(Clone, Debug)]
-pub struct StagedFields {
-    /// (field, value) in staging order.
-    order: [(VmcbField, u64); CAPACITY],
+pub struct FieldList<const N: usize> {
+    /// The fields, in list order (the first `len` are in use).
+    fields: [VmcbField; N],
+    /// Number of fields in use.
     len: usize,
-    /// 1 + the index in `order` of each field's row, 0 if not staged.
-    slot: [u8; FIELDS],
+    /// Each field's offset relative to `lo`.
+    rel: [u16; N],
+    /// Each field's stored width in bytes (at most eight).
+    width: [u8; N],
+    /// The positions of the fields, eight-byte ones first, then four-, two-
+    /// and one-byte ones: a store loop per width, with no branch on the
+    /// width per field.
+    order: [u8; N],
+    /// The end in `order` of the eight-, four-, two- and one-byte fields.
+    ends: [u8; 4],
+    /// The lowest offset any field starts at.
+    lo: u16,
+    /// Bytes from `lo` to the end of the highest field.
+    span: u16,
+    /// 1 + each field's position in the list, by the field's row; 0 if absent.
+    pos: [u8; FIELDS],
 }
 
-impl Default for StagedFields {
-    fn default() -> Self {
-        Self::new()
+/// The layout of a [`FieldList`] as [`crate::PhysMem`] takes it: each field's
+/// offset relative to `lo` and its stored width, with the span they cover.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldLayout<'a> {
+    /// The fields.
+    pub fields: &'a [VmcbField],
+    /// Each field's offset relative to `lo`.
+    pub rel: &'a [u16],
+    /// Each field's stored width (at most eight bytes).
+    pub width: &'a [u8],
+    /// The fields' positions grouped by stored width: eight-byte fields
+    /// first, then four-, two- and one-byte ones.
+    pub order: &'a [u8],
+    /// The end in `order` of each width group (8, 4, 2 and 1 bytes).
+    pub ends: [u8; 4],
+    /// The lowest offset any field starts at.
+    pub lo: u64,
+    /// Bytes from `lo` to the end of the highest field.
+    pub span: u64,
+}
+
+impl<const N: usize> FieldList<N> {
+    /// The list of `fields`, then `extra`, in that order.
+    ///
+    /// # Panics
+    /// At compile time (the lists are constants) if a field repeats, if there
+    /// are more than `N` fields or if the list is empty.
+    pub const fn new(fields: &[VmcbField], extra: &[VmcbField]) -> Self {
+        let len = fields.len() + extra.len();
+        assert!(len <= N && len > 0 && N < 256, "list size");
+        let mut list = [VmcbField::InterceptCr; N];
+        let mut i = 0;
+        while i < len {
+            list[i] = if i < fields.len() {
+                fields[i]
+            } else {
+                extra[i - fields.len()]
+            };
+            i += 1;
+        }
+        let (mut lo, mut hi) = (usize::MAX, 0);
+        let mut pos = [0u8; FIELDS];
+        let mut i = 0;
+        while i < len {
+            let f = list[i];
+            assert!(pos[f as usize] == 0, "a field repeats");
+            pos[f as usize] = (i + 1) as u8;
+            let w = if f.width() < 8 { f.width() } else { 8 };
+            if f.offset() < lo {
+                lo = f.offset();
+            }
+            if f.offset() + w > hi {
+                hi = f.offset() + w;
+            }
+            i += 1;
+        }
+        let mut rel = [0u16; N];
+        let mut width = [0u8; N];
+        let mut i = 0;
+        while i < len {
+            let f = list[i];
+            rel[i] = (f.offset() - lo) as u16;
+            width[i] = if f.width() < 8 { f.width() as u8 } else { 8 };
+            i += 1;
+        }
+        let mut order = [0u8; N];
+        let mut ends = [0u8; 4];
+        let (mut n, mut g) = (0, 0);
+        while g < 4 {
+            let w = 8 >> g;
+            let mut i = 0;
+            while i < len {
+                if width[i] as usize == w {
+                    order[n] = i as u8;
+                    n += 1;
+                }
+                i += 1;
+            }
+            ends[g] = n as u8;
+            g += 1;
+        }
+        assert!(n == len, "every field is 1, 2, 4 or 8 bytes wide");
+        Self {
+            fields: list,
+            len,
+            rel,
+            width,
+            order,
+            ends,
+            lo: lo as u16,
+            span: (hi - lo) as u16,
+            pos,
+        }
+    }
+
+    /// The fields, in list order.
+    pub fn fields(&self) -> &[VmcbField] {
+        &self.fields[..self.len]
+    }
+
+    /// The layout, for [`crate::PhysMem::write_fields`] and
+    /// [`crate::PhysMem::read_fields`].
+    #[inline]
+    pub fn layout(&self) -> FieldLayout<'_> {
+        FieldLayout {
+            fields: &self.fields[..self.len],
+            rel: &self.rel[..self.len],
+            width: &self.width[..self.len],
+            order: &self.order[..self.len],
+            ends: self.ends,
+            lo: self.lo.into(),
+            span: self.span.into(),
+        }
+    }
+
+    /// The position of `f` in the list, if it is on it.
+    #[inline]
+    pub const fn position(&self, f: VmcbField) -> Option<usize> {
+        match self.pos[f as usize] {
+            0 => None,
+            i => Some(i as usize - 1),
+        }
     }
 }
 
-impl StagedFields {
-    /// Nothing staged.
-    pub fn new() -> Self {
+/// Values staged for the fields of a [`FieldList`], in list order.
+#[derive(Clone, Debug)]
+pub struct Staged<'l, const N: usize> {
+    list: &'l FieldList<N>,
+    values: [u64; N],
+}
+
+impl<'l, const N: usize> Staged<'l, N> {
+    /// Every field of `list` staged as 0.
+    pub fn new(list: &'l FieldList<N>) -> Self {
         Self {
-            order: [(VmcbField::InterceptCr, 0); CAPACITY],
-            len: 0,
-            slot: [0; FIELDS],
+            list,
+            values: [0; N],
         }
+    }
+
+    /// The list the values belong to.
+    pub fn list(&self) -> &'l FieldList<N> {
+        self.list
     }
 
     /// Stages `f` = `v`, truncated to the field's width.
     ///
     /// # Panics
-    /// If more than 64 distinct fields are staged (a bug in the caller: the
-    /// world switches stage fixed lists well below that).
+    /// If `f` is not on the list (a bug in the caller: the world switches
+    /// stage fixed lists).
     #[inline]
     pub fn set(&mut self, f: VmcbField, v: u64) {
-        let v = truncate(f, v);
-        let row = f as usize;
-        match self.slot[row] {
-            0 => {
-                self.order[self.len] = (f, v);
-                self.len += 1;
-                self.slot[row] = self.len as u8;
-            }
-            i => self.order[usize::from(i) - 1].1 = v,
+        match self.list.position(f) {
+            Some(i) => self.values[i] = truncate(f, v),
+            None => panic!("VMCB field {} is not on the staged list", f.name()),
         }
     }
 
     /// Stages a segment register's four fields.
+    #[inline]
     pub fn set_seg(&mut self, s: VmcbSeg, v: VmcbSegment) {
         let [sel, attrib, limit, base] = s.fields();
         self.set(sel, v.selector.into());
@@ -116,32 +259,105 @@ impl StagedFields {
     }
 
     /// Stages GDTR or IDTR.
+    #[inline]
     pub fn set_table(&mut self, t: VmcbTable, v: TableRegister) {
         let (limit, base) = t.fields();
         self.set(limit, v.limit.into());
         self.set(base, v.base);
     }
 
-    /// The staged fields with their values, in staging order.
-    pub fn iter(&self) -> impl Iterator<Item = (VmcbField, u64)> + '_ {
-        self.fields().iter().copied()
+    /// The values, in list order.
+    pub fn values(&self) -> &[u64] {
+        &self.values[..self.list.len]
     }
 
-    /// The staged fields with their values, in staging order, as a slice
-    /// (what [`crate::PhysMem::write_fields`] takes).
-    pub fn fields(&self) -> &[(VmcbField, u64)] {
-        &self.order[..self.len]
+    /// The values, in list order, mutably (to read fields into). A value
+    /// stored here must fit its field's width.
+    pub fn values_mut(&mut self) -> &mut [u64] {
+        &mut self.values[..self.list.len]
+    }
+
+    /// The staged fields with their values, in list order.
+    pub fn iter(&self) -> impl Iterator<Item = (VmcbField, u64)> + '_ {
+        self.list
+            .fields()
+            .iter()
+            .copied()
+            .zip(self.values().iter().copied())
     }
 }
 
-impl FieldSource for StagedFields {
-    /// The staged value, 0 for a field not staged.
+impl<const N: usize> FieldSource for Staged<'_, N> {
+    /// The staged value, 0 for a field not on the list.
     #[inline]
     fn get(&self, f: VmcbField) -> u64 {
-        match self.slot[f as usize] {
-            0 => 0,
-            i => self.order[usize::from(i) - 1].1,
-        }
+        self.list.position(f).map_or(0, |i| self.values[i])
+    }
+}
+
+impl VmcbImage {
+    /// Stores every staged field (as [`VmcbImage::set`] per field, with the
+    /// list's precomputed offsets).
+    pub fn set_staged<const N: usize>(&mut self, s: &Staged<'_, N>) {
+        let l = s.list.layout();
+        let lo = l.lo as usize;
+        store_fields(
+            &mut self.as_bytes_mut()[lo..lo + l.span as usize],
+            l,
+            s.values(),
+        );
+    }
+}
+
+/// Stores each field of `layout` with its value (`values` in list order) in
+/// `span`, the bytes from the layout's lowest offset: one store of the
+/// field's width per field, a loop per width.
+#[inline]
+pub fn store_fields(span: &mut [u8], layout: FieldLayout<'_>, values: &[u64]) {
+    let FieldLayout {
+        rel, order, ends, ..
+    } = layout;
+    let [e8, e4, e2, e1] = ends.map(usize::from);
+    let at = |i: u8| usize::from(rel[usize::from(i)]);
+    let v = |i: u8| values[usize::from(i)].to_le_bytes();
+    for &i in &order[..e8] {
+        span[at(i)..at(i) + 8].copy_from_slice(&v(i));
+    }
+    for &i in &order[e8..e4] {
+        span[at(i)..at(i) + 4].copy_from_slice(&v(i)[..4]);
+    }
+    for &i in &order[e4..e2] {
+        span[at(i)..at(i) + 2].copy_from_slice(&v(i)[..2]);
+    }
+    for &i in &order[e2..e1] {
+        span[at(i)] = v(i)[0];
+    }
+}
+
+/// Loads each field of `layout` from `span` (the bytes from the layout's
+/// lowest offset) into `values`, in list order, zero-extended: the reads of
+/// [`store_fields`].
+#[inline]
+pub fn load_fields(span: &[u8], layout: FieldLayout<'_>, values: &mut [u64]) {
+    let FieldLayout {
+        rel, order, ends, ..
+    } = layout;
+    let [e8, e4, e2, e1] = ends.map(usize::from);
+    let at = |i: u8| usize::from(rel[usize::from(i)]);
+    for &i in &order[..e8] {
+        let b = &span[at(i)..at(i) + 8];
+        values[usize::from(i)] = u64::from_le_bytes(b.try_into().unwrap_or_default());
+    }
+    for &i in &order[e8..e4] {
+        let b = &span[at(i)..at(i) + 4];
+        values[usize::from(i)] = u32::from_le_bytes(b.try_into().unwrap_or_default()).into();
+    }
+    for &i in &order[e4..e2] {
+        let b = &span[at(i)..at(i) + 2];
+        values[usize::from(i)] = u16::from_le_bytes(b.try_into().unwrap_or_default()).into();
+    }
+    for &i in &order[e2..e1] {
+        values[usize::from(i)] = span[at(i)].into();
     }
 }
 
@@ -157,28 +373,89 @@ mod tests {
         }
     }
 
+    /// Every field no wider than eight bytes, as one list.
+    static NARROW: FieldList<FIELDS> = {
+        let mut t = [VmcbField::InterceptCr; FIELDS];
+        let (mut n, mut i) = (0, 0);
+        while i < FIELDS {
+            if VmcbField::ALL[i].width() <= 8 {
+                t[n] = VmcbField::ALL[i];
+                n += 1;
+            }
+            i += 1;
+        }
+        let (list, _) = t.split_at(n);
+        FieldList::new(list, &[])
+    };
+
     #[test]
     fn staging_truncates_like_the_image() {
-        let mut s = StagedFields::new();
+        let mut s = Staged::new(&NARROW);
         let mut img = VmcbImage::zeroed();
-        for f in VmcbField::ALL {
-            if f.width() <= 8 {
-                s.set(*f, u64::MAX - f.offset() as u64);
-                img.set(*f, u64::MAX - f.offset() as u64);
-            }
-            if s.len == CAPACITY {
-                break;
-            }
+        for f in NARROW.fields() {
+            s.set(*f, u64::MAX - f.offset() as u64);
+            img.set(*f, u64::MAX - f.offset() as u64);
         }
         for (f, v) in s.iter() {
             assert_eq!(v, img.get(f), "{}", f.name());
             assert_eq!(FieldSource::get(&s, f), img.get(f));
         }
+        let mut back = VmcbImage::zeroed();
+        back.set_staged(&s);
+        assert_eq!(back, img, "set_staged stores what set stores");
     }
 
     #[test]
+    fn layout_is_the_layout_table() {
+        let l = NARROW.layout();
+        for (i, f) in l.fields.iter().enumerate() {
+            assert_eq!(l.lo as usize + usize::from(l.rel[i]), f.offset());
+            assert_eq!(usize::from(l.width[i]), f.width().min(8));
+            assert_eq!(NARROW.position(*f), Some(i));
+            assert!(u64::from(l.rel[i]) + u64::from(l.width[i]) <= l.span);
+        }
+        // `order` is every position once, grouped by width.
+        let mut seen: Vec<u8> = l.order.to_vec();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..l.fields.len() as u8).collect::<Vec<_>>());
+        let mut start = 0;
+        for (g, &end) in l.ends.iter().enumerate() {
+            for &i in &l.order[start..usize::from(end)] {
+                assert_eq!(usize::from(l.width[usize::from(i)]), 8 >> g);
+            }
+            start = usize::from(end);
+        }
+        assert_eq!(start, l.fields.len());
+        // Loading what was stored gives the values back.
+        let values: Vec<u64> = (0..l.fields.len() as u64)
+            .map(|i| {
+                (0x0123_4567_89ab_cdef_u64.rotate_left(i as u32))
+                    & (u64::MAX >> (64 - 8 * u32::from(l.width[i as usize])))
+            })
+            .collect();
+        let mut span = vec![0u8; l.span as usize];
+        store_fields(&mut span, l, &values);
+        let mut back = vec![0; values.len()];
+        load_fields(&span, l, &mut back);
+        assert_eq!(back, values);
+        assert_eq!(NARROW.position(VmcbField::GuestInsnBytes), None);
+    }
+
+    static SEGS: FieldList<8> = FieldList::new(
+        &[
+            VmcbField::CsSelector,
+            VmcbField::CsAttrib,
+            VmcbField::CsLimit,
+            VmcbField::CsBase,
+            VmcbField::IdtrLimit,
+            VmcbField::IdtrBase,
+        ],
+        &[VmcbField::Rip],
+    );
+
+    #[test]
     fn segments_and_tables_round_trip() {
-        let mut s = StagedFields::new();
+        let mut s = Staged::new(&SEGS);
         let seg = VmcbSegment {
             selector: 0x10,
             attrib: 0xa9b,
@@ -198,5 +475,11 @@ mod tests {
         assert_eq!(s.iter().count(), 7, "a second set replaces the first");
         assert_eq!(FieldSource::get(&s, VmcbField::Rip), 2);
         assert_eq!(FieldSource::get(&s, VmcbField::Rax), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "not on the staged list")]
+    fn a_field_off_the_list_is_a_bug() {
+        Staged::new(&SEGS).set(VmcbField::Rax, 1);
     }
 }

@@ -82,7 +82,81 @@ impl Segs {
     }
 }
 
-/// All of 27.3.1.2.
+/// Everything [`segments`] reads, by value: the four fields of each of the
+/// eight registers (raw, as the VMCS holds them), the guest mode bits
+/// ([`guest`]) and the linear-address width the base rules use. [`segments`]
+/// is a function of these alone (it reads no memory and no other field), so
+/// equal inputs give an equal result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SegInputs {
+    regs: [[u64; 4]; 8],
+    v86: bool,
+    ia32e: bool,
+    unrestricted: bool,
+    pe: bool,
+    linear_bits: u8,
+}
+
+impl SegInputs {
+    fn read(env: &EntryEnv<'_>) -> Self {
+        let v = env.vmcs;
+        let g = guest(env);
+        use super::view::{CS, DS, ES, FS, GS, LDTR, SS, TR};
+        // A plain loop: `array::map` compiles to a slow try_map here.
+        let mut regs = [[0; 4]; 8];
+        for (r, s) in regs.iter_mut().zip([CS, SS, DS, ES, FS, GS, LDTR, TR]) {
+            *r = [
+                v.get(s.selector),
+                v.get(s.base),
+                v.get(s.limit),
+                v.get(s.ar),
+            ];
+        }
+        Self {
+            regs,
+            v86: g.v86,
+            ia32e: g.ia32e,
+            unrestricted: g.unrestricted,
+            pe: g.pe,
+            linear_bits: env.caps.features.widths.linear_bits,
+        }
+    }
+}
+
+/// The inputs of the last segment-register checks that passed (a cache of a
+/// pure function's result, not processor state: it compares equal to any
+/// other memo, and a snapshot leaves it out). Boxed, so the VMX state the
+/// instructions move in and out stays small.
+#[derive(Clone, Debug, Default)]
+pub struct SegCheckMemo(Option<Box<SegInputs>>);
+
+impl PartialEq for SegCheckMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for SegCheckMemo {}
+
+/// [`segments`], skipped when its inputs equal those of the last run that
+/// passed: every rule still applies whenever any input changed, whether by
+/// VMWRITE, by the guest state a VM exit saved, or by a change of the
+/// controls.
+pub(crate) fn segments_memo(env: &mut EntryEnv<'_>, memo: &mut SegCheckMemo) -> CheckResult {
+    let key = SegInputs::read(env);
+    if memo.0.as_deref() == Some(&key) {
+        return Ok(());
+    }
+    let r = segments(env);
+    match (&r, &mut memo.0) {
+        (Ok(()), Some(last)) => **last = key,
+        (Ok(()), None) => memo.0 = Some(Box::new(key)),
+        (Err(_), _) => memo.0 = None,
+    }
+    r
+}
+
+/// All of 27.3.1.2. Reads exactly the inputs [`SegInputs`] lists.
 pub(crate) fn segments(env: &mut EntryEnv<'_>) -> CheckResult {
     let g = guest(env);
     let s = Segs::read(env.vmcs);

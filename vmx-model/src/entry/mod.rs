@@ -16,6 +16,7 @@ pub(crate) mod view;
 
 pub use check_id::{CheckClass, CheckId, FailedCheck};
 pub use guest_nonreg::pdpte_ok;
+pub use guest_seg::SegCheckMemo;
 pub use inject::InjectedEvent;
 
 use crate::caps::VmxCaps;
@@ -63,7 +64,7 @@ pub fn check(
         mem,
     };
     controls_and_host(&mut env)?;
-    guest_state(&mut env)
+    guest_state(&mut env, None)
 }
 
 /// 27.2: controls, then host state, then address-space size.
@@ -76,10 +77,15 @@ fn controls_and_host(env: &mut EntryEnv<'_>) -> CheckResult {
     host::address_space_size(env)
 }
 
-/// 27.3.1: guest state, then PDPTEs.
-fn guest_state(env: &mut EntryEnv<'_>) -> CheckResult {
+/// 27.3.1: guest state, then PDPTEs. With `seg_checks`, the segment-register
+/// checks are skipped when their inputs equal those of the last run that
+/// passed ([`SegCheckMemo`]).
+fn guest_state(env: &mut EntryEnv<'_>, seg_checks: Option<&mut SegCheckMemo>) -> CheckResult {
     guest::control_registers(env)?;
-    guest_seg::segments(env)?;
+    match seg_checks {
+        Some(memo) => guest_seg::segments_memo(env, memo)?,
+        None => guest_seg::segments(env)?,
+    }
     guest::descriptor_tables(env)?;
     guest::rip_rflags(env)?;
     guest_nonreg::non_register(env)?;
@@ -164,7 +170,7 @@ pub(crate) fn vm_entry(
     // for them (no copy per entry) and put back before anything else reads
     // or writes the VMX state.
     let cur = state.current.take()?;
-    let checked = run_checks(&cur, caps, lma, regs, mem);
+    let checked = run_checks(&cur, caps, lma, regs, mem, &mut state.seg_checks);
     state.current = Some(cur);
     let mut entry = match checked {
         Checked::ControlsOrHost(fc) => {
@@ -218,6 +224,7 @@ fn run_checks(
     lma: bool,
     regs: &SystemRegs,
     mem: &mut dyn PhysMem,
+    seg_checks: &mut SegCheckMemo,
 ) -> Checked {
     let mut env = EntryEnv {
         caps,
@@ -230,7 +237,7 @@ fn run_checks(
     if let Err(fc) = controls_and_host(&mut env) {
         return Checked::ControlsOrHost(fc);
     }
-    if let Err(fc) = guest_state(&mut env) {
+    if let Err(fc) = guest_state(&mut env, Some(seg_checks)) {
         return Checked::Guest(fc);
     }
     Checked::Passed(Box::new(load::guest(&mut env, regs)))

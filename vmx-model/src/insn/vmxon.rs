@@ -50,6 +50,7 @@ pub fn vmxon(
         vmxon_ptr: Some(addr),
         non_root: false,
         current: None,
+        ..VmxState::default()
     };
     Outcome::Succeed(())
 }

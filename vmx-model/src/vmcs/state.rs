@@ -58,6 +58,11 @@ pub struct VmxState {
     pub non_root: bool,
     /// The current VMCS, if the current-VMCS pointer is valid.
     pub current: Option<CurrentVmcs>,
+    /// The inputs of the last guest segment-register checks that passed, so
+    /// an entry with the same inputs skips re-running them (not state: a
+    /// snapshot leaves it out and comparisons ignore it).
+    #[serde(skip)]
+    pub seg_checks: crate::entry::SegCheckMemo,
 }
 
 impl VmxState {

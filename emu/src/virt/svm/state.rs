@@ -8,8 +8,9 @@ use crate::machine::Machine;
 use crate::memory::Ram;
 use mmu::Rflags;
 use std::collections::BTreeMap;
-use svm_model::mem::{fields_span, read_fields_each, write_fields_each};
-use svm_model::{CpuState, PhysMem, SvmAccess, SvmConfig, VmcbCache, VmcbField};
+use svm_model::mem::{read_fields_each, write_fields_each};
+use svm_model::vmcb::{load_fields, store_fields, FieldLayout};
+use svm_model::{CpuState, PhysMem, SvmAccess, SvmConfig, VmcbCache};
 
 /// Guest RAM as the model reaches it: by system-physical address.
 pub(crate) struct SvmPhys<'a> {
@@ -98,90 +99,65 @@ impl PhysMem for SvmPhys<'_> {
         true
     }
 
-    /// One range check and translation for all the fields, and one look at
-    /// the decoded-code cache, when they lie in RAM on at most two pages
-    /// (every VMCB field does); each field is still one counted access.
-    fn write_fields(&mut self, base: u64, fields: &[(VmcbField, u64)], access: SvmAccess) {
-        let Some((pa, len, off)) = self.span(base, fields.iter().map(|(f, _)| *f)) else {
-            return write_fields_each(self, base, fields, access);
+    /// One range check and translation for all the fields (their span is
+    /// precomputed), and one look at the decoded-code cache, when they lie in
+    /// RAM on at most two pages (every VMCB field does); each field is still
+    /// one counted access.
+    fn write_fields(
+        &mut self,
+        base: u64,
+        layout: FieldLayout<'_>,
+        values: &[u64],
+        access: SvmAccess,
+    ) {
+        let Some((pa, off)) = self.span(base, &layout) else {
+            return write_fields_each(self, base, layout, values, access);
         };
-        self.accesses.count_n(access, fields.len() as u64);
-        let last = pa + len - 1;
+        let n = layout.fields.len().min(values.len());
+        self.accesses.count_n(access, n as u64);
+        let last = pa + layout.span - 1;
         if self.code.is_code_page(pa) || self.code.is_code_page(last) {
             self.code.invalidate_page(pa);
             self.code.invalidate_page(last);
             *self.stop_block = true;
         }
-        let span = self.ram.slice_mut(off, len as usize);
-        let lo = pa - base;
-        for &(f, v) in fields {
-            put_le(span, (f.offset() as u64 - lo) as usize, f.width(), v);
-        }
+        store_fields(
+            self.ram.slice_mut(off, layout.span as usize),
+            layout,
+            values,
+        );
     }
 
     /// As [`SvmPhys::write_fields`], for reads.
     fn read_fields(
         &mut self,
         base: u64,
-        fields: &[VmcbField],
+        layout: FieldLayout<'_>,
         values: &mut [u64],
         access: SvmAccess,
     ) {
-        let Some((pa, len, off)) = self.span(base, fields.iter().copied()) else {
-            return read_fields_each(self, base, fields, values, access);
+        let Some((_, off)) = self.span(base, &layout) else {
+            return read_fields_each(self, base, layout, values, access);
         };
-        let n = fields.len().min(values.len());
+        let n = layout.fields.len().min(values.len());
         self.accesses.count_n(access, n as u64);
-        let span = self.ram.slice(off, len as usize);
-        let lo = pa - base;
-        for (f, out) in fields.iter().zip(values.iter_mut()) {
-            *out = get_le(span, (f.offset() as u64 - lo) as usize, f.width());
-        }
+        load_fields(self.ram.slice(off, layout.span as usize), layout, values);
     }
 }
 
 impl SvmPhys<'_> {
-    /// The physical address, length and RAM offset of the bytes `fields`
-    /// cover at `base`, if they are all RAM and span at most two pages (so
-    /// the first and last byte name every page a field touches).
+    /// The physical address and RAM offset of the bytes `layout` covers at
+    /// `base`, if they are all RAM and span at most two pages (so the first
+    /// and last byte name every page a field touches).
     #[inline]
-    fn span(
-        &self,
-        base: u64,
-        fields: impl Iterator<Item = VmcbField>,
-    ) -> Option<(u64, u64, usize)> {
-        let (lo, hi) = fields_span(fields)?;
-        let pa = base.checked_add(lo)?;
-        let len = hi - lo;
-        if len > 0x1000 || pa.checked_add(len)? < pa {
+    fn span(&self, base: u64, layout: &FieldLayout<'_>) -> Option<(u64, usize)> {
+        let pa = base.checked_add(layout.lo)?;
+        let len = layout.span;
+        if len == 0 || len > 0x1000 || pa.checked_add(len).is_none() {
             return None;
         }
         let off = self.ram.offset(pa, len)?;
-        Some((pa, len, off))
-    }
-}
-
-/// The little-endian field of `width` bytes (at most eight used) at `at`, as
-/// one load of that width.
-#[inline(always)]
-fn get_le(b: &[u8], at: usize, width: usize) -> u64 {
-    match width {
-        1 => b[at].into(),
-        2 => u16::from_le_bytes([b[at], b[at + 1]]).into(),
-        4 => u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or_default()).into(),
-        _ => u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default()),
-    }
-}
-
-/// Stores `v`'s low `width` bytes (at most eight) at `at`, as one store.
-#[inline(always)]
-fn put_le(b: &mut [u8], at: usize, width: usize, v: u64) {
-    let v = v.to_le_bytes();
-    match width {
-        1 => b[at] = v[0],
-        2 => b[at..at + 2].copy_from_slice(&v[..2]),
-        4 => b[at..at + 4].copy_from_slice(&v[..4]),
-        _ => b[at..at + 8].copy_from_slice(&v),
+        Some((pa, off))
     }
 }
 
@@ -244,6 +220,8 @@ pub(crate) fn load_state(m: &mut Machine, s: CpuState) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use svm_model::vmcb::FieldList;
+    use svm_model::VmcbField;
 
     /// Runs `f` on a fresh 1-MiB memory; returns its bytes and counts.
     fn with_mem(f: impl FnOnce(&mut SvmPhys<'_>)) -> (Vec<u8>, AccessCounts) {
@@ -259,34 +237,31 @@ mod tests {
         (ram.as_slice().to_vec(), accesses)
     }
 
-    /// Every field of the layout with a distinct value.
-    fn all_fields() -> Vec<(VmcbField, u64)> {
-        VmcbField::ALL
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (*f, 0x0123_4567_89ab_cdefu64.rotate_left(i as u32)))
-            .collect()
-    }
+    /// Every field of the layout, as one list.
+    static ALL: FieldList<{ VmcbField::ALL.len() }> = FieldList::new(VmcbField::ALL, &[]);
 
     #[test]
     fn batched_fields_equal_one_access_per_field() {
-        let fields = all_fields();
+        let values: Vec<u64> = (0..VmcbField::ALL.len())
+            .map(|i| 0x0123_4567_89ab_cdefu64.rotate_left(i as u32))
+            .collect();
+        let layout = ALL.layout();
         // Page-aligned, unaligned, and running off the end of RAM (the
         // fields past it are dropped and read back as all-ones).
         for base in [0x5000, 0x5ff8, (1 << 20) - 0x200] {
-            let batched = with_mem(|m| m.write_fields(base, &fields, SvmAccess::VmcbWrite));
-            let each = with_mem(|m| write_fields_each(m, base, &fields, SvmAccess::VmcbWrite));
+            let batched = with_mem(|m| m.write_fields(base, layout, &values, SvmAccess::VmcbWrite));
+            let each =
+                with_mem(|m| write_fields_each(m, base, layout, &values, SvmAccess::VmcbWrite));
             assert!(batched.0 == each.0, "bytes at {base:#x}");
             assert_eq!(batched.1, each.1, "counts at {base:#x}");
-            let names: Vec<VmcbField> = fields.iter().map(|(f, _)| *f).collect();
             let read = |batch: bool| {
-                let mut v = vec![0; names.len()];
+                let mut v = vec![0; values.len()];
                 let (_, c) = with_mem(|m| {
-                    m.write_fields(base, &fields, SvmAccess::VmcbWrite);
+                    m.write_fields(base, layout, &values, SvmAccess::VmcbWrite);
                     if batch {
-                        m.read_fields(base, &names, &mut v, SvmAccess::HostSaveRead);
+                        m.read_fields(base, layout, &mut v, SvmAccess::HostSaveRead);
                     } else {
-                        read_fields_each(m, base, &names, &mut v, SvmAccess::HostSaveRead);
+                        read_fields_each(m, base, layout, &mut v, SvmAccess::HostSaveRead);
                     }
                 });
                 (v, c)

@@ -12,7 +12,6 @@
 use super::insn::asid_tag;
 use super::{state, vmexit, FailureRecord, Guest};
 use crate::cost::InsnClass;
-use crate::cpu::cpuid::Feature;
 use crate::event::{Event, Flow, SoftIntKind};
 use crate::interrupt::{Delivery, Source};
 use crate::machine::Machine;
@@ -34,7 +33,7 @@ pub(crate) fn enter(m: &mut Machine, vmcb_pa: u64) -> Flow {
     };
     m.charge_vm_entry();
     match outcome {
-        VmrunOutcome::Entered(entry) => run_guest(m, *entry),
+        VmrunOutcome::Entered(entry) => run_guest(m, entry),
         VmrunOutcome::Invalid(inv) => {
             record_failure(m, vmcb_pa, &inv);
             m.count_vmexit(ExitCode::VMEXIT_INVALID.name().unwrap_or("VMEXIT_INVALID"));
@@ -193,12 +192,15 @@ pub fn translation_context(m: &Machine, ctx: TranslationContext) -> TranslationC
     let Some(c) = m.virt.svm.controls() else {
         return ctx;
     };
+    // The processor's 1-GiB page support, as the context built from the same
+    // CPU model has it (no feature-set lookup per context).
+    let page_1g = ctx.config().features.page_1g;
     let ctx = match &c.nested {
         Some(n) => ctx.with_nested(NestedPaging::Npt(NptContext {
             ncr3: n.ncr3,
             levels: if n.host_cr4.contains(Cr4::LA57) { 5 } else { 4 },
             nxe: n.host_efer.contains(Efer::NXE),
-            page_1g: m.config.model.has(Feature::Pdpe1gb),
+            page_1g,
         })),
         None => ctx,
     };

@@ -179,4 +179,85 @@ proptest! {
         let reference = seg_reference::segments(&mut env);
         prop_assert_eq!(new, reference);
     }
+
+    /// The memoized checks (skipped when their inputs equal those of the last
+    /// run that passed) give exactly the full checks' outcome on every entry
+    /// of a sequence of random edits: to the segment fields, to the mode bits
+    /// they depend on, and to fields they do not read.
+    #[test]
+    fn memoized_segment_checks_agree_with_the_full_checks(
+        steps in proptest::collection::vec(
+            (
+                proptest::collection::vec(edit(), 0..3),
+                0u8..8,
+                any::<u64>(),
+            ),
+            1..8,
+        ),
+        all: bool,
+    ) {
+        const IA32E: u64 = EntryControls::IA32E_MODE_GUEST.bits() as u64;
+        const UG: u64 = Proc2Controls::UNRESTRICTED_GUEST.bits() as u64;
+        let caps = caps(all);
+        let mut v = good_vmcs(&caps);
+        let mut memo = guest_seg::SegCheckMemo::default();
+        let mut mem = FlatMem::new(0x1000);
+        for (edits, toggle, other) in steps {
+            for e in edits {
+                apply(&mut v, e);
+            }
+            // Now and then flip a mode bit the checks depend on, or change a
+            // field they do not read.
+            let flip = |v: &mut Vmcs, f: Field, bit: u64| v.set(f, v.get(f) ^ bit);
+            match toggle {
+                0 => flip(&mut v, Field::GuestRflags, Rflags::VM.bits()),
+                1 => flip(&mut v, Field::GuestCr0, Cr0::PE.bits()),
+                2 => flip(&mut v, Field::EntryControls, IA32E),
+                3 => flip(&mut v, Field::SecondaryProcBasedControls, UG),
+                4 => v.set(Field::GuestRip, other),
+                _ => {}
+            }
+            let mut env = EntryEnv {
+                caps: &caps,
+                vmcs: &v,
+                ctls: Ctls::read(&v),
+                lma: true,
+                current_ptr: 0x2000,
+                mem: &mut mem,
+            };
+            let full = guest_seg::segments(&mut env);
+            let memoized = guest_seg::segments_memo(&mut env, &mut memo);
+            prop_assert_eq!(&memoized, &full);
+            // A second entry with nothing changed: the memo answers.
+            prop_assert_eq!(guest_seg::segments_memo(&mut env, &mut memo), full);
+        }
+    }
+}
+
+/// The memo answers only for the inputs that passed: breaking a segment
+/// field after a passing run fails the next run.
+#[test]
+fn a_memoized_pass_does_not_hide_a_later_change() {
+    let caps = caps(false);
+    let mut v = good_vmcs(&caps);
+    let mut memo = guest_seg::SegCheckMemo::default();
+    let mut mem = FlatMem::new(0x1000);
+    let mut run = |v: &Vmcs, memo: &mut guest_seg::SegCheckMemo| {
+        let mut env = EntryEnv {
+            caps: &caps,
+            vmcs: v,
+            ctls: Ctls::read(v),
+            lma: true,
+            current_ptr: 0x2000,
+            mem: &mut mem,
+        };
+        guest_seg::segments_memo(&mut env, memo)
+    };
+    assert_eq!(run(&v, &mut memo), Ok(()));
+    assert_eq!(run(&v, &mut memo), Ok(()));
+    let tr_ar = v.get(TR.ar);
+    v.set(TR.ar, tr_ar | 1 << 16);
+    assert!(run(&v, &mut memo).is_err(), "TR unusable is caught");
+    v.set(TR.ar, tr_ar);
+    assert_eq!(run(&v, &mut memo), Ok(()));
 }
