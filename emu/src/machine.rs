@@ -303,9 +303,14 @@ impl Machine {
         let ip_mask = ip_mask(self.cpu.mode.code_bits);
         // The operations run while the machine (the code cache included)
         // changes under them: take them out of their slot for the duration.
+        let pure = self.code.is_pure(idx);
         let (ops, serial) = self.code.take_ops(idx);
         let n = (ops.len() as u64).min(budget) as usize;
-        let r = self.run_ops(&ops[..n], ip_mask);
+        let r = if pure {
+            self.run_pure_ops(&ops[..n], ip_mask)
+        } else {
+            self.run_ops(&ops[..n], ip_mask)
+        };
         self.code.restore_ops(idx, serial, ops);
         r
     }
@@ -440,6 +445,51 @@ impl Machine {
         }
         self.cpu.rip = self.next_rip;
         Ok(())
+    }
+
+    /// [`Machine::run_ops`] for a block of pure operations
+    /// ([`crate::interp::fast::Op::is_pure`]): they read neither the
+    /// counters nor the clock nor the current RIP, so the instructions they
+    /// retire are counted once, when the block ends or before the event
+    /// one of them raised is handled, and RIP is written only then. What
+    /// anything outside the block sees is the same as with `run_ops`.
+    #[inline(always)]
+    fn run_pure_ops(
+        &mut self,
+        ops: &[crate::interp::fast::Op],
+        ip_mask: u64,
+    ) -> Result<(), Event> {
+        let base = self.cpu.rip;
+        let mut retired = 0u64;
+        let mut cost = 0u64;
+        for op in ops {
+            let here = base.wrapping_add(op.start as u64);
+            let next = here.wrapping_add(op.len as u64) & ip_mask;
+            self.next_rip = next;
+            if (op.exec)(self, op).is_err() {
+                self.count_retired(retired, cost);
+                self.cpu.rip = here & ip_mask;
+                let e = self.take_raised();
+                return Err(self.on_event(e, op.cost));
+            }
+            retired += 1;
+            cost += op.cost as u64;
+            if self.stop_block || self.next_rip != next {
+                self.stop_block = false;
+                break;
+            }
+        }
+        self.count_retired(retired, cost);
+        self.cpu.rip = self.next_rip;
+        Ok(())
+    }
+
+    /// Counts `n` retired instructions costing `cost` cycles together.
+    #[inline(always)]
+    fn count_retired(&mut self, n: u64, cost: u64) {
+        self.stats.instructions += n;
+        self.stats.cycles += cost;
+        self.stats.parts.instructions += cost;
     }
 
     /// An instruction raised an event: traps (software interrupts, debug traps)

@@ -83,6 +83,9 @@ struct Slot {
     /// checks at block boundaries besides the clock and the instruction
     /// count (see `Machine::quick_slices`).
     fast: bool,
+    /// Every instruction of the block is pure ([`Op::is_pure`]): the run
+    /// loop counts them at the end of the block.
+    pure: bool,
 }
 
 /// The jump-cache and slot key of (physical address, bitness); never 0.
@@ -200,6 +203,13 @@ impl CodeCache {
         self.slots[idx as usize].fast
     }
 
+    /// True if every instruction of the block in slot `idx` is pure
+    /// ([`Op::is_pure`]).
+    #[inline(always)]
+    pub fn is_pure(&self, idx: u32) -> bool {
+        self.slots[idx as usize].pure
+    }
+
     /// Gives back operations taken by [`CodeCache::take_ops`], unless the
     /// block was invalidated (or the cache flushed) meanwhile.
     #[inline(always)]
@@ -235,6 +245,7 @@ impl CodeCache {
         let slot = Slot {
             len,
             fast: block.ops.iter().all(Op::is_specialized),
+            pure: block.ops.iter().all(Op::is_pure),
             bytes: block.bytes(),
             key: key(block.start_pa, block.bits),
             serial: self.serials,
