@@ -232,10 +232,17 @@ impl Machine {
     /// registers or the VMX/SVM mode the other tests look at, and a device
     /// they reach through memory that changes what is due moves
     /// `dev.check_at`, which the clock test reads.
+    ///
+    /// A block's successor is remembered in its slot ([`CodeCache::link`])
+    /// and, while only such blocks run, taken from there without the page
+    /// cache and jump cache lookups of [`Machine::quick_fetch`].
     #[inline(always)]
     fn quick_slices(&mut self, left: &mut u64) -> Option<Option<Box<Stop>>> {
         let mut ran = false;
         let mut quiet = false;
+        // The slot of the block run last (u32::MAX: none yet).
+        let mut from = u32::MAX;
+        let l1_free = self.config.cost.tlb_l1_hit == 0;
         loop {
             let budget = match self.config.max_insns {
                 Some(n) if self.steps() >= n => return ran.then_some(None),
@@ -252,11 +259,35 @@ impl Machine {
             {
                 return ran.then_some(None);
             }
-            let Some(idx) = self.quick_fetch() else {
-                return ran.then_some(None);
+            if !quiet {
+                self.code.new_stretch();
+            }
+            // The successor linked to the last block, as quick_fetch would
+            // find it (see cache::Link), or quick_fetch.
+            let rip = self.cpu.rip;
+            let generation = self.mmu.l1_generation(true);
+            let idx = match self.code.linked(from, rip, generation) {
+                Some(idx) => {
+                    self.mmu.count_l1_hit(true);
+                    idx
+                }
+                None => {
+                    let Some(idx) = self.quick_fetch() else {
+                        return ran.then_some(None);
+                    };
+                    self.code.link(from, rip, idx, generation);
+                    idx
+                }
             };
+            from = idx;
             *left -= 1;
             ran = true;
+            // A block of pure operations that raised nothing changes no
+            // costed MMU counter when the first level of the TLB is free
+            // (its fetch counts a first-level hit; they access no memory),
+            // so after a block of this loop (which charged, or had nothing
+            // to charge) there is nothing to charge.
+            let mut charge = !(quiet && l1_free && self.code.is_pure(idx));
             quiet = self.code.is_fast(idx);
             let result = self.run_cached(idx, budget);
             let stop = match result {
@@ -264,6 +295,7 @@ impl Machine {
                     let dr6 = std::mem::take(&mut self.dbg.pending);
                     if dr6 != 0 {
                         quiet = false;
+                        charge = true;
                         self.raise_boxed(Event::DebugTrap { dr6 })
                     } else {
                         None
@@ -272,10 +304,13 @@ impl Machine {
                 Err(ev) => {
                     self.dbg.pending = 0;
                     quiet = false;
+                    charge = true;
                     self.raise_boxed(ev)
                 }
             };
-            self.charge_mmu();
+            if charge {
+                self.charge_mmu();
+            }
             if stop.is_some() || *left == 0 {
                 return Some(stop);
             }
@@ -302,17 +337,15 @@ impl Machine {
     fn run_cached(&mut self, idx: u32, budget: u64) -> Result<(), Event> {
         let ip_mask = ip_mask(self.cpu.mode.code_bits);
         // The operations run while the machine (the code cache included)
-        // changes under them: take them out of their slot for the duration.
+        // changes under them: the run holds them for the duration.
         let pure = self.code.is_pure(idx);
-        let (ops, serial) = self.code.take_ops(idx);
+        let ops = self.code.ops(idx);
         let n = (ops.len() as u64).min(budget) as usize;
-        let r = if pure {
+        if pure {
             self.run_pure_ops(&ops[..n], ip_mask)
         } else {
             self.run_ops(&ops[..n], ip_mask)
-        };
-        self.code.restore_ops(idx, serial, ops);
-        r
+        }
     }
 
     /// [`Machine::raise`] with the stop boxed (the quick path returns it in

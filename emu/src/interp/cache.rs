@@ -22,6 +22,7 @@ use super::fast::Op;
 use super::Handler;
 use iced_x86::Instruction;
 use rustc_hash::FxHashMap;
+use std::rc::Rc;
 
 /// The most instructions one block holds.
 pub const MAX_BLOCK: usize = 64;
@@ -67,10 +68,10 @@ impl Block {
 /// A slab slot.
 #[derive(Clone, Default)]
 struct Slot {
-    /// The instructions; empty while the block runs (see
-    /// [`CodeCache::take_ops`]) or when the slot is free.
-    ops: Vec<Op>,
-    /// Number of instructions (kept while `ops` is taken).
+    /// The instructions (shared with the run loop while they run: see
+    /// [`CodeCache::ops`]); empty when the slot is free.
+    ops: Rc<[Op]>,
+    /// Number of instructions.
     len: usize,
     /// Bytes the block covers.
     bytes: u64,
@@ -86,6 +87,35 @@ struct Slot {
     /// Every instruction of the block is pure ([`Op::is_pure`]): the run
     /// loop counts them at the end of the block.
     pure: bool,
+    /// The block that ran after this one last time (see [`Link`]).
+    link: Link,
+}
+
+/// A remembered successor: the block [`CodeCache::lookup`] gave for the
+/// fetch at `rip` after this block ran, in quick stretch `stretch` with the
+/// fetch TLB at `generation`.
+///
+/// The run loop's quick path (`Machine::quick_slices`) opens a new stretch
+/// whenever it runs a block that is not made of specialized operations
+/// only, delivers an event, or starts; within a stretch only specialized
+/// operations run, and they change none of what a fetch depends on besides
+/// RIP, the fetch TLB (its generation) and the code cache (the serial):
+/// not the mode, CS, CPL, RFLAGS.AC, CR0 or the translation context. So
+/// with the same stretch, RIP and generation, and the successor's slot
+/// still holding the block of that serial, the fetch gives that block
+/// again, as a first-level TLB hit.
+#[derive(Clone, Copy, Default)]
+struct Link {
+    /// The stretch it was made in (0: none; stretches count from 1).
+    stretch: u64,
+    /// RIP of the fetch.
+    rip: u64,
+    /// The first-level fetch TLB's generation then.
+    generation: u64,
+    /// The successor's [`Slot::serial`].
+    serial: u64,
+    /// The successor's slot.
+    slot: u32,
 }
 
 /// The jump-cache and slot key of (physical address, bitness); never 0.
@@ -109,6 +139,8 @@ pub struct CodeCache {
     cached_insns: usize,
     /// Source of [`Slot::serial`].
     serials: u64,
+    /// The current quick stretch (see [`Link`]).
+    stretch: u64,
     /// Build blocks with pre-resolved operations (true), or run every
     /// instruction through its generic handler (the reference semantics,
     /// for differential tests).
@@ -132,6 +164,7 @@ impl Default for CodeCache {
             code_bits: Vec::new(),
             cached_insns: 0,
             serials: 0,
+            stretch: 1,
             specialize: true,
             decoded_blocks: 0,
             overflow_flushes: 0,
@@ -187,13 +220,13 @@ impl CodeCache {
         self.slots[idx as usize].ops[0]
     }
 
-    /// Takes the operations of slot `idx` out to run them (the machine runs
-    /// them while it mutates itself, the cache included); give them back
-    /// with [`CodeCache::restore_ops`]. Returns them with the slot's serial.
+    /// The operations of slot `idx`, to run them: the machine runs them
+    /// while it mutates itself, the cache included, and a block invalidated
+    /// meanwhile (self-modifying code) keeps its operations until the run
+    /// drops them.
     #[inline(always)]
-    pub fn take_ops(&mut self, idx: u32) -> (Vec<Op>, u64) {
-        let s = &mut self.slots[idx as usize];
-        (core::mem::take(&mut s.ops), s.serial)
+    pub fn ops(&self, idx: u32) -> Rc<[Op]> {
+        self.slots[idx as usize].ops.clone()
     }
 
     /// True if every instruction of the block in slot `idx` runs a
@@ -210,14 +243,41 @@ impl CodeCache {
         self.slots[idx as usize].pure
     }
 
-    /// Gives back operations taken by [`CodeCache::take_ops`], unless the
-    /// block was invalidated (or the cache flushed) meanwhile.
+    /// Starts a new quick stretch: every [`Link`] made so far is stale.
     #[inline(always)]
-    pub fn restore_ops(&mut self, idx: u32, serial: u64, ops: Vec<Op>) {
-        if let Some(s) = self.slots.get_mut(idx as usize) {
-            if s.serial == serial && s.key != 0 {
-                s.ops = ops;
-            }
+    pub fn new_stretch(&mut self) {
+        self.stretch += 1;
+    }
+
+    /// The block linked as the successor of slot `from` (any index) for a
+    /// fetch at `rip` with the fetch TLB at `generation`, if the link was
+    /// made in the current stretch and its block is still cached: the
+    /// block [`CodeCache::lookup`] would give (see [`Link`]).
+    #[inline(always)]
+    pub fn linked(&self, from: u32, rip: u64, generation: u64) -> Option<u32> {
+        let l = &self.slots.get(from as usize)?.link;
+        if l.stretch != self.stretch || l.rip != rip || l.generation != generation {
+            return None;
+        }
+        let t = self.slots.get(l.slot as usize)?;
+        (t.serial == l.serial && t.key != 0).then_some(l.slot)
+    }
+
+    /// Links `to`, found by a fetch at `rip` with the fetch TLB at
+    /// `generation` in the current stretch, as the successor of slot
+    /// `from` (nothing if `from` is no slot).
+    #[inline(always)]
+    pub fn link(&mut self, from: u32, rip: u64, to: u32, generation: u64) {
+        let serial = self.slots[to as usize].serial;
+        let stretch = self.stretch;
+        if let Some(s) = self.slots.get_mut(from as usize) {
+            s.link = Link {
+                stretch,
+                rip,
+                generation,
+                serial,
+                slot: to,
+            };
         }
     }
 
@@ -249,7 +309,8 @@ impl CodeCache {
             bytes: block.bytes(),
             key: key(block.start_pa, block.bits),
             serial: self.serials,
-            ops: block.ops,
+            ops: block.ops.into(),
+            link: Link::default(),
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -305,6 +366,7 @@ impl CodeCache {
             invalidated_blocks: self.invalidated_blocks,
             overflow_flushes: self.overflow_flushes,
             serials: self.serials,
+            stretch: self.stretch,
             specialize: self.specialize,
             ..CodeCache::default()
         };
@@ -357,17 +419,17 @@ mod tests {
         assert_eq!(c.lookup(0x1010, 64), None, "the jump cache checks the slot");
     }
 
-    /// Operations taken out to run are not given back to a slot that was
-    /// invalidated and reused meanwhile.
+    /// Operations being run outlive their block's invalidation and the
+    /// reuse of its slot.
     #[test]
-    fn taken_ops_return_only_to_their_block() {
+    fn running_ops_outlive_their_block() {
         let mut c = CodeCache::default();
         let a = c.insert(block(0x1000, 3));
-        let (ops, serial) = c.take_ops(a);
+        let ops = c.ops(a);
         c.invalidate_page(0x1000);
         let b = c.insert(block(0x2000, 2));
         assert_eq!(a, b, "the slot is reused");
-        c.restore_ops(a, serial, ops);
-        assert_eq!(c.take_ops(b).0.len(), 2);
+        assert_eq!(ops.len(), 3);
+        assert_eq!(c.ops(b).len(), 2);
     }
 }
