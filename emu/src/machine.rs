@@ -339,10 +339,14 @@ impl Machine {
         // The operations run while the machine (the code cache included)
         // changes under them: the run holds them for the duration.
         let pure = self.code.is_pure(idx);
+        let len = self.code.len(idx);
         let ops = self.code.ops(idx);
-        let n = (ops.len() as u64).min(budget) as usize;
+        let n = (len as u64).min(budget) as usize;
         if pure {
-            self.run_pure_ops(&ops[..n], ip_mask)
+            match ops.get(len) {
+                Some(fused) if n == len => self.run_fused_ops(&ops[..len], fused, ip_mask),
+                _ => self.run_pure_ops(&ops[..n], ip_mask),
+            }
         } else {
             self.run_ops(&ops[..n], ip_mask)
         }
@@ -484,37 +488,94 @@ impl Machine {
     /// ([`crate::interp::fast::Op::is_pure`]): they read neither the
     /// counters nor the clock nor the current RIP, so the instructions they
     /// retire are counted once, when the block ends or before the event
-    /// one of them raised is handled, and RIP is written only then. What
+    /// one of them raised is handled, and RIP is written only then. Only
+    /// the last of them may transfer control ([`CodeCache::is_pure`]), so
+    /// only after it can the next RIP differ from the sequential one. What
     /// anything outside the block sees is the same as with `run_ops`.
     #[inline(always)]
-    fn run_pure_ops(
+    fn run_pure_ops(&mut self, ops: &[crate::interp::fast::Op], ip_mask: u64) -> Result<(), Event> {
+        let base = self.cpu.rip;
+        let Some((last, body)) = ops.split_last() else {
+            return Ok(());
+        };
+        let mut cost = 0u64;
+        for (k, op) in body.iter().enumerate() {
+            let here = base.wrapping_add(op.start as u64);
+            self.next_rip = here.wrapping_add(op.len as u64) & ip_mask;
+            if (op.exec)(self, op).is_err() {
+                return Err(self.pure_raised(k as u64, cost, here & ip_mask, op.cost));
+            }
+            cost += op.cost as u64;
+        }
+        let here = base.wrapping_add(last.start as u64);
+        let next = here.wrapping_add(last.len as u64) & ip_mask;
+        self.next_rip = next;
+        if (last.exec)(self, last).is_err() {
+            return Err(self.pure_raised(body.len() as u64, cost, here & ip_mask, last.cost));
+        }
+        self.count_retired(ops.len() as u64, cost + last.cost as u64);
+        // Specialized operations never set stop_block; a branch ends the
+        // block by itself.
+        self.stop_block = false;
+        self.cpu.rip = self.next_rip;
+        Ok(())
+    }
+
+    /// [`Machine::run_pure_ops`] of a whole block whose last two
+    /// operations run as `fused` ([`crate::interp::fast::fused`]); if the
+    /// fused operation declines (its branch would fault), the pair runs
+    /// unfused.
+    #[inline(always)]
+    fn run_fused_ops(
         &mut self,
         ops: &[crate::interp::fast::Op],
+        fused: &crate::interp::fast::Op,
         ip_mask: u64,
     ) -> Result<(), Event> {
         let base = self.cpu.rip;
-        let mut retired = 0u64;
+        let (body, pair) = ops.split_at(ops.len() - 2);
         let mut cost = 0u64;
-        for op in ops {
+        for (k, op) in body.iter().enumerate() {
             let here = base.wrapping_add(op.start as u64);
-            let next = here.wrapping_add(op.len as u64) & ip_mask;
-            self.next_rip = next;
+            self.next_rip = here.wrapping_add(op.len as u64) & ip_mask;
             if (op.exec)(self, op).is_err() {
-                self.count_retired(retired, cost);
-                self.cpu.rip = here & ip_mask;
-                let e = self.take_raised();
-                return Err(self.on_event(e, op.cost));
+                return Err(self.pure_raised(k as u64, cost, here & ip_mask, op.cost));
             }
-            retired += 1;
             cost += op.cost as u64;
-            if self.stop_block || self.next_rip != next {
-                self.stop_block = false;
-                break;
-            }
         }
-        self.count_retired(retired, cost);
+        let here = base.wrapping_add(fused.start as u64);
+        self.next_rip = here.wrapping_add(fused.len as u64) & ip_mask;
+        if (fused.exec)(self, fused).is_err() {
+            if self.raised.is_some() {
+                // The first instruction raised (a register operation never
+                // does; kept exact all the same): the Jcc did not run.
+                return Err(self.pure_raised(
+                    body.len() as u64,
+                    cost,
+                    here & ip_mask,
+                    pair[0].cost,
+                ));
+            }
+            // Declined: nothing ran; the pair runs unfused (RIP is still
+            // the block's).
+            self.count_retired(body.len() as u64, cost);
+            return self.run_pure_ops(pair, ip_mask);
+        }
+        self.count_retired(ops.len() as u64, cost + fused.cost as u64);
+        self.stop_block = false;
         self.cpu.rip = self.next_rip;
         Ok(())
+    }
+
+    /// A pure operation at `rip` costing `cost` raised an event after
+    /// `retired` instructions of its block retired, costing `so_far`.
+    #[cold]
+    #[inline(never)]
+    fn pure_raised(&mut self, retired: u64, so_far: u64, rip: u64, cost: u32) -> Event {
+        self.count_retired(retired, so_far);
+        self.cpu.rip = rip;
+        let e = self.take_raised();
+        self.on_event(e, cost)
     }
 
     /// Counts `n` retired instructions costing `cost` cycles together.

@@ -135,6 +135,13 @@ impl Flags {
     #[inline(always)]
     pub fn set_incdec(&mut self, dec: bool, width: u8, a: u64, r: u64) {
         let cf = self.kept_cf_bit();
+        self.set_incdec_cf(cf, dec, width, a, r);
+    }
+
+    /// [`Flags::set_incdec`] with the CF it keeps already computed by
+    /// [`Flags::kept_cf_bit`] (on these flags).
+    #[inline(always)]
+    pub fn set_incdec_cf(&mut self, cf: u64, dec: bool, width: u8, a: u64, r: u64) {
         self.bits = (self.bits & !STATUS) | cf;
         self.set_lazy(if dec { LazyOp::Dec } else { LazyOp::Inc }, width, a, 1, r);
     }
@@ -263,7 +270,7 @@ impl Flags {
     /// most often follow (SUB and CMP, ADD) are computed inline, the others
     /// out of line, so the common case takes no jump table.
     #[inline(always)]
-    fn kept_cf_bit(&self) -> u64 {
+    pub fn kept_cf_bit(&self) -> u64 {
         let m = width_mask(self.width);
         match self.op {
             LazyOp::Sub => ((self.a & m) < (self.b & m)) as u64,

@@ -69,7 +69,9 @@ impl Block {
 #[derive(Clone, Default)]
 struct Slot {
     /// The instructions (shared with the run loop while they run: see
-    /// [`CodeCache::ops`]); empty when the slot is free.
+    /// [`CodeCache::ops`]), then, for a block of pure operations ending
+    /// in a pair [`super::fast::fused::fuse`] fuses, the fused operation;
+    /// empty when the slot is free.
     ops: Rc<[Op]>,
     /// Number of instructions.
     len: usize,
@@ -77,15 +79,14 @@ struct Slot {
     bytes: u64,
     /// [`key`] of the block; 0 when the slot is free.
     key: u64,
-    /// Changes each time the slot gets a new block.
-    serial: u64,
     /// Every instruction of the block runs a specialized function
     /// ([`Op::is_specialized`]): none of them changes what the run loop
     /// checks at block boundaries besides the clock and the instruction
     /// count (see `Machine::quick_slices`).
     fast: bool,
-    /// Every instruction of the block is pure ([`Op::is_pure`]): the run
-    /// loop counts them at the end of the block.
+    /// Every instruction of the block is pure ([`Op::is_pure`]) and only
+    /// the last may transfer control: the run loop counts them at the end
+    /// of the block and tests the next RIP after the last only.
     pure: bool,
     /// The block that ran after this one last time (see [`Link`]).
     link: Link,
@@ -99,11 +100,12 @@ struct Slot {
 /// whenever it runs a block that is not made of specialized operations
 /// only, delivers an event, or starts; within a stretch only specialized
 /// operations run, and they change none of what a fetch depends on besides
-/// RIP, the fetch TLB (its generation) and the code cache (the serial):
-/// not the mode, CS, CPL, RFLAGS.AC, CR0 or the translation context. So
-/// with the same stretch, RIP and generation, and the successor's slot
-/// still holding the block of that serial, the fetch gives that block
-/// again, as a first-level TLB hit.
+/// RIP, the fetch TLB (its generation) and the code cache: not the mode,
+/// CS, CPL, RFLAGS.AC, CR0 or the translation context. Dropping blocks
+/// (invalidation, a flush) also opens a new stretch, so the successor of a
+/// link of the current stretch is still cached. So with the same stretch,
+/// RIP and generation, the fetch gives that block again, as a first-level
+/// TLB hit.
 #[derive(Clone, Copy, Default)]
 struct Link {
     /// The stretch it was made in (0: none; stretches count from 1).
@@ -112,8 +114,6 @@ struct Link {
     rip: u64,
     /// The first-level fetch TLB's generation then.
     generation: u64,
-    /// The successor's [`Slot::serial`].
-    serial: u64,
     /// The successor's slot.
     slot: u32,
 }
@@ -137,8 +137,6 @@ pub struct CodeCache {
     code_bits: Vec<u64>,
     /// Instructions held by live blocks.
     cached_insns: usize,
-    /// Source of [`Slot::serial`].
-    serials: u64,
     /// The current quick stretch (see [`Link`]).
     stretch: u64,
     /// Build blocks with pre-resolved operations (true), or run every
@@ -163,7 +161,6 @@ impl Default for CodeCache {
             jump: vec![u32::MAX; JUMP_CACHE],
             code_bits: Vec::new(),
             cached_insns: 0,
-            serials: 0,
             stretch: 1,
             specialize: true,
             decoded_blocks: 0,
@@ -220,7 +217,8 @@ impl CodeCache {
         self.slots[idx as usize].ops[0]
     }
 
-    /// The operations of slot `idx`, to run them: the machine runs them
+    /// The operations of slot `idx` (its [`CodeCache::len`] instructions,
+    /// then its fused operation if it has one), to run them: the machine runs them
     /// while it mutates itself, the cache included, and a block invalidated
     /// meanwhile (self-modifying code) keeps its operations until the run
     /// drops them.
@@ -237,7 +235,7 @@ impl CodeCache {
     }
 
     /// True if every instruction of the block in slot `idx` is pure
-    /// ([`Op::is_pure`]).
+    /// ([`Op::is_pure`]) and only the last may transfer control.
     #[inline(always)]
     pub fn is_pure(&self, idx: u32) -> bool {
         self.slots[idx as usize].pure
@@ -256,11 +254,7 @@ impl CodeCache {
     #[inline(always)]
     pub fn linked(&self, from: u32, rip: u64, generation: u64) -> Option<u32> {
         let l = &self.slots.get(from as usize)?.link;
-        if l.stretch != self.stretch || l.rip != rip || l.generation != generation {
-            return None;
-        }
-        let t = self.slots.get(l.slot as usize)?;
-        (t.serial == l.serial && t.key != 0).then_some(l.slot)
+        (l.stretch == self.stretch && l.rip == rip && l.generation == generation).then_some(l.slot)
     }
 
     /// Links `to`, found by a fetch at `rip` with the fetch TLB at
@@ -268,14 +262,12 @@ impl CodeCache {
     /// `from` (nothing if `from` is no slot).
     #[inline(always)]
     pub fn link(&mut self, from: u32, rip: u64, to: u32, generation: u64) {
-        let serial = self.slots[to as usize].serial;
         let stretch = self.stretch;
         if let Some(s) = self.slots.get_mut(from as usize) {
             s.link = Link {
                 stretch,
                 rip,
                 generation,
-                serial,
                 slot: to,
             };
         }
@@ -301,15 +293,30 @@ impl CodeCache {
         }
         self.cached_insns += len;
         let page = block.start_pa >> 12;
-        self.serials += 1;
+        let pure = block.ops.iter().all(Op::is_pure)
+            && block
+                .ops
+                .iter()
+                .rev()
+                .skip(1)
+                .all(|o| o.insn.flow_control() == iced_x86::FlowControl::Next);
+        let mut ops = block.ops;
+        let bytes = ops.iter().map(|o| o.insn.len() as u64).sum();
+        let fast = ops.iter().all(Op::is_specialized);
+        // A block of pure operations ending in a fusable pair carries the
+        // fused operation after its instructions (see fast::fused).
+        if pure && len >= 2 {
+            if let Some(f) = super::fast::fused::fuse(&ops[len - 2], &ops[len - 1]) {
+                ops.push(f);
+            }
+        }
         let slot = Slot {
             len,
-            fast: block.ops.iter().all(Op::is_specialized),
-            pure: block.ops.iter().all(Op::is_pure),
-            bytes: block.bytes(),
+            fast,
+            pure,
+            bytes,
             key: key(block.start_pa, block.bits),
-            serial: self.serials,
-            ops: block.ops.into(),
+            ops: ops.into(),
             link: Link::default(),
         };
         let idx = match self.free.pop() {
@@ -336,6 +343,8 @@ impl CodeCache {
     /// Drops every block decoded from the page of `pa`.
     #[cold]
     pub fn invalidate_page(&mut self, pa: u64) {
+        // Links may name the blocks dropped here.
+        self.new_stretch();
         let page = pa >> 12;
         let pfn = page as usize;
         if let Some(w) = self.code_bits.get_mut(pfn >> 6) {
@@ -348,10 +357,7 @@ impl CodeCache {
                     self.cached_insns -= s.len;
                     let (pa, bits) = (s.key >> 2, [0, 16, 32, 64][(s.key & 3) as usize]);
                     self.map.remove(&(pa, bits));
-                    *s = Slot {
-                        serial: s.serial,
-                        ..Slot::default()
-                    };
+                    *s = Slot::default();
                     self.free.push(idx);
                     self.invalidated_blocks += 1;
                 }
@@ -365,8 +371,8 @@ impl CodeCache {
             decoded_blocks: self.decoded_blocks,
             invalidated_blocks: self.invalidated_blocks,
             overflow_flushes: self.overflow_flushes,
-            serials: self.serials,
-            stretch: self.stretch,
+            // Links name slots that no longer exist.
+            stretch: self.stretch + 1,
             specialize: self.specialize,
             ..CodeCache::default()
         };
@@ -431,5 +437,28 @@ mod tests {
         assert_eq!(a, b, "the slot is reused");
         assert_eq!(ops.len(), 3);
         assert_eq!(c.ops(b).len(), 2);
+    }
+
+    /// A link holds within its stretch, for its RIP and TLB generation
+    /// only; a new stretch, an invalidation or a flush ends it.
+    #[test]
+    fn links_hold_within_their_stretch() {
+        let mut c = CodeCache::default();
+        let a = c.insert(block(0x1000, 3));
+        let b = c.insert(block(0x2000, 2));
+        c.link(a, 0x7000, b, 5);
+        assert_eq!(c.linked(a, 0x7000, 5), Some(b));
+        assert_eq!(c.linked(a, 0x7001, 5), None, "another RIP");
+        assert_eq!(c.linked(a, 0x7000, 6), None, "another TLB generation");
+        assert_eq!(c.linked(u32::MAX, 0x7000, 5), None, "no block");
+        c.new_stretch();
+        assert_eq!(c.linked(a, 0x7000, 5), None, "a new stretch");
+        c.link(a, 0x7000, b, 5);
+        c.invalidate_page(0x2000);
+        assert_eq!(c.linked(a, 0x7000, 5), None, "the successor was dropped");
+        let b = c.insert(block(0x2000, 2));
+        c.link(a, 0x7000, b, 5);
+        c.clear();
+        assert_eq!(c.linked(a, 0x7000, 5), None, "flushed");
     }
 }

@@ -21,6 +21,7 @@
 
 mod alu;
 mod flow;
+pub mod fused;
 mod moves;
 mod operands;
 #[cfg(test)]
