@@ -342,7 +342,11 @@ impl Machine {
         let len = self.code.len(idx);
         let ops = self.code.ops(idx);
         let n = (len as u64).min(budget) as usize;
-        if pure {
+        // A stop_block left set before the block (a VM exit sets it) ends
+        // the block after its first instruction in run_ops; pure
+        // operations never set it, so their loops, which test it after the
+        // last only, leave that case to run_ops.
+        if pure && !self.stop_block {
             match ops.get(len) {
                 Some(fused) if n == len => self.run_fused_ops(&ops[..len], fused, ip_mask),
                 _ => self.run_pure_ops(&ops[..n], ip_mask),
