@@ -232,10 +232,17 @@ impl Machine {
     /// registers or the VMX/SVM mode the other tests look at, and a device
     /// they reach through memory that changes what is due moves
     /// `dev.check_at`, which the clock test reads.
+    ///
+    /// A block's successor is remembered in its slot ([`CodeCache::link`])
+    /// and, while only such blocks run, taken from there without the page
+    /// cache and jump cache lookups of [`Machine::quick_fetch`].
     #[inline(always)]
     fn quick_slices(&mut self, left: &mut u64) -> Option<Option<Box<Stop>>> {
         let mut ran = false;
         let mut quiet = false;
+        // The slot of the block run last (u32::MAX: none yet).
+        let mut from = u32::MAX;
+        let l1_free = self.config.cost.tlb_l1_hit == 0;
         loop {
             let budget = match self.config.max_insns {
                 Some(n) if self.steps() >= n => return ran.then_some(None),
@@ -252,11 +259,35 @@ impl Machine {
             {
                 return ran.then_some(None);
             }
-            let Some(idx) = self.quick_fetch() else {
-                return ran.then_some(None);
+            if !quiet {
+                self.code.new_stretch();
+            }
+            // The successor linked to the last block, as quick_fetch would
+            // find it (see cache::Link), or quick_fetch.
+            let rip = self.cpu.rip;
+            let generation = self.mmu.l1_generation(true);
+            let idx = match self.code.linked(from, rip, generation) {
+                Some(idx) => {
+                    self.mmu.count_l1_hit(true);
+                    idx
+                }
+                None => {
+                    let Some(idx) = self.quick_fetch() else {
+                        return ran.then_some(None);
+                    };
+                    self.code.link(from, rip, idx, generation);
+                    idx
+                }
             };
+            from = idx;
             *left -= 1;
             ran = true;
+            // A block of pure operations that raised nothing changes no
+            // costed MMU counter when the first level of the TLB is free
+            // (its fetch counts a first-level hit; they access no memory),
+            // so after a block of this loop (which charged, or had nothing
+            // to charge) there is nothing to charge.
+            let mut charge = !(quiet && l1_free && self.code.is_pure(idx));
             quiet = self.code.is_fast(idx);
             let result = self.run_cached(idx, budget);
             let stop = match result {
@@ -264,6 +295,7 @@ impl Machine {
                     let dr6 = std::mem::take(&mut self.dbg.pending);
                     if dr6 != 0 {
                         quiet = false;
+                        charge = true;
                         self.raise_boxed(Event::DebugTrap { dr6 })
                     } else {
                         None
@@ -272,10 +304,13 @@ impl Machine {
                 Err(ev) => {
                     self.dbg.pending = 0;
                     quiet = false;
+                    charge = true;
                     self.raise_boxed(ev)
                 }
             };
-            self.charge_mmu();
+            if charge {
+                self.charge_mmu();
+            }
             if stop.is_some() || *left == 0 {
                 return Some(stop);
             }
@@ -302,12 +337,23 @@ impl Machine {
     fn run_cached(&mut self, idx: u32, budget: u64) -> Result<(), Event> {
         let ip_mask = ip_mask(self.cpu.mode.code_bits);
         // The operations run while the machine (the code cache included)
-        // changes under them: take them out of their slot for the duration.
-        let (ops, serial) = self.code.take_ops(idx);
-        let n = (ops.len() as u64).min(budget) as usize;
-        let r = self.run_ops(&ops[..n], ip_mask);
-        self.code.restore_ops(idx, serial, ops);
-        r
+        // changes under them: the run holds them for the duration.
+        let pure = self.code.is_pure(idx);
+        let len = self.code.len(idx);
+        let ops = self.code.ops(idx);
+        let n = (len as u64).min(budget) as usize;
+        // A stop_block left set before the block (a VM exit sets it) ends
+        // the block after its first instruction in run_ops; pure
+        // operations never set it, so their loops, which test it after the
+        // last only, leave that case to run_ops.
+        if pure && !self.stop_block {
+            match ops.get(len) {
+                Some(fused) if n == len => self.run_fused_ops(&ops[..len], fused, ip_mask),
+                _ => self.run_pure_ops(&ops[..n], ip_mask),
+            }
+        } else {
+            self.run_ops(&ops[..n], ip_mask)
+        }
     }
 
     /// [`Machine::raise`] with the stop boxed (the quick path returns it in
@@ -438,6 +484,108 @@ impl Machine {
         }
         self.cpu.rip = self.next_rip;
         Ok(())
+    }
+
+    /// [`Machine::run_ops`] for a block of pure operations
+    /// ([`crate::interp::fast::Op::is_pure`]): they read neither the
+    /// counters nor the clock nor the current RIP, so the instructions they
+    /// retire are counted once, when the block ends or before the event
+    /// one of them raised is handled, and RIP is written only then. Only
+    /// the last of them may transfer control ([`CodeCache::is_pure`]), so
+    /// only after it can the next RIP differ from the sequential one. What
+    /// anything outside the block sees is the same as with `run_ops`.
+    #[inline(always)]
+    fn run_pure_ops(&mut self, ops: &[crate::interp::fast::Op], ip_mask: u64) -> Result<(), Event> {
+        let base = self.cpu.rip;
+        let Some((last, body)) = ops.split_last() else {
+            return Ok(());
+        };
+        let mut cost = 0u64;
+        for (k, op) in body.iter().enumerate() {
+            let here = base.wrapping_add(op.start as u64);
+            self.next_rip = here.wrapping_add(op.len as u64) & ip_mask;
+            if (op.exec)(self, op).is_err() {
+                return Err(self.pure_raised(k as u64, cost, here & ip_mask, op.cost));
+            }
+            cost += op.cost as u64;
+        }
+        let here = base.wrapping_add(last.start as u64);
+        let next = here.wrapping_add(last.len as u64) & ip_mask;
+        self.next_rip = next;
+        if (last.exec)(self, last).is_err() {
+            return Err(self.pure_raised(body.len() as u64, cost, here & ip_mask, last.cost));
+        }
+        self.count_retired(ops.len() as u64, cost + last.cost as u64);
+        // Specialized operations never set stop_block; a branch ends the
+        // block by itself.
+        self.stop_block = false;
+        self.cpu.rip = self.next_rip;
+        Ok(())
+    }
+
+    /// [`Machine::run_pure_ops`] of a whole block whose last two
+    /// operations run as `fused` ([`crate::interp::fast::fused`]); if the
+    /// fused operation declines (its branch would fault), the pair runs
+    /// unfused.
+    #[inline(always)]
+    fn run_fused_ops(
+        &mut self,
+        ops: &[crate::interp::fast::Op],
+        fused: &crate::interp::fast::Op,
+        ip_mask: u64,
+    ) -> Result<(), Event> {
+        let base = self.cpu.rip;
+        let (body, pair) = ops.split_at(ops.len() - 2);
+        let mut cost = 0u64;
+        for (k, op) in body.iter().enumerate() {
+            let here = base.wrapping_add(op.start as u64);
+            self.next_rip = here.wrapping_add(op.len as u64) & ip_mask;
+            if (op.exec)(self, op).is_err() {
+                return Err(self.pure_raised(k as u64, cost, here & ip_mask, op.cost));
+            }
+            cost += op.cost as u64;
+        }
+        let here = base.wrapping_add(fused.start as u64);
+        self.next_rip = here.wrapping_add(fused.len as u64) & ip_mask;
+        if (fused.exec)(self, fused).is_err() {
+            if self.raised.is_some() {
+                // The first instruction raised (a register operation never
+                // does; kept exact all the same): the Jcc did not run.
+                return Err(self.pure_raised(
+                    body.len() as u64,
+                    cost,
+                    here & ip_mask,
+                    pair[0].cost,
+                ));
+            }
+            // Declined: nothing ran; the pair runs unfused (RIP is still
+            // the block's).
+            self.count_retired(body.len() as u64, cost);
+            return self.run_pure_ops(pair, ip_mask);
+        }
+        self.count_retired(ops.len() as u64, cost + fused.cost as u64);
+        self.stop_block = false;
+        self.cpu.rip = self.next_rip;
+        Ok(())
+    }
+
+    /// A pure operation at `rip` costing `cost` raised an event after
+    /// `retired` instructions of its block retired, costing `so_far`.
+    #[cold]
+    #[inline(never)]
+    fn pure_raised(&mut self, retired: u64, so_far: u64, rip: u64, cost: u32) -> Event {
+        self.count_retired(retired, so_far);
+        self.cpu.rip = rip;
+        let e = self.take_raised();
+        self.on_event(e, cost)
+    }
+
+    /// Counts `n` retired instructions costing `cost` cycles together.
+    #[inline(always)]
+    fn count_retired(&mut self, n: u64, cost: u64) {
+        self.stats.instructions += n;
+        self.stats.cycles += cost;
+        self.stats.parts.instructions += cost;
     }
 
     /// An instruction raised an event: traps (software interrupts, debug traps)

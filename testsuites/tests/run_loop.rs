@@ -8,6 +8,8 @@
 //! middle of chains of blocks, self-modifying code that rewrites the block
 //! being run and the next one, memory traffic through the page cache, and
 //! SMP turns; instruction limits land at many points, inside chains too.
+//! Both also end as a run of the generic handlers alone (no specialized
+//! operation, so no block counted at once, no chained fetch).
 
 use guestkit::irq::{clear_counts, load_count, set_mode, COUNT, EOI_XAPIC};
 use guestkit::layout::{var, VARS};
@@ -71,6 +73,30 @@ fn program() -> Built {
         a.dec(ecx)?;
         a.jnz(lp.l)
     });
+    p.long_case("timer interrupts in blocks of register operations", |a| {
+        set_mode(a, 0x51, COUNT | EOI_XAPIC)?;
+        clear_counts(a)?;
+        lapic_periodic_timer(a, 0x51, 1333)?;
+        a.sti()?;
+        let mut lp = a.label();
+        let mut skip = a.label();
+        a.mov(ecx, 40_000u32)?;
+        a.xor(eax, eax)?;
+        a.set(&mut lp)?;
+        a.add(eax, ecx)?;
+        a.test(ecx, 3u32)?;
+        a.jz(skip.l)?;
+        a.rol(eax, 5)?;
+        a.set(&mut skip)?;
+        a.lea(edx, dword_ptr(rax + rcx * 2 + 7))?;
+        a.xor(eax, edx)?;
+        a.dec(ecx)?;
+        a.jnz(lp.l)?;
+        a.cli()?;
+        lapic_write(a, 0x320, 0x1_0000)?; // masked
+        a.mov(ebx, eax)?;
+        load_count(a, 0x51)
+    });
     p.long_case("a plain integer loop", |a| {
         let mut lp = a.label();
         a.mov(rcx, 50_000u64)?;
@@ -132,14 +158,32 @@ fn full(built: &Built, cfg: MachineConfig) -> End {
     end(m, stop)
 }
 
-fn same(built: &Built, cfg: MachineConfig, what: &str) -> End {
-    let a = quick(built, cfg.clone());
-    let b = full(built, cfg);
+/// The full path with every instruction through its generic handler.
+fn reference(built: &Built, cfg: MachineConfig) -> End {
+    let mut m = boot(built, cfg);
+    m.code.specialize = false;
+    let stop = loop {
+        if let Some(stop) = m.run_slice() {
+            break stop;
+        }
+    };
+    end(m, stop)
+}
+
+fn assert_same(a: &End, b: &End, what: &str) {
     assert_eq!(a.stop, b.stop, "{what}: stop");
     assert_eq!(a.serial, b.serial, "{what}: serial");
     assert_eq!(a.report, b.report, "{what}: report");
     assert_eq!(a.steps, b.steps, "{what}: steps");
     assert!(a.state == b.state, "{what}: final state");
+}
+
+fn same(built: &Built, cfg: MachineConfig, what: &str) -> End {
+    let a = quick(built, cfg.clone());
+    let b = full(built, cfg.clone());
+    assert_same(&a, &b, what);
+    let c = reference(built, cfg);
+    assert_same(&a, &c, &format!("{what}, generic handlers"));
     a
 }
 

@@ -134,7 +134,14 @@ impl Flags {
     /// Records INC/DEC: CF is preserved, the rest lazy.
     #[inline(always)]
     pub fn set_incdec(&mut self, dec: bool, width: u8, a: u64, r: u64) {
-        let cf = self.cf_bit();
+        let cf = self.kept_cf_bit();
+        self.set_incdec_cf(cf, dec, width, a, r);
+    }
+
+    /// [`Flags::set_incdec`] with the CF it keeps already computed by
+    /// [`Flags::kept_cf_bit`] (on these flags).
+    #[inline(always)]
+    pub fn set_incdec_cf(&mut self, cf: u64, dec: bool, width: u8, a: u64, r: u64) {
         self.bits = (self.bits & !STATUS) | cf;
         self.set_lazy(if dec { LazyOp::Dec } else { LazyOp::Inc }, width, a, 1, r);
     }
@@ -257,6 +264,24 @@ impl Flags {
     #[inline(always)]
     pub fn iflag(&self) -> bool {
         self.bits & Rflags::IF.bits() != 0
+    }
+
+    /// [`Flags::cf_bit`] for INC and DEC, which keep CF: the records they
+    /// most often follow (SUB and CMP, ADD) are computed inline, the others
+    /// out of line, so the common case takes no jump table.
+    #[inline(always)]
+    pub fn kept_cf_bit(&self) -> u64 {
+        let m = width_mask(self.width);
+        match self.op {
+            LazyOp::Sub => ((self.a & m) < (self.b & m)) as u64,
+            LazyOp::Add => ((self.r & m) < (self.a & m)) as u64,
+            _ => self.cf_bit_out_of_line(),
+        }
+    }
+
+    #[inline(never)]
+    fn cf_bit_out_of_line(&self) -> u64 {
+        self.cf_bit()
     }
 
     #[inline(always)]
@@ -394,6 +419,26 @@ mod tests {
         assert_eq!(st(LazyOp::Sar, 8, 0x80, 7, 0xff) & (CF | SF), SF);
         // SAR 0x80 (8-bit) by 9: CF = sign.
         assert_eq!(st(LazyOp::Sar, 8, 0x80, 9, 0xff) & CF, CF);
+    }
+
+    proptest::proptest! {
+        /// The inline CF of INC/DEC is CF of every record.
+        #[test]
+        fn kept_cf_is_cf(op in 0u8..12, w in 0usize..4, a: u64, b in proptest::prelude::any::<u64>(), r: u64, bits: u64) {
+            let ops = [
+                LazyOp::None, LazyOp::Add, LazyOp::Adc1, LazyOp::Sub, LazyOp::Sbb1, LazyOp::Logic,
+                LazyOp::Inc, LazyOp::Dec, LazyOp::Neg, LazyOp::Shl, LazyOp::Shr, LazyOp::Sar,
+            ];
+            let width = [8u8, 16, 32, 64][w];
+            let op = ops[op as usize];
+            // Shift counts are 1..=63, as the shift handlers record them.
+            let b = if matches!(op, LazyOp::Shl | LazyOp::Shr | LazyOp::Sar) { b % 63 + 1 } else { b };
+            let mut f = Flags::new(bits);
+            if op != LazyOp::None {
+                f.set_lazy(op, width, a, b, r);
+            }
+            proptest::prop_assert_eq!(f.kept_cf_bit(), f.cf_bit());
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use super::fast::Op;
 use super::Handler;
 use iced_x86::Instruction;
 use rustc_hash::FxHashMap;
+use std::rc::Rc;
 
 /// The most instructions one block holds.
 pub const MAX_BLOCK: usize = 64;
@@ -67,22 +68,54 @@ impl Block {
 /// A slab slot.
 #[derive(Clone, Default)]
 struct Slot {
-    /// The instructions; empty while the block runs (see
-    /// [`CodeCache::take_ops`]) or when the slot is free.
-    ops: Vec<Op>,
-    /// Number of instructions (kept while `ops` is taken).
+    /// The instructions (shared with the run loop while they run: see
+    /// [`CodeCache::ops`]), then, for a block of pure operations ending
+    /// in a pair [`super::fast::fused::fuse`] fuses, the fused operation;
+    /// empty when the slot is free.
+    ops: Rc<[Op]>,
+    /// Number of instructions.
     len: usize,
     /// Bytes the block covers.
     bytes: u64,
     /// [`key`] of the block; 0 when the slot is free.
     key: u64,
-    /// Changes each time the slot gets a new block.
-    serial: u64,
     /// Every instruction of the block runs a specialized function
     /// ([`Op::is_specialized`]): none of them changes what the run loop
     /// checks at block boundaries besides the clock and the instruction
     /// count (see `Machine::quick_slices`).
     fast: bool,
+    /// Every instruction of the block is pure ([`Op::is_pure`]) and only
+    /// the last may transfer control: the run loop counts them at the end
+    /// of the block and tests the next RIP after the last only.
+    pure: bool,
+    /// The block that ran after this one last time (see [`Link`]).
+    link: Link,
+}
+
+/// A remembered successor: the block [`CodeCache::lookup`] gave for the
+/// fetch at `rip` after this block ran, in quick stretch `stretch` with the
+/// fetch TLB at `generation`.
+///
+/// The run loop's quick path (`Machine::quick_slices`) opens a new stretch
+/// whenever it runs a block that is not made of specialized operations
+/// only, delivers an event, or starts; within a stretch only specialized
+/// operations run, and they change none of what a fetch depends on besides
+/// RIP, the fetch TLB (its generation) and the code cache: not the mode,
+/// CS, CPL, RFLAGS.AC, CR0 or the translation context. Dropping blocks
+/// (invalidation, a flush) also opens a new stretch, so the successor of a
+/// link of the current stretch is still cached. So with the same stretch,
+/// RIP and generation, the fetch gives that block again, as a first-level
+/// TLB hit.
+#[derive(Clone, Copy, Default)]
+struct Link {
+    /// The stretch it was made in (0: none; stretches count from 1).
+    stretch: u64,
+    /// RIP of the fetch.
+    rip: u64,
+    /// The first-level fetch TLB's generation then.
+    generation: u64,
+    /// The successor's slot.
+    slot: u32,
 }
 
 /// The jump-cache and slot key of (physical address, bitness); never 0.
@@ -104,8 +137,8 @@ pub struct CodeCache {
     code_bits: Vec<u64>,
     /// Instructions held by live blocks.
     cached_insns: usize,
-    /// Source of [`Slot::serial`].
-    serials: u64,
+    /// The current quick stretch (see [`Link`]).
+    stretch: u64,
     /// Build blocks with pre-resolved operations (true), or run every
     /// instruction through its generic handler (the reference semantics,
     /// for differential tests).
@@ -128,7 +161,7 @@ impl Default for CodeCache {
             jump: vec![u32::MAX; JUMP_CACHE],
             code_bits: Vec::new(),
             cached_insns: 0,
-            serials: 0,
+            stretch: 1,
             specialize: true,
             decoded_blocks: 0,
             overflow_flushes: 0,
@@ -184,13 +217,14 @@ impl CodeCache {
         self.slots[idx as usize].ops[0]
     }
 
-    /// Takes the operations of slot `idx` out to run them (the machine runs
-    /// them while it mutates itself, the cache included); give them back
-    /// with [`CodeCache::restore_ops`]. Returns them with the slot's serial.
+    /// The operations of slot `idx` (its [`CodeCache::len`] instructions,
+    /// then its fused operation if it has one), to run them: the machine runs them
+    /// while it mutates itself, the cache included, and a block invalidated
+    /// meanwhile (self-modifying code) keeps its operations until the run
+    /// drops them.
     #[inline(always)]
-    pub fn take_ops(&mut self, idx: u32) -> (Vec<Op>, u64) {
-        let s = &mut self.slots[idx as usize];
-        (core::mem::take(&mut s.ops), s.serial)
+    pub fn ops(&self, idx: u32) -> Rc<[Op]> {
+        self.slots[idx as usize].ops.clone()
     }
 
     /// True if every instruction of the block in slot `idx` runs a
@@ -200,14 +234,42 @@ impl CodeCache {
         self.slots[idx as usize].fast
     }
 
-    /// Gives back operations taken by [`CodeCache::take_ops`], unless the
-    /// block was invalidated (or the cache flushed) meanwhile.
+    /// True if every instruction of the block in slot `idx` is pure
+    /// ([`Op::is_pure`]) and only the last may transfer control.
     #[inline(always)]
-    pub fn restore_ops(&mut self, idx: u32, serial: u64, ops: Vec<Op>) {
-        if let Some(s) = self.slots.get_mut(idx as usize) {
-            if s.serial == serial && s.key != 0 {
-                s.ops = ops;
-            }
+    pub fn is_pure(&self, idx: u32) -> bool {
+        self.slots[idx as usize].pure
+    }
+
+    /// Starts a new quick stretch: every [`Link`] made so far is stale.
+    #[inline(always)]
+    pub fn new_stretch(&mut self) {
+        self.stretch += 1;
+    }
+
+    /// The block linked as the successor of slot `from` (any index) for a
+    /// fetch at `rip` with the fetch TLB at `generation`, if the link was
+    /// made in the current stretch and its block is still cached: the
+    /// block [`CodeCache::lookup`] would give (see [`Link`]).
+    #[inline(always)]
+    pub fn linked(&self, from: u32, rip: u64, generation: u64) -> Option<u32> {
+        let l = &self.slots.get(from as usize)?.link;
+        (l.stretch == self.stretch && l.rip == rip && l.generation == generation).then_some(l.slot)
+    }
+
+    /// Links `to`, found by a fetch at `rip` with the fetch TLB at
+    /// `generation` in the current stretch, as the successor of slot
+    /// `from` (nothing if `from` is no slot).
+    #[inline(always)]
+    pub fn link(&mut self, from: u32, rip: u64, to: u32, generation: u64) {
+        let stretch = self.stretch;
+        if let Some(s) = self.slots.get_mut(from as usize) {
+            s.link = Link {
+                stretch,
+                rip,
+                generation,
+                slot: to,
+            };
         }
     }
 
@@ -231,14 +293,31 @@ impl CodeCache {
         }
         self.cached_insns += len;
         let page = block.start_pa >> 12;
-        self.serials += 1;
+        let pure = block.ops.iter().all(Op::is_pure)
+            && block
+                .ops
+                .iter()
+                .rev()
+                .skip(1)
+                .all(|o| o.insn.flow_control() == iced_x86::FlowControl::Next);
+        let mut ops = block.ops;
+        let bytes = ops.iter().map(|o| o.insn.len() as u64).sum();
+        let fast = ops.iter().all(Op::is_specialized);
+        // A block of pure operations ending in a fusable pair carries the
+        // fused operation after its instructions (see fast::fused).
+        if pure && len >= 2 {
+            if let Some(f) = super::fast::fused::fuse(&ops[len - 2], &ops[len - 1]) {
+                ops.push(f);
+            }
+        }
         let slot = Slot {
             len,
-            fast: block.ops.iter().all(Op::is_specialized),
-            bytes: block.bytes(),
+            fast,
+            pure,
+            bytes,
             key: key(block.start_pa, block.bits),
-            serial: self.serials,
-            ops: block.ops,
+            ops: ops.into(),
+            link: Link::default(),
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -264,6 +343,8 @@ impl CodeCache {
     /// Drops every block decoded from the page of `pa`.
     #[cold]
     pub fn invalidate_page(&mut self, pa: u64) {
+        // Links may name the blocks dropped here.
+        self.new_stretch();
         let page = pa >> 12;
         let pfn = page as usize;
         if let Some(w) = self.code_bits.get_mut(pfn >> 6) {
@@ -276,10 +357,7 @@ impl CodeCache {
                     self.cached_insns -= s.len;
                     let (pa, bits) = (s.key >> 2, [0, 16, 32, 64][(s.key & 3) as usize]);
                     self.map.remove(&(pa, bits));
-                    *s = Slot {
-                        serial: s.serial,
-                        ..Slot::default()
-                    };
+                    *s = Slot::default();
                     self.free.push(idx);
                     self.invalidated_blocks += 1;
                 }
@@ -293,7 +371,8 @@ impl CodeCache {
             decoded_blocks: self.decoded_blocks,
             invalidated_blocks: self.invalidated_blocks,
             overflow_flushes: self.overflow_flushes,
-            serials: self.serials,
+            // Links name slots that no longer exist.
+            stretch: self.stretch + 1,
             specialize: self.specialize,
             ..CodeCache::default()
         };
@@ -346,17 +425,40 @@ mod tests {
         assert_eq!(c.lookup(0x1010, 64), None, "the jump cache checks the slot");
     }
 
-    /// Operations taken out to run are not given back to a slot that was
-    /// invalidated and reused meanwhile.
+    /// Operations being run outlive their block's invalidation and the
+    /// reuse of its slot.
     #[test]
-    fn taken_ops_return_only_to_their_block() {
+    fn running_ops_outlive_their_block() {
         let mut c = CodeCache::default();
         let a = c.insert(block(0x1000, 3));
-        let (ops, serial) = c.take_ops(a);
+        let ops = c.ops(a);
         c.invalidate_page(0x1000);
         let b = c.insert(block(0x2000, 2));
         assert_eq!(a, b, "the slot is reused");
-        c.restore_ops(a, serial, ops);
-        assert_eq!(c.take_ops(b).0.len(), 2);
+        assert_eq!(ops.len(), 3);
+        assert_eq!(c.ops(b).len(), 2);
+    }
+
+    /// A link holds within its stretch, for its RIP and TLB generation
+    /// only; a new stretch, an invalidation or a flush ends it.
+    #[test]
+    fn links_hold_within_their_stretch() {
+        let mut c = CodeCache::default();
+        let a = c.insert(block(0x1000, 3));
+        let b = c.insert(block(0x2000, 2));
+        c.link(a, 0x7000, b, 5);
+        assert_eq!(c.linked(a, 0x7000, 5), Some(b));
+        assert_eq!(c.linked(a, 0x7001, 5), None, "another RIP");
+        assert_eq!(c.linked(a, 0x7000, 6), None, "another TLB generation");
+        assert_eq!(c.linked(u32::MAX, 0x7000, 5), None, "no block");
+        c.new_stretch();
+        assert_eq!(c.linked(a, 0x7000, 5), None, "a new stretch");
+        c.link(a, 0x7000, b, 5);
+        c.invalidate_page(0x2000);
+        assert_eq!(c.linked(a, 0x7000, 5), None, "the successor was dropped");
+        let b = c.insert(block(0x2000, 2));
+        c.link(a, 0x7000, b, 5);
+        c.clear();
+        assert_eq!(c.linked(a, 0x7000, 5), None, "flushed");
     }
 }

@@ -20,15 +20,22 @@ impl Machine {
     /// or non-canonical; the fault is taken on the branch).
     #[inline(always)]
     pub fn branch_near(&mut self, target: u64) -> Flow {
-        if self.cpu.long64() {
-            if !mmu::is_canonical(target, self.canonical_bits()) {
-                return Err(Event::gp0());
-            }
-        } else if target > self.cpu.seg(SegReg::Cs).limit as u64 {
+        if !self.near_target_ok(target) {
             return Err(Event::gp0());
         }
         self.next_rip = target;
         Ok(())
+    }
+
+    /// True if a near branch to `target` does not fault: canonical in
+    /// 64-bit mode, within the CS limit otherwise.
+    #[inline(always)]
+    pub(crate) fn near_target_ok(&self, target: u64) -> bool {
+        if self.cpu.long64() {
+            mmu::is_canonical(target, self.canonical_bits())
+        } else {
+            target <= self.cpu.seg(SegReg::Cs).limit as u64
+        }
     }
 }
 

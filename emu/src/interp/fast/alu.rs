@@ -111,7 +111,7 @@ pub enum Which {
 /// `arith::alu2`: read both operands, compute, record the flags, write the
 /// destination unless the operation only compares.
 #[inline(always)]
-fn alu<A: Binary, D: Place, S: Place, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
+pub(super) fn alu<A: Binary, D: Place, S: Place, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
     let mask = size_mask(N);
     let ea = ea_if::<D, S>(m, op);
     let a = if A::WRITE {
@@ -165,7 +165,10 @@ pub enum Unary {
 
 /// INC / DEC (CF kept).
 #[inline(always)]
-fn incdec<D: Place, const DEC: bool, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
+pub(super) fn incdec<D: Place, const DEC: bool, const N: usize>(m: &mut Machine, op: &Op) -> Flow {
+    // The CF kept, first: nothing else is live across its out-of-line
+    // cases.
+    let cf = m.cpu.flags.kept_cf_bit();
     let ea = ea_if::<D, D>(m, op);
     let a = D::read_rmw::<N>(m, op, ea)?;
     let r = if DEC {
@@ -174,7 +177,7 @@ fn incdec<D: Place, const DEC: bool, const N: usize>(m: &mut Machine, op: &Op) -
         a.wrapping_add(1)
     };
     let before = m.cpu.flags;
-    m.cpu.flags.set_incdec(DEC, (N * 8) as u8, a, r);
+    m.cpu.flags.set_incdec_cf(cf, DEC, (N * 8) as u8, a, r);
     D::commit::<N>(m, op, ea, r, before)
 }
 

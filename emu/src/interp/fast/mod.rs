@@ -21,6 +21,7 @@
 
 mod alu;
 mod flow;
+pub mod fused;
 mod moves;
 mod operands;
 #[cfg(test)]
@@ -186,6 +187,24 @@ impl Op {
     /// True if the operation runs a specialized function.
     pub fn is_specialized(&self) -> bool {
         !std::ptr::fn_addr_eq(self.exec, generic as Exec)
+    }
+
+    /// True if the operation runs a specialized function that reaches
+    /// nothing but the general-purpose registers, the status flags and the
+    /// next RIP: no memory operand (LEA and NOP only compute or name one),
+    /// no stack. Such an operation reads neither the clock, the counters,
+    /// the current RIP nor any device, so the run loop may count a run of
+    /// them once at its end (`Machine::run_ops`).
+    pub fn is_pure(&self) -> bool {
+        if !self.is_specialized() {
+            return false;
+        }
+        let i = &self.insn;
+        match i.mnemonic() {
+            Mnemonic::Push | Mnemonic::Pop | Mnemonic::Call | Mnemonic::Ret => false,
+            Mnemonic::Lea | Mnemonic::Nop => true,
+            _ => (0..i.op_count()).all(|n| i.op_kind(n) != OpKind::Memory),
+        }
     }
 }
 

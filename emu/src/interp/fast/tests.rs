@@ -310,3 +310,130 @@ fn writes_to_new_code_pages_invalidate() {
     assert_eq!(m.code.invalidated_blocks, before + 1);
     assert!(m.stop_block);
 }
+
+/// A fusable head: prefix, opcode, ModRM register form, immediate.
+fn head_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let prefix = prop_oneof![
+        Just(vec![]),
+        Just(vec![0x48]),
+        Just(vec![0x49]),
+        Just(vec![0x4d]),
+        Just(vec![0x41])
+    ];
+    let opcode = prop_oneof![
+        Just((0xffu8, 0u8)),
+        Just((0x01, 0)),
+        Just((0x29, 0)),
+        Just((0x39, 0)),
+        Just((0x85, 0)),
+        Just((0x21, 0)),
+        Just((0x09, 0)),
+        Just((0x31, 0)),
+        Just((0x83, 1)),
+        Just((0xf7, 4)),
+    ];
+    (prefix, opcode, any::<u8>(), any::<[u8; 4]>()).prop_map(|(mut b, (opc, imm), modrm, i)| {
+        let modrm = 0xc0 | (modrm & 0x3f);
+        // FF: INC (/0) or DEC (/1); F7: TEST (/0).
+        let modrm = match opc {
+            0xff => modrm & 0xcf,
+            0xf7 => modrm & 0xc7,
+            // Not ADC (/2) or SBB (/3), which are not fused.
+            0x83 if matches!((modrm >> 3) & 7, 2 | 3) => modrm & 0xe7,
+            _ => modrm,
+        };
+        b.extend([opc, modrm]);
+        b.extend_from_slice(&i[..imm as usize]);
+        b
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+    /// A fused pair does what its two operations do one after the other;
+    /// one whose branch would fault declines, having changed nothing.
+    #[test]
+    fn fused_pairs_equal_their_operations(
+        bits in prop_oneof![3 => Just(64u32), 1 => Just(32u32)],
+        regs in proptest::array::uniform16(reg()),
+        flags: u64,
+        head in head_bytes(),
+        cc in 0u8..16,
+        rel: i8,
+        near_edge: bool,
+    ) {
+        let mut bytes = head;
+        let jcc_at = bytes.len();
+        bytes.extend([0x70 + cc, rel as u8]);
+        let rip = match (bits, near_edge) {
+            (64, true) => 0x0000_7fff_ffff_ff80u64,
+            (32, true) => 0xffff_ff80,
+            _ => 0x20_0800,
+        };
+        let mut fast = machine(bits, false, &regs, flags, 1);
+        let mut slow = machine(bits, false, &regs, flags, 1);
+        let mut dec = Decoder::with_ip(bits, &bytes, rip, DecoderOptions::NONE);
+        let x = dec.decode();
+        let j = dec.decode();
+        prop_assume!(!x.is_invalid() && !j.is_invalid() && x.len() == jcc_at);
+        let (x, j) = (compile(fast.decoded(x)), compile(fast.decoded(j)));
+        let fused = super::fused::fuse(&x, &j);
+        prop_assert!(fused.is_some(), "{:02x?} not fused", bytes);
+        let fused = fused.unwrap();
+        let mask = crate::machine::ip_mask(bits as u8);
+        let pair_next = (rip + bytes.len() as u64) & mask;
+        fast.cpu.rip = rip;
+        fast.next_rip = pair_next;
+        let before = state(&fast);
+        let r = (fused.exec)(&mut fast, &fused);
+        if r.is_err() && fast.raised.is_none() {
+            // Declined: nothing changed, and the Jcc would fault if taken
+            // (the run loop then runs the pair unfused).
+            prop_assert_eq!(state(&fast), before);
+            let target = j.imm.wrapping_add(pair_next) & j.amask;
+            prop_assert!(!slow.near_target_ok(target), "{:02x?}: declined a good target", bytes);
+            return Ok(());
+        }
+        prop_assert!(r.is_ok());
+        for (op, at) in [(&x, rip), (&j, rip + x.len as u64)] {
+            slow.cpu.rip = at;
+            slow.next_rip = (at + op.len as u64) & mask;
+            let h = (op.handler)(&mut slow, &op.insn);
+            prop_assert!(h.is_ok());
+        }
+        slow.cpu.rip = rip;
+        prop_assert_eq!(state(&fast), state(&slow), "{:02x?}", bytes);
+        prop_assert_eq!(fused.len as usize, bytes.len());
+        prop_assert_eq!(fused.cost, x.cost + j.cost);
+    }
+}
+
+/// A fused DEC/JNZ whose branch leaves the CS limit declines, and the
+/// block then runs its pair unfused: the Jcc faults where the generic
+/// handlers fault, and the run ends as a run of the generic handlers.
+#[test]
+fn declined_pair_runs_unfused() {
+    let run = |specialize: bool| {
+        let mut m = machine(32, false, &[0; 16], 0, 3);
+        m.code.specialize = specialize;
+        m.cpu.sys.segs[SegReg::Cs as usize].limit = 0x1fff;
+        // mov ecx, 3; L: add eax, ecx; dec ecx; jnz +0x7f (past the limit)
+        let code = [
+            0xb9, 3, 0, 0, 0, 0x01, 0xc8, 0x49, 0x0f, 0x85, 0x00, 0x10, 0, 0,
+        ];
+        m.load_phys(0x1f00, &code);
+        m.cpu.rip = 0x1f00;
+        let mut stop = None;
+        for _ in 0..16 {
+            stop = m.run_slice();
+            if stop.is_some() {
+                break;
+            }
+        }
+        (format!("{stop:?}"), state(&m), m.cpu.gpr[0], m.stats.cycles)
+    };
+    let fast = run(true);
+    let reference = run(false);
+    assert_eq!(fast, reference);
+    assert_eq!(fast.2, 3, "one ADD ran before the Jcc faulted");
+}
