@@ -583,9 +583,7 @@ impl Machine {
     /// Counts `n` retired instructions costing `cost` cycles together.
     #[inline(always)]
     fn count_retired(&mut self, n: u64, cost: u64) {
-        self.stats.instructions += n;
-        self.stats.cycles += cost;
-        self.stats.parts.instructions += cost;
+        self.stats.retire_many(n, cost);
     }
 
     /// An instruction raised an event: traps (software interrupts, debug traps)

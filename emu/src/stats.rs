@@ -196,12 +196,19 @@ impl Stats {
     /// the clock one cycle per instruction, which the devices need.
     #[inline(always)]
     pub fn retire(&mut self, cost: u32) {
-        self.instructions += 1;
+        self.retire_many(1, cost as u64);
+    }
+
+    /// Counts `n` instructions that retired together, costing `cost`
+    /// modelled cycles in all (see [`Stats::retire`]).
+    #[inline(always)]
+    pub fn retire_many(&mut self, n: u64, cost: u64) {
+        self.instructions += n;
         if cfg!(feature = "uncounted") {
-            self.cycles += 1;
+            self.cycles += n;
         } else {
-            self.cycles += cost as u64;
-            self.parts.instructions += cost as u64;
+            self.cycles += cost;
+            self.parts.instructions += cost;
         }
     }
 
