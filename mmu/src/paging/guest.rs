@@ -90,6 +90,14 @@ where
 {
     let regs = &cfg.regs;
     let w = cfg.widths;
+    if matches!(regs.mode, PagingMode::Level4 | PagingMode::Level5) && caches.fast_paths() {
+        let fmt = ia32e(cfg);
+        if let Some(r) = super::fast::guest_pte(
+            &fmt, cfg, policy, nested, la, access, mem, rec, caches, stats,
+        ) {
+            return r;
+        }
+    }
     let mut g = Guest {
         cfg,
         policy,
@@ -136,14 +144,20 @@ where
             }
         }
         PagingMode::Level4 | PagingMode::Level5 => {
-            let fmt = Ia32e {
-                nxe: regs.efer.contains(crate::Efer::NXE),
-                page_1g: cfg.features.page_1g,
-                widths: w,
-            };
+            let fmt = ia32e(cfg);
             let levels = regs.mode.levels();
             g.run(&fmt, levels, regs.cr3 & super::frame_mask(w))
         }
+    }
+}
+
+/// The entry format of 4- and 5-level paging for `cfg`.
+#[inline]
+fn ia32e(cfg: &GuestConfig) -> Ia32e {
+    Ia32e {
+        nxe: cfg.regs.efer.contains(crate::Efer::NXE),
+        page_1g: cfg.features.page_1g,
+        widths: cfg.widths,
     }
 }
 
