@@ -477,6 +477,7 @@ impl NestedTlb {
     }
 
     /// Caches `t` for `gpa`'s page.
+    #[inline]
     pub fn fill(&mut self, gpa: u64, root: u64, vpid: u16, t: &NestedTranslation) {
         let e = NestedTlbEntry {
             key: ntlb_key(gpa),
