@@ -209,12 +209,13 @@ pub fn boundary_quiet(m: &Machine) -> bool {
     let Some(g) = svm.guest.as_deref() else {
         return svm.delivering.is_none();
     };
-    svm.delivering.is_none()
-        && !g.iret
-        && g.trap.is_none()
-        && !m.cpu.events.nmi_pending
-        && !(g.controls.vnmi && g.controls.vintr.v_nmi)
-        && !g.controls.vintr.v_irq
+    let virtual_nmi = g.controls.vnmi && g.controls.vintr.v_nmi;
+    !(svm.delivering.is_some()
+        || g.iret
+        || g.trap.is_some()
+        || m.cpu.events.nmi_pending
+        || virtual_nmi
+        || g.controls.vintr.v_irq)
 }
 
 /// Delivers an interrupt-like event through the guest IDT; it wakes a
