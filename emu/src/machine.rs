@@ -288,7 +288,9 @@ impl Machine {
             // so after a block of this loop (which charged, or had nothing
             // to charge) there is nothing to charge.
             let mut charge = !(quiet && l1_free && self.code.is_pure(idx));
-            quiet = self.code.is_fast(idx);
+            // In a guest, a specialized operation's memory write can make
+            // an exit due (a pending exit): test every boundary there.
+            quiet = self.code.is_fast(idx) && !self.in_guest();
             let result = self.run_cached(idx, budget);
             let stop = match result {
                 Ok(()) => {
@@ -318,7 +320,8 @@ impl Machine {
     }
 
     /// The boundary state [`Machine::quick_slices`] needs besides the clock:
-    /// not halted, no interrupt shadow, host mode, no TF or RF, no debug
+    /// not halted, no interrupt shadow, no guest-mode event or exit due
+    /// ([`Machine::guest_boundary_quiet`]), no TF or RF, no debug
     /// register armed, no SIPI wait.
     #[inline(always)]
     fn boundary_quiet(&self) -> bool {
@@ -326,7 +329,7 @@ impl Machine {
         !(ev.halted
             || ev.sti_blocking
             || ev.movss_blocking
-            || self.in_guest()
+            || !self.guest_boundary_quiet()
             || self.cpu.flags.has(Rflags::TF | Rflags::RF)
             || self.dbg.any()
             || self.dev.lapics[self.dev.current_cpu].sipi_exits)

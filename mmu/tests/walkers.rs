@@ -9,6 +9,7 @@ use common::reference::{self as r, Acc, RefNested, RefOk, Setup, Why};
 use common::{guest_frame, nested_frame, Knobs, Profile, RandMem};
 use mmu::paging::{
     translate_nested, walk_guest, EptCaps, EptContext, Eptp, GuestConfig, NoRecord, NptContext,
+    Trace,
 };
 use mmu::{
     Access, AccessKind, AddressWidths, Cr0, Cr4, Efer, GuestPhysAddr, LinearAddr, Mmu,
@@ -278,6 +279,12 @@ fn run_guest(
     if let Some(n) = &nested {
         tctx = tctx.with_nested(n.0);
     }
+    // The MMU's short walks against its general walker: the same outcome,
+    // memory, recorded references and events, and the same caches and
+    // counters after every access.
+    let mut short = (mmu.clone(), mem.clone());
+    let mut general = (mmu.clone(), mem.clone());
+    general.0.set_general_walks_only(true);
     let shared = [
         common::splitmix(seed ^ 1),
         common::splitmix(seed ^ 2),
@@ -317,6 +324,26 @@ fn run_guest(
             &mmu_mem.written,
             &mem.written,
             "caching MMU memory differs at la {:#x}",
+            la
+        );
+        let (mut ts, mut tg) = (Trace::default(), Trace::default());
+        let rs = short
+            .0
+            .translate(&tctx, LinearAddr(la), a, &mut short.1, &mut ts);
+        let rg = general
+            .0
+            .translate(&tctx, LinearAddr(la), a, &mut general.1, &mut tg);
+        prop_assert_eq!(rs, rg, "short walk differs at la {:#x}", la);
+        prop_assert_eq!(&ts, &tg, "short walk's trace differs at la {:#x}", la);
+        prop_assert!(
+            short.0 == general.0,
+            "short walk's caches or counters differ at la {:#x}",
+            la
+        );
+        prop_assert_eq!(
+            &short.1.written,
+            &general.1.written,
+            "short walk's memory differs at la {:#x}",
             la
         );
     }

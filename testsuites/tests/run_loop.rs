@@ -230,3 +230,209 @@ fn smp_turns_end_chains_exactly() {
         same(&built, limited(&cfg, n), &format!("4 vCPUs, limit {n}"));
     }
 }
+
+/// An L2 loop of loads, stores and arithmetic over `pages` 4-KiB pages of
+/// the kit's test data (clobbers RAX, RCX, RSI, R9).
+fn l2_loop(a: &mut guestkit::Asm, pages: u32, rounds: u32) -> guestkit::AsmResult {
+    let mut round = a.label();
+    let mut page = a.label();
+    a.xor(eax, eax)?;
+    a.mov(r9d, rounds)?;
+    a.set(&mut round)?;
+    a.mov(rsi, DATA)?;
+    a.mov(ecx, pages)?;
+    a.set(&mut page)?;
+    a.add(rax, qword_ptr(rsi))?;
+    a.mov(qword_ptr(rsi + 8), rax)?;
+    a.add(rsi, 0x1000i32)?;
+    a.dec(ecx)?;
+    a.jnz(page.l)?;
+    a.dec(r9d)?;
+    a.jnz(round.l)
+}
+
+/// VMX guests whose boundaries have exits due now and then (interrupt and
+/// NMI windows, the monitor trap flag, the preemption timer), with memory
+/// traffic under EPT between them.
+fn vmx_program() -> Built {
+    use guestkit::vmx::{vmclr, vmor, vmr, vmw, VmxCase, VmxSuite};
+    use vmx_model::controls::{PinControls as Pin, Proc2Controls as P2, ProcControls as P1};
+    use vmx_model::Field as F;
+    // L1: on exit reason `r`, clear `bits` of `field` and resume.
+    let clear_on = |r: i32, field: F, bits: u64| {
+        move |a: &mut guestkit::Asm, rt: &guestkit::vmx::VmxRt| {
+            let mut other = a.label();
+            vmr(a, rax, F::ExitReason)?;
+            a.cmp(eax, r)?;
+            a.jne(other.l)?;
+            vmclr(a, field, bits)?;
+            a.jmp(rt.resume.l)?;
+            a.set(&mut other)?;
+            a.jmp(rt.default_exit.l)
+        }
+    };
+    let ept = (P2::ENABLE_VPID | P2::ENABLE_EPT).bits() as u64;
+    let mut s = VmxSuite::new();
+    s.push(
+        VmxCase::guest("memory loop under EPT", |a, _| l2_loop(a, 16, 40))
+            .setup(move |a, _| vmor(a, F::SecondaryProcBasedControls, ept)),
+    );
+    let iw = P1::INTERRUPT_WINDOW_EXITING.bits() as u64;
+    s.push(
+        VmxCase::guest("interrupt window after a loop", |a, _| {
+            l2_loop(a, 4, 30)?;
+            a.sti()?;
+            l2_loop(a, 4, 30)
+        })
+        .setup(move |a, _| vmor(a, F::PrimaryProcBasedControls, iw))
+        .on_exit(clear_on(7, F::PrimaryProcBasedControls, iw)),
+    );
+    let nw = P1::NMI_WINDOW_EXITING.bits() as u64;
+    let vnmi = (Pin::NMI_EXITING | Pin::VIRTUAL_NMIS).bits() as u64;
+    s.push(
+        VmxCase::guest("NMI window", |a, _| l2_loop(a, 4, 30))
+            .setup(move |a, _| {
+                vmor(a, F::PinBasedControls, vnmi)?;
+                vmor(a, F::PrimaryProcBasedControls, nw)
+            })
+            .on_exit(clear_on(8, F::PrimaryProcBasedControls, nw)),
+    );
+    let mtf = P1::MONITOR_TRAP_FLAG.bits() as u64;
+    s.push(
+        VmxCase::guest("monitor trap flag", |a, _| l2_loop(a, 4, 30))
+            .setup(move |a, _| vmor(a, F::PrimaryProcBasedControls, mtf))
+            .on_exit(clear_on(37, F::PrimaryProcBasedControls, mtf)),
+    );
+    // CPUID asks L1 to set the flag in the middle of hot code.
+    s.push(
+        VmxCase::guest("monitor trap flag in hot code", |a, _| {
+            let mut top = a.label();
+            let mut done = a.label();
+            a.mov(r12d, 4u32)?;
+            a.set(&mut top)?;
+            l2_loop(a, 4, 20)?;
+            a.dec(r12d)?;
+            a.jz(done.l)?;
+            a.cpuid()?;
+            a.jmp(top.l)?;
+            a.set(&mut done)?;
+            a.nop()
+        })
+        .on_exit(move |a, rt| {
+            let mut other = a.label();
+            let mut not_cpuid = a.label();
+            vmr(a, rax, F::ExitReason)?;
+            a.cmp(eax, 10)?;
+            a.jne(not_cpuid.l)?;
+            vmor(a, F::PrimaryProcBasedControls, mtf)?;
+            a.jmp(rt.skip.l)?;
+            a.set(&mut not_cpuid)?;
+            vmr(a, rax, F::ExitReason)?;
+            a.cmp(eax, 37)?;
+            a.jne(other.l)?;
+            vmclr(a, F::PrimaryProcBasedControls, mtf)?;
+            a.jmp(rt.resume.l)?;
+            a.set(&mut other)?;
+            a.jmp(rt.default_exit.l)
+        }),
+    );
+    let timer = Pin::ACTIVATE_PREEMPTION_TIMER.bits() as u64;
+    s.push(
+        VmxCase::guest("preemption timer in a loop", |a, _| l2_loop(a, 16, 400))
+            .setup(move |a, _| {
+                vmor(a, F::PinBasedControls, timer)?;
+                vmw(a, F::PreemptionTimerValue, 20)
+            })
+            .on_exit(clear_on(52, F::PinBasedControls, timer)),
+    );
+    s.into_program().build().expect("assembles")
+}
+
+/// In VMX non-root operation the quick path takes the boundaries where no
+/// guest-mode exit is due, and ends every run as the full path does.
+#[test]
+fn vmx_guest_boundaries_end_as_single_slices() {
+    let built = vmx_program();
+    let whole = same(&built, config(), "vmx guests");
+    assert_eq!(whole.stop, Stop::DebugExit(0), "{}", whole.serial);
+    let exits = &whole.report["vmexits"]["by_reason"];
+    for r in [
+        "Interrupt window",
+        "NMI window",
+        "Monitor trap flag",
+        "VMX-preemption timer expired",
+    ] {
+        assert!(
+            exits[r].as_u64().is_some_and(|n| n > 0),
+            "no {r} exit: {exits}"
+        );
+    }
+    let total = whole.steps;
+    for n in [total / 7, total / 3 + 5, total / 2 + 1, total - 9] {
+        same(&built, limited(&config(), n), &format!("vmx, limit {n}"));
+    }
+}
+
+/// An SVM guest (under the kit's identity NPT, ASID 1) doing memory traffic
+/// and VMMCALLs that L1 resumes from, until it sets R14 = 1.
+fn svm_program() -> Built {
+    use guestkit::svm::{self as ksvm, Svm, SvmProgram, VMCB};
+    use svm_model::vmcb::NestedCtl;
+    use svm_model::VmcbField as V;
+    let mut s = SvmProgram::new();
+    s.case("svm guest", move |a: &mut guestkit::Asm, svm: &Svm| {
+        let mut code = a.label();
+        let mut over = a.label();
+        a.jmp(over.l)?;
+        a.set(&mut code)?;
+        let mut lp = a.label();
+        a.mov(r12d, 20u32)?;
+        a.set(&mut lp)?;
+        l2_loop(a, 8, 10)?;
+        a.vmmcall()?;
+        a.dec(r12d)?;
+        a.jnz(lp.l)?;
+        a.mov(r14d, 1i32)?;
+        a.vmmcall()?;
+        a.hlt()?;
+        a.set(&mut over)?;
+        ksvm::build_identity_npt(a)?;
+        svm.init_vmcb(a, VMCB)?;
+        ksvm::set_label(a, VMCB, V::Rip, &code)?;
+        ksvm::set(a, VMCB, V::NestedCtl, NestedCtl::NP_ENABLE.bits())?;
+        ksvm::set(a, VMCB, V::NCr3, ksvm::NPT_PML4)?;
+        a.xor(r14d, r14d)?;
+        let mut again = a.label();
+        let mut done = a.label();
+        a.set(&mut again)?;
+        ksvm::vmrun(a, VMCB)?;
+        ksvm::set(a, VMCB, V::TlbControl, 0)?;
+        a.cmp(r14d, 1i32)?;
+        a.je(done.l)?;
+        // Past the VMMCALL (3 bytes).
+        a.mov(rax, qword_ptr(VMCB + V::Rip.offset() as u64))?;
+        a.add(rax, 3i32)?;
+        a.mov(qword_ptr(VMCB + V::Rip.offset() as u64), rax)?;
+        a.jmp(again.l)?;
+        a.set(&mut done)?;
+        a.nop()
+    });
+    s.finish().build().expect("assembles")
+}
+
+/// In SVM guest mode the quick path takes the boundaries where no event is
+/// due, and ends every run as the full path does.
+#[test]
+fn svm_guest_boundaries_end_as_single_slices() {
+    let built = svm_program();
+    let cfg = MachineConfig {
+        model: nestemu::cpu::cpuid::CpuModel::amd(),
+        ..config()
+    };
+    let whole = same(&built, cfg.clone(), "svm guest");
+    assert_eq!(whole.stop, Stop::DebugExit(0), "{}", whole.serial);
+    let total = whole.steps;
+    for n in [total / 7, total / 3 + 5, total / 2 + 1, total - 9] {
+        same(&built, limited(&cfg, n), &format!("svm, limit {n}"));
+    }
+}

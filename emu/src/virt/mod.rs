@@ -317,6 +317,18 @@ impl Machine {
 }
 
 impl Machine {
+    /// True if [`Machine::guest_boundary`] would do nothing and return
+    /// `Ok(false)` (no guest-mode event or exit is due), given no interrupt
+    /// shadow: always in host mode.
+    #[inline]
+    pub(crate) fn guest_boundary_quiet(&self) -> bool {
+        match self.virt.mode {
+            GuestMode::SvmGuest => svm::events::boundary_quiet(self),
+            GuestMode::VmxNonRoot => vmx::boundary_quiet(self),
+            GuestMode::Host => true,
+        }
+    }
+
     /// Work at an instruction boundary while a guest runs, before the halt
     /// check: pending virtual interrupts and NMIs, exits that wait for a
     /// boundary (monitor trap flag, preemption timer, interrupt and NMI

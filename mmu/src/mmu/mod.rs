@@ -44,6 +44,10 @@ pub struct Mmu {
     /// compared).
     #[serde(skip)]
     last_fill: LastFill,
+    /// Host-side: walks take only the general path (for tests comparing
+    /// it with the short ones). Not modelled state.
+    #[serde(skip)]
+    general_only: GeneralOnly,
 }
 
 impl Mmu {
@@ -59,8 +63,17 @@ impl Mmu {
             nested_tlb: NestedTlb::new(config.nested_tlb),
             counters: MmuCounters::default(),
             last_fill: LastFill::default(),
+            general_only: GeneralOnly(false),
             config,
         })
+    }
+
+    /// Makes walks take only the general walker (`true`) or also its short
+    /// paths for misses a paging-structure cache leaves one entry for
+    /// (`false`, the default). Both give the same outcome, counters, cache
+    /// contents and references: tests compare them.
+    pub fn set_general_walks_only(&mut self, on: bool) {
+        self.general_only = GeneralOnly(on);
     }
 
     /// The configuration.
@@ -342,6 +355,7 @@ impl Mmu {
             nested_psc: &mut self.nested_psc,
             nested_tlb: &mut self.nested_tlb,
             tlbs: [&mut self.itlb, &mut self.dtlb, &mut self.stlb],
+            fast: !self.general_only.0,
         }
     }
 
@@ -489,6 +503,18 @@ impl PartialEq for LastFill {
 }
 impl Eq for LastFill {}
 
+/// Host-side switch for [`Mmu::set_general_walks_only`]: equal whatever it
+/// holds.
+#[derive(Clone, Copy, Debug, Default)]
+struct GeneralOnly(bool);
+
+impl PartialEq for GeneralOnly {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for GeneralOnly {}
+
 /// Builds the TLB entry for a successful translation. Inlined into the
 /// miss path, so the entry is built in registers and stored once into its
 /// slots (built in memory by a call, its narrow fields stalled the wide
@@ -575,9 +601,14 @@ struct MmuCaches<'a> {
     nested_psc: &'a mut NestedPsc,
     nested_tlb: &'a mut NestedTlb,
     tlbs: [&'a mut TlbLevel; 3],
+    fast: bool,
 }
 
 impl WalkCaches for MmuCaches<'_> {
+    #[inline]
+    fn fast_paths(&self) -> bool {
+        self.fast
+    }
     fn guest_psc_lookup(&mut self, la: u64, mode: PagingMode) -> Option<PscEntry> {
         self.guest_psc.lookup(la, mode, self.ctx.tag())
     }

@@ -42,6 +42,14 @@ pub trait WalkCaches {
     /// An EPT violation, misconfiguration or #NPF for `gpa`: invalidate the
     /// guest-physical mappings that would translate it (SDM Vol. 3C 29.4.3.1).
     fn nested_fault(&mut self, gpa: u64);
+    /// True if the walkers may take their short paths for misses a
+    /// paging-structure cache leaves one entry for (see `paging::fast`);
+    /// false makes them take the general one, for tests that compare the
+    /// two.
+    #[inline]
+    fn fast_paths(&self) -> bool {
+        true
+    }
 }
 
 /// No caches: every walk starts at the root and reads every level.

@@ -72,7 +72,39 @@ pub fn walk_guest<M: PhysMemory + ?Sized, R: WalkRecorder + ?Sized>(
 /// Translates `la`, using and filling `caches`, adding the work done to
 /// `stats`.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub(crate) fn translate<M, R, C>(
+    cfg: &GuestConfig,
+    policy: &PermPolicy,
+    nested: Option<&NestedPaging>,
+    la: u64,
+    access: Access,
+    mem: &mut M,
+    rec: &mut R,
+    caches: &mut C,
+    stats: &mut WalkStats,
+) -> Result<Translation, TranslateFault>
+where
+    M: PhysMemory + ?Sized,
+    R: WalkRecorder + ?Sized,
+    C: WalkCaches + ?Sized,
+{
+    if matches!(cfg.regs.mode, PagingMode::Level4 | PagingMode::Level5) && caches.fast_paths() {
+        let fmt = ia32e(cfg);
+        if let Some(r) = super::fast::guest_pte(
+            &fmt, cfg, policy, nested, la, access, mem, rec, caches, stats,
+        ) {
+            return r;
+        }
+    }
+    general(cfg, policy, nested, la, access, mem, rec, caches, stats)
+}
+
+/// [`translate`] by the general walker (kept out of line, so the short path
+/// is laid out the same in every caller).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn general<M, R, C>(
     cfg: &GuestConfig,
     policy: &PermPolicy,
     nested: Option<&NestedPaging>,
@@ -136,14 +168,20 @@ where
             }
         }
         PagingMode::Level4 | PagingMode::Level5 => {
-            let fmt = Ia32e {
-                nxe: regs.efer.contains(crate::Efer::NXE),
-                page_1g: cfg.features.page_1g,
-                widths: w,
-            };
+            let fmt = ia32e(cfg);
             let levels = regs.mode.levels();
             g.run(&fmt, levels, regs.cr3 & super::frame_mask(w))
         }
+    }
+}
+
+/// The entry format of 4- and 5-level paging for `cfg`.
+#[inline]
+fn ia32e(cfg: &GuestConfig) -> Ia32e {
+    Ia32e {
+        nxe: cfg.regs.efer.contains(crate::Efer::NXE),
+        page_1g: cfg.features.page_1g,
+        widths: cfg.widths,
     }
 }
 

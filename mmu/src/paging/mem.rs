@@ -34,7 +34,8 @@ impl EntrySize {
 /// ones and compare-exchanges fail, as an unclaimed bus would).
 pub trait PhysMemory {
     /// Reads a paging-structure entry (4 or 8 bytes, little endian) at a
-    /// machine-physical address.
+    /// machine-physical address. A read has no side effect: walkers may
+    /// read an entry again (a retried walk, a short path that gives up).
     fn read_entry(&mut self, pa: PhysAddr, size: EntrySize) -> u64;
 
     /// Locked compare-and-set of an entry, used to set accessed and dirty

@@ -15,6 +15,7 @@
 
 pub mod cache;
 pub mod ept;
+mod fast;
 pub mod format;
 pub mod guest;
 pub mod mem;

@@ -152,7 +152,7 @@ pub struct NestedReq {
 
 impl NestedReq {
     /// The guest level served, for the recorder.
-    fn for_guest_level(&self) -> Option<u8> {
+    pub(super) fn for_guest_level(&self) -> Option<u8> {
         match self.stage {
             Stage::Table { level, .. } => Some(level),
             _ => None,
@@ -164,7 +164,7 @@ impl NestedReq {
 }
 
 /// What EPT and NPT each decide about a nested walk.
-trait NestedPolicy {
+pub(super) trait NestedPolicy {
     type F: Format;
     fn entry_format(&self, widths: AddressWidths) -> Self::F;
     fn root_table(&self, widths: AddressWidths) -> u64;
@@ -173,12 +173,14 @@ trait NestedPolicy {
     fn treats_as_write(&self, req: &NestedReq) -> bool;
     fn permits(&self, rights: Rights, req: &NestedReq) -> bool;
     fn fault(&self, req: &NestedReq, why: Why, rights: Rights) -> TranslateFault;
-    fn leaf_memtype(&self, path: &Path) -> (u8, bool);
+    /// The memory type and ignore-PAT of leaf entry `e` mapping a page of
+    /// `size`.
+    fn leaf_memtype_of(&self, e: u64, size: PageSize) -> (u8, bool);
 }
 
 /// Why a nested translation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Why {
+pub(super) enum Why {
     NotPresent,
     Reserved,
     Denied,
@@ -238,8 +240,7 @@ impl NestedPolicy for EptContext {
             self, req.gpa, read, write, fetch, rights, stage,
         ))
     }
-    fn leaf_memtype(&self, path: &Path) -> (u8, bool) {
-        let e = path.leaf_entry();
+    fn leaf_memtype_of(&self, e: u64, _size: PageSize) -> (u8, bool) {
         (((e >> 3) & 7) as u8, e & (1 << 6) != 0)
     }
 }
@@ -277,8 +278,8 @@ impl NestedPolicy for NptContext {
             req.is_table() || req.stage == Stage::PdpteLoad,
         ))
     }
-    fn leaf_memtype(&self, path: &Path) -> (u8, bool) {
-        let a = super::format::leaf_attrs(path.leaf_entry(), path.size, false);
+    fn leaf_memtype_of(&self, e: u64, size: PageSize) -> (u8, bool) {
+        let a = super::format::leaf_attrs(e, size, false);
         (a.pat_index, false)
     }
 }
@@ -336,6 +337,11 @@ where
     stats.nested_tlb_misses += 1;
     let fmt = p.entry_format(widths);
     let levels = p.walk_levels();
+    if caches.fast_paths() {
+        if let Some(t) = super::fast::nested_leaf(p, &fmt, levels, req, mem, rec, caches, stats) {
+            return Ok(t);
+        }
+    }
     let mut tries = 0;
     loop {
         let start = match caches.nested_psc_lookup(req.gpa, levels) {
@@ -407,7 +413,7 @@ where
         }
         fill_psc(&fmt, &path, start.rights, req.gpa, caches);
         let leaf = path.leaf_entry();
-        let (memory_type, ignore_pat) = p.leaf_memtype(&path);
+        let (memory_type, ignore_pat) = p.leaf_memtype_of(leaf, path.size);
         let t = NestedTranslation {
             hpa: PhysAddr(path.output(req.gpa)),
             size: path.size,

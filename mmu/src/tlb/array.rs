@@ -378,12 +378,15 @@ impl<E: Slot> SetAssoc<E> {
     /// entry for which `same` holds (a lookup just missed and nothing was
     /// filled since): `e` takes the FIFO victim without a search. The same
     /// outcome as `insert`, which debug builds check.
-    #[inline]
+    #[inline(always)]
     pub fn insert_absent(&mut self, key: u64, e: E, same: impl Fn(&E) -> bool) {
         self.insert_with(key, e, same, false)
     }
 
-    #[inline]
+    /// Inlined into the fill paths, so an entry built in registers is
+    /// stored once into its slot: passed in memory to a call, its narrow
+    /// fields (written one by one) stalled the wide loads that copy it.
+    #[inline(always)]
     fn insert_with(&mut self, key: u64, e: E, same: impl Fn(&E) -> bool, search: bool) {
         if self.sets == 0 {
             return;

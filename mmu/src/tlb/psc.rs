@@ -89,6 +89,48 @@ fn key_shift(mode: PagingMode, level: u8) -> u32 {
     }
 }
 
+/// log2 of the region a paging-structure-cache lookup's result depends on:
+/// every level's key ([`key_shift`]) drops at least 21 address bits.
+const MEMO_SHIFT: u32 = 21;
+const _: () = assert!(MEMO_SHIFT <= 21);
+
+/// What a lookup's result depends on besides the cache's content: the
+/// address's [`MEMO_SHIFT`] region, the paging mode (guest) or number of
+/// levels (nested), and the tags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct MemoKey {
+    region: u64,
+    mode: u8,
+    vpid: u16,
+    pcid: u16,
+    root: u64,
+}
+
+/// The last lookup of a paging-structure cache and its result, host-side:
+/// consecutive misses usually fall in the same 2-MiB region, and a lookup
+/// is a pure function of the key and the content, so while the content is
+/// unchanged (every change empties the memo) the result is the memo's. Not
+/// modelled state: equal whatever it holds, never stored.
+#[derive(Clone, Debug, Default)]
+struct Memo(Option<(MemoKey, Option<PscEntry>)>);
+
+impl Memo {
+    #[inline]
+    fn get(&self, key: &MemoKey) -> Option<Option<PscEntry>> {
+        match &self.0 {
+            Some((k, r)) if k == key => Some(*r),
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq for Memo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for Memo {}
+
 /// Four fully associative caches, for entries at levels 2 (PDE) to 5 (PML5E).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Levels {
@@ -128,6 +170,9 @@ impl Levels {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestPsc {
     levels: Levels,
+    /// Host-side: the last lookup and its result.
+    #[serde(skip)]
+    memo: Memo,
 }
 
 impl GuestPsc {
@@ -135,11 +180,31 @@ impl GuestPsc {
     pub fn new(c: &PscConfig) -> Self {
         Self {
             levels: Levels::new(c),
+            memo: Memo::default(),
         }
     }
 
     /// The deepest cached entry for `la` (PDE first).
-    pub fn lookup(&self, la: u64, mode: PagingMode, tag: &Tag) -> Option<PscEntry> {
+    #[inline]
+    pub fn lookup(&mut self, la: u64, mode: PagingMode, tag: &Tag) -> Option<PscEntry> {
+        let m = mode_code(mode);
+        let key = MemoKey {
+            region: la >> MEMO_SHIFT,
+            mode: m,
+            vpid: tag.vpid,
+            pcid: tag.pcid,
+            root: tag.root,
+        };
+        if let Some(r) = self.memo.get(&key) {
+            debug_assert_eq!(r, self.search(la, mode, tag), "a stale memo");
+            return r;
+        }
+        let r = self.search(la, mode, tag);
+        self.memo.0 = Some((key, r));
+        r
+    }
+
+    fn search(&self, la: u64, mode: PagingMode, tag: &Tag) -> Option<PscEntry> {
         let m = mode_code(mode);
         for level in 2..=mode.levels().min(5) {
             let key = la >> key_shift(mode, level);
@@ -160,6 +225,7 @@ impl GuestPsc {
 
     /// Caches `e` for `la`.
     pub fn fill(&mut self, la: u64, mode: PagingMode, tag: &Tag, e: PscEntry) {
+        self.memo.0 = None;
         if !(2..=5).contains(&e.level) {
             return;
         }
@@ -192,6 +258,7 @@ impl GuestPsc {
 
     /// Invalidates the entries `scope` selects (ignoring its page).
     pub fn invalidate(&mut self, scope: &Scope) -> usize {
+        self.memo.0 = None;
         self.levels
             .invalidate(|s| scope.selects_psc(s.vpid, s.pcid, s.root))
     }
@@ -199,6 +266,7 @@ impl GuestPsc {
     /// Invalidates the entries that would be used to translate `la` under
     /// `tag` (a page fault, SDM Vol. 3A 4.10.4.1).
     pub fn invalidate_for(&mut self, la: u64, mode: PagingMode, tag: &Tag) -> usize {
+        self.memo.0 = None;
         let m = mode_code(mode);
         let mut n = 0;
         for level in 2..=5u8 {
@@ -230,6 +298,9 @@ impl GuestPsc {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NestedPsc {
     levels: Levels,
+    /// Host-side: the last lookup and its result.
+    #[serde(skip)]
+    memo: Memo,
 }
 
 impl NestedPsc {
@@ -237,11 +308,30 @@ impl NestedPsc {
     pub fn new(c: &PscConfig) -> Self {
         Self {
             levels: Levels::new(c),
+            memo: Memo::default(),
         }
     }
 
     /// The deepest cached entry for `gpa`.
-    pub fn lookup(&self, gpa: u64, levels: u8, root: u64, vpid: u16) -> Option<PscEntry> {
+    #[inline]
+    pub fn lookup(&mut self, gpa: u64, levels: u8, root: u64, vpid: u16) -> Option<PscEntry> {
+        let key = MemoKey {
+            region: gpa >> MEMO_SHIFT,
+            mode: levels,
+            vpid,
+            pcid: 0,
+            root,
+        };
+        if let Some(r) = self.memo.get(&key) {
+            debug_assert_eq!(r, self.search(gpa, levels, root, vpid), "a stale memo");
+            return r;
+        }
+        let r = self.search(gpa, levels, root, vpid);
+        self.memo.0 = Some((key, r));
+        r
+    }
+
+    fn search(&self, gpa: u64, levels: u8, root: u64, vpid: u16) -> Option<PscEntry> {
         for level in 2..=levels.min(5) {
             let key = gpa >> key_shift(PagingMode::Level5, level);
             let hit = self.levels.find(level, key, |s| {
@@ -256,6 +346,7 @@ impl NestedPsc {
 
     /// Caches `e` for `gpa`.
     pub fn fill(&mut self, gpa: u64, root: u64, vpid: u16, e: PscEntry) {
+        self.memo.0 = None;
         if !(2..=5).contains(&e.level) {
             return;
         }
@@ -279,11 +370,13 @@ impl NestedPsc {
 
     /// Invalidates entries whose (root, vpid) satisfy `f`.
     pub fn invalidate(&mut self, f: impl Fn(u64, u16) -> bool) -> usize {
+        self.memo.0 = None;
         self.levels.invalidate(|s| f(s.root, s.vpid))
     }
 
     /// Invalidates the entries that would translate `gpa`.
     pub fn invalidate_for(&mut self, gpa: u64, root: u64, vpid: u16) -> usize {
+        self.memo.0 = None;
         let mut n = 0;
         for level in 2..=5u8 {
             let key = gpa >> key_shift(PagingMode::Level5, level);
@@ -384,6 +477,7 @@ impl NestedTlb {
     }
 
     /// Caches `t` for `gpa`'s page.
+    #[inline]
     pub fn fill(&mut self, gpa: u64, root: u64, vpid: u16, t: &NestedTranslation) {
         let e = NestedTlbEntry {
             key: ntlb_key(gpa),

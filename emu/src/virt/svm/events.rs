@@ -198,6 +198,26 @@ pub fn boundary(m: &mut Machine) -> Result<(), Stop> {
     }
 }
 
+/// True if [`boundary`] would do nothing at this boundary and change
+/// nothing, with no interrupt shadow: no event being delivered, no guest
+/// IRET to note, no pending intercept trap, no pending NMI, no virtual NMI
+/// or virtual interrupt pending (APM Vol. 2 15.21.4, 15.21.5). The run
+/// loop's quick path takes guest-mode boundaries only then.
+#[inline]
+pub fn boundary_quiet(m: &Machine) -> bool {
+    let svm = &m.virt.svm;
+    let Some(g) = svm.guest.as_deref() else {
+        return svm.delivering.is_none();
+    };
+    let virtual_nmi = g.controls.vnmi && g.controls.vintr.v_nmi;
+    !(svm.delivering.is_some()
+        || g.iret
+        || g.trap.is_some()
+        || m.cpu.events.nmi_pending
+        || virtual_nmi
+        || g.controls.vintr.v_irq)
+}
+
 /// Delivers an interrupt-like event through the guest IDT; it wakes a
 /// halted guest.
 fn take(m: &mut Machine, vector: u8, source: Source) -> Result<(), Stop> {

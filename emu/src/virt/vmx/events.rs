@@ -240,6 +240,21 @@ pub fn boundary(m: &mut Machine) -> Result<bool, Stop> {
     Ok(mtf)
 }
 
+/// True if [`boundary`] would do nothing at this boundary and change
+/// nothing: no pending exit, no monitor trap flag, no VMX-preemption timer,
+/// no NMI- or interrupt-window exiting (SDM Vol. 3C 26.2, 27.5.2, 27.7.4),
+/// and the guest has run since the VM entry. (With those clear, `boundary`
+/// takes none of its exits and its only write, `ran = true`, is already
+/// made.) The run loop's quick path takes guest-mode boundaries only then.
+#[inline]
+pub fn boundary_quiet(m: &Machine) -> bool {
+    let g = &m.virt.vmx.guest;
+    let quiet_ctls = ProcControls::MONITOR_TRAP_FLAG
+        | ProcControls::NMI_WINDOW_EXITING
+        | ProcControls::INTERRUPT_WINDOW_EXITING;
+    g.pending.is_none() && g.ran && g.timer.is_none() && !g.ctls.proc.intersects(quiet_ctls)
+}
+
 /// True if the VMX-preemption timer has counted down to 0. A halted guest
 /// waits for it: the cycle counter advances to the expiry.
 fn timer_expired(m: &mut Machine) -> bool {

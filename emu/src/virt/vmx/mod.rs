@@ -34,7 +34,7 @@ mod operands;
 mod shadow;
 
 pub use ept::{nested_fault, translation_context};
-pub use events::{boundary, event_intercept, task_switch, triple_fault};
+pub use events::{boundary, boundary_quiet, event_intercept, task_switch, triple_fault};
 pub(crate) use events::{intr_enabled, intr_gate, nmi_gate};
 pub use exit::perform_exit;
 pub use insn::handler_for;
