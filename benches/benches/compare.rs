@@ -143,7 +143,11 @@ fn main() {
             best = Some(match best {
                 None => (n, b, q, ticks),
                 Some((bn, bb, bq, bt)) => (
-                    if n.cpu_seconds < bn.cpu_seconds { n } else { bn },
+                    if n.cpu_seconds < bn.cpu_seconds {
+                        n
+                    } else {
+                        bn
+                    },
                     least(bb, b),
                     least(bq, q),
                     bt.or(ticks),
