@@ -503,22 +503,15 @@ impl Machine {
         let Some((last, body)) = ops.split_last() else {
             return Ok(());
         };
-        let mut cost = 0u64;
-        for (k, op) in body.iter().enumerate() {
-            let here = base.wrapping_add(op.start as u64);
-            self.next_rip = here.wrapping_add(op.len as u64) & ip_mask;
-            if (op.exec)(self, op).is_err() {
-                return Err(self.pure_raised(k as u64, cost, here & ip_mask, op.cost));
-            }
-            cost += op.cost as u64;
-        }
+        let cost = self.run_pure_body(body, base, ip_mask)?;
         let here = base.wrapping_add(last.start as u64);
         let next = here.wrapping_add(last.len as u64) & ip_mask;
         self.next_rip = next;
         if (last.exec)(self, last).is_err() {
             return Err(self.pure_raised(body.len() as u64, cost, here & ip_mask, last.cost));
         }
-        self.count_retired(ops.len() as u64, cost + last.cost as u64);
+        self.stats
+            .retire_many(ops.len() as u64, cost + last.cost as u64);
         // Specialized operations never set stop_block; a branch ends the
         // block by itself.
         self.stop_block = false;
@@ -539,15 +532,7 @@ impl Machine {
     ) -> Result<(), Event> {
         let base = self.cpu.rip;
         let (body, pair) = ops.split_at(ops.len() - 2);
-        let mut cost = 0u64;
-        for (k, op) in body.iter().enumerate() {
-            let here = base.wrapping_add(op.start as u64);
-            self.next_rip = here.wrapping_add(op.len as u64) & ip_mask;
-            if (op.exec)(self, op).is_err() {
-                return Err(self.pure_raised(k as u64, cost, here & ip_mask, op.cost));
-            }
-            cost += op.cost as u64;
-        }
+        let cost = self.run_pure_body(body, base, ip_mask)?;
         let here = base.wrapping_add(fused.start as u64);
         self.next_rip = here.wrapping_add(fused.len as u64) & ip_mask;
         if (fused.exec)(self, fused).is_err() {
@@ -563,13 +548,36 @@ impl Machine {
             }
             // Declined: nothing ran; the pair runs unfused (RIP is still
             // the block's).
-            self.count_retired(body.len() as u64, cost);
+            self.stats.retire_many(body.len() as u64, cost);
             return self.run_pure_ops(pair, ip_mask);
         }
-        self.count_retired(ops.len() as u64, cost + fused.cost as u64);
+        self.stats
+            .retire_many(ops.len() as u64, cost + fused.cost as u64);
         self.stop_block = false;
         self.cpu.rip = self.next_rip;
         Ok(())
+    }
+
+    /// Runs `body`, pure operations of the block whose first RIP is `base`
+    /// that do not transfer control, without counting them: returns their
+    /// cost, or the event one raised (with those before it counted).
+    #[inline(always)]
+    fn run_pure_body(
+        &mut self,
+        body: &[crate::interp::fast::Op],
+        base: u64,
+        ip_mask: u64,
+    ) -> Result<u64, Event> {
+        let mut cost = 0u64;
+        for (k, op) in body.iter().enumerate() {
+            let here = base.wrapping_add(op.start as u64);
+            self.next_rip = here.wrapping_add(op.len as u64) & ip_mask;
+            if (op.exec)(self, op).is_err() {
+                return Err(self.pure_raised(k as u64, cost, here & ip_mask, op.cost));
+            }
+            cost += op.cost as u64;
+        }
+        Ok(cost)
     }
 
     /// A pure operation at `rip` costing `cost` raised an event after
@@ -577,16 +585,10 @@ impl Machine {
     #[cold]
     #[inline(never)]
     fn pure_raised(&mut self, retired: u64, so_far: u64, rip: u64, cost: u32) -> Event {
-        self.count_retired(retired, so_far);
+        self.stats.retire_many(retired, so_far);
         self.cpu.rip = rip;
         let e = self.take_raised();
         self.on_event(e, cost)
-    }
-
-    /// Counts `n` retired instructions costing `cost` cycles together.
-    #[inline(always)]
-    fn count_retired(&mut self, n: u64, cost: u64) {
-        self.stats.retire_many(n, cost);
     }
 
     /// An instruction raised an event: traps (software interrupts, debug traps)

@@ -283,6 +283,19 @@ impl CodeCache {
         }
     }
 
+    /// Before a write to the physical bytes `first..=last` (on at most two
+    /// pages): drops the blocks decoded from their pages. True if there
+    /// were any, and so the write must end the block running now.
+    #[inline(always)]
+    pub fn written(&mut self, first: u64, last: u64) -> bool {
+        if self.is_code_page(first) || self.is_code_page(last) {
+            self.invalidate_page(first);
+            self.invalidate_page(last);
+            return true;
+        }
+        false
+    }
+
     /// Adds a block and returns its slot.
     pub fn insert(&mut self, block: Block) -> u32 {
         let len = block.ops.len();
@@ -300,8 +313,8 @@ impl CodeCache {
                 .rev()
                 .skip(1)
                 .all(|o| o.insn.flow_control() == iced_x86::FlowControl::Next);
+        let bytes = block.bytes();
         let mut ops = block.ops;
-        let bytes = ops.iter().map(|o| o.insn.len() as u64).sum();
         let fast = ops.iter().all(Op::is_specialized);
         // A block of pure operations ending in a fusable pair carries the
         // fused operation after its instructions (see fast::fused).

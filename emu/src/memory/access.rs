@@ -309,8 +309,8 @@ impl Machine {
     #[inline(always)]
     pub fn phys_write(&mut self, pa: u64, size: usize, v: u64) -> Result<(), Event> {
         if let Some(off) = self.ram.offset(pa, size as u64) {
-            if self.code.is_code_page(pa) || self.code.is_code_page(pa + size as u64 - 1) {
-                self.invalidate_code(pa, size);
+            if self.code.written(pa, pa + size as u64 - 1) {
+                self.stop_block = true;
             }
             self.ram.write_sized(off, size, v);
             return Ok(());
@@ -332,13 +332,6 @@ impl Machine {
             .mmio_write(pa, size as u8, v & size_mask(size), now);
         self.after_device_access();
         self.device_effect(fx)
-    }
-
-    #[cold]
-    fn invalidate_code(&mut self, pa: u64, size: usize) {
-        self.code.invalidate_page(pa);
-        self.code.invalidate_page(pa + size as u64 - 1);
-        self.stop_block = true;
     }
 
     /// Copies bytes into physical memory (loaders, DMA), keeping the code cache

@@ -40,8 +40,8 @@ impl PhysMemory for WalkMemory<'_> {
         if self.read_entry(pa, size) != old {
             return false;
         }
-        if self.code.is_code_page(pa.0) {
-            self.code.invalidate_page(pa.0);
+        // An aligned entry lies on one page.
+        if self.code.written(pa.0, pa.0) {
             *self.stop_block = true;
         }
         self.ram.write_sized(off, n, new);

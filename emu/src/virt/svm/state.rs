@@ -90,9 +90,7 @@ impl PhysMem for SvmPhys<'_> {
             return false;
         };
         let last = pa + data.len() as u64 - 1;
-        if self.code.is_code_page(pa) || self.code.is_code_page(last) {
-            self.code.invalidate_page(pa);
-            self.code.invalidate_page(last);
+        if self.code.written(pa, last) {
             *self.stop_block = true;
         }
         copy_field(self.ram.slice_mut(off, data.len()), data);
@@ -116,9 +114,7 @@ impl PhysMem for SvmPhys<'_> {
         let n = layout.fields.len().min(values.len());
         self.accesses.count_n(access, n as u64);
         let last = pa + layout.span - 1;
-        if self.code.is_code_page(pa) || self.code.is_code_page(last) {
-            self.code.invalidate_page(pa);
-            self.code.invalidate_page(last);
+        if self.code.written(pa, last) {
             *self.stop_block = true;
         }
         store_fields(
