@@ -24,7 +24,7 @@ use crate::vmcb::{
     write_field_bytes, EventInj, EventType, FieldList, FieldSource, IntState, Staged, VIntr,
     VmcbField, VmcbSeg, VmcbSegment, VmcbTable,
 };
-use crate::vmrun::{load_pdptes, load_seg, load_table, HOST_SAVE};
+use crate::vmrun::{load_pdptes, load_seg, load_table, HOST_SAVE, SHARED_STATE};
 use mmu::{Cr0, Cr4, Dr7, Efer, Rflags, SegReg};
 use serde::{Deserialize, Serialize};
 
@@ -192,37 +192,13 @@ pub fn vmexit<M: PhysMem + ?Sized>(
 }
 
 /// The guest state #VMEXIT writes back (the subset VMRUN loads, APM Vol. 2
-/// 15.6) with the exit information, in the order [`save_guest`] and
-/// [`vmexit`] stage them; G_PAT (nested paging), NRIP (NRIPS) and the
-/// decode-assist byte count (decode assists) follow when they apply.
+/// 15.6) after [`SHARED_STATE`], with the exit information, in the order
+/// [`save_guest`] and [`vmexit`] stage them; G_PAT (nested paging), NRIP
+/// (NRIPS) and the decode-assist byte count (decode assists) follow when
+/// they apply.
 const EXIT_FIELDS: &[VmcbField] = {
     use VmcbField as F;
     &[
-        F::EsSelector,
-        F::EsAttrib,
-        F::EsLimit,
-        F::EsBase,
-        F::CsSelector,
-        F::CsAttrib,
-        F::CsLimit,
-        F::CsBase,
-        F::SsSelector,
-        F::SsAttrib,
-        F::SsLimit,
-        F::SsBase,
-        F::DsSelector,
-        F::DsAttrib,
-        F::DsLimit,
-        F::DsBase,
-        F::GdtrLimit,
-        F::GdtrBase,
-        F::IdtrLimit,
-        F::IdtrBase,
-        F::Cpl,
-        F::Efer,
-        F::Cr4,
-        F::Cr3,
-        F::Cr0,
         F::Dr7,
         F::Dr6,
         F::Rflags,
@@ -240,9 +216,9 @@ const EXIT_FIELDS: &[VmcbField] = {
     ]
 };
 
-/// The most fields one #VMEXIT writes: [`EXIT_FIELDS`] and the three that
-/// depend on the configuration.
-const EXIT_MAX: usize = EXIT_FIELDS.len() + 3;
+/// The most fields one #VMEXIT writes: [`SHARED_STATE`], [`EXIT_FIELDS`]
+/// and the three that depend on the configuration.
+const EXIT_MAX: usize = SHARED_STATE.len() + EXIT_FIELDS.len() + 3;
 
 /// The index in [`EXIT_LISTS`] of the list for a guest with nested paging
 /// (`nested`) on a processor with NRIPS and decode assists.
@@ -266,7 +242,7 @@ static EXIT_LISTS: [FieldList<EXIT_MAX>; 8] = {
             b += 1;
         }
         let (extra, _) = extra.split_at(n);
-        FieldList::new(EXIT_FIELDS, extra)
+        FieldList::new(&[SHARED_STATE, EXIT_FIELDS, extra])
     }
     [
         variant(0),

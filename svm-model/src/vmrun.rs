@@ -149,15 +149,12 @@ pub fn vmrun<M: PhysMem + ?Sized>(
 
 /// The VMCB fields a failed VMRUN writes: EXITCODE (VMEXIT_INVALID), and
 /// EXITINFO1, EXITINFO2 and EVENTINJ cleared (APM Vol. 2 15.5.1, 15.6).
-static INVALID_EXIT: FieldList<4> = FieldList::new(
-    &[
-        VmcbField::ExitCode,
-        VmcbField::ExitInfo1,
-        VmcbField::ExitInfo2,
-        VmcbField::EventInj,
-    ],
-    &[],
-);
+static INVALID_EXIT: FieldList<4> = FieldList::new(&[&[
+    VmcbField::ExitCode,
+    VmcbField::ExitInfo1,
+    VmcbField::ExitInfo2,
+    VmcbField::EventInj,
+]]);
 
 /// Runs every consistency check on the merged state, then, for a legacy-PAE
 /// guest without nested paging, loads and checks its PDPEs. Reads memory only.
@@ -264,44 +261,44 @@ pub(crate) fn save_host<M: PhysMem + ?Sized>(mem: &mut M, hsave_pa: u64, host: &
     );
 }
 
+/// The state both the host save area and the guest state #VMEXIT writes
+/// back begin with (APM Vol. 2 15.5.1, 15.6): ES, CS, SS and DS, GDTR and
+/// IDTR, CPL, EFER, CR4, CR3 and CR0.
+pub(crate) const SHARED_STATE: &[VmcbField] = {
+    use VmcbField as F;
+    &[
+        F::EsSelector,
+        F::EsAttrib,
+        F::EsLimit,
+        F::EsBase,
+        F::CsSelector,
+        F::CsAttrib,
+        F::CsLimit,
+        F::CsBase,
+        F::SsSelector,
+        F::SsAttrib,
+        F::SsLimit,
+        F::SsBase,
+        F::DsSelector,
+        F::DsAttrib,
+        F::DsLimit,
+        F::DsBase,
+        F::GdtrLimit,
+        F::GdtrBase,
+        F::IdtrLimit,
+        F::IdtrBase,
+        F::Cpl,
+        F::Efer,
+        F::Cr4,
+        F::Cr3,
+        F::Cr0,
+    ]
+};
+
 /// The fields of the host save area (every one is staged by [`save_host`]).
 pub(crate) static HOST_SAVE: FieldList<30> = {
     use VmcbField as F;
-    FieldList::new(
-        &[
-            F::EsSelector,
-            F::EsAttrib,
-            F::EsLimit,
-            F::EsBase,
-            F::CsSelector,
-            F::CsAttrib,
-            F::CsLimit,
-            F::CsBase,
-            F::SsSelector,
-            F::SsAttrib,
-            F::SsLimit,
-            F::SsBase,
-            F::DsSelector,
-            F::DsAttrib,
-            F::DsLimit,
-            F::DsBase,
-            F::GdtrLimit,
-            F::GdtrBase,
-            F::IdtrLimit,
-            F::IdtrBase,
-            F::Cpl,
-            F::Efer,
-            F::Cr4,
-            F::Cr3,
-            F::Cr0,
-            F::Rflags,
-            F::Rip,
-            F::Rsp,
-            F::Rax,
-            F::GPat,
-        ],
-        &[],
-    )
+    FieldList::new(&[SHARED_STATE, &[F::Rflags, F::Rip, F::Rsp, F::Rax, F::GPat]])
 };
 
 /// Loads a segment or descriptor-table register from a VMCB image, with bases

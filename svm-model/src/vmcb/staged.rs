@@ -111,24 +111,26 @@ pub struct FieldLayout<'a> {
 }
 
 impl<const N: usize> FieldList<N> {
-    /// The list of `fields`, then `extra`, in that order.
+    /// The fields of `parts`, one part after the other.
     ///
     /// # Panics
     /// At compile time (the lists are constants) if a field repeats, if there
     /// are more than `N` fields or if the list is empty.
-    pub const fn new(fields: &[VmcbField], extra: &[VmcbField]) -> Self {
-        let len = fields.len() + extra.len();
-        assert!(len <= N && len > 0 && N < 256, "list size");
+    pub const fn new(parts: &[&[VmcbField]]) -> Self {
         let mut list = [VmcbField::InterceptCr; N];
-        let mut i = 0;
-        while i < len {
-            list[i] = if i < fields.len() {
-                fields[i]
-            } else {
-                extra[i - fields.len()]
-            };
-            i += 1;
+        let mut len = 0;
+        let mut p = 0;
+        while p < parts.len() {
+            let mut j = 0;
+            while j < parts[p].len() {
+                assert!(len < N, "list size");
+                list[len] = parts[p][j];
+                len += 1;
+                j += 1;
+            }
+            p += 1;
         }
+        assert!(len > 0 && N < 256, "list size");
         let (mut lo, mut hi) = (usize::MAX, 0);
         let mut pos = [0u8; FIELDS];
         let mut i = 0;
@@ -385,7 +387,7 @@ mod tests {
             i += 1;
         }
         let (list, _) = t.split_at(n);
-        FieldList::new(list, &[])
+        FieldList::new(&[list])
     };
 
     #[test]
@@ -441,7 +443,7 @@ mod tests {
         assert_eq!(NARROW.position(VmcbField::GuestInsnBytes), None);
     }
 
-    static SEGS: FieldList<8> = FieldList::new(
+    static SEGS: FieldList<8> = FieldList::new(&[
         &[
             VmcbField::CsSelector,
             VmcbField::CsAttrib,
@@ -451,7 +453,7 @@ mod tests {
             VmcbField::IdtrBase,
         ],
         &[VmcbField::Rip],
-    );
+    ]);
 
     #[test]
     fn segments_and_tables_round_trip() {

@@ -234,7 +234,7 @@ mod tests {
     }
 
     /// Every field of the layout, as one list.
-    static ALL: FieldList<{ VmcbField::ALL.len() }> = FieldList::new(VmcbField::ALL, &[]);
+    static ALL: FieldList<{ VmcbField::ALL.len() }> = FieldList::new(&[VmcbField::ALL]);
 
     #[test]
     fn batched_fields_equal_one_access_per_field() {
