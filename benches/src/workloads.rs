@@ -9,12 +9,10 @@
 //! port; nothing on nestemu or QEMU) and then exits through isa-debug-exit,
 //! so the same image ends a run on every emulator the comparison drives.
 
-use guestkit::svm::{self as ksvm, Svm, SvmProgram, VMCB};
+use guestkit::svm as ksvm;
 use guestkit::vmx::{vmor, vmw_reg, VmxCase, VmxSuite};
 use guestkit::{Asm, AsmResult, Program};
 use iced_x86::code_asm::*;
-use svm_model::vmcb::NestedCtl;
-use svm_model::VmcbField as V;
 use vmx_model::controls::Proc2Controls as P2;
 use vmx_model::Field as F;
 
@@ -138,43 +136,12 @@ pub fn memory_ept(rounds: u64) -> Program {
     p
 }
 
-/// Runs `l2` in an L2 under the kit's identity NPT (ASID 1, the TLB kept
-/// across VMRUNs), with `l1` after each #VMEXIT until L2 sets R14 = 1.
-/// `l1` runs with RAX free.
+/// [`ksvm::npt_guest_program`], ending with the Bochs shutdown.
 fn svm_guest(
     l2: impl Fn(&mut Asm) -> AsmResult + 'static,
     l1: impl Fn(&mut Asm) -> AsmResult + 'static,
 ) -> Program {
-    let mut s = SvmProgram::new();
-    s.case("svm workload", move |a: &mut Asm, svm: &Svm| {
-        let mut code = a.label();
-        let mut over = a.label();
-        a.jmp(over.l)?;
-        a.set(&mut code)?;
-        l2(a)?;
-        a.mov(r14d, 1i32)?;
-        a.vmmcall()?;
-        a.hlt()?;
-        a.set(&mut over)?;
-        ksvm::build_identity_npt(a)?;
-        svm.init_vmcb(a, VMCB)?;
-        ksvm::set_label(a, VMCB, V::Rip, &code)?;
-        ksvm::set(a, VMCB, V::NestedCtl, NestedCtl::NP_ENABLE.bits())?;
-        ksvm::set(a, VMCB, V::NCr3, ksvm::NPT_PML4)?;
-        a.xor(r14d, r14d)?;
-        let mut lp = a.label();
-        let mut done = a.label();
-        a.set(&mut lp)?;
-        ksvm::vmrun(a, VMCB)?;
-        ksvm::set(a, VMCB, V::TlbControl, 0)?;
-        a.cmp(r14d, 1i32)?;
-        a.je(done.l)?;
-        l1(a)?;
-        a.jmp(lp.l)?;
-        a.set(&mut done)?;
-        a.nop()
-    });
-    let mut p = s.finish();
+    let mut p = ksvm::npt_guest_program("svm workload", l2, l1);
     p.body64(|a, _| bochs_shutdown(a));
     p
 }
@@ -249,12 +216,7 @@ pub fn vmmcall_loop(calls: u64) -> Program {
             a.dec(r15)?;
             a.jnz(lp.l)
         },
-        |a| {
-            let rip = (VMCB + V::Rip.offset() as u64) as u32 as u64;
-            a.mov(rax, qword_ptr(rip))?;
-            a.add(rax, 3i32)?;
-            a.mov(qword_ptr(rip), rax)
-        },
+        ksvm::skip_vmmcall,
     )
 }
 

@@ -376,48 +376,22 @@ fn vmx_guest_boundaries_end_as_single_slices() {
 /// An SVM guest (under the kit's identity NPT, ASID 1) doing memory traffic
 /// and VMMCALLs that L1 resumes from, until it sets R14 = 1.
 fn svm_program() -> Built {
-    use guestkit::svm::{self as ksvm, Svm, SvmProgram, VMCB};
-    use svm_model::vmcb::NestedCtl;
-    use svm_model::VmcbField as V;
-    let mut s = SvmProgram::new();
-    s.case("svm guest", move |a: &mut guestkit::Asm, svm: &Svm| {
-        let mut code = a.label();
-        let mut over = a.label();
-        a.jmp(over.l)?;
-        a.set(&mut code)?;
-        let mut lp = a.label();
-        a.mov(r12d, 20u32)?;
-        a.set(&mut lp)?;
-        l2_loop(a, 8, 10)?;
-        a.vmmcall()?;
-        a.dec(r12d)?;
-        a.jnz(lp.l)?;
-        a.mov(r14d, 1i32)?;
-        a.vmmcall()?;
-        a.hlt()?;
-        a.set(&mut over)?;
-        ksvm::build_identity_npt(a)?;
-        svm.init_vmcb(a, VMCB)?;
-        ksvm::set_label(a, VMCB, V::Rip, &code)?;
-        ksvm::set(a, VMCB, V::NestedCtl, NestedCtl::NP_ENABLE.bits())?;
-        ksvm::set(a, VMCB, V::NCr3, ksvm::NPT_PML4)?;
-        a.xor(r14d, r14d)?;
-        let mut again = a.label();
-        let mut done = a.label();
-        a.set(&mut again)?;
-        ksvm::vmrun(a, VMCB)?;
-        ksvm::set(a, VMCB, V::TlbControl, 0)?;
-        a.cmp(r14d, 1i32)?;
-        a.je(done.l)?;
-        // Past the VMMCALL (3 bytes).
-        a.mov(rax, qword_ptr(VMCB + V::Rip.offset() as u64))?;
-        a.add(rax, 3i32)?;
-        a.mov(qword_ptr(VMCB + V::Rip.offset() as u64), rax)?;
-        a.jmp(again.l)?;
-        a.set(&mut done)?;
-        a.nop()
-    });
-    s.finish().build().expect("assembles")
+    use guestkit::svm as ksvm;
+    ksvm::npt_guest_program(
+        "svm guest",
+        |a| {
+            let mut lp = a.label();
+            a.mov(r12d, 20u32)?;
+            a.set(&mut lp)?;
+            l2_loop(a, 8, 10)?;
+            a.vmmcall()?;
+            a.dec(r12d)?;
+            a.jnz(lp.l)
+        },
+        ksvm::skip_vmmcall,
+    )
+    .build()
+    .expect("assembles")
 }
 
 /// In SVM guest mode the quick path takes the boundaries where no event is

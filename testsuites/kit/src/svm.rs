@@ -446,6 +446,58 @@ impl Default for SvmProgram {
     }
 }
 
+/// A program with one case, `name`, that runs `l2` in an L2 under the kit's
+/// identity NPT ([`build_identity_npt`]; ASID 1, the TLB kept across
+/// VMRUNs), with `l1` after each #VMEXIT, until L2 ends: after `l2` it sets
+/// R14 = 1 and exits with VMMCALL. `l1` runs with RAX free.
+pub fn npt_guest_program(
+    name: &str,
+    l2: impl Fn(&mut Asm) -> AsmResult + 'static,
+    l1: impl Fn(&mut Asm) -> AsmResult + 'static,
+) -> Program {
+    use svm_model::vmcb::NestedCtl;
+    let mut s = SvmProgram::new();
+    s.case(name, move |a: &mut Asm, svm: &Svm| {
+        let mut code = a.label();
+        let mut over = a.label();
+        a.jmp(over.l)?;
+        a.set(&mut code)?;
+        l2(a)?;
+        a.mov(r14d, 1i32)?;
+        a.vmmcall()?;
+        a.hlt()?;
+        a.set(&mut over)?;
+        build_identity_npt(a)?;
+        svm.init_vmcb(a, VMCB)?;
+        set_label(a, VMCB, VmcbField::Rip, &code)?;
+        set(a, VMCB, VmcbField::NestedCtl, NestedCtl::NP_ENABLE.bits())?;
+        set(a, VMCB, VmcbField::NCr3, NPT_PML4)?;
+        a.xor(r14d, r14d)?;
+        let mut lp = a.label();
+        let mut done = a.label();
+        a.set(&mut lp)?;
+        vmrun(a, VMCB)?;
+        set(a, VMCB, VmcbField::TlbControl, 0)?;
+        a.cmp(r14d, 1i32)?;
+        a.je(done.l)?;
+        l1(a)?;
+        a.jmp(lp.l)?;
+        a.set(&mut done)?;
+        a.nop()
+    });
+    s.finish()
+}
+
+/// L1's resumption of an L2 that exited with VMMCALL, without NRIP: the
+/// VMCB's RIP advances past the 3-byte instruction (0F 01 D9; APM Vol. 3,
+/// "VMMCALL"). Uses RAX.
+pub fn skip_vmmcall(a: &mut Asm) -> AsmResult {
+    let rip = (VMCB + VmcbField::Rip.offset() as u64) as u32 as u64;
+    a.mov(rax, qword_ptr(rip))?;
+    a.add(rax, 3i32)?;
+    a.mov(qword_ptr(rip), rax)
+}
+
 /// A 32-bit protected-mode L2 guest (legacy mode: EFER.LME = 0, paging off),
 /// for what long mode does not have, hardware task switches among them (APM
 /// Vol. 2 12.3, "Hardware Task-Management in Legacy Mode"). The guest has its
