@@ -317,9 +317,9 @@ impl Machine {
 }
 
 impl Machine {
-    /// True if [`Machine::guest_boundary`] has nothing to do (no guest-mode
-    /// event or exit is due) and returns `Ok(false)` at once: always in host
-    /// mode.
+    /// True if [`Machine::guest_boundary`] would do nothing and return
+    /// `Ok(false)` (no guest-mode event or exit is due), given no interrupt
+    /// shadow: always in host mode.
     #[inline]
     pub(crate) fn guest_boundary_quiet(&self) -> bool {
         match self.virt.mode {

@@ -150,9 +150,6 @@ pub fn nested_fault(m: &mut Machine, f: TranslateFault) -> Event {
 /// virtual interrupt is taken (or exits with VINTR) when GIF, VGIF, IF, the
 /// priority and the interrupt shadow allow.
 pub fn boundary(m: &mut Machine) -> Result<(), Stop> {
-    if boundary_quiet(m) {
-        return Ok(());
-    }
     let svm = &mut m.virt.svm;
     svm.delivering = None;
     let gif = svm.gif;
@@ -201,12 +198,11 @@ pub fn boundary(m: &mut Machine) -> Result<(), Stop> {
     }
 }
 
-/// True if [`boundary`] has nothing to do at this boundary: no event being
-/// delivered, no guest IRET to note, no pending intercept trap, no pending
-/// NMI, no virtual NMI or virtual interrupt pending (APM Vol. 2 15.21.4,
-/// 15.21.5); an interrupt shadow only holds what is pending. `boundary`
-/// returns at once then, and the run loop's quick path takes guest-mode
-/// boundaries only then.
+/// True if [`boundary`] would do nothing at this boundary and change
+/// nothing, with no interrupt shadow: no event being delivered, no guest
+/// IRET to note, no pending intercept trap, no pending NMI, no virtual NMI
+/// or virtual interrupt pending (APM Vol. 2 15.21.4, 15.21.5). The run
+/// loop's quick path takes guest-mode boundaries only then.
 #[inline]
 pub fn boundary_quiet(m: &Machine) -> bool {
     let svm = &m.virt.svm;

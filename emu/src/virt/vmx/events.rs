@@ -191,9 +191,6 @@ pub(super) fn timer_value(m: &Machine) -> Option<u32> {
 /// Returns true if the next slice must be a single instruction (the monitor
 /// trap flag is set).
 pub fn boundary(m: &mut Machine) -> Result<bool, Stop> {
-    if boundary_quiet(m) {
-        return Ok(false);
-    }
     if let Some(e) = m.virt.vmx.guest.pending.take() {
         perform_exit(m, e)?;
         return Ok(false);
@@ -243,13 +240,12 @@ pub fn boundary(m: &mut Machine) -> Result<bool, Stop> {
     Ok(mtf)
 }
 
-/// True if [`boundary`] has nothing to do at this boundary: no pending
-/// exit, no monitor trap flag, no VMX-preemption timer, no NMI- or
-/// interrupt-window exiting (SDM Vol. 3C 26.2, 27.5.2, 27.7.4), and the
-/// guest has run since the VM entry. (With those clear `boundary` takes
-/// none of its exits, and its only write, `ran = true`, is already made.)
-/// `boundary` returns at once then, and the run loop's quick path takes
-/// guest-mode boundaries only then.
+/// True if [`boundary`] would do nothing at this boundary and change
+/// nothing: no pending exit, no monitor trap flag, no VMX-preemption timer,
+/// no NMI- or interrupt-window exiting (SDM Vol. 3C 26.2, 27.5.2, 27.7.4),
+/// and the guest has run since the VM entry. (With those clear, `boundary`
+/// takes none of its exits and its only write, `ran = true`, is already
+/// made.) The run loop's quick path takes guest-mode boundaries only then.
 #[inline]
 pub fn boundary_quiet(m: &Machine) -> bool {
     let g = &m.virt.vmx.guest;
