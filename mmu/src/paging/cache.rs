@@ -4,7 +4,6 @@
 
 use super::format::Rights;
 use super::nested::NestedTranslation;
-use super::record::{Dimension, WalkEvent, WalkRecorder};
 use super::walk::TableLoc;
 use super::PagingMode;
 use serde::{Deserialize, Serialize};
@@ -108,22 +107,6 @@ pub struct WalkStats {
 }
 
 impl WalkStats {
-    /// Counts a paging-structure-cache hit of `dimension` on its level-`level`
-    /// entry and records it in `rec`.
-    #[inline(always)]
-    pub(crate) fn psc_hit<R: WalkRecorder + ?Sized>(
-        &mut self,
-        rec: &mut R,
-        dimension: Dimension,
-        level: u8,
-    ) {
-        match dimension {
-            Dimension::Guest => self.guest_psc_hits[level as usize] += 1,
-            Dimension::Nested => self.nested_psc_hits[level as usize] += 1,
-        }
-        rec.event(WalkEvent::PscHit { dimension, level });
-    }
-
     /// Entry reads in both dimensions.
     #[inline]
     pub fn reads(&self) -> u32 {

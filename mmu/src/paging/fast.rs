@@ -20,11 +20,10 @@
 
 use super::cache::{WalkCaches, WalkStats};
 use super::format::{self, Decoded, Format, Ia32e, RIGHT_U, RIGHT_W, RIGHT_X};
-use super::guest::{leaf_translation as guest_leaf, Leaf};
-use super::nested::{leaf_translation, nested_translate, NestedPaging, NestedPolicy};
-use super::nested::{NestedReq, NestedTranslation, Stage};
+use super::nested::Stage;
+use super::nested::{nested_translate, NestedPaging, NestedPolicy, NestedReq, NestedTranslation};
 use super::perm::PermPolicy;
-use super::record::{Dimension, RefKind, WalkRecorder, WalkRef};
+use super::record::{Dimension, RefKind, WalkEvent, WalkRecorder, WalkRef};
 use super::{Access, GuestConfig, PhysMemory, TranslateFault, Translation};
 use crate::{GuestPhysAddr, PhysAddr};
 
@@ -81,7 +80,11 @@ where
         return None;
     }
     // Committed: what the general walker does from here on.
-    stats.psc_hit(rec, Dimension::Guest, 2);
+    stats.guest_psc_hits[2] += 1;
+    rec.event(WalkEvent::PscHit {
+        dimension: Dimension::Guest,
+        level: 2,
+    });
     stats.guest_reads += 1;
     rec.reference(WalkRef {
         dimension: Dimension::Guest,
@@ -112,18 +115,19 @@ where
         }
         None => None,
     };
-    Some(Ok(guest_leaf(
-        cfg,
-        Leaf {
-            gpa,
-            size,
-            rights,
-            attrs,
-            dirty: write || e & (1 << Ia32e::D_BIT) != 0,
-        },
-        nested.is_some(),
-        nt,
-    )))
+    Some(Ok(Translation {
+        pa: nt.map_or(PhysAddr(gpa), |n| n.hpa),
+        gpa: nested.map(|_| GuestPhysAddr(gpa)),
+        page_size: size,
+        user: rights & RIGHT_U != 0,
+        writable: rights & RIGHT_W != 0,
+        nx: rights & RIGHT_X == 0,
+        global: attrs.global && cfg.regs.cr4.contains(crate::Cr4::PGE),
+        dirty: write || e & (1 << Ia32e::D_BIT) != 0,
+        pkey: attrs.pkey,
+        pat_index: attrs.pat_index,
+        nested: nt,
+    }))
 }
 
 /// A nested walk (after a nested-TLB miss, already counted) whose
@@ -176,7 +180,11 @@ where
         return None;
     }
     // Committed.
-    stats.psc_hit(rec, Dimension::Nested, hit.level);
+    stats.nested_psc_hits[hit.level as usize] += 1;
+    rec.event(WalkEvent::PscHit {
+        dimension: Dimension::Nested,
+        level: hit.level,
+    });
     stats.nested_reads += 1;
     rec.reference(WalkRef {
         dimension: Dimension::Nested,
@@ -187,8 +195,15 @@ where
         entry: e,
         for_guest_level: req.for_guest_level(),
     });
-    let hpa = frame | (req.gpa & size.offset_mask());
-    let t = leaf_translation(p, fmt, hpa, e, size, rights, write);
+    let (memory_type, ignore_pat) = p.leaf_memtype_of(e, size);
+    let t = NestedTranslation {
+        hpa: PhysAddr(frame | (req.gpa & size.offset_mask())),
+        size,
+        rights,
+        dirty: !has_d || write || e & (1 << P::F::D_BIT) != 0,
+        memory_type,
+        ignore_pat,
+    };
     caches.nested_tlb_fill(req.gpa, &t);
     Some(t)
 }

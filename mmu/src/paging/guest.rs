@@ -32,7 +32,7 @@ use super::format::{
 use super::mem::EntrySize;
 use super::nested::{nested_translate, NestedPaging, NestedReq, NestedTranslation, Stage};
 use super::perm::PermPolicy;
-use super::record::{Dimension, RefKind, WalkRecorder, WalkRef};
+use super::record::{Dimension, RefKind, WalkEvent, WalkRecorder, WalkRef};
 use super::walk::AD_RETRIES;
 use super::walk::{self, DirectTables, HostTable, Path, Start, Step, TableLoc, Tables, WalkError};
 use super::{Access, GuestConfig, PageSize, PagingMode, PhysMemory, TranslateFault, Translation};
@@ -67,44 +67,6 @@ pub fn walk_guest<M: PhysMemory + ?Sized, R: WalkRecorder + ?Sized>(
         &mut NoCaches,
         &mut WalkStats::default(),
     )
-}
-
-/// What a guest walk's leaf gives its translation.
-pub(super) struct Leaf {
-    /// The output address: guest-physical in a two-dimensional walk.
-    pub gpa: u64,
-    /// The page size.
-    pub size: PageSize,
-    /// The rights ANDed over the walk.
-    pub rights: Rights,
-    /// The leaf's attributes.
-    pub attrs: format::LeafAttrs,
-    /// The leaf's dirty flag after the access (set by a write).
-    pub dirty: bool,
-}
-
-/// The translation of a guest walk ending at `leaf`, `nested` translating
-/// its output when `two_d` (SDM Vol. 3A 4.10.2.2: what a TLB entry caches).
-#[inline(always)]
-pub(super) fn leaf_translation(
-    cfg: &GuestConfig,
-    leaf: Leaf,
-    two_d: bool,
-    nested: Option<NestedTranslation>,
-) -> Translation {
-    Translation {
-        pa: nested.map_or(PhysAddr(leaf.gpa), |n| n.hpa),
-        gpa: two_d.then_some(GuestPhysAddr(leaf.gpa)),
-        page_size: leaf.size,
-        user: leaf.rights & RIGHT_U != 0,
-        writable: leaf.rights & RIGHT_W != 0,
-        nx: leaf.rights & RIGHT_X == 0,
-        global: leaf.attrs.global && cfg.regs.cr4.contains(crate::Cr4::PGE),
-        dirty: leaf.dirty,
-        pkey: leaf.attrs.pkey,
-        pat_index: leaf.attrs.pat_index,
-        nested,
-    }
 }
 
 /// Translates `la`, using and filling `caches`, adding the work done to
@@ -330,7 +292,11 @@ where
         loop {
             let start = match self.caches.guest_psc_lookup(self.la, mode) {
                 Some(hit) if hit.level <= root_start.level => {
-                    self.stats.psc_hit(self.rec, Dimension::Guest, hit.level);
+                    self.stats.guest_psc_hits[hit.level as usize] += 1;
+                    self.rec.event(WalkEvent::PscHit {
+                        dimension: Dimension::Guest,
+                        level: hit.level,
+                    });
                     Start {
                         level: hit.level - 1,
                         table: hit.next,
@@ -360,18 +326,20 @@ where
                 }
             }
             self.fill_psc(fmt, &path, start.rights);
-            return Ok(leaf_translation(
-                self.cfg,
-                Leaf {
-                    gpa,
-                    size: path.size,
-                    rights: path.rights,
-                    attrs,
-                    dirty: self.access.is_write() || path.leaf_entry() & (1 << F::D_BIT) != 0,
-                },
-                self.nested.is_some(),
+            let write = self.access.is_write();
+            return Ok(Translation {
+                pa: nested.map_or(PhysAddr(gpa), |n| n.hpa),
+                gpa: self.nested.map(|_| GuestPhysAddr(gpa)),
+                page_size: path.size,
+                user: path.rights & RIGHT_U != 0,
+                writable: path.rights & RIGHT_W != 0,
+                nx: path.rights & RIGHT_X == 0,
+                global: attrs.global && self.cfg.regs.cr4.contains(crate::Cr4::PGE),
+                dirty: write || path.leaf_entry() & (1 << F::D_BIT) != 0,
+                pkey: attrs.pkey,
+                pat_index: attrs.pat_index,
                 nested,
-            ));
+            });
         }
     }
 

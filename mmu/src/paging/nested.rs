@@ -346,7 +346,11 @@ where
     loop {
         let start = match caches.nested_psc_lookup(req.gpa, levels) {
             Some(hit) => {
-                stats.psc_hit(rec, Dimension::Nested, hit.level);
+                stats.nested_psc_hits[hit.level as usize] += 1;
+                rec.event(WalkEvent::PscHit {
+                    dimension: Dimension::Nested,
+                    level: hit.level,
+                });
                 Start {
                     level: hit.level - 1,
                     table: hit.next,
@@ -408,42 +412,18 @@ where
             }
         }
         fill_psc(&fmt, &path, start.rights, req.gpa, caches);
-        let t = leaf_translation(
-            p,
-            &fmt,
-            path.output(req.gpa),
-            path.leaf_entry(),
-            path.size,
-            path.rights,
-            write,
-        );
+        let leaf = path.leaf_entry();
+        let (memory_type, ignore_pat) = p.leaf_memtype_of(leaf, path.size);
+        let t = NestedTranslation {
+            hpa: PhysAddr(path.output(req.gpa)),
+            size: path.size,
+            rights: path.rights,
+            dirty: !fmt.has_dirty() || write || leaf & (1 << P::F::D_BIT) != 0,
+            memory_type,
+            ignore_pat,
+        };
         caches.nested_tlb_fill(req.gpa, &t);
         return Ok(t);
-    }
-}
-
-/// The translation of a nested walk ending at `leaf` (of page size `size`,
-/// output address `hpa`, rights `rights` ANDed over the walk) for an access
-/// that writes if `write`: what the nested TLB caches (SDM Vol. 3C 29.4.1;
-/// APM Vol. 2 15.25.5).
-#[inline(always)]
-pub(super) fn leaf_translation<P: NestedPolicy>(
-    p: &P,
-    fmt: &P::F,
-    hpa: u64,
-    leaf: u64,
-    size: PageSize,
-    rights: Rights,
-    write: bool,
-) -> NestedTranslation {
-    let (memory_type, ignore_pat) = p.leaf_memtype_of(leaf, size);
-    NestedTranslation {
-        hpa: PhysAddr(hpa),
-        size,
-        rights,
-        dirty: !fmt.has_dirty() || write || leaf & (1 << P::F::D_BIT) != 0,
-        memory_type,
-        ignore_pat,
     }
 }
 
