@@ -6,8 +6,7 @@
 //! failure); removing one with `-name` is accepted, since nestemu does not
 //! advertise it anyway.
 
-use crate::cpu::cpuid::{CpuModel, Feature, Vendor};
-use std::collections::BTreeSet;
+use crate::cpu::cpuid::{CpuModel, Feature, FeatureSet, Vendor};
 
 use Feature as F;
 
@@ -346,7 +345,7 @@ fn base_model(name: &str) -> Option<CpuModel> {
         .groups
         .iter()
         .flat_map(|g| g.iter().copied())
-        .collect::<BTreeSet<_>>();
+        .collect::<FeatureSet>();
     match q.vendor {
         Vendor::Intel => {
             m.features.remove(&F::Svm);

@@ -7,8 +7,7 @@
 //! for; CPUID reports a feature only if the model has it *and* it is
 //! implemented, so the machine never advertises what does not work.
 
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Where a feature bit lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,16 +123,103 @@ impl Feature {
             .find(|f| f.1 == name || (name == "sse3" && f.1 == "pni"))
             .map(|f| f.0)
     }
-    /// The table row.
+    /// The table row: [`FEATURES`] lists the features in the order the
+    /// enum declares them, so a feature's discriminant is its row.
+    #[inline]
     pub fn row(self) -> &'static (Feature, &'static str, FeatureReg, u8, bool) {
-        FEATURES
-            .iter()
-            .find(|f| f.0 == self)
-            .expect("every feature has a row")
+        &FEATURES[self as usize]
     }
     /// True if nestemu implements the feature.
     pub fn implemented(self) -> bool {
         self.row().4
+    }
+}
+
+/// A set of [`Feature`]s: one bit per feature, by discriminant. It
+/// serializes as the list of its features in table order, as the ordered set
+/// it replaced did, so model files and snapshots read the same.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FeatureSet(u128);
+
+// Every feature has a bit.
+const _: () = assert!(FEATURES.len() <= 128);
+
+impl FeatureSet {
+    /// The empty set.
+    pub const fn new() -> Self {
+        Self(0)
+    }
+
+    /// True if `f` is in the set.
+    #[inline]
+    pub fn contains(&self, f: &Feature) -> bool {
+        self.0 & (1u128 << *f as u32) != 0
+    }
+
+    /// Adds `f`; true if it was not in the set.
+    pub fn insert(&mut self, f: Feature) -> bool {
+        let had = self.contains(&f);
+        self.0 |= 1u128 << f as u32;
+        !had
+    }
+
+    /// Removes `f`; true if it was in the set.
+    pub fn remove(&mut self, f: &Feature) -> bool {
+        let had = self.contains(f);
+        self.0 &= !(1u128 << *f as u32);
+        had
+    }
+
+    /// The features in the set, in table order.
+    pub fn iter(&self) -> impl Iterator<Item = Feature> + '_ {
+        FEATURES
+            .iter()
+            .map(|row| row.0)
+            .filter(|f| self.contains(f))
+    }
+
+    /// The number of features in the set.
+    pub fn len(&self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// True if the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl FromIterator<Feature> for FeatureSet {
+    fn from_iter<I: IntoIterator<Item = Feature>>(iter: I) -> Self {
+        let mut s = Self::new();
+        s.extend(iter);
+        s
+    }
+}
+
+impl Extend<Feature> for FeatureSet {
+    fn extend<I: IntoIterator<Item = Feature>>(&mut self, iter: I) {
+        for f in iter {
+            self.insert(f);
+        }
+    }
+}
+
+impl std::fmt::Debug for FeatureSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for FeatureSet {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for FeatureSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Vec::<Feature>::deserialize(d)?.into_iter().collect())
     }
 }
 
@@ -160,7 +246,7 @@ pub struct CpuModel {
     /// Address widths.
     pub widths: mmu::AddressWidths,
     /// Features the model has (implemented or not).
-    pub features: BTreeSet<Feature>,
+    pub features: FeatureSet,
     /// The VMX capabilities, if the model has VT-x and overrides the
     /// binding's own preset (`virt::vmx::caps`). Used as given: a preset that
     /// advertises a control whose non-root behaviour nestemu lacks is for
@@ -233,7 +319,7 @@ const BASE_FEATURES: &[Feature] = &[
 impl CpuModel {
     /// The Intel-like preset: VT-x.
     pub fn intel() -> Self {
-        let mut features: BTreeSet<Feature> = BASE_FEATURES.iter().copied().collect();
+        let mut features: FeatureSet = BASE_FEATURES.iter().copied().collect();
         features.insert(Feature::Vmx);
         features.insert(Feature::Monitor);
         features.insert(Feature::X2apic);
@@ -256,7 +342,7 @@ impl CpuModel {
 
     /// The AMD-like preset: AMD-V.
     pub fn amd() -> Self {
-        let mut features: BTreeSet<Feature> = BASE_FEATURES.iter().copied().collect();
+        let mut features: FeatureSet = BASE_FEATURES.iter().copied().collect();
         features.insert(Feature::Svm);
         features.insert(Feature::X2apic);
         // Zen 2 has MONITOR/MWAIT (CPUID Fn0000_0001_ECX[3]).
@@ -286,6 +372,9 @@ impl CpuModel {
     }
 
     /// True if CPUID reports `f`: the model has it and it is implemented.
+    /// Asked on every paging-context rebuild (world switches included), so
+    /// it is two bit tests.
+    #[inline]
     pub fn has(&self, f: Feature) -> bool {
         self.features.contains(&f) && f.implemented()
     }
@@ -511,5 +600,43 @@ mod tests {
                 assert_ne!(a.1, b.1);
             }
         }
+    }
+
+    #[test]
+    fn each_feature_is_its_own_row() {
+        for (i, row) in FEATURES.iter().enumerate() {
+            assert_eq!(row.0 as usize, i);
+            assert_eq!(row.0.row().1, row.1);
+        }
+    }
+
+    /// The set serializes as the ordered set it replaced did (model files and
+    /// snapshots keep their form), and behaves as one.
+    #[test]
+    fn feature_set_is_an_ordered_set() {
+        use std::collections::BTreeSet;
+        for m in [CpuModel::intel(), CpuModel::amd()] {
+            let ordered: BTreeSet<Feature> = m.features.iter().collect();
+            assert_eq!(ordered.len(), m.features.len());
+            assert_eq!(
+                serde_json::to_string(&m.features).unwrap(),
+                serde_json::to_string(&ordered).unwrap()
+            );
+            let back: FeatureSet =
+                serde_json::from_str(&serde_json::to_string(&ordered).unwrap()).unwrap();
+            assert_eq!(back, m.features);
+            for row in FEATURES {
+                assert_eq!(m.features.contains(&row.0), ordered.contains(&row.0));
+            }
+        }
+        let mut s = FeatureSet::new();
+        assert!(s.is_empty());
+        assert!(s.insert(Feature::Xsaves));
+        assert!(!s.insert(Feature::Xsaves));
+        assert!(s.insert(Feature::Fpu));
+        assert_eq!(s.iter().collect::<Vec<_>>(), [Feature::Fpu, Feature::Xsaves]);
+        assert!(s.remove(&Feature::Xsaves));
+        assert!(!s.remove(&Feature::Xsaves));
+        assert_eq!(s.len(), 1);
     }
 }
