@@ -13,6 +13,8 @@ use crate::memory::Ram;
 use crate::stats::Stats;
 use mmu::Rflags;
 
+mod chain;
+
 /// What a machine is built from.
 #[derive(Clone, Debug)]
 pub struct MachineConfig {
@@ -291,7 +293,23 @@ impl Machine {
             // In a guest, a specialized operation's memory write can make
             // an exit due (a pending exit): test every boundary there.
             quiet = self.code.is_fast(idx) && !self.in_guest();
-            let result = self.run_cached(idx, budget);
+            let mut result = self.run_cached(idx, budget);
+            // The next iterations would run linked blocks of pure
+            // operations with nothing but the clock and the instruction
+            // count to test: run_chain runs them with those tests hoisted.
+            if quiet
+                && l1_free
+                && result.is_ok()
+                && self.dbg.pending == 0
+                && *left > 0
+                && self.code.is_pure(idx)
+            {
+                if charge {
+                    self.charge_mmu();
+                    charge = false;
+                }
+                result = self.run_chain(&mut from, left);
+            }
             let stop = match result {
                 Ok(()) => {
                     let dr6 = std::mem::take(&mut self.dbg.pending);
@@ -350,10 +368,16 @@ impl Machine {
         // operations never set it, so their loops, which test it after the
         // last only, leave that case to run_ops.
         if pure && !self.stop_block {
-            match ops.get(len) {
-                Some(fused) if n == len => self.run_fused_ops(&ops[..len], fused, ip_mask),
-                _ => self.run_pure_ops(&ops[..n], ip_mask),
+            if n == len {
+                let cost = self.code.cost(idx);
+                self.run_pure_whole(&ops, len, ip_mask)?;
+                self.stats.retire_many(len as u64, cost);
+            } else {
+                self.run_pure_seq(&ops[..n], ip_mask, (0, 0))?;
+                let cost = cost_of(&ops[..n]);
+                self.stats.retire_many(n as u64, cost);
             }
+            Ok(())
         } else {
             self.run_ops(&ops[..n], ip_mask)
         }
@@ -489,29 +513,52 @@ impl Machine {
         Ok(())
     }
 
-    /// [`Machine::run_ops`] for a block of pure operations
-    /// ([`crate::interp::fast::Op::is_pure`]): they read neither the
-    /// counters nor the clock nor the current RIP, so the instructions they
-    /// retire are counted once, when the block ends or before the event
-    /// one of them raised is handled, and RIP is written only then. Only
-    /// the last of them may transfer control ([`CodeCache::is_pure`]), so
-    /// only after it can the next RIP differ from the sequential one. What
-    /// anything outside the block sees is the same as with `run_ops`.
+    /// The whole block of pure operations `ops` ([`CodeCache::is_pure`]):
+    /// its `len` instructions, then its fused operation if it has one
+    /// ([`CodeCache::ops`]). Counts nothing when the block completes: the
+    /// caller counts its `len` instructions and their cost
+    /// ([`CodeCache::cost`]), at once, before anything reads the counters.
+    /// Pure operations read neither the counters nor the clock nor the
+    /// current RIP; if one raises an event, the instructions before it
+    /// are counted first ([`Machine::pure_raised`]), so what anything
+    /// outside the block sees is the same as with [`Machine::run_ops`].
     #[inline(always)]
-    fn run_pure_ops(&mut self, ops: &[crate::interp::fast::Op], ip_mask: u64) -> Result<(), Event> {
+    fn run_pure_whole(
+        &mut self,
+        ops: &[crate::interp::fast::Op],
+        len: usize,
+        ip_mask: u64,
+    ) -> Result<(), Event> {
+        match ops.get(len) {
+            Some(fused) if len >= 2 => self.run_fused_ops(&ops[..len], fused, ip_mask),
+            _ => self.run_pure_seq(&ops[..len], ip_mask, (0, 0)),
+        }
+    }
+
+    /// Runs `ops`, pure operations of the block whose first RIP is the
+    /// current RIP, of which only the last may transfer control, without
+    /// counting them (see [`Machine::run_pure_whole`]); `done` is the
+    /// (instructions, cost) of the block that ran before them, uncounted
+    /// too, for an event. Only after the last can the next RIP differ
+    /// from the sequential one; RIP is written at the end only.
+    #[inline(always)]
+    fn run_pure_seq(
+        &mut self,
+        ops: &[crate::interp::fast::Op],
+        ip_mask: u64,
+        done: (u64, u64),
+    ) -> Result<(), Event> {
         let base = self.cpu.rip;
         let Some((last, body)) = ops.split_last() else {
             return Ok(());
         };
-        let cost = self.run_pure_body(body, base, ip_mask)?;
+        self.run_pure_body(body, base, ip_mask, done)?;
         let here = base.wrapping_add(last.start as u64);
         let next = here.wrapping_add(last.len as u64) & ip_mask;
         self.next_rip = next;
         if (last.exec)(self, last).is_err() {
-            return Err(self.pure_raised(body.len() as u64, cost, here & ip_mask, last.cost));
+            return Err(self.pure_raised_after(done, body, here & ip_mask, last.cost));
         }
-        self.stats
-            .retire_many(ops.len() as u64, cost + last.cost as u64);
         // Specialized operations never set stop_block; a branch ends the
         // block by itself.
         self.stop_block = false;
@@ -519,7 +566,7 @@ impl Machine {
         Ok(())
     }
 
-    /// [`Machine::run_pure_ops`] of a whole block whose last two
+    /// [`Machine::run_pure_seq`] of a whole block whose last two
     /// operations run as `fused` ([`crate::interp::fast::fused`]); if the
     /// fused operation declines (its branch would fault), the pair runs
     /// unfused.
@@ -532,52 +579,61 @@ impl Machine {
     ) -> Result<(), Event> {
         let base = self.cpu.rip;
         let (body, pair) = ops.split_at(ops.len() - 2);
-        let cost = self.run_pure_body(body, base, ip_mask)?;
+        self.run_pure_body(body, base, ip_mask, (0, 0))?;
         let here = base.wrapping_add(fused.start as u64);
         self.next_rip = here.wrapping_add(fused.len as u64) & ip_mask;
         if (fused.exec)(self, fused).is_err() {
             if self.raised.is_some() {
                 // The first instruction raised (a register operation never
                 // does; kept exact all the same): the Jcc did not run.
-                return Err(self.pure_raised(
-                    body.len() as u64,
-                    cost,
-                    here & ip_mask,
-                    pair[0].cost,
-                ));
+                return Err(self.pure_raised_after((0, 0), body, here & ip_mask, pair[0].cost));
             }
             // Declined: nothing ran; the pair runs unfused (RIP is still
             // the block's).
-            self.stats.retire_many(body.len() as u64, cost);
-            return self.run_pure_ops(pair, ip_mask);
+            let done = (body.len() as u64, cost_of(body));
+            return self.run_pure_seq(pair, ip_mask, done);
         }
-        self.stats
-            .retire_many(ops.len() as u64, cost + fused.cost as u64);
         self.stop_block = false;
         self.cpu.rip = self.next_rip;
         Ok(())
     }
 
     /// Runs `body`, pure operations of the block whose first RIP is `base`
-    /// that do not transfer control, without counting them: returns their
-    /// cost, or the event one raised (with those before it counted).
+    /// that do not transfer control, without counting them (`done` as in
+    /// [`Machine::run_pure_seq`]): the event one raised, with those before
+    /// it counted.
     #[inline(always)]
     fn run_pure_body(
         &mut self,
         body: &[crate::interp::fast::Op],
         base: u64,
         ip_mask: u64,
-    ) -> Result<u64, Event> {
-        let mut cost = 0u64;
+        done: (u64, u64),
+    ) -> Result<(), Event> {
         for (k, op) in body.iter().enumerate() {
             let here = base.wrapping_add(op.start as u64);
             self.next_rip = here.wrapping_add(op.len as u64) & ip_mask;
             if (op.exec)(self, op).is_err() {
-                return Err(self.pure_raised(k as u64, cost, here & ip_mask, op.cost));
+                return Err(self.pure_raised_after(done, &body[..k], here & ip_mask, op.cost));
             }
-            cost += op.cost as u64;
         }
-        Ok(cost)
+        Ok(())
+    }
+
+    /// A pure operation at `rip` costing `cost` raised an event after the
+    /// uncounted `done` (instructions, cost) and the operations `before`
+    /// of its block ran.
+    #[cold]
+    #[inline(never)]
+    fn pure_raised_after(
+        &mut self,
+        done: (u64, u64),
+        before: &[crate::interp::fast::Op],
+        rip: u64,
+        cost: u32,
+    ) -> Event {
+        let retired = done.0 + before.len() as u64;
+        self.pure_raised(retired, done.1 + cost_of(before), rip, cost)
     }
 
     /// A pure operation at `rip` costing `cost` raised an event after
@@ -705,6 +761,13 @@ impl Machine {
         self.rng = x;
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
+}
+
+/// The modelled cost of `ops` (the sum of their [`Op::cost`]).
+///
+/// [`Op::cost`]: crate::interp::fast::Op::cost
+fn cost_of(ops: &[crate::interp::fast::Op]) -> u64 {
+    ops.iter().map(|o| o.cost as u64).sum()
 }
 
 /// The instruction-pointer mask for a code-segment size.

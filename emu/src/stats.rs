@@ -204,11 +204,20 @@ impl Stats {
     #[inline(always)]
     pub fn retire_many(&mut self, n: u64, cost: u64) {
         self.instructions += n;
-        if cfg!(feature = "uncounted") {
-            self.cycles += n;
-        } else {
-            self.cycles += cost;
+        self.cycles += Self::clock_advance(n, cost);
+        if !cfg!(feature = "uncounted") {
             self.parts.instructions += cost;
+        }
+    }
+
+    /// How far [`Stats::retire_many`] of `n` instructions costing `cost`
+    /// advances the clock.
+    #[inline(always)]
+    pub fn clock_advance(n: u64, cost: u64) -> u64 {
+        if cfg!(feature = "uncounted") {
+            n
+        } else {
+            cost
         }
     }
 

@@ -97,6 +97,34 @@ fn program() -> Built {
         a.mov(ebx, eax)?;
         load_count(a, 0x51)
     });
+    p.long_case("code rewritten between chained blocks", |a| {
+        // Three blocks of register operations run as a chain (the loop
+        // head, the block with the patched MOV, the loop tail); every
+        // 16th round a block with a store rewrites the MOV's immediate,
+        // on the page of the chain's blocks, between two of them.
+        let mut lp = a.label();
+        let mut patched = a.label();
+        let mut tail = a.label();
+        a.xor(eax, eax)?;
+        a.xor(edx, edx)?;
+        a.mov(ecx, 20_000u32)?;
+        a.lea(rsi, ptr(patched.l))?;
+        a.set(&mut lp)?;
+        a.add(eax, ecx)?;
+        a.xor(edx, eax)?;
+        a.jmp(patched.l)?;
+        a.set(&mut patched)?;
+        a.mov(ebx, 0u32)?;
+        a.add(edx, ebx)?;
+        a.test(ecx, 15u32)?;
+        a.jnz(tail.l)?;
+        a.mov(dword_ptr(rsi + 1), ecx)?;
+        a.set(&mut tail)?;
+        a.rol(edx, 1)?;
+        a.dec(ecx)?;
+        a.jnz(lp.l)?;
+        a.mov(ebx, edx)
+    });
     p.long_case("a plain integer loop", |a| {
         let mut lp = a.label();
         a.mov(rcx, 50_000u64)?;
@@ -214,6 +242,24 @@ fn chained_blocks_end_as_single_slices() {
     }
     for n in limits {
         let e = same(&built, limited(&config(), n.max(1)), &format!("limit {n}"));
+        assert_eq!(e.stop, Stop::InstructionLimit, "limit {n}");
+    }
+}
+
+/// Instruction limits at every point of a stretch of the program's
+/// chains of register-operation blocks (all of their block boundaries and
+/// the instructions inside them) end as the full path does.
+#[test]
+fn limits_inside_chains_end_as_single_slices() {
+    let built = program();
+    let total = quick(&built, config()).steps;
+    // Windows of limits one instruction apart at points spread over the
+    // run (most of it runs chains of pure blocks).
+    for n in [total / 2, total * 3 / 4, total * 9 / 10]
+        .into_iter()
+        .flat_map(|at| at..at + 12)
+    {
+        let e = same(&built, limited(&config(), n), &format!("limit {n}"));
         assert_eq!(e.stop, Stop::InstructionLimit, "limit {n}");
     }
 }

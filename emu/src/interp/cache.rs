@@ -75,6 +75,9 @@ struct Slot {
     ops: Rc<[Op]>,
     /// Number of instructions.
     len: usize,
+    /// The modelled cost of all its instructions (the sum of their
+    /// [`Op::cost`]), counted at once when the whole block retires.
+    cost: u64,
     /// Bytes the block covers.
     bytes: u64,
     /// [`key`] of the block; 0 when the slot is free.
@@ -116,6 +119,13 @@ struct Link {
     generation: u64,
     /// The successor's slot.
     slot: u32,
+    /// The successor's [`Slot::pure`] (while the link holds, its slot
+    /// holds the same block).
+    pure: bool,
+    /// The successor's instruction count.
+    len: u32,
+    /// The successor's [`Slot::cost`].
+    cost: u64,
 }
 
 /// The jump-cache and slot key of (physical address, bitness); never 0.
@@ -212,6 +222,13 @@ impl CodeCache {
         self.slots[idx as usize].bytes
     }
 
+    /// The modelled cost of all the instructions of the block in slot
+    /// `idx`: what they retire when the whole block runs.
+    #[inline(always)]
+    pub fn cost(&self, idx: u32) -> u64 {
+        self.slots[idx as usize].cost
+    }
+
     /// The first instruction of the block in slot `idx`.
     pub fn first(&self, idx: u32) -> Op {
         self.slots[idx as usize].ops[0]
@@ -257,18 +274,36 @@ impl CodeCache {
         (l.stretch == self.stretch && l.rip == rip && l.generation == generation).then_some(l.slot)
     }
 
+    /// [`CodeCache::linked`] when the successor is a block of pure
+    /// operations ([`CodeCache::is_pure`]): its slot, instruction count
+    /// and cost ([`CodeCache::cost`]). `None` when there is no link or
+    /// the block is not pure.
+    #[inline(always)]
+    pub fn linked_pure(&self, from: u32, rip: u64, generation: u64) -> Option<(u32, u64, u64)> {
+        let l = &self.slots.get(from as usize)?.link;
+        (l.stretch == self.stretch && l.rip == rip && l.generation == generation && l.pure)
+            .then_some((l.slot, l.len as u64, l.cost))
+    }
+
     /// Links `to`, found by a fetch at `rip` with the fetch TLB at
     /// `generation` in the current stretch, as the successor of slot
     /// `from` (nothing if `from` is no slot).
     #[inline(always)]
     pub fn link(&mut self, from: u32, rip: u64, to: u32, generation: u64) {
         let stretch = self.stretch;
+        let Some(t) = self.slots.get(to as usize) else {
+            return;
+        };
+        let (pure, len, cost) = (t.pure, t.len as u32, t.cost);
         if let Some(s) = self.slots.get_mut(from as usize) {
             s.link = Link {
                 stretch,
                 rip,
                 generation,
                 slot: to,
+                pure,
+                len,
+                cost,
             };
         }
     }
@@ -314,6 +349,7 @@ impl CodeCache {
                 .skip(1)
                 .all(|o| o.insn.flow_control() == iced_x86::FlowControl::Next);
         let bytes = block.bytes();
+        let cost = block.ops.iter().map(|o| o.cost as u64).sum();
         let mut ops = block.ops;
         let fast = ops.iter().all(Op::is_specialized);
         // A block of pure operations ending in a fusable pair carries the
@@ -325,6 +361,7 @@ impl CodeCache {
         }
         let slot = Slot {
             len,
+            cost,
             fast,
             pure,
             bytes,

@@ -198,6 +198,15 @@ impl Mmu {
         let _ = fetch;
     }
 
+    /// Counts `n` first-level hits found through [`Mmu::l1_probe`] at
+    /// once: [`Mmu::count_l1_hit`] `n` times.
+    #[inline]
+    pub fn count_l1_hits(&mut self, fetch: bool, n: u64) {
+        crate::tally!(self.counters.translations += n);
+        crate::tally!(self.tlb_counters(fetch).l1_hits += n);
+        let _ = (fetch, n);
+    }
+
     /// Like [`Mmu::translate`] but always walks (filling the caches and TLBs
     /// as a miss would) and returns the whole [`Translation`]: for debuggers,
     /// viewers and tests.
