@@ -357,19 +357,27 @@ impl TlbLevel {
     #[inline]
     pub fn lookup(&self, la: u64, tag: &Tag) -> Option<&TlbEntry> {
         let floor = self.floor(tag.vpid);
-        for code in [CODE_4K, CODE_2M, CODE_1G] {
-            let array = self.array(code);
+        // Written out per array (not a loop over the size codes), so each
+        // probe's key arithmetic is constant-folded.
+        #[inline(always)]
+        fn probe<'a>(
+            array: &'a SetAssoc<TlbEntry>,
+            la: u64,
+            code: u64,
+            tag: &Tag,
+            floor: u32,
+        ) -> Option<&'a TlbEntry> {
             if array.is_vacant() {
-                continue;
+                return None;
             }
             let key = TlbEntry::make_key(la, code);
-            if let Some(e) = array.find(key >> 2, |e| {
+            array.find(key >> 2, |e| {
                 e.key == key && e.tagged(tag) && e.stamp >= floor
-            }) {
-                return Some(e);
-            }
+            })
         }
-        None
+        probe(&self.small, la, CODE_4K, tag, floor)
+            .or_else(|| probe(&self.large, la, CODE_2M, tag, floor))
+            .or_else(|| probe(&self.huge, la, CODE_1G, tag, floor))
     }
 
     /// Caches `e`, replacing a live entry with the same key and tags.
