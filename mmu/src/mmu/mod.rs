@@ -248,6 +248,11 @@ impl Mmu {
                 &mut stats,
             )
         };
+        if let Ok(t) = &res {
+            // The access itself comes right after: let the host fetch its
+            // data while the counting and the fills below run.
+            mem.prefetch(t.pa);
+        }
         self.counters.add_walk(&stats, res.is_err());
         if let Ok(t) = &res {
             // A walk only removes TLB entries (a fault's invalidation, and
