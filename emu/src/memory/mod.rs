@@ -176,6 +176,27 @@ impl Ram {
         }
     }
 
+    /// Asks the host to bring the cache line at buffer offset `off` into
+    /// its caches (a prefetch hint; nothing observable happens, and an
+    /// offset past the end is ignored).
+    #[inline(always)]
+    pub fn prefetch(&self, off: usize) {
+        let Some(b) = self.bytes.get(off) else {
+            return;
+        };
+        #[cfg(target_arch = "x86_64")]
+        #[allow(unsafe_code)]
+        // SAFETY: PREFETCHT0 is a hint: it never faults and has no
+        // architectural effect (SDM Vol. 2B, PREFETCHh), and SSE is part of
+        // every x86-64 target; the pointer is to a live byte anyway.
+        unsafe {
+            use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(b as *const u8 as *const i8);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = b;
+    }
+
     /// Writes the low `size` (1..=8) bytes of `v` little-endian at buffer
     /// offset `off`, as [`Ram::read_sized`] reads them.
     #[inline(always)]

@@ -47,6 +47,13 @@ impl PhysMemory for WalkMemory<'_> {
         self.ram.write_sized(off, n, new);
         true
     }
+
+    #[inline]
+    fn prefetch(&mut self, pa: PhysAddr) {
+        if let Some(off) = self.ram.offset(pa.0, 1) {
+            self.ram.prefetch(off);
+        }
+    }
 }
 
 impl Machine {

@@ -257,6 +257,11 @@ impl Mmu {
                 &mut stats,
             )
         };
+        if let Ok(t) = &res {
+            // The access itself comes right after: let the host fetch its
+            // data while the counting and the fills below run.
+            mem.prefetch(t.pa);
+        }
         self.counters.add_walk(&stats, res.is_err());
         if let Ok(t) = &res {
             // A walk only removes TLB entries (a fault's invalidation, and
@@ -365,6 +370,7 @@ impl Mmu {
             nested_tlb: &mut self.nested_tlb,
             tlbs: [&mut self.itlb, &mut self.dtlb, &mut self.stlb],
             fast: !self.general_only.0,
+            ntlb_absent: None,
         }
     }
 
@@ -611,6 +617,10 @@ struct MmuCaches<'a> {
     nested_tlb: &'a mut NestedTlb,
     tlbs: [&'a mut TlbLevel; 3],
     fast: bool,
+    /// The guest-physical page whose nested-TLB lookup just found no entry
+    /// (under this context's tags), while nothing was filled since: its
+    /// fill needs no search ([`NestedTlb::fill_absent`]).
+    ntlb_absent: Option<u64>,
 }
 
 impl WalkCaches for MmuCaches<'_> {
@@ -640,11 +650,19 @@ impl WalkCaches for MmuCaches<'_> {
     }
     fn nested_tlb_lookup(&mut self, gpa: u64) -> Option<NestedTranslation> {
         let (root, vpid) = self.ctx.nested_tag();
-        self.nested_tlb.lookup(gpa, root, vpid)
+        let found = self.nested_tlb.lookup(gpa, root, vpid);
+        self.ntlb_absent = found.is_none().then_some(gpa >> 12);
+        found
     }
     fn nested_tlb_fill(&mut self, gpa: u64, t: &NestedTranslation) {
         let (root, vpid) = self.ctx.nested_tag();
-        self.nested_tlb.fill(gpa, root, vpid, t)
+        // Only invalidations (which keep an absent entry absent) come
+        // between a walk's lookup and its fill; a fill ends the knowledge.
+        if self.ntlb_absent.take() == Some(gpa >> 12) {
+            self.nested_tlb.fill_absent(gpa, root, vpid, t)
+        } else {
+            self.nested_tlb.fill(gpa, root, vpid, t)
+        }
     }
     fn nested_psc_lookup(&mut self, gpa: u64, levels: u8) -> Option<PscEntry> {
         let (root, vpid) = self.ctx.nested_tag();

@@ -43,6 +43,15 @@ pub trait PhysMemory {
     /// operations). Returns false, writing nothing, if the entry no longer
     /// holds `old`.
     fn cmpxchg_entry(&mut self, pa: PhysAddr, size: EntrySize, old: u64, new: u64) -> bool;
+
+    /// A host-side hint: the access a translation was made for is about to
+    /// reach `pa`, so an implementation may start fetching it into the
+    /// host's caches while the translation's bookkeeping (TLB fills,
+    /// counters) runs. No modelled effect; the default does nothing.
+    #[inline]
+    fn prefetch(&mut self, pa: PhysAddr) {
+        let _ = pa;
+    }
 }
 
 impl<M: PhysMemory + ?Sized> PhysMemory for &mut M {
@@ -53,6 +62,10 @@ impl<M: PhysMemory + ?Sized> PhysMemory for &mut M {
     #[inline]
     fn cmpxchg_entry(&mut self, pa: PhysAddr, size: EntrySize, old: u64, new: u64) -> bool {
         (**self).cmpxchg_entry(pa, size, old, new)
+    }
+    #[inline]
+    fn prefetch(&mut self, pa: PhysAddr) {
+        (**self).prefetch(pa)
     }
 }
 

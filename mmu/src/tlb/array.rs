@@ -8,13 +8,13 @@
 //! pseudo-LRU variants; FIFO gives the same capacity behaviour for streaming
 //! and is easy to reason about in tests.)
 //!
-//! Wide sets (more than [`HINTED_WAYS`] ways, such as a fully associative
-//! 64-entry L1 TLB) keep a host-side index of their entries' keys
-//! ([`Tags`]): per bucket of hashed keys, the mask of ways holding one, so a
-//! miss usually costs one load and a hit one comparison instead of a scan
-//! of every way. The stored form also has a way-hint table per wide set; no
-//! fill ever writes it (it stays all zeros) and lookups never read it: it
-//! is kept so snapshots keep their format.
+//! Searches read a host-side index of the entries' keys ([`Tags`]): a
+//! 32-bit short tag per way, the tags of 16 ways in one host cache line,
+//! apart from the entries, so a miss reads one line per 16 ways and a hit
+//! compares one entry. The stored form also has a way-hint table per wide
+//! set (more than [`HINTED_WAYS`] ways); no fill ever writes it (it stays
+//! all zeros) and lookups never read it: it is kept so snapshots keep
+//! their format.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,29 +37,61 @@ pub trait Slot: Copy + Default {
     fn array_key(&self) -> u64;
 }
 
-/// The tag of a slot that holds no entry (no key is all ones: keys are
-/// page numbers or small constants).
-const NO_TAG: u64 = u64::MAX;
-
-/// The tag of `e`: its array key if valid, else [`NO_TAG`].
-#[inline]
-fn tag_of<E: Slot>(e: &E) -> u64 {
-    if e.valid() {
-        e.array_key()
-    } else {
-        NO_TAG
-    }
-}
-
 /// Physical addresses stay below 2^52 (the largest MAXPHYADDR, SDM Vol. 3A
 /// 4.1.4).
 pub const PHYS_LIMIT: u64 = 1 << 52;
 
-/// Sets wider than this get key-bucket counts (and, stored, a way-hint table).
+/// Sets wider than this get a way-hint table in the stored form.
 pub const HINTED_WAYS: u32 = 8;
 
 /// Hint slots per set.
 const HINTS: usize = 64;
+
+/// Ways whose tags share one host cache line (one [`TagRow`]).
+const ROW_WAYS: usize = 16;
+
+/// The short tags of up to [`ROW_WAYS`] ways, one host cache line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C, align(64))]
+struct TagRow([u32; ROW_WAYS]);
+
+impl TagRow {
+    /// True if some way's short tag is `t`: a loop the compiler turns into
+    /// four vector compares and one mask test.
+    #[inline(always)]
+    fn any(&self, t: u32) -> bool {
+        let mut a = false;
+        for &x in &self.0 {
+            a |= x == t;
+        }
+        a
+    }
+}
+
+/// The short tag of a slot that holds no entry (every short tag of a key
+/// is odd, so it never matches).
+const NO_TAG: u32 = 0;
+
+/// The short tag of a key: its bits above the set index, the upper half
+/// folded onto the lower, shifted left with the low bit set. Keys of one set
+/// that differ only in the 32 set-index-free bits above bit 30 may share a
+/// short tag; a search then compares the entries themselves, so a shared
+/// short tag only costs a comparison.
+#[inline(always)]
+fn short_tag(key: u64, set_bits: u32) -> u32 {
+    let k = key >> set_bits;
+    (((k ^ (k >> 32)) as u32) << 1) | 1
+}
+
+/// The short tag of `e`: of its array key if valid, else [`NO_TAG`].
+#[inline(always)]
+fn tag_of<E: Slot>(e: &E, set_bits: u32) -> u32 {
+    if e.valid() {
+        short_tag(e.array_key(), set_bits)
+    } else {
+        NO_TAG
+    }
+}
 
 /// `sets * ways` slots; set = key mod sets.
 ///
@@ -80,38 +112,27 @@ pub struct SetAssoc<E> {
     sets: u32,
     ways: u32,
     set_bits: u32,
-    /// Host-side: the slots' keys, a function of `slots` rebuilt when a
-    /// stored array is loaded.
+    /// Host-side: the slots' short tags, a function of `slots` rebuilt when
+    /// a stored array is loaded.
     #[serde(skip)]
     tags: Tags,
 }
 
-/// The keys of an array's slots ([`tag_of`] each), so a search reads 8
-/// bytes per way and compares whole entries only where the key matches;
-/// and for wide sets, per set, a table of way masks: bit `w` of bucket `b`
-/// is set when way `w` holds a valid entry whose key falls in `b`
-/// ([`Tags::bucket`]); a mask is kept in 16-bit words, so the table of a
-/// 16-way set is no larger than a count per bucket would be. A search of a wide set then visits only the ways of
-/// its key's bucket, in way order, so it finds what a scan of every way
-/// finds. Nothing modelled depends on it: it only says where an entry
-/// cannot be.
+/// The short tags of an array's slots ([`tag_of`] each), kept apart from the
+/// entries: per set, whole host cache lines ([`TagRow`]s) of 16 ways, so a
+/// search of a set of up to 16 ways reads one line and compares all its
+/// tags at once, and compares whole entries only where the short tag
+/// matches. A key's entries always have its short tag, so the search finds,
+/// in way order, what a scan of every way finds. Nothing modelled depends
+/// on it: it only says where an entry cannot be.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Tags {
-    tags: Vec<u64>,
-    /// `1 << bucket_bits` way masks per set, for sets wider than
-    /// [`HINTED_WAYS`], of `words` 16-bit words each (way `w` is bit
-    /// `w % 16` of word `w / 16`); empty otherwise.
-    masks: Vec<u16>,
-    /// Words per mask.
-    words: usize,
-    ways: usize,
-    /// log2 of the buckets per wide set: four buckets per way (rounded up
-    /// to a power of two), so a key that is absent usually finds its bucket
-    /// empty even when the set is full.
-    bucket_bits: u32,
-    /// Set-index bits of a key: a key's bucket is the key bits above them,
-    /// modulo the buckets, so the keys of consecutive pages fall in
-    /// different buckets.
+    /// `rows` rows per set; way `w` of set `s` is
+    /// `rows[s * rows + w / 16].0[w % 16]`; unused ways hold [`NO_TAG`].
+    tags: Vec<TagRow>,
+    /// Rows per set.
+    rows: usize,
+    /// Set-index bits of a key.
     set_bits: u32,
     /// Slots holding a valid entry.
     occupied: usize,
@@ -119,79 +140,35 @@ struct Tags {
 
 impl Tags {
     fn new<E: Slot>(slots: &[E], ways: u32) -> Self {
-        let wide = ways > HINTED_WAYS;
-        let bucket_bits = if wide {
-            (ways.next_power_of_two() * 4).trailing_zeros()
-        } else {
-            0
-        };
-        let sets = slots.len() / (ways.max(1) as usize);
-        let words = (ways as usize).div_ceil(16);
+        let ways = ways as usize;
+        let sets = slots.len() / ways.max(1);
+        let rows = ways.div_ceil(ROW_WAYS);
         let mut t = Tags {
-            tags: vec![NO_TAG; slots.len()],
-            masks: if wide {
-                vec![0; (sets << bucket_bits) * words]
-            } else {
-                Vec::new()
-            },
-            words,
-            ways: ways as usize,
-            bucket_bits,
+            tags: vec![TagRow::default(); sets * rows],
+            rows,
             set_bits: sets.max(1).trailing_zeros(),
             occupied: 0,
         };
         for (i, e) in slots.iter().enumerate() {
-            t.set(i, tag_of(e));
+            t.set_in(i / ways, i % ways, tag_of(e, t.set_bits));
         }
         t
     }
 
-    /// True if the array's sets are wide (the masks are kept).
-    #[inline]
-    fn wide(&self) -> bool {
-        !self.masks.is_empty()
-    }
-
-    /// The index in `masks` of the first word of `tag`'s bucket of set
-    /// `set`.
-    #[inline]
-    fn bucket(&self, set: usize, tag: u64) -> usize {
-        let b = (tag >> self.set_bits) as usize & ((1 << self.bucket_bits) - 1);
-        ((set << self.bucket_bits) | b) * self.words
-    }
-
-    /// Slot `i` now holds an entry with tag `tag`.
-    #[inline]
-    fn set(&mut self, i: usize, tag: u64) {
-        let set = if self.wide() { i / self.ways } else { 0 };
-        self.set_in(i, set, tag);
-    }
-
-    /// [`Tags::set`] of slot `i` of set `set` (no division on the fill
-    /// path).
-    #[inline]
-    fn set_in(&mut self, i: usize, set: usize, tag: u64) {
-        let old = self.tags[i];
+    /// Way `way` of set `set` now holds an entry with short tag `tag`.
+    #[inline(always)]
+    fn set_in(&mut self, set: usize, way: usize, tag: u32) {
+        let slot = &mut self.tags[set * self.rows + way / ROW_WAYS].0[way % ROW_WAYS];
+        let old = *slot;
         self.occupied = self.occupied + (tag != NO_TAG) as usize - (old != NO_TAG) as usize;
-        if self.wide() {
-            let way = i - set * self.ways;
-            let (word, bit) = (way / 16, 1u16 << (way % 16));
-            if old != NO_TAG {
-                let b = self.bucket(set, old) + word;
-                self.masks[b] &= !bit;
-            }
-            if tag != NO_TAG {
-                let b = self.bucket(set, tag) + word;
-                self.masks[b] |= bit;
-            }
-        }
-        self.tags[i] = tag;
+        *slot = tag;
     }
 
-    /// The first slot of the set starting at slot `start` (set number
-    /// `set`), in way order, whose tag is `key` and for which `pick`
-    /// holds.
-    #[inline]
+    /// The first way of set `set` (its slots starting at `start`), in way
+    /// order, whose short tag is `key`'s and for which `pick` holds: `pick`
+    /// implies that the entry has array key `key`, and every such entry has
+    /// that short tag, so this is the first way for which `pick` holds.
+    #[inline(always)]
     fn position(
         &self,
         set: usize,
@@ -199,22 +176,20 @@ impl Tags {
         key: u64,
         mut pick: impl FnMut(usize) -> bool,
     ) -> Option<usize> {
-        if self.wide() {
-            let b = self.bucket(set, key);
-            for (w, &word) in self.masks[b..b + self.words].iter().enumerate() {
-                let mut m = word;
-                while m != 0 {
-                    let i = start + w * 16 + m.trailing_zeros() as usize;
-                    if self.tags[i] == key && pick(i) {
-                        return Some(i);
-                    }
-                    m &= m - 1;
+        let t = short_tag(key, self.set_bits);
+        let rows = &self.tags[set * self.rows..(set + 1) * self.rows];
+        for (r, row) in rows.iter().enumerate() {
+            if !row.any(t) {
+                continue;
+            }
+            for (w, &x) in row.0.iter().enumerate() {
+                // Unused ways hold NO_TAG, which no key's short tag equals.
+                if x == t && pick(start + r * ROW_WAYS + w) {
+                    return Some(start + r * ROW_WAYS + w);
                 }
             }
-            None
-        } else {
-            (start..start + self.ways).find(|&i| self.tags[i] == key && pick(i))
         }
+        None
     }
 }
 
@@ -336,29 +311,28 @@ impl<E: Slot> SetAssoc<E> {
         self.len() == 0
     }
 
-    #[inline]
-    fn set_range(&self, key: u64) -> core::ops::Range<usize> {
-        let set = (key & (self.sets as u64 - 1)) as usize;
-        let w = self.ways as usize;
-        set * w..set * w + w
+    /// The set of `key`.
+    #[inline(always)]
+    fn set_of(&self, key: u64) -> usize {
+        (key & (self.sets as u64).wrapping_sub(1)) as usize
     }
 
     /// The first entry of `key`'s set, in way order, satisfying `hit`.
-    #[inline]
+    #[inline(always)]
     pub fn find(&self, key: u64, hit: impl Fn(&E) -> bool) -> Option<&E> {
         if self.sets == 0 {
             return None;
         }
-        let range = self.set_range(key);
-        let set = (key & (self.sets as u64 - 1)) as usize;
+        let set = self.set_of(key);
+        let start = set * self.ways as usize;
         let found = self
             .tags
-            .position(set, range.start, key, |i| hit(&self.slots[i]))
+            .position(set, start, key, |i| hit(&self.slots[i]))
             .map(|i| &self.slots[i]);
         debug_assert!(
             core::ptr::eq(
                 found.map_or(core::ptr::null(), |e| e as *const E),
-                self.slots[range]
+                self.slots[start..start + self.ways as usize]
                     .iter()
                     .find(|e| hit(e))
                     .map_or(core::ptr::null(), |e| e as *const E)
@@ -391,34 +365,34 @@ impl<E: Slot> SetAssoc<E> {
         if self.sets == 0 {
             return;
         }
-        let range = self.set_range(key);
-        let set = (key & (self.sets as u64 - 1)) as usize;
+        let set = self.set_of(key);
+        let ways = self.ways as usize;
+        let start = set * ways;
         let slots = &self.slots;
         let same_at = if search {
-            self.tags
-                .position(set, range.start, key, |i| same(&slots[i]))
+            self.tags.position(set, start, key, |i| same(&slots[i]))
         } else {
             None
         };
         debug_assert_eq!(
             same_at,
-            slots[range.clone()]
+            slots[start..start + ways]
                 .iter()
                 .position(|x| x.valid() && same(x))
-                .map(|j| range.start + j),
+                .map(|j| start + j),
             "a matching entry outside the key's tags, or one a caller said was absent"
         );
-        let at = match same_at {
-            Some(i) => i,
+        let way = match same_at {
+            Some(i) => i - start,
             None => {
                 let way = self.fifo[set] as usize;
                 let next = way + 1;
-                self.fifo[set] = if next == self.ways as usize { 0 } else { next } as u16;
-                range.start + way
+                self.fifo[set] = if next == ways { 0 } else { next } as u16;
+                way
             }
         };
-        self.slots[at] = e;
-        self.tags.set_in(at, set, tag_of(&e));
+        self.slots[start + way] = e;
+        self.tags.set_in(set, way, tag_of(&e, self.set_bits));
     }
 
     /// Invalidates every entry of `key`'s set satisfying `kill`.
@@ -426,14 +400,13 @@ impl<E: Slot> SetAssoc<E> {
         if self.sets == 0 {
             return 0;
         }
-        let range = self.set_range(key);
-        kill_where(&mut self.slots, &mut self.tags, range, kill)
+        let set = self.set_of(key);
+        self.kill_where(set..set + 1, kill)
     }
 
     /// Invalidates every entry satisfying `kill`.
     pub fn invalidate_all_where(&mut self, kill: impl Fn(&E) -> bool) -> usize {
-        let all = 0..self.slots.len();
-        kill_where(&mut self.slots, &mut self.tags, all, kill)
+        self.kill_where(0..self.sets as usize, kill)
     }
 
     /// Every valid entry.
@@ -448,31 +421,33 @@ impl<E: Slot> SetAssoc<E> {
 
     /// Applies `f` to every valid entry.
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut E)) {
+        let ways = self.ways as usize;
         for (i, s) in self.slots.iter_mut().enumerate() {
             if s.valid() {
                 f(s);
-                self.tags.set(i, tag_of(s));
+                self.tags
+                    .set_in(i / ways, i % ways, tag_of(s, self.set_bits));
             }
         }
     }
-}
 
-fn kill_where<E: Slot>(
-    slots: &mut [E],
-    tags: &mut Tags,
-    range: core::ops::Range<usize>,
-    kill: impl Fn(&E) -> bool,
-) -> usize {
-    let mut n = 0;
-    for i in range {
-        let s = &mut slots[i];
-        if s.valid() && kill(s) {
-            *s = E::default();
-            tags.set(i, NO_TAG);
-            n += 1;
+    /// Empties the valid slots of `sets` satisfying `kill`; returns how
+    /// many.
+    fn kill_where(&mut self, sets: core::ops::Range<usize>, kill: impl Fn(&E) -> bool) -> usize {
+        let ways = self.ways as usize;
+        let mut n = 0;
+        for set in sets {
+            for way in 0..ways {
+                let s = &mut self.slots[set * ways + way];
+                if s.valid() && kill(s) {
+                    *s = E::default();
+                    self.tags.set_in(set, way, NO_TAG);
+                    n += 1;
+                }
+            }
         }
+        n
     }
-    n
 }
 
 #[cfg(test)]
@@ -588,6 +563,27 @@ mod tests {
 
     use proptest::prelude::*;
 
+    /// A key of a family whose members share sets and short tags: `x`
+    /// picks the set, a low part `a` and a high part `h`; the key's
+    /// set-index-free bits `(a ^ h) + (h << 32)` fold to `a` whatever `h`.
+    fn colliding_key(x: u64, set_bits: u32) -> u64 {
+        let set = x % (1 << set_bits);
+        let a = 1 + ((x >> 8) & 0xff) % 3;
+        let h = ((x >> 16) & 0xff) % 4;
+        (((a ^ h) + (h << 32)) << set_bits) | set
+    }
+
+    #[test]
+    fn colliding_keys_share_short_tags() {
+        for set_bits in [0, 2, 4] {
+            let keys: Vec<u64> = (0..4).map(|h| colliding_key(h << 16, set_bits)).collect();
+            let tags: Vec<u32> = keys.iter().map(|&k| short_tag(k, set_bits)).collect();
+            assert!(keys.windows(2).all(|w| w[0] != w[1]), "{keys:?}");
+            assert!(tags.windows(2).all(|w| w[0] == w[1]), "{tags:?}");
+            assert!(tags.iter().all(|&t| t != NO_TAG));
+        }
+    }
+
     proptest! {
         /// Searches and fills through the tags and way masks find, replace
         /// and evict exactly what a comparison of every way does, for
@@ -602,7 +598,7 @@ mod tests {
                 Just((64, 16)),
                 Just((48, 12)),
             ],
-            keys in prop_oneof![Just(8u64), Just(100), Just(1 << 40)],
+            keys in prop_oneof![Just(8u64), Just(100), Just(1 << 40), Just(0)],
             ops in proptest::collection::vec(op(1 << 40), 1..300),
         ) {
             let (entries, ways) = geometry;
@@ -612,8 +608,17 @@ mod tests {
                 fifo: vec![0; (entries / ways) as usize],
                 ways: ways as usize,
             };
-            // Fold the keys into a range that makes them collide.
-            let k = |x: u64| 1 + x % keys;
+            // Fold the keys into a range that makes them collide: in sets,
+            // or (keys == 0) in sets and short tags, four keys per set and
+            // short tag.
+            let set_bits = (entries / ways).trailing_zeros();
+            let k = |x: u64| {
+                if keys == 0 {
+                    colliding_key(x, set_bits)
+                } else {
+                    1 + x % keys
+                }
+            };
             for o in ops {
                 match o {
                     Op::Insert(key, tag) => {

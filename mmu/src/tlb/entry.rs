@@ -185,6 +185,27 @@ impl TlbEntry {
     }
 }
 
+/// The entry of `array` (holding pages of size `code`) for `la` live under
+/// `tag` with flush floor `floor`. Written out per array by
+/// [`TlbLevel::lookup`] (not a loop over the size codes), so each probe's
+/// key arithmetic is constant-folded.
+#[inline(always)]
+fn probe<'a>(
+    array: &'a SetAssoc<TlbEntry>,
+    la: u64,
+    code: u64,
+    tag: &Tag,
+    floor: u32,
+) -> Option<&'a TlbEntry> {
+    if array.is_vacant() {
+        return None;
+    }
+    let key = TlbEntry::make_key(la, code);
+    array.find(key >> 2, |e| {
+        e.key == key && e.tagged(tag) && e.stamp >= floor
+    })
+}
+
 /// One TLB level: one array per page size.
 ///
 /// The flushes a VM entry or exit without VPIDs makes (every mapping of VPID
@@ -210,10 +231,33 @@ pub struct TlbLevel {
     /// Per VPID/ASID: entries of that VPID stamped below are dead (grown on
     /// demand; absent means 0).
     floor_vpid: Vec<u32>,
+    /// Host-side: counts the changes of the arrays of 2-MiB and 1-GiB
+    /// entries and of the flush floors (every fill of those arrays, every
+    /// invalidation), for [`BigMiss`].
+    #[serde(skip)]
+    big_clock: u64,
     /// Identifies the level's content for host-side caches (see
     /// [`Generation`]); not part of the modelled state.
     #[serde(skip)]
     generation: Generation,
+    /// Host-side: the last 2-MiB region and tags for which the arrays of
+    /// large and huge pages held nothing ([`TlbLevel::lookup_noting`]).
+    #[serde(skip)]
+    big_miss: core::cell::Cell<BigMiss>,
+}
+
+/// A lookup's finding that the arrays of 2-MiB and 1-GiB entries hold no
+/// live entry for a 2-MiB region under some tags, valid while those arrays
+/// and the flush floors are unchanged: `clock` is the level's
+/// [`TlbLevel::big_clock`] then. (A 2-MiB region lies in one 1-GiB page, so
+/// both arrays' lookups are functions of the region, the tags, the floor of
+/// the tags' VPID and the arrays' content.) Host-side only.
+#[derive(Clone, Copy, Debug, Default)]
+struct BigMiss {
+    valid: bool,
+    region: u64,
+    tag: Tag,
+    clock: u64,
 }
 
 impl PartialEq for TlbLevel {
@@ -292,7 +336,9 @@ impl TlbLevel {
             clock: 0,
             floor_all: 0,
             floor_vpid: Vec::new(),
+            big_clock: 0,
             generation: Generation::fresh(),
+            big_miss: Default::default(),
         }
     }
 
@@ -319,6 +365,7 @@ impl TlbLevel {
     /// dead slot and restamps the live ones (deterministic, and rare: once
     /// per 2^32 lazy flushes).
     fn tick(&mut self) -> u32 {
+        self.big_clock += 1;
         if self.clock == u32::MAX {
             let floors = (self.floor_all, core::mem::take(&mut self.floor_vpid));
             let dead = |e: &TlbEntry| {
@@ -354,22 +401,39 @@ impl TlbLevel {
 
     /// Looks `la` up under `tag`, smallest page size first, in the arrays
     /// that hold any entry.
+    ///
+    /// When the arrays of large and huge pages hold nothing for `la`'s
+    /// 2-MiB region under `tag`, the level remembers it (host-side,
+    /// [`BigMiss`]), and the next lookups in that region, while those
+    /// arrays and the flush floors are unchanged, probe only the array of
+    /// 4-KiB pages: the same result (debug builds check it).
     #[inline]
     pub fn lookup(&self, la: u64, tag: &Tag) -> Option<&TlbEntry> {
         let floor = self.floor(tag.vpid);
-        for code in [CODE_4K, CODE_2M, CODE_1G] {
-            let array = self.array(code);
-            if array.is_vacant() {
-                continue;
-            }
-            let key = TlbEntry::make_key(la, code);
-            if let Some(e) = array.find(key >> 2, |e| {
-                e.key == key && e.tagged(tag) && e.stamp >= floor
-            }) {
-                return Some(e);
-            }
+        if let Some(e) = probe(&self.small, la, CODE_4K, tag, floor) {
+            return Some(e);
         }
-        None
+        let region = la >> 21;
+        let m = self.big_miss.get();
+        if m.valid && m.region == region && m.clock == self.big_clock && m.tag == *tag {
+            debug_assert!(
+                probe(&self.large, la, CODE_2M, tag, floor).is_none()
+                    && probe(&self.huge, la, CODE_1G, tag, floor).is_none(),
+                "a stale large-page miss"
+            );
+            return None;
+        }
+        let found = probe(&self.large, la, CODE_2M, tag, floor)
+            .or_else(|| probe(&self.huge, la, CODE_1G, tag, floor));
+        if found.is_none() {
+            self.big_miss.set(BigMiss {
+                valid: true,
+                region,
+                tag: *tag,
+                clock: self.big_clock,
+            });
+        }
+        found
     }
 
     /// Caches `e`, replacing a live entry with the same key and tags.
@@ -397,6 +461,9 @@ impl TlbLevel {
         if self.array(code).is_absent() {
             return false;
         }
+        if code != CODE_4K {
+            self.big_clock += 1;
+        }
         if e.guest_shift as u32 > e.shift() {
             self.fragments = true;
         }
@@ -423,6 +490,7 @@ impl TlbLevel {
     /// everything, which are O(1) and return 0.
     pub fn invalidate(&mut self, scope: &Scope) -> usize {
         self.generation.bump();
+        self.big_clock += 1;
         if scope.is_everything() {
             self.floor_all = self.tick();
             self.fragments = false;
@@ -443,6 +511,7 @@ impl TlbLevel {
     /// Invalidates the live entries `scope` selects by looking at each
     /// candidate slot. Returns how many.
     fn sweep(&mut self, scope: &Scope) -> usize {
+        self.big_clock += 1;
         let (floor_all, floors) = (self.floor_all, &self.floor_vpid);
         let live = |e: &TlbEntry| {
             e.stamp
@@ -559,7 +628,49 @@ mod tests {
         ]
     }
 
+    /// [`TlbLevel::lookup`] without its memo: every array probed.
+    fn lookup_every_array<'a>(l: &'a TlbLevel, la: u64, tag: &Tag) -> Option<&'a TlbEntry> {
+        let floor = l.floor(tag.vpid);
+        probe(&l.small, la, CODE_4K, tag, floor)
+            .or_else(|| probe(&l.large, la, CODE_2M, tag, floor))
+            .or_else(|| probe(&l.huge, la, CODE_1G, tag, floor))
+    }
+
     proptest! {
+        /// Lookups that trust the memo of a large-page miss ([`BigMiss`])
+        /// find what probing every array finds, through fills of every page
+        /// size and flushes of every scope, with lookups that stay in one
+        /// 2-MiB region and ones that move between regions and tags.
+        #[test]
+        fn large_page_miss_memo_equals_probing_every_array(
+            steps in proptest::collection::vec(step(), 1..120),
+            looks in proptest::collection::vec((0u64..1024, 0u16..3, 0u16..2, 0u64..2), 1..40),
+        ) {
+            let cfg = TlbLevelConfig {
+                small: Geometry::new(16, 4),
+                large: Geometry::new(8, 8),
+                huge: Geometry::new(16, 16),
+            };
+            let mut l = TlbLevel::new(&cfg);
+            for s in &steps {
+                match *s {
+                    // Pages spread over 2-MiB regions too.
+                    Step::Insert(p, c, v, pc, r) => l.insert(entry(p * 97 % 1024, c, v, pc, r)),
+                    Step::Flush(scope) => {
+                        l.invalidate(&scope);
+                    }
+                }
+                for &(p, vpid, pcid, root) in &looks {
+                    let tag = Tag { vpid, pcid, root };
+                    let la = p << 12;
+                    prop_assert_eq!(
+                        l.lookup(la, &tag).map(|e| e as *const TlbEntry),
+                        lookup_every_array(&l, la, &tag).map(|e| e as *const TlbEntry)
+                    );
+                }
+            }
+        }
+
         /// The O(1) flushes of a whole VPID or of everything leave the level
         /// observably as an eager sweep does: same lookups, same live
         /// entries in the same slots, same replacement afterwards.

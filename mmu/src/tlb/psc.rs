@@ -479,6 +479,21 @@ impl NestedTlb {
     /// Caches `t` for `gpa`'s page.
     #[inline]
     pub fn fill(&mut self, gpa: u64, root: u64, vpid: u16, t: &NestedTranslation) {
+        self.fill_with(gpa, root, vpid, t, true)
+    }
+
+    /// [`NestedTlb::fill`] after a [`NestedTlb::lookup`] of `gpa` under
+    /// `root` and `vpid` found nothing, with no change since: no entry for
+    /// the page and tags can be in the set (the lookup would have found
+    /// it), so `t` takes the set's FIFO victim without a search. The same
+    /// outcome as `fill` (debug builds check it).
+    #[inline]
+    pub fn fill_absent(&mut self, gpa: u64, root: u64, vpid: u16, t: &NestedTranslation) {
+        self.fill_with(gpa, root, vpid, t, false)
+    }
+
+    #[inline(always)]
+    fn fill_with(&mut self, gpa: u64, root: u64, vpid: u16, t: &NestedTranslation, search: bool) {
         let e = NestedTlbEntry {
             key: ntlb_key(gpa),
             root,
@@ -490,9 +505,12 @@ impl NestedTlb {
             memory_type: t.memory_type,
             ignore_pat: t.ignore_pat,
         };
-        self.array.insert(gpa >> 12, e, |x| {
-            x.key == e.key && x.root == root && x.vpid == vpid
-        });
+        let same = |x: &NestedTlbEntry| x.key == e.key && x.root == root && x.vpid == vpid;
+        if search {
+            self.array.insert(gpa >> 12, e, same);
+        } else {
+            self.array.insert_absent(gpa >> 12, e, same);
+        }
     }
 
     /// Invalidates entries whose (root, vpid) satisfy `f`.
@@ -516,5 +534,66 @@ impl NestedTlb {
     /// True if empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paging::format::EPT_R;
+    use proptest::prelude::*;
+
+    fn translation(gpa: u64, salt: u8) -> NestedTranslation {
+        NestedTranslation {
+            hpa: PhysAddr((gpa & !0xfff) ^ ((salt as u64) << 20)),
+            size: PageSize::Size4K,
+            rights: EPT_R | salt as Rights,
+            dirty: salt & 1 != 0,
+            memory_type: salt & 7,
+            ignore_pat: false,
+        }
+    }
+
+    proptest! {
+        /// A fill after a lookup that found nothing, without a search
+        /// ([`NestedTlb::fill_absent`]), leaves the nested TLB as the
+        /// searching fill does, on random lookups, fills and
+        /// invalidations of colliding pages under two roots and VPIDs.
+        #[test]
+        fn absent_fills_equal_searching_fills(
+            ops in proptest::collection::vec((0u8..4, 0u64..40, 0u64..2, 0u16..2, any::<u8>()), 1..300)
+        ) {
+            let mut plain = NestedTlb::new(Geometry::new(16, 4));
+            let mut quick = plain.clone();
+            for (op, page, root, vpid, salt) in ops {
+                let gpa = page << 12;
+                match op {
+                    0 | 1 => {
+                        let found = plain.lookup(gpa, root, vpid);
+                        prop_assert_eq!(found, quick.lookup(gpa, root, vpid));
+                        let t = translation(gpa, salt);
+                        plain.fill(gpa, root, vpid, &t);
+                        if found.is_none() {
+                            quick.fill_absent(gpa, root, vpid, &t);
+                        } else {
+                            quick.fill(gpa, root, vpid, &t);
+                        }
+                    }
+                    2 => {
+                        prop_assert_eq!(
+                            plain.invalidate_page(gpa, root, vpid),
+                            quick.invalidate_page(gpa, root, vpid)
+                        );
+                    }
+                    _ => {
+                        prop_assert_eq!(
+                            plain.invalidate(|r, v| r == root && v == vpid),
+                            quick.invalidate(|r, v| r == root && v == vpid)
+                        );
+                    }
+                }
+                prop_assert_eq!(&plain, &quick);
+            }
+        }
     }
 }
