@@ -29,7 +29,7 @@
 //! - world switches and event deliveries are charged where the machine
 //!   performs them.
 
-use mmu::MmuCounters;
+use mmu::{MmuCosts, MmuCounters};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -335,20 +335,24 @@ impl CostModel {
     /// the counters, so the cost of the work between two snapshots is the
     /// difference of their costs.
     pub fn mmu_cycles(&self, c: &MmuCounters) -> (u64, u64) {
-        let m = |n: u64, cost: u32| n.wrapping_mul(cost as u64);
-        let tlb = m(c.itlb.l1_hits + c.dtlb.l1_hits, self.tlb_l1_hit)
-            + m(c.itlb.l2_hits + c.dtlb.l2_hits, self.tlb_l2_hit)
-            + m(c.itlb.misses + c.dtlb.misses, self.tlb_miss);
-        let psc_hits: u64 =
-            c.guest_psc_hits.iter().sum::<u64>() + c.nested_psc_hits.iter().sum::<u64>();
-        let walks = m(c.guest_refs, self.guest_ref)
-            + m(c.nested_refs, self.nested_ref)
-            + m(c.ad_writes, self.ad_update)
-            + m(psc_hits, self.psc_hit)
-            + m(c.guest_psc_misses + c.nested_psc_misses, self.psc_miss)
-            + m(c.nested_tlb_hits, self.nested_tlb_hit)
-            + m(c.nested_tlb_misses, self.nested_tlb_miss);
-        (tlb, walks)
+        self.mmu_costs().cycles(c)
+    }
+
+    /// The MMU's rows, with which the MMU keeps the cost of its counters
+    /// ([`mmu::Mmu::set_costs`]).
+    pub fn mmu_costs(&self) -> MmuCosts {
+        MmuCosts {
+            tlb_l1_hit: self.tlb_l1_hit as u64,
+            tlb_l2_hit: self.tlb_l2_hit as u64,
+            tlb_miss: self.tlb_miss as u64,
+            guest_ref: self.guest_ref as u64,
+            nested_ref: self.nested_ref as u64,
+            ad_update: self.ad_update as u64,
+            psc_hit: self.psc_hit as u64,
+            psc_miss: self.psc_miss as u64,
+            nested_tlb_hit: self.nested_tlb_hit as u64,
+            nested_tlb_miss: self.nested_tlb_miss as u64,
+        }
     }
 
     /// The table with both presets, as `nestemu cost-presets` prints it.
@@ -450,6 +454,47 @@ mod tests {
         assert_eq!(ta, 3 * 9 + 2 * 10);
         assert_eq!(wa, 5 * 20 + 11 * 20 + 1);
         assert_eq!(c.mmu_cycles(&b), (2 * ta, 2 * wa));
+    }
+
+    /// Each MMU row of the table costs its own counter, in its own
+    /// category: one event of each kind, with every row a distinct cost,
+    /// costs exactly that row.
+    #[test]
+    fn the_mmu_costs_are_the_table_rows() {
+        type Event = fn(&mut MmuCounters);
+        let events: [(&str, Event); 10] = [
+            ("tlb_l1_hit", |c| c.itlb.l1_hits += 1),
+            ("tlb_l2_hit", |c| c.dtlb.l2_hits += 1),
+            ("tlb_miss", |c| c.itlb.misses += 1),
+            ("guest_ref", |c| c.guest_refs += 1),
+            ("nested_ref", |c| c.nested_refs += 1),
+            ("ad_update", |c| c.ad_writes += 1),
+            ("psc_hit", |c| c.nested_psc_hits[3] += 1),
+            ("psc_miss", |c| c.guest_psc_misses += 1),
+            ("nested_tlb_hit", |c| c.nested_tlb_hits += 1),
+            ("nested_tlb_miss", |c| c.nested_tlb_misses += 1),
+        ];
+        let mut text = String::from("{");
+        for (i, r) in ROWS.iter().enumerate() {
+            text += &format!("\"{}\": {}, ", r.name, 1000 + 7 * i);
+        }
+        text += "\"name\": \"distinct\"}";
+        let model = CostModel::from_json(&text, "intel").unwrap();
+        let mmu_rows = ROWS
+            .iter()
+            .filter(|r| matches!(r.category, Category::Tlb | Category::Walks));
+        assert_eq!(mmu_rows.count(), events.len());
+        for (row, event) in events {
+            let r = ROWS.iter().find(|r| r.name == row).unwrap();
+            let mut c = MmuCounters::default();
+            event(&mut c);
+            let cost = model.get(row).unwrap() as u64;
+            let want = match r.category {
+                Category::Tlb => (cost, 0),
+                _ => (0, cost),
+            };
+            assert_eq!(model.mmu_cycles(&c), want, "{row}");
+        }
     }
 
     #[test]

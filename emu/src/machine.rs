@@ -126,9 +126,10 @@ impl Machine {
             (None, crate::cpu::cpuid::Vendor::Intel) => mmu::TlbConfig::intel(),
             (None, crate::cpu::cpuid::Vendor::Amd) => mmu::TlbConfig::amd(),
         };
-        let mmu = mmu::Mmu::new(tlb).unwrap_or_else(|_| {
+        let mut mmu = mmu::Mmu::new(tlb).unwrap_or_else(|_| {
             mmu::Mmu::new(mmu::TlbConfig::none()).expect("no caches is a valid configuration")
         });
+        mmu.set_costs(config.cost.mmu_costs());
         let cpu = Cpu::reset();
         let model = &config.model;
         let dev = Devices::new(

@@ -130,12 +130,7 @@ pub fn summary(r: &Report) -> String {
     o
 }
 
-fn exits(
-    o: &mut String,
-    total: u64,
-    by_reason: &std::collections::BTreeMap<String, u64>,
-    l2: &LevelReport,
-) {
+fn exits(o: &mut String, total: u64, by_reason: &crate::stats::ReasonCounts, l2: &LevelReport) {
     if total == 0 {
         return;
     }
@@ -146,7 +141,7 @@ fn exits(
         num(l2.cycles_by_category.parts.vm_exits),
         num(l2.cycles_by_category.parts.vm_exits / total.max(1))
     );
-    let mut rows: Vec<(&String, &u64)> = by_reason.iter().collect();
+    let mut rows: Vec<(&str, &u64)> = by_reason.iter().collect();
     rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     for (reason, n) in rows {
         let _ = writeln!(o, "  {:<28} {:>12} {:>7}", reason, num(*n), pct(*n, total));

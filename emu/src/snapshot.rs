@@ -240,7 +240,10 @@ impl Machine {
             ));
         }
         m.smp = state.smp;
+        // The MMUs' running cost is derived state, not stored.
+        let costs = m.config.cost.mmu_costs();
         m.for_each_vcpu(|v| {
+            v.mmu.set_costs(costs);
             v.virt.vmx.caps = caps.clone();
             v.paging_changed();
         });

@@ -14,6 +14,10 @@
 //! `other` in the report (time skipped while halted, for instance), so the
 //! categories always add up to the total too.
 
+mod reasons;
+
+pub use reasons::ReasonCounts;
+
 use crate::cost::Category;
 use crate::machine::Machine;
 use mmu::MmuCounters;
@@ -101,8 +105,6 @@ pub struct Stats {
     /// The cost of the MMU counters of the current level that is already in
     /// `cycles`: (TLB, walks).
     pub(crate) mmu_charged: (u64, u64),
-    /// The sum of the cost-bearing MMU counters at the last charge.
-    pub(crate) mmu_seen: u64,
     /// Exceptions and interrupts delivered, by vector name.
     pub events: BTreeMap<String, u64>,
     /// VM exits (VMX) and #VMEXITs (SVM), by the manual's reason names.
@@ -121,7 +123,7 @@ pub struct ExitCounts {
     /// Every exit.
     pub total: u64,
     /// By the reason's name in the manual (`VMEXIT_VMMCALL`, ...).
-    pub by_reason: BTreeMap<String, u64>,
+    pub by_reason: ReasonCounts,
 }
 
 /// A level of nesting.
@@ -154,7 +156,7 @@ pub struct LevelCounters {
     /// VM exits out of the level.
     pub vmexits: u64,
     /// The exits by reason.
-    pub vmexits_by_reason: BTreeMap<String, u64>,
+    pub vmexits_by_reason: ReasonCounts,
     /// TLB and page-walk counters.
     pub mmu: MmuCounters,
 }
@@ -166,9 +168,7 @@ impl LevelCounters {
         self.parts.add(&o.parts);
         self.entries += o.entries;
         self.vmexits += o.vmexits;
-        for (r, n) in &o.vmexits_by_reason {
-            *self.vmexits_by_reason.entry(r.clone()).or_default() += n;
-        }
+        self.vmexits_by_reason.merge(&o.vmexits_by_reason);
         self.mmu.merge(&o.mmu);
     }
 }
@@ -237,32 +237,49 @@ pub struct Levels {
     pub current: Level,
     mark: Mark,
     /// Completed work per level (the running level's work since its last
-    /// switch is not in here yet). A list in serialized form: JSON keys are
-    /// strings.
+    /// switch is not in here yet), in the order of the levels: a short list
+    /// searched at each world switch ([`Levels::part`]), stored as the list
+    /// of (level, counters) pairs (JSON keys are strings).
     #[serde(with = "level_pairs")]
-    pub parts: BTreeMap<Level, LevelCounters>,
+    parts: Vec<(Level, LevelCounters)>,
     /// The translation context of the last guest left by a VM exit (for
     /// `explain-walk --level L2` after the run).
     pub last_guest: Option<(Level, mmu::TranslationContext)>,
 }
 
-/// [`Levels::parts`] as a list of (level, counters) pairs.
+impl Levels {
+    /// The counters of `level`, added (empty) if it has none yet.
+    #[inline]
+    fn part(&mut self, level: Level) -> &mut LevelCounters {
+        let i = match self.parts.binary_search_by(|(l, _)| l.cmp(&level)) {
+            Ok(i) => i,
+            Err(i) => {
+                self.parts.insert(i, (level, LevelCounters::default()));
+                i
+            }
+        };
+        &mut self.parts[i].1
+    }
+}
+
+/// [`Levels::parts`] as a list of (level, counters) pairs, in the order of
+/// the levels.
 mod level_pairs {
     use super::{Level, LevelCounters};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::collections::BTreeMap;
 
-    pub fn serialize<S: Serializer>(
-        m: &BTreeMap<Level, LevelCounters>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        m.iter().collect::<Vec<_>>().serialize(s)
+    pub fn serialize<S: Serializer>(m: &[(Level, LevelCounters)], s: S) -> Result<S::Ok, S::Error> {
+        m.serialize(s)
     }
 
+    /// Ordered by level, a level listed twice keeping its last counters.
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
-    ) -> Result<BTreeMap<Level, LevelCounters>, D::Error> {
+    ) -> Result<Vec<(Level, LevelCounters)>, D::Error> {
         Ok(Vec::<(Level, LevelCounters)>::deserialize(d)?
+            .into_iter()
+            .collect::<BTreeMap<_, _>>()
             .into_iter()
             .collect())
     }
@@ -271,49 +288,37 @@ mod level_pairs {
 impl Machine {
     /// Charges the MMU work since the last charge (TLB outcomes, walk
     /// references, cache lookups) to the clock: the cost of the counters is
-    /// linear in them, so this is the cost of the current counters minus what
-    /// was charged of them already. Called at block boundaries and world
-    /// switches.
+    /// linear in them, and the MMU keeps it as they grow ([`mmu::Mmu::cycles`],
+    /// weighted by the cost model when the machine is built), so this is that
+    /// cost minus what was charged of it already. Called at block boundaries
+    /// and world switches.
     #[inline]
     pub fn charge_mmu(&mut self) {
         if cfg!(feature = "uncounted") {
             return;
         }
-        // Most blocks only hit the first-level TLBs, which cost nothing in
-        // the presets: a sum of the counters that can carry a cost tells
-        // cheaply whether anything is due (they only grow within a level's
-        // stretch, so an unchanged sum means unchanged counters).
-        let c = self.mmu.counters();
-        let mut due = c.walks
-            + c.itlb.l2_hits
-            + c.dtlb.l2_hits
-            + c.itlb.misses
-            + c.dtlb.misses
-            + c.nested_tlb_hits;
-        if self.config.cost.tlb_l1_hit != 0 {
-            due += c.itlb.l1_hits + c.dtlb.l1_hits;
+        debug_assert_eq!(
+            *self.mmu.costs(),
+            self.config.cost.mmu_costs(),
+            "the MMU costs its counters with the machine's cost model"
+        );
+        let (tlb, walks) = self.mmu.cycles();
+        if (tlb, walks) != self.stats.mmu_charged {
+            self.charge_mmu_now(tlb, walks);
         }
-        if due == self.stats.mmu_seen {
-            return;
-        }
-        self.stats.mmu_seen = due;
-        self.charge_mmu_now();
     }
 
     #[inline(never)]
-    fn charge_mmu_now(&mut self) {
-        let (tlb, walks) = self.config.cost.mmu_cycles(self.mmu.counters());
+    fn charge_mmu_now(&mut self, tlb: u64, walks: u64) {
         let (t0, w0) = self.stats.mmu_charged;
-        if tlb != t0 || walks != w0 {
-            self.stats.charge(Category::Tlb, tlb - t0);
-            self.stats.charge(Category::Walks, walks - w0);
-            self.stats.mmu_charged = (tlb, walks);
-        }
+        self.stats.charge(Category::Tlb, tlb - t0);
+        self.stats.charge(Category::Walks, walks - w0);
+        self.stats.mmu_charged = (tlb, walks);
     }
 
     /// MMU work not charged to the clock yet: (TLB, walks).
     fn pending_mmu(&self) -> (u64, u64) {
-        let (tlb, walks) = self.config.cost.mmu_cycles(self.mmu.counters());
+        let (tlb, walks) = self.mmu.cycles();
         let (t0, w0) = self.stats.mmu_charged;
         (tlb.saturating_sub(t0), walks.saturating_sub(w0))
     }
@@ -341,9 +346,7 @@ impl Machine {
     pub fn switch_level(&mut self, to: Level, retiring: Option<u32>) {
         self.charge_mmu();
         let (extra_i, extra_c) = retiring.map_or((0, 0), |c| (1, c as u64));
-        let mmu = self.mmu.take_counters();
         self.stats.mmu_charged = (0, 0);
-        self.stats.mmu_seen = 0;
         let mut now = self.stats.mark();
         now.instructions += extra_i;
         now.cycles += extra_c;
@@ -359,14 +362,15 @@ impl Machine {
         if matches!(l.current, Level::L2 { .. }) {
             l.last_guest = Some((l.current, self.tctx));
         }
-        let part = l.parts.entry(l.current).or_default();
-        part.instructions += now.instructions - l.mark.instructions;
-        part.cycles += now.cycles - l.mark.cycles;
-        part.parts.add(&now.parts.since(&l.mark.parts));
-        part.mmu.merge(&mmu);
+        let mark = l.mark;
+        let part = l.part(l.current);
+        part.instructions += now.instructions - mark.instructions;
+        part.cycles += now.cycles - mark.cycles;
+        part.parts.add(&now.parts.since(&mark.parts));
+        self.mmu.take_counters_into(&mut part.mmu);
         l.mark = now;
         l.current = to;
-        l.parts.entry(to).or_default().entries += 1;
+        l.part(to).entries += 1;
         if matches!(to, Level::L2 { .. }) && self.trace.wants(crate::trace::Kind::Vmentry) {
             self.trace_vmentry(to);
         }
@@ -375,24 +379,24 @@ impl Machine {
     /// Counts a VM exit out of the current level with the manual's name for
     /// its reason, and charges its world switch (the cost model's `vm_exit`,
     /// or the reason's own cost).
-    pub fn count_vmexit(&mut self, reason: &str) {
+    pub fn count_vmexit(&mut self, reason: &'static str) {
         self.count_vmexit_info(reason, None)
     }
 
     /// [`Machine::count_vmexit`] with the exit information the trace shows:
     /// the exit qualification and guest-physical address (VMX) or EXITINFO1
     /// and EXITINFO2 (SVM).
-    pub fn count_vmexit_info(&mut self, reason: &str, info: Option<(u64, u64)>) {
+    pub fn count_vmexit_info(&mut self, reason: &'static str, info: Option<(u64, u64)>) {
         if !cfg!(feature = "uncounted") {
             let cost = self.config.cost.vm_exit_for(reason) as u64;
             self.stats.charge(Category::VmExits, cost);
             let v = &mut self.stats.vmexits;
             v.total += 1;
-            bump(&mut v.by_reason, reason);
+            v.by_reason.bump(reason);
             let l = &mut self.stats.levels;
-            let part = l.parts.entry(l.current).or_default();
+            let part = l.part(l.current);
             part.vmexits += 1;
-            bump(&mut part.vmexits_by_reason, reason);
+            part.vmexits_by_reason.bump(reason);
         }
         if self.trace.wants(crate::trace::Kind::Vmexit) {
             self.trace_vmexit(reason, info);
@@ -412,9 +416,7 @@ impl Machine {
     pub(crate) fn handover_level(&mut self, to: Level) -> Level {
         // The outgoing MMU's work is charged and taken with it.
         self.charge_mmu();
-        let mmu = self.mmu.take_counters();
         self.stats.mmu_charged = (0, 0);
-        self.stats.mmu_seen = 0;
         let now = self.stats.mark();
         let l = &mut self.stats.levels;
         let left = l.current;
@@ -423,11 +425,12 @@ impl Machine {
             cycles: now.cycles.max(l.mark.cycles),
             parts: now.parts.max(&l.mark.parts),
         };
-        let part = l.parts.entry(left).or_default();
-        part.instructions += now.instructions - l.mark.instructions;
-        part.cycles += now.cycles - l.mark.cycles;
-        part.parts.add(&now.parts.since(&l.mark.parts));
-        part.mmu.merge(&mmu);
+        let mark = l.mark;
+        let part = l.part(left);
+        part.instructions += now.instructions - mark.instructions;
+        part.cycles += now.cycles - mark.cycles;
+        part.parts.add(&now.parts.since(&mark.parts));
+        self.mmu.take_counters_into(&mut part.mmu);
         l.mark = now;
         l.current = to;
         left
@@ -437,7 +440,7 @@ impl Machine {
     /// included.
     pub fn level_counters(&self) -> BTreeMap<Level, LevelCounters> {
         let l = &self.stats.levels;
-        let mut parts = l.parts.clone();
+        let mut parts: BTreeMap<Level, LevelCounters> = l.parts.iter().cloned().collect();
         let now = parts.entry(l.current).or_default();
         now.instructions += self.stats.instructions.saturating_sub(l.mark.instructions);
         now.cycles += self.cycles().saturating_sub(l.mark.cycles);
@@ -584,7 +587,7 @@ impl From<&LevelCounters> for LevelReport {
             cycles_by_category: CyclesReport::new(c.cycles, c.parts),
             entries: c.entries,
             vmexits: c.vmexits,
-            vmexits_by_reason: c.vmexits_by_reason.clone(),
+            vmexits_by_reason: c.vmexits_by_reason.to_map(),
             tlb: TlbReport {
                 hits: m.itlb.hits() + m.dtlb.hits(),
                 misses: m.itlb.misses + m.dtlb.misses,
@@ -596,7 +599,7 @@ impl From<&LevelCounters> for LevelReport {
                 refs: m.refs(),
                 guest_refs: m.guest_refs,
                 nested_refs: m.nested_refs,
-                refs_per_walk: m.refs_per_walk.clone(),
+                refs_per_walk: m.refs_per_walk.to_vec(),
                 ad_writes: m.ad_writes,
                 faults: m.walk_faults,
                 psc_hits: m.guest_psc_hits.iter().sum::<u64>()
@@ -616,16 +619,6 @@ pub struct L2Report {
     pub total: LevelReport,
     /// By VMCS/VMCB physical address (hex).
     pub by_control: BTreeMap<String, LevelReport>,
-}
-
-/// Increments `map[key]` without allocating when the key exists.
-fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
-    match map.get_mut(key) {
-        Some(n) => *n += 1,
-        None => {
-            map.insert(key.to_string(), 1);
-        }
-    }
 }
 
 /// The `levels` section: L1 and L2.
@@ -741,6 +734,38 @@ pub struct CodeCacheCounts {
 mod tests {
     use super::*;
     use crate::machine::MachineConfig;
+
+    /// The levels are kept in their order whatever order they are first
+    /// entered in, and stored as the list of (level, counters) pairs.
+    #[test]
+    fn levels_are_stored_in_order_and_round_trip() {
+        let mut m = Machine::new(MachineConfig {
+            mem_bytes: 1 << 20,
+            ..Default::default()
+        });
+        for (control, reason) in [(0x9000, "CPUID"), (0x5000, "VMCALL"), (0x9000, "HLT")] {
+            m.switch_level(Level::L2 { control }, Some(3));
+            m.stats.charge(Category::Instructions, 10);
+            m.count_vmexit(reason);
+            m.switch_level(Level::L1, None);
+        }
+        let order: Vec<Level> = m.stats.levels.parts.iter().map(|(l, _)| *l).collect();
+        assert_eq!(
+            order,
+            [
+                Level::L1,
+                Level::L2 { control: 0x5000 },
+                Level::L2 { control: 0x9000 }
+            ]
+        );
+        let json = serde_json::to_value(&m.stats).unwrap();
+        let parts = &json["levels"]["parts"];
+        assert_eq!(parts[1][0], serde_json::json!({"L2": {"control": 0x5000}}));
+        assert_eq!(parts[2][1]["entries"], 2);
+        assert_eq!(parts[2][1]["vmexits_by_reason"]["HLT"], 1);
+        let back: Stats = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&back).unwrap(), json);
+    }
 
     #[test]
     fn levels_sum_to_the_totals() {

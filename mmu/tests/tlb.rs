@@ -14,7 +14,7 @@ use common::builder::{Builder, EPT_LEAF, EPT_TABLE, TABLE};
 use mmu::paging::{walk_guest, EptCaps, EptContext, Eptp, NoRecord, SparseMemory};
 use mmu::{
     Access, AccessKind, AddressWidths, Cr0, Cr4, Efer, InveptType, InvpcidType, InvvpidType,
-    LinearAddr, Mmu, NestedPaging, PagingFeatures, PagingRegs, TlbConfig, TranslateFault,
+    LinearAddr, Mmu, MmuCosts, NestedPaging, PagingFeatures, PagingRegs, TlbConfig, TranslateFault,
     TranslationContext,
 };
 use proptest::prelude::*;
@@ -188,15 +188,64 @@ fn run(config: TlbConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
     run_probing(config, ops, false)
 }
 
+fn run_probing(config: TlbConfig, ops: Vec<Op>, probe: bool) -> Result<(), TestCaseError> {
+    run_costed(config, ops, probe, None)
+}
+
+/// Cost weights for [`run_costed`]: set first, then every `every` ops the
+/// counters are taken (as at a world switch) and the weights swapped.
+#[derive(Clone, Debug)]
+struct Costing {
+    weights: [MmuCosts; 2],
+    every: usize,
+}
+
+fn costs(v: [u64; 10]) -> MmuCosts {
+    MmuCosts {
+        tlb_l1_hit: v[0],
+        tlb_l2_hit: v[1],
+        tlb_miss: v[2],
+        guest_ref: v[3],
+        nested_ref: v[4],
+        ad_update: v[5],
+        psc_hit: v[6],
+        psc_miss: v[7],
+        nested_tlb_hit: v[8],
+        nested_tlb_miss: v[9],
+    }
+}
+
 /// [`run`]; with `probe`, after each translation every kind of first-level
 /// probe of its page must equal the probe of a copy of the MMU (a copy has
 /// fresh TLB generations, so it searches the first level instead of using
-/// what the last fill remembers).
-fn run_probing(config: TlbConfig, ops: Vec<Op>, probe: bool) -> Result<(), TestCaseError> {
+/// what the last fill remembers). With `costing`, after every operation the
+/// MMU's running cost of its counters must be the cost computed from them.
+fn run_costed(
+    config: TlbConfig,
+    ops: Vec<Op>,
+    probe: bool,
+    costing: Option<Costing>,
+) -> Result<(), TestCaseError> {
     let mut w = world();
     let mut mmu = Mmu::new(config).unwrap();
+    if let Some(c) = &costing {
+        mmu.set_costs(c.weights[0]);
+    }
     let mut sh = Shadow::default();
     for (n, op) in ops.into_iter().enumerate() {
+        if let Some(c) = &costing {
+            prop_assert_eq!(
+                mmu.cycles(),
+                mmu.costs().cycles(mmu.counters()),
+                "before op {}",
+                n
+            );
+            if n % c.every == c.every - 1 {
+                mmu.take_counters();
+                prop_assert_eq!(mmu.cycles(), (0, 0));
+                mmu.set_costs(c.weights[(n / c.every) % 2]);
+            }
+        }
         match op {
             Op::Translate { c, i, kind, user } => {
                 let t = ctx(&w, c);
@@ -334,6 +383,9 @@ fn run_probing(config: TlbConfig, ops: Vec<Op>, probe: bool) -> Result<(), TestC
             }
         }
     }
+    if costing.is_some() {
+        prop_assert_eq!(mmu.cycles(), mmu.costs().cycles(mmu.counters()));
+    }
     Ok(())
 }
 
@@ -449,6 +501,59 @@ proptest! {
         let config = if amd { TlbConfig::amd() } else { TlbConfig::intel() };
         run_probing(config, ops, true)?;
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The MMU keeps the cost of its counters as they grow: after any
+    /// translations, invalidations, takes of the counters and changes of
+    /// weights, it is what the weights make of the counters.
+    #[test]
+    fn the_running_cost_is_the_cost_of_the_counters(
+        amd in any::<bool>(),
+        a in prop::array::uniform10(0u64..=u32::MAX as u64),
+        b in prop::array::uniform10(0u64..40),
+        every in 1usize..30,
+        ops in prop::collection::vec(op(), 1..80),
+    ) {
+        let config = if amd { TlbConfig::amd() } else { TlbConfig::intel() };
+        let costing = Costing { weights: [costs(a), costs(b)], every };
+        run_costed(config, ops, false, Some(costing))?;
+    }
+}
+
+/// Guest-physical translations (a nested-TLB hit alone, or a nested walk)
+/// and first-level hits counted through the probe keep the running cost too.
+#[test]
+fn guest_physical_translations_and_probed_hits_are_costed() {
+    let mut w = world();
+    let mut mmu = Mmu::new(TlbConfig::intel()).unwrap();
+    let weights = costs([3, 5, 7, 11, 13, 17, 19, 23, 29, 31]);
+    mmu.set_costs(weights);
+    let t = ctx(&w, 9);
+    for gpa in [DATA, DATA + 0x10, DATA + 0x1000, DATA] {
+        mmu.translate_gpa(
+            &t,
+            mmu::GuestPhysAddr(gpa),
+            AccessKind::Read,
+            &mut w.mem,
+            &mut NoRecord,
+        )
+        .unwrap();
+        assert_eq!(mmu.cycles(), weights.cycles(mmu.counters()));
+    }
+    assert!(mmu.counters().nested_tlb_hits > 0);
+    read(&mut mmu, &mut w, &t, la(0));
+    mmu.count_l1_hit(false);
+    mmu.count_l1_hit(true);
+    assert_eq!(mmu.counters().dtlb.l1_hits, 1);
+    assert_eq!(mmu.cycles(), weights.cycles(mmu.counters()));
+    // Weights set after the fact cost everything counted so far.
+    let other = costs([1, 0, 2, 0, 3, 0, 4, 0, 5, 6]);
+    mmu.set_costs(other);
+    assert_eq!(mmu.cycles(), other.cycles(mmu.counters()));
+    assert_ne!(mmu.cycles(), weights.cycles(mmu.counters()));
 }
 
 fn read(mmu: &mut Mmu, w: &mut World, t: &TranslationContext, la: u64) -> u64 {

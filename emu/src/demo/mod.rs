@@ -493,7 +493,7 @@ pub fn compare(runs: &[Run], w: &Work) -> String {
         "VM exits",
         &mut reports.iter().map(|r| num(r.vmexits.total)),
     );
-    let mut reasons: Vec<&String> = reports
+    let mut reasons: Vec<&str> = reports
         .iter()
         .flat_map(|r| r.vmexits.by_reason.keys())
         .collect();

@@ -8,7 +8,7 @@ mod invalidate;
 pub use context::TranslationContext;
 pub use invalidate::{InveptType, InvpcidType, InvvpidType, TlbControl};
 
-use crate::counters::{MmuCounters, TlbCounters};
+use crate::counters::{MmuCosts, MmuCounters, TlbCounters};
 use crate::paging::cache::{PscEntry, WalkCaches, WalkStats};
 use crate::paging::format::{Rights, EPT_R, EPT_UX, EPT_W, EPT_X, RIGHT_U, RIGHT_W, RIGHT_X};
 use crate::paging::nested::{nested_translate, NestedReq, NestedTranslation, Stage};
@@ -39,6 +39,10 @@ pub struct Mmu {
     nested_psc: NestedPsc,
     nested_tlb: NestedTlb,
     counters: MmuCounters,
+    /// The cost of `counters`, kept as they grow: derived from them and
+    /// the cost weights ([`Mmu::set_costs`]), so not stored.
+    #[serde(skip)]
+    cost: RunningCost,
     /// Host-side: the first-level entry the last fill made, for
     /// [`Mmu::l1_probe`]. Not modelled state (never stored, never
     /// compared).
@@ -62,6 +66,7 @@ impl Mmu {
             nested_psc: NestedPsc::new(&config.nested_psc),
             nested_tlb: NestedTlb::new(config.nested_tlb),
             counters: MmuCounters::default(),
+            cost: RunningCost::default(),
             last_fill: LastFill::default(),
             general_only: GeneralOnly(false),
             config,
@@ -127,6 +132,9 @@ impl Mmu {
                 self.last_fill
                     .note(held, fetch, l1.generation(), la.0, ctx, e);
                 crate::tally!(self.tlb_counters(fetch).l2_hits += 1);
+                crate::tally!(
+                    self.cost.tlb = self.cost.tlb.wrapping_add(self.cost.costs.tlb_l2_hit)
+                );
                 rec.event(WalkEvent::TlbHit { level: 2 });
                 return Ok(PhysAddr(e.pa(la.0)));
             }
@@ -242,6 +250,7 @@ impl Mmu {
     {
         let fetch = access.is_fetch();
         crate::tally!(self.tlb_counters(fetch).misses += 1);
+        crate::tally!(self.cost.tlb = self.cost.tlb.wrapping_add(self.cost.costs.tlb_miss));
         let mut stats = WalkStats::default();
         let res = {
             let mut caches = self.caches(ctx);
@@ -262,7 +271,7 @@ impl Mmu {
             // data while the counting and the fills below run.
             mem.prefetch(t.pa);
         }
-        self.counters.add_walk(&stats, res.is_err());
+        self.count_walk(&stats, res.is_err());
         if let Ok(t) = &res {
             // A walk only removes TLB entries (a fault's invalidation, and
             // then nothing is filled), so what the lookups found absent
@@ -340,16 +349,30 @@ impl Mmu {
                 &mut stats,
             )
         };
-        self.counters.add_walk(&stats, res.is_err());
+        self.count_walk(&stats, res.is_err());
         res
     }
 
     fn count_nested_only(&mut self, stats: &WalkStats, faulted: bool) {
         if stats.nested_reads == 0 && stats.nested_tlb_hits > 0 {
-            crate::tally!(self.counters.nested_tlb_hits += stats.nested_tlb_hits as u64);
+            crate::tally!(self.counters.nested_tlb_hits += stats.nested_tlb_hits);
+            crate::tally!(
+                self.cost.walks = self.cost.walks.wrapping_add(
+                    stats
+                        .nested_tlb_hits
+                        .wrapping_mul(self.cost.costs.nested_tlb_hit)
+                )
+            );
         } else {
-            self.counters.add_walk(stats, faulted);
+            self.count_walk(stats, faulted);
         }
+    }
+
+    /// Counts a walk and adds its cost.
+    #[inline]
+    fn count_walk(&mut self, stats: &WalkStats, faulted: bool) {
+        let c = self.counters.add_walk(stats, faulted, &self.cost.costs);
+        self.cost.walks = self.cost.walks.wrapping_add(c);
     }
 
     #[inline]
@@ -379,15 +402,62 @@ impl Mmu {
         &self.counters
     }
 
-    /// The counters, mutably.
+    /// The counters, mutably. Their cost ([`Mmu::cycles`]) does not follow
+    /// changes made through this: [`Mmu::set_costs`] recomputes it.
     pub fn counters_mut(&mut self) -> &mut MmuCounters {
         &mut self.counters
     }
 
     /// Returns the counters and starts new ones (for attributing work to a
-    /// level at VM entries and exits).
+    /// level at VM entries and exits); their cost starts again at 0.
     pub fn take_counters(&mut self) -> MmuCounters {
+        self.cost.tlb = 0;
+        self.cost.walks = 0;
         core::mem::take(&mut self.counters)
+    }
+
+    /// Adds the counters to `into` and starts new ones, as
+    /// [`Mmu::take_counters`] followed by [`MmuCounters::merge`] but
+    /// without moving them.
+    pub fn take_counters_into(&mut self, into: &mut MmuCounters) {
+        self.cost.tlb = 0;
+        self.cost.walks = 0;
+        into.merge(&self.counters);
+        self.counters.clear();
+    }
+
+    /// Sets the modelled cycles of each MMU event (the machine's cost
+    /// model) and recomputes the cost of the counters with them.
+    pub fn set_costs(&mut self, costs: MmuCosts) {
+        let (tlb, walks) = costs.cycles(&self.counters);
+        // The first-level hits are added when read (see `cycles`).
+        let l1 = (self.counters.itlb.l1_hits + self.counters.dtlb.l1_hits)
+            .wrapping_mul(costs.tlb_l1_hit);
+        self.cost = RunningCost {
+            costs,
+            tlb: tlb.wrapping_sub(l1),
+            walks,
+        };
+    }
+
+    /// The modelled cycles of the counters, (TLB, walks): always
+    /// `costs.cycles(self.counters())` for the costs last set, kept as the
+    /// counters grow. First-level TLB hits, the most frequent event and
+    /// free in the presets, are costed here rather than at each hit.
+    #[inline]
+    pub fn cycles(&self) -> (u64, u64) {
+        let c = &self.cost;
+        let mut tlb = c.tlb;
+        if c.costs.tlb_l1_hit != 0 {
+            let l1 = self.counters.itlb.l1_hits + self.counters.dtlb.l1_hits;
+            tlb = tlb.wrapping_add(l1.wrapping_mul(c.costs.tlb_l1_hit));
+        }
+        (tlb, c.walks)
+    }
+
+    /// The cost weights last set.
+    pub fn costs(&self) -> &MmuCosts {
+        &self.cost.costs
     }
 
     /// Every valid entry of the first-level TLB for `kind` and of the shared
@@ -416,6 +486,17 @@ impl Mmu {
         self.dtlb.invalidate(scope);
         self.stlb.invalidate(scope);
     }
+}
+
+/// The running cost of the counters (see [`Mmu::cycles`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct RunningCost {
+    /// The weights.
+    costs: MmuCosts,
+    /// TLB cycles, first-level hits left out.
+    tlb: u64,
+    /// Walk cycles.
+    walks: u64,
 }
 
 /// Which TLB levels a translation's lookups found without an entry for the

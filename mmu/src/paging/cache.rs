@@ -83,33 +83,36 @@ impl WalkCaches for NoCaches {
 
 /// What one translation cost, by kind of work: the raw material of the cost
 /// model's counters.
+///
+/// The fields are as wide as the counters they are added to
+/// ([`crate::MmuCounters::add_walk`]), which add them without widening each.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WalkStats {
     /// Guest-dimension entry reads.
-    pub guest_reads: u32,
+    pub guest_reads: u64,
     /// Nested-dimension entry reads.
-    pub nested_reads: u32,
+    pub nested_reads: u64,
     /// Accessed/dirty updates (both dimensions).
-    pub ad_writes: u32,
+    pub ad_writes: u64,
     /// Guest paging-structure-cache hits, indexed by level of the cached
     /// entry (index 0 unused).
-    pub guest_psc_hits: [u32; 6],
+    pub guest_psc_hits: [u64; 6],
     /// Guest paging-structure-cache lookups that found nothing.
-    pub guest_psc_misses: u32,
+    pub guest_psc_misses: u64,
     /// Nested paging-structure-cache hits by level.
-    pub nested_psc_hits: [u32; 6],
+    pub nested_psc_hits: [u64; 6],
     /// Nested paging-structure-cache lookups that found nothing.
-    pub nested_psc_misses: u32,
+    pub nested_psc_misses: u64,
     /// Nested TLB hits.
-    pub nested_tlb_hits: u32,
+    pub nested_tlb_hits: u64,
     /// Nested TLB misses.
-    pub nested_tlb_misses: u32,
+    pub nested_tlb_misses: u64,
 }
 
 impl WalkStats {
     /// Entry reads in both dimensions.
     #[inline]
-    pub fn reads(&self) -> u32 {
+    pub fn reads(&self) -> u64 {
         self.guest_reads + self.nested_reads
     }
 }

@@ -174,7 +174,7 @@ pub struct DirectTables<'a, M: ?Sized, R: ?Sized> {
     /// Reported with nested references: the guest level being served.
     pub for_guest_level: Option<u8>,
     /// References made so far.
-    pub reads: u32,
+    pub reads: u64,
 }
 
 impl<M: PhysMemory + ?Sized, R: WalkRecorder + ?Sized> Tables for DirectTables<'_, M, R> {
@@ -299,7 +299,7 @@ pub fn set_ad<F: Format, M: PhysMemory + ?Sized, R: WalkRecorder + ?Sized>(
     dimension: Dimension,
     for_guest_level: Option<u8>,
     gpa_known: bool,
-    writes: &mut u32,
+    writes: &mut u64,
 ) -> bool {
     for level in levels(path) {
         let Some(new) = ad_update(fmt, path, level, write) else {
