@@ -634,7 +634,10 @@ mod tests {
         assert!(s.insert(Feature::Xsaves));
         assert!(!s.insert(Feature::Xsaves));
         assert!(s.insert(Feature::Fpu));
-        assert_eq!(s.iter().collect::<Vec<_>>(), [Feature::Fpu, Feature::Xsaves]);
+        assert_eq!(
+            s.iter().collect::<Vec<_>>(),
+            [Feature::Fpu, Feature::Xsaves]
+        );
         assert!(s.remove(&Feature::Xsaves));
         assert!(!s.remove(&Feature::Xsaves));
         assert_eq!(s.len(), 1);
