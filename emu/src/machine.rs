@@ -375,7 +375,7 @@ impl Machine {
                 self.stats.retire_many(len as u64, cost);
             } else {
                 self.run_pure_seq(&ops[..n], ip_mask, (0, 0))?;
-                let cost = cost_of(&ops[..n]);
+                let cost = crate::interp::fast::Op::total_cost(&ops[..n]);
                 self.stats.retire_many(n as u64, cost);
             }
             Ok(())
@@ -521,7 +521,7 @@ impl Machine {
     /// ([`CodeCache::cost`]), at once, before anything reads the counters.
     /// Pure operations read neither the counters nor the clock nor the
     /// current RIP; if one raises an event, the instructions before it
-    /// are counted first ([`Machine::pure_raised`]), so what anything
+    /// are counted first ([`Machine::pure_raised_after`]), so what anything
     /// outside the block sees is the same as with [`Machine::run_ops`].
     #[inline(always)]
     fn run_pure_whole(
@@ -591,7 +591,7 @@ impl Machine {
             }
             // Declined: nothing ran; the pair runs unfused (RIP is still
             // the block's).
-            let done = (body.len() as u64, cost_of(body));
+            let done = (body.len() as u64, crate::interp::fast::Op::total_cost(body));
             return self.run_pure_seq(pair, ip_mask, done);
         }
         self.stop_block = false;
@@ -623,7 +623,7 @@ impl Machine {
 
     /// A pure operation at `rip` costing `cost` raised an event after the
     /// uncounted `done` (instructions, cost) and the operations `before`
-    /// of its block ran.
+    /// of its block ran: those are counted, then the event is handled.
     #[cold]
     #[inline(never)]
     fn pure_raised_after(
@@ -634,15 +634,10 @@ impl Machine {
         cost: u32,
     ) -> Event {
         let retired = done.0 + before.len() as u64;
-        self.pure_raised(retired, done.1 + cost_of(before), rip, cost)
-    }
-
-    /// A pure operation at `rip` costing `cost` raised an event after
-    /// `retired` instructions of its block retired, costing `so_far`.
-    #[cold]
-    #[inline(never)]
-    fn pure_raised(&mut self, retired: u64, so_far: u64, rip: u64, cost: u32) -> Event {
-        self.stats.retire_many(retired, so_far);
+        self.stats.retire_many(
+            retired,
+            done.1 + crate::interp::fast::Op::total_cost(before),
+        );
         self.cpu.rip = rip;
         let e = self.take_raised();
         self.on_event(e, cost)
@@ -762,13 +757,6 @@ impl Machine {
         self.rng = x;
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-}
-
-/// The modelled cost of `ops` (the sum of their [`Op::cost`]).
-///
-/// [`Op::cost`]: crate::interp::fast::Op::cost
-fn cost_of(ops: &[crate::interp::fast::Op]) -> u64 {
-    ops.iter().map(|o| o.cost as u64).sum()
 }
 
 /// The instruction-pointer mask for a code-segment size.

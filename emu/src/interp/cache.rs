@@ -119,13 +119,6 @@ struct Link {
     generation: u64,
     /// The successor's slot.
     slot: u32,
-    /// The successor's [`Slot::pure`] (while the link holds, its slot
-    /// holds the same block).
-    pure: bool,
-    /// The successor's instruction count.
-    len: u32,
-    /// The successor's [`Slot::cost`].
-    cost: u64,
 }
 
 /// The jump-cache and slot key of (physical address, bitness); never 0.
@@ -280,9 +273,9 @@ impl CodeCache {
     /// the block is not pure.
     #[inline(always)]
     pub fn linked_pure(&self, from: u32, rip: u64, generation: u64) -> Option<(u32, u64, u64)> {
-        let l = &self.slots.get(from as usize)?.link;
-        (l.stretch == self.stretch && l.rip == rip && l.generation == generation && l.pure)
-            .then_some((l.slot, l.len as u64, l.cost))
+        let to = self.linked(from, rip, generation)?;
+        let t = &self.slots[to as usize];
+        t.pure.then_some((to, t.len as u64, t.cost))
     }
 
     /// Links `to`, found by a fetch at `rip` with the fetch TLB at
@@ -291,19 +284,12 @@ impl CodeCache {
     #[inline(always)]
     pub fn link(&mut self, from: u32, rip: u64, to: u32, generation: u64) {
         let stretch = self.stretch;
-        let Some(t) = self.slots.get(to as usize) else {
-            return;
-        };
-        let (pure, len, cost) = (t.pure, t.len as u32, t.cost);
         if let Some(s) = self.slots.get_mut(from as usize) {
             s.link = Link {
                 stretch,
                 rip,
                 generation,
                 slot: to,
-                pure,
-                len,
-                cost,
             };
         }
     }
@@ -349,7 +335,7 @@ impl CodeCache {
                 .skip(1)
                 .all(|o| o.insn.flow_control() == iced_x86::FlowControl::Next);
         let bytes = block.bytes();
-        let cost = block.ops.iter().map(|o| o.cost as u64).sum();
+        let cost = Op::total_cost(&block.ops);
         let mut ops = block.ops;
         let fast = ops.iter().all(Op::is_specialized);
         // A block of pure operations ending in a fusable pair carries the

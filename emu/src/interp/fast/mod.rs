@@ -141,6 +141,11 @@ fn generic(m: &mut Machine, op: &Op) -> Step {
 }
 
 impl Op {
+    /// The modelled cost of `ops`: the sum of their [`Op::cost`].
+    pub fn total_cost(ops: &[Op]) -> u64 {
+        ops.iter().map(|o| o.cost as u64).sum()
+    }
+
     /// An operation that runs the generic handler.
     pub fn generic(d: DecodedInsn) -> Op {
         Op {
