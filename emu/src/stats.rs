@@ -344,13 +344,29 @@ impl Machine {
     /// instruction that switches and has not retired yet (VMRUN, VMLAUNCH):
     /// it counts for the level being left.
     pub fn switch_level(&mut self, to: Level, retiring: Option<u32>) {
+        let l = &mut self.stats.levels;
+        if matches!(l.current, Level::L2 { .. }) {
+            l.last_guest = Some((l.current, self.tctx));
+        }
+        self.close_level(to, retiring.map_or((0, 0), |c| (1, c as u64)));
+        self.stats.levels.part(to).entries += 1;
+        if matches!(to, Level::L2 { .. }) && self.trace.wants(crate::trace::Kind::Vmentry) {
+            self.trace_vmentry(to);
+        }
+    }
+
+    /// Ends the running level's stretch and makes `to` the running level:
+    /// charges the MMU work, and adds the work since the level's last
+    /// switch, with `extra` (instructions, cycles) of a switching
+    /// instruction that has not retired yet, and the MMU counters, which
+    /// start again, to the level's counters. Returns the level left.
+    fn close_level(&mut self, to: Level, extra: (u64, u64)) -> Level {
         self.charge_mmu();
-        let (extra_i, extra_c) = retiring.map_or((0, 0), |c| (1, c as u64));
         self.stats.mmu_charged = (0, 0);
         let mut now = self.stats.mark();
-        now.instructions += extra_i;
-        now.cycles += extra_c;
-        now.parts.instructions += extra_c;
+        now.instructions += extra.0;
+        now.cycles += extra.1;
+        now.parts.instructions += extra.1;
         let l = &mut self.stats.levels;
         // A switch back within the same instruction (an exit while VMRUN
         // injects an event) finds the switching instruction counted already.
@@ -359,21 +375,15 @@ impl Machine {
             cycles: now.cycles.max(l.mark.cycles),
             parts: now.parts.max(&l.mark.parts),
         };
-        if matches!(l.current, Level::L2 { .. }) {
-            l.last_guest = Some((l.current, self.tctx));
-        }
-        let mark = l.mark;
-        let part = l.part(l.current);
+        let (mark, left) = (l.mark, l.current);
+        let part = l.part(left);
         part.instructions += now.instructions - mark.instructions;
         part.cycles += now.cycles - mark.cycles;
         part.parts.add(&now.parts.since(&mark.parts));
         self.mmu.take_counters_into(&mut part.mmu);
         l.mark = now;
         l.current = to;
-        l.part(to).entries += 1;
-        if matches!(to, Level::L2 { .. }) && self.trace.wants(crate::trace::Kind::Vmentry) {
-            self.trace_vmentry(to);
-        }
+        left
     }
 
     /// Counts a VM exit out of the current level with the manual's name for
@@ -415,25 +425,7 @@ impl Machine {
     /// Returns the level left.
     pub(crate) fn handover_level(&mut self, to: Level) -> Level {
         // The outgoing MMU's work is charged and taken with it.
-        self.charge_mmu();
-        self.stats.mmu_charged = (0, 0);
-        let now = self.stats.mark();
-        let l = &mut self.stats.levels;
-        let left = l.current;
-        let now = Mark {
-            instructions: now.instructions.max(l.mark.instructions),
-            cycles: now.cycles.max(l.mark.cycles),
-            parts: now.parts.max(&l.mark.parts),
-        };
-        let mark = l.mark;
-        let part = l.part(left);
-        part.instructions += now.instructions - mark.instructions;
-        part.cycles += now.cycles - mark.cycles;
-        part.parts.add(&now.parts.since(&mark.parts));
-        self.mmu.take_counters_into(&mut part.mmu);
-        l.mark = now;
-        l.current = to;
-        left
+        self.close_level(to, (0, 0))
     }
 
     /// The work of every level so far, the running level's current stretch
