@@ -99,27 +99,31 @@ impl MmuCounters {
         self.nested_refs += s.nested_reads;
         self.ad_writes += s.ad_writes;
         self.refs_per_walk.count(s.reads());
-        let mut psc_hits = 0u64;
         for l in 0..6 {
             self.guest_psc_hits[l] += s.guest_psc_hits[l];
             self.nested_psc_hits[l] += s.nested_psc_hits[l];
-            psc_hits = psc_hits
-                .wrapping_add(s.guest_psc_hits[l])
-                .wrapping_add(s.nested_psc_hits[l]);
         }
-        let psc_misses = s.guest_psc_misses + s.nested_psc_misses;
         self.guest_psc_misses += s.guest_psc_misses;
         self.nested_psc_misses += s.nested_psc_misses;
         self.nested_tlb_hits += s.nested_tlb_hits;
         self.nested_tlb_misses += s.nested_tlb_misses;
-        let m = u64::wrapping_mul;
-        m(s.guest_reads, costs.guest_ref)
-            .wrapping_add(m(s.nested_reads, costs.nested_ref))
-            .wrapping_add(m(s.ad_writes, costs.ad_update))
-            .wrapping_add(m(psc_hits, costs.psc_hit))
-            .wrapping_add(m(psc_misses, costs.psc_miss))
-            .wrapping_add(m(s.nested_tlb_hits, costs.nested_tlb_hit))
-            .wrapping_add(m(s.nested_tlb_misses, costs.nested_tlb_miss))
+        costs.walk_cycles(s)
+    }
+
+    /// The walk work of all the walks counted, as one walk's
+    /// [`WalkStats`] would hold it.
+    pub fn walk_totals(&self) -> WalkStats {
+        WalkStats {
+            guest_reads: self.guest_refs,
+            nested_reads: self.nested_refs,
+            ad_writes: self.ad_writes,
+            guest_psc_hits: self.guest_psc_hits,
+            guest_psc_misses: self.guest_psc_misses,
+            nested_psc_hits: self.nested_psc_hits,
+            nested_psc_misses: self.nested_psc_misses,
+            nested_tlb_hits: self.nested_tlb_hits,
+            nested_tlb_misses: self.nested_tlb_misses,
+        }
     }
 
     /// Adds another set of counters (to total several levels).
@@ -236,16 +240,30 @@ impl MmuCosts {
         let tlb = m(c.itlb.l1_hits + c.dtlb.l1_hits, self.tlb_l1_hit)
             .wrapping_add(m(c.itlb.l2_hits + c.dtlb.l2_hits, self.tlb_l2_hit))
             .wrapping_add(m(c.itlb.misses + c.dtlb.misses, self.tlb_miss));
-        let psc_hits: u64 =
-            c.guest_psc_hits.iter().sum::<u64>() + c.nested_psc_hits.iter().sum::<u64>();
-        let walks = m(c.guest_refs, self.guest_ref)
-            .wrapping_add(m(c.nested_refs, self.nested_ref))
-            .wrapping_add(m(c.ad_writes, self.ad_update))
+        (tlb, self.walk_cycles(&c.walk_totals()))
+    }
+
+    /// The modelled cycles of the walk work in `s` (one walk's, or the
+    /// totals' of [`MmuCounters::walk_totals`]), modulo 2^64.
+    #[inline]
+    pub fn walk_cycles(&self, s: &WalkStats) -> u64 {
+        let m = u64::wrapping_mul;
+        let mut psc_hits = 0u64;
+        for l in 0..6 {
+            psc_hits = psc_hits
+                .wrapping_add(s.guest_psc_hits[l])
+                .wrapping_add(s.nested_psc_hits[l]);
+        }
+        m(s.guest_reads, self.guest_ref)
+            .wrapping_add(m(s.nested_reads, self.nested_ref))
+            .wrapping_add(m(s.ad_writes, self.ad_update))
             .wrapping_add(m(psc_hits, self.psc_hit))
-            .wrapping_add(m(c.guest_psc_misses + c.nested_psc_misses, self.psc_miss))
-            .wrapping_add(m(c.nested_tlb_hits, self.nested_tlb_hit))
-            .wrapping_add(m(c.nested_tlb_misses, self.nested_tlb_miss));
-        (tlb, walks)
+            .wrapping_add(m(
+                s.guest_psc_misses.wrapping_add(s.nested_psc_misses),
+                self.psc_miss,
+            ))
+            .wrapping_add(m(s.nested_tlb_hits, self.nested_tlb_hit))
+            .wrapping_add(m(s.nested_tlb_misses, self.nested_tlb_miss))
     }
 }
 

@@ -201,13 +201,11 @@ impl Mmu {
     /// what [`Mmu::translate`] counts for one.
     #[inline]
     pub fn count_l1_hit(&mut self, fetch: bool) {
-        crate::tally!(self.counters.translations += 1);
-        crate::tally!(self.tlb_counters(fetch).l1_hits += 1);
-        let _ = fetch;
+        self.count_l1_hits(fetch, 1);
     }
 
     /// Counts `n` first-level hits found through [`Mmu::l1_probe`] at
-    /// once: [`Mmu::count_l1_hit`] `n` times.
+    /// once.
     #[inline]
     pub fn count_l1_hits(&mut self, fetch: bool, n: u64) {
         crate::tally!(self.counters.translations += n);

@@ -365,7 +365,6 @@ impl TlbLevel {
     /// dead slot and restamps the live ones (deterministic, and rare: once
     /// per 2^32 lazy flushes).
     fn tick(&mut self) -> u32 {
-        self.big_clock += 1;
         if self.clock == u32::MAX {
             let floors = (self.floor_all, core::mem::take(&mut self.floor_vpid));
             let dead = |e: &TlbEntry| {
