@@ -373,7 +373,7 @@ impl CpuModel {
 
     /// True if CPUID reports `f`: the model has it and it is implemented.
     /// Asked on every paging-context rebuild (world switches included), so
-    /// it is two bit tests.
+    /// it is a bit test and a table read.
     #[inline]
     pub fn has(&self, f: Feature) -> bool {
         self.features.contains(&f) && f.implemented()
