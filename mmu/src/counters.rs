@@ -2,7 +2,6 @@
 //! per level (root / non-root, per VMCS or VMCB) by taking them at
 //! transitions, and writes into its `--stats` report.
 
-use crate::paging::WalkStats;
 use serde::{Deserialize, Serialize};
 
 /// Runs a counter update, except in a build with the `uncounted` feature.
@@ -38,6 +37,31 @@ impl TlbCounters {
     pub fn hits(&self) -> u64 {
         self.l1_hits + self.l2_hits
     }
+}
+
+/// A unit of walk work the walkers count ([`crate::paging::WalkCaches::count`]):
+/// the walk counters of [`MmuCounters`], each with its cost in
+/// [`MmuCosts`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Work {
+    /// A guest-dimension entry read.
+    GuestRef,
+    /// A nested-dimension entry read.
+    NestedRef,
+    /// An accessed/dirty flag write (either dimension).
+    AdWrite,
+    /// A guest paging-structure-cache hit on an entry of this level.
+    GuestPscHit(u8),
+    /// A guest paging-structure-cache lookup that found nothing.
+    GuestPscMiss,
+    /// A nested paging-structure-cache hit on an entry of this level.
+    NestedPscHit(u8),
+    /// A nested paging-structure-cache lookup that found nothing.
+    NestedPscMiss,
+    /// A nested-TLB hit.
+    NestedTlbHit,
+    /// A nested-TLB miss.
+    NestedTlbMiss,
 }
 
 /// Everything the MMU counts.
@@ -85,45 +109,32 @@ pub struct MmuCounters {
 }
 
 impl MmuCounters {
-    /// Adds one walk's work; returns its modelled cycles under `costs`
-    /// (what [`MmuCosts::cycles`] of the counters grows by). The fields of
-    /// `s` are as wide as the counters (see [`WalkStats`]).
-    #[inline]
-    pub fn add_walk(&mut self, s: &WalkStats, faulted: bool, costs: &MmuCosts) -> u64 {
-        if cfg!(feature = "uncounted") {
-            return 0;
-        }
-        self.walks += 1;
-        self.walk_faults += faulted as u64;
-        self.guest_refs += s.guest_reads;
-        self.nested_refs += s.nested_reads;
-        self.ad_writes += s.ad_writes;
-        self.refs_per_walk.count(s.reads());
-        for l in 0..6 {
-            self.guest_psc_hits[l] += s.guest_psc_hits[l];
-            self.nested_psc_hits[l] += s.nested_psc_hits[l];
-        }
-        self.guest_psc_misses += s.guest_psc_misses;
-        self.nested_psc_misses += s.nested_psc_misses;
-        self.nested_tlb_hits += s.nested_tlb_hits;
-        self.nested_tlb_misses += s.nested_tlb_misses;
-        costs.walk_cycles(s)
+    /// Adds `n` units of `work`.
+    #[inline(always)]
+    pub fn add(&mut self, work: Work, n: u64) {
+        let c = match work {
+            Work::GuestRef => &mut self.guest_refs,
+            Work::NestedRef => &mut self.nested_refs,
+            Work::AdWrite => &mut self.ad_writes,
+            Work::GuestPscHit(l) => &mut self.guest_psc_hits[l as usize],
+            Work::GuestPscMiss => &mut self.guest_psc_misses,
+            Work::NestedPscHit(l) => &mut self.nested_psc_hits[l as usize],
+            Work::NestedPscMiss => &mut self.nested_psc_misses,
+            Work::NestedTlbHit => &mut self.nested_tlb_hits,
+            Work::NestedTlbMiss => &mut self.nested_tlb_misses,
+        };
+        *c += n;
     }
 
-    /// The walk work of all the walks counted, as one walk's
-    /// [`WalkStats`] would hold it.
-    pub fn walk_totals(&self) -> WalkStats {
-        WalkStats {
-            guest_reads: self.guest_refs,
-            nested_reads: self.nested_refs,
-            ad_writes: self.ad_writes,
-            guest_psc_hits: self.guest_psc_hits,
-            guest_psc_misses: self.guest_psc_misses,
-            nested_psc_hits: self.nested_psc_hits,
-            nested_psc_misses: self.nested_psc_misses,
-            nested_tlb_hits: self.nested_tlb_hits,
-            nested_tlb_misses: self.nested_tlb_misses,
-        }
+    /// Ends the count of one walk, whose work the walkers added to these
+    /// counters as they went ([`MmuCounters::add`]): `refs_before` is [`MmuCounters::refs`] when
+    /// it began.
+    #[inline]
+    pub fn count_walk(&mut self, refs_before: u64, faulted: bool) {
+        crate::tally!(self.walks += 1);
+        crate::tally!(self.walk_faults += faulted as u64);
+        crate::tally!(self.refs_per_walk.count(self.refs() - refs_before));
+        let _ = (refs_before, faulted);
     }
 
     /// Adds another set of counters (to total several levels).
@@ -240,30 +251,44 @@ impl MmuCosts {
         let tlb = m(c.itlb.l1_hits + c.dtlb.l1_hits, self.tlb_l1_hit)
             .wrapping_add(m(c.itlb.l2_hits + c.dtlb.l2_hits, self.tlb_l2_hit))
             .wrapping_add(m(c.itlb.misses + c.dtlb.misses, self.tlb_miss));
-        (tlb, self.walk_cycles(&c.walk_totals()))
+        (tlb, self.walk_cycles(c))
     }
 
-    /// The modelled cycles of the walk work in `s` (one walk's, or the
-    /// totals' of [`MmuCounters::walk_totals`]), modulo 2^64.
+    /// The modelled cycles of one unit of `work`.
+    #[inline(always)]
+    pub fn of(&self, work: Work) -> u64 {
+        match work {
+            Work::GuestRef => self.guest_ref,
+            Work::NestedRef => self.nested_ref,
+            Work::AdWrite => self.ad_update,
+            Work::GuestPscHit(_) | Work::NestedPscHit(_) => self.psc_hit,
+            Work::GuestPscMiss | Work::NestedPscMiss => self.psc_miss,
+            Work::NestedTlbHit => self.nested_tlb_hit,
+            Work::NestedTlbMiss => self.nested_tlb_miss,
+        }
+    }
+
+    /// The modelled cycles of the walk work in `c` (entry reads, flag
+    /// writes, cache lookups), modulo 2^64.
     #[inline]
-    pub fn walk_cycles(&self, s: &WalkStats) -> u64 {
+    pub fn walk_cycles(&self, c: &MmuCounters) -> u64 {
         let m = u64::wrapping_mul;
         let mut psc_hits = 0u64;
         for l in 0..6 {
             psc_hits = psc_hits
-                .wrapping_add(s.guest_psc_hits[l])
-                .wrapping_add(s.nested_psc_hits[l]);
+                .wrapping_add(c.guest_psc_hits[l])
+                .wrapping_add(c.nested_psc_hits[l]);
         }
-        m(s.guest_reads, self.guest_ref)
-            .wrapping_add(m(s.nested_reads, self.nested_ref))
-            .wrapping_add(m(s.ad_writes, self.ad_update))
+        m(c.guest_refs, self.guest_ref)
+            .wrapping_add(m(c.nested_refs, self.nested_ref))
+            .wrapping_add(m(c.ad_writes, self.ad_update))
             .wrapping_add(m(psc_hits, self.psc_hit))
             .wrapping_add(m(
-                s.guest_psc_misses.wrapping_add(s.nested_psc_misses),
+                c.guest_psc_misses.wrapping_add(c.nested_psc_misses),
                 self.psc_miss,
             ))
-            .wrapping_add(m(s.nested_tlb_hits, self.nested_tlb_hit))
-            .wrapping_add(m(s.nested_tlb_misses, self.nested_tlb_miss))
+            .wrapping_add(m(c.nested_tlb_hits, self.nested_tlb_hit))
+            .wrapping_add(m(c.nested_tlb_misses, self.nested_tlb_miss))
     }
 }
 

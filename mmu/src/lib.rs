@@ -58,7 +58,7 @@ pub mod paging;
 pub mod tlb;
 
 pub use arch::*;
-pub use counters::{MmuCosts, MmuCounters, RefsPerWalk, TlbCounters};
+pub use counters::{MmuCosts, MmuCounters, RefsPerWalk, TlbCounters, Work};
 pub use mmu::{InveptType, InvpcidType, InvvpidType, Mmu, TlbControl, TranslationContext};
 pub use paging::{
     Access, AccessKind, NestedPaging, PageSize, PagingFeatures, PagingMode, PagingRegs, PhysMemory,

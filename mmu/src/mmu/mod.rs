@@ -8,8 +8,8 @@ mod invalidate;
 pub use context::TranslationContext;
 pub use invalidate::{InveptType, InvpcidType, InvvpidType, TlbControl};
 
-use crate::counters::{MmuCosts, MmuCounters, TlbCounters};
-use crate::paging::cache::{PscEntry, WalkCaches, WalkStats};
+use crate::counters::{MmuCosts, MmuCounters, TlbCounters, Work};
+use crate::paging::cache::{PscEntry, WalkCaches};
 use crate::paging::format::{Rights, EPT_R, EPT_UX, EPT_W, EPT_X, RIGHT_U, RIGHT_W, RIGHT_X};
 use crate::paging::nested::{nested_translate, NestedReq, NestedTranslation, Stage};
 use crate::paging::{
@@ -26,6 +26,26 @@ use crate::tlb::{
 };
 use crate::{GuestPhysAddr, LinearAddr, PhysAddr};
 use serde::{Deserialize, Serialize};
+
+/// The walkers' view of `$mmu`'s caches and counters under context `$ctx`
+/// (a struct of borrows of its fields, built in place so that the borrows
+/// stay apart from the rest of the MMU's).
+macro_rules! caches {
+    ($mmu:ident, $ctx:expr) => {
+        MmuCaches {
+            ctx: $ctx,
+            counters: &mut $mmu.counters,
+            costs: &$mmu.cost.costs,
+            cycles: 0,
+            guest_psc: &mut $mmu.guest_psc,
+            nested_psc: &mut $mmu.nested_psc,
+            nested_tlb: &mut $mmu.nested_tlb,
+            tlbs: [&mut $mmu.itlb, &mut $mmu.dtlb, &mut $mmu.stlb],
+            fast: !$mmu.general_only.0,
+            ntlb_absent: None,
+        }
+    };
+}
 
 /// The modelled MMU of one logical processor: TLBs, paging-structure caches,
 /// nested TLB, counters. Its state is plain data (serde) and deterministic.
@@ -249,27 +269,25 @@ impl Mmu {
         let fetch = access.is_fetch();
         crate::tally!(self.tlb_counters(fetch).misses += 1);
         crate::tally!(self.cost.tlb = self.cost.tlb.wrapping_add(self.cost.costs.tlb_miss));
-        let mut stats = WalkStats::default();
-        let res = {
-            let mut caches = self.caches(ctx);
-            guest::translate(
-                ctx.config(),
-                ctx.policy(),
-                ctx.nested(),
-                la.0,
-                access,
-                mem,
-                rec,
-                &mut caches,
-                &mut stats,
-            )
-        };
+        let refs = self.counters.refs();
+        let mut caches = caches!(self, ctx);
+        let res = guest::translate(
+            ctx.config(),
+            ctx.policy(),
+            ctx.nested(),
+            la.0,
+            access,
+            mem,
+            rec,
+            &mut caches,
+        );
         if let Ok(t) = &res {
             // The access itself comes right after: let the host fetch its
             // data while the counting and the fills below run.
             mem.prefetch(t.pa);
         }
-        self.count_walk(&stats, res.is_err());
+        let cycles = caches.cycles;
+        self.count_walk(refs, res.is_err(), cycles);
         if let Ok(t) = &res {
             // A walk only removes TLB entries (a fault's invalidation, and
             // then nothing is filled), so what the lookups found absent
@@ -311,12 +329,16 @@ impl Mmu {
             kind,
             stage: Stage::Physical,
         };
-        let mut stats = WalkStats::default();
-        let res = {
-            let mut caches = self.caches(ctx);
-            nested_translate(n, ctx.widths(), &req, mem, rec, &mut caches, &mut stats)
-        };
-        self.count_nested_only(&stats, res.is_err());
+        let (refs, hits) = (self.counters.refs(), self.counters.nested_tlb_hits);
+        let mut caches = caches!(self, ctx);
+        let res = nested_translate(n, ctx.widths(), &req, mem, rec, &mut caches);
+        let cycles = caches.cycles;
+        if self.counters.refs() == refs && self.counters.nested_tlb_hits != hits {
+            // A nested-TLB hit: no walk.
+            self.cost.walks = self.cost.walks.wrapping_add(cycles);
+        } else {
+            self.count_walk(refs, res.is_err(), cycles);
+        }
         res.map(|t| t.hpa)
     }
 
@@ -334,43 +356,20 @@ impl Mmu {
         M: PhysMemory + ?Sized,
         R: WalkRecorder + ?Sized,
     {
-        let mut stats = WalkStats::default();
-        let res = {
-            let mut caches = self.caches(ctx);
-            pdpte::load(
-                cr3,
-                ctx.widths(),
-                ctx.nested(),
-                mem,
-                rec,
-                &mut caches,
-                &mut stats,
-            )
-        };
-        self.count_walk(&stats, res.is_err());
+        let refs = self.counters.refs();
+        let mut caches = caches!(self, ctx);
+        let res = pdpte::load(cr3, ctx.widths(), ctx.nested(), mem, rec, &mut caches);
+        let cycles = caches.cycles;
+        self.count_walk(refs, res.is_err(), cycles);
         res
     }
 
-    fn count_nested_only(&mut self, stats: &WalkStats, faulted: bool) {
-        if stats.nested_reads == 0 && stats.nested_tlb_hits > 0 {
-            crate::tally!(self.counters.nested_tlb_hits += stats.nested_tlb_hits);
-            crate::tally!(
-                self.cost.walks = self.cost.walks.wrapping_add(
-                    stats
-                        .nested_tlb_hits
-                        .wrapping_mul(self.cost.costs.nested_tlb_hit)
-                )
-            );
-        } else {
-            self.count_walk(stats, faulted);
-        }
-    }
-
-    /// Counts a walk and adds its cost.
+    /// Counts a walk, whose work the walkers added to the counters, and
+    /// adds its modelled `cycles` to the running cost.
     #[inline]
-    fn count_walk(&mut self, stats: &WalkStats, faulted: bool) {
-        let c = self.counters.add_walk(stats, faulted, &self.cost.costs);
-        self.cost.walks = self.cost.walks.wrapping_add(c);
+    fn count_walk(&mut self, refs_before: u64, faulted: bool, cycles: u64) {
+        self.counters.count_walk(refs_before, faulted);
+        self.cost.walks = self.cost.walks.wrapping_add(cycles);
     }
 
     #[inline]
@@ -380,18 +379,6 @@ impl Mmu {
             &mut self.counters.itlb
         } else {
             &mut self.counters.dtlb
-        }
-    }
-
-    fn caches<'a>(&'a mut self, ctx: &'a TranslationContext) -> MmuCaches<'a> {
-        MmuCaches {
-            ctx,
-            guest_psc: &mut self.guest_psc,
-            nested_psc: &mut self.nested_psc,
-            nested_tlb: &mut self.nested_tlb,
-            tlbs: [&mut self.itlb, &mut self.dtlb, &mut self.stlb],
-            fast: !self.general_only.0,
-            ntlb_absent: None,
         }
     }
 
@@ -409,8 +396,7 @@ impl Mmu {
     /// Returns the counters and starts new ones (for attributing work to a
     /// level at VM entries and exits); their cost starts again at 0.
     pub fn take_counters(&mut self) -> MmuCounters {
-        self.cost.tlb = 0;
-        self.cost.walks = 0;
+        self.cost.restart();
         core::mem::take(&mut self.counters)
     }
 
@@ -418,8 +404,7 @@ impl Mmu {
     /// [`Mmu::take_counters`] followed by [`MmuCounters::merge`] but
     /// without moving them.
     pub fn take_counters_into(&mut self, into: &mut MmuCounters) {
-        self.cost.tlb = 0;
-        self.cost.walks = 0;
+        self.cost.restart();
         into.merge(&self.counters);
         self.counters.clear();
     }
@@ -440,8 +425,9 @@ impl Mmu {
 
     /// The modelled cycles of the counters, (TLB, walks): always
     /// `costs.cycles(self.counters())` for the costs last set, kept as the
-    /// counters grow. First-level TLB hits, the most frequent event and
-    /// free in the presets, are costed here rather than at each hit.
+    /// counters grow (the walkers add each unit of walk work's cost as they
+    /// count it). First-level TLB hits, the most frequent event and free
+    /// in the presets, are costed here rather than at each hit.
     #[inline]
     pub fn cycles(&self) -> (u64, u64) {
         let c = &self.cost;
@@ -495,6 +481,14 @@ struct RunningCost {
     tlb: u64,
     /// Walk cycles.
     walks: u64,
+}
+
+impl RunningCost {
+    /// The cost of new, empty counters.
+    fn restart(&mut self) {
+        self.tlb = 0;
+        self.walks = 0;
+    }
 }
 
 /// Which TLB levels a translation's lookups found without an entry for the
@@ -689,8 +683,15 @@ fn nested_ok(n: &NestedPaging, nt: &NestedTranslation, user_la: bool) -> u8 {
 }
 
 /// The MMU's caches as the walkers see them, tagged for one context.
+#[cfg_attr(feature = "uncounted", allow(dead_code))]
 struct MmuCaches<'a> {
     ctx: &'a TranslationContext,
+    /// The MMU's counters, to which the walk's work is added.
+    counters: &'a mut MmuCounters,
+    /// The cost weights.
+    costs: &'a MmuCosts,
+    /// Modelled cycles of the work counted through this view.
+    cycles: u64,
     guest_psc: &'a mut GuestPsc,
     nested_psc: &'a mut NestedPsc,
     nested_tlb: &'a mut NestedTlb,
@@ -706,6 +707,16 @@ impl WalkCaches for MmuCaches<'_> {
     #[inline]
     fn fast_paths(&self) -> bool {
         self.fast
+    }
+    #[inline(always)]
+    fn count(&mut self, work: Work, n: u64) {
+        crate::tally!(self.counters.add(work, n));
+        crate::tally!(
+            self.cycles = self
+                .cycles
+                .wrapping_add(n.wrapping_mul(self.costs.of(work)))
+        );
+        let _ = (work, n);
     }
     fn guest_psc_lookup(&mut self, la: u64, mode: PagingMode) -> Option<PscEntry> {
         self.guest_psc.lookup(la, mode, self.ctx.tag())

@@ -6,7 +6,7 @@ use super::format::Rights;
 use super::nested::NestedTranslation;
 use super::walk::TableLoc;
 use super::PagingMode;
-use serde::{Deserialize, Serialize};
+use crate::counters::Work;
 
 /// A paging-structure-cache entry: the entry at `level` for some address
 /// region, reduced to what the walk needs to continue below it (SDM Vol. 3A
@@ -42,6 +42,13 @@ pub trait WalkCaches {
     /// An EPT violation, misconfiguration or #NPF for `gpa`: invalidate the
     /// guest-physical mappings that would translate it (SDM Vol. 3C 29.4.3.1).
     fn nested_fault(&mut self, gpa: u64);
+    /// Counts `n` units of walk work `work`. The [`crate::Mmu`] adds them to
+    /// its counters and their modelled cycles to the walk's cost; the
+    /// default counts nothing.
+    #[inline]
+    fn count(&mut self, work: Work, n: u64) {
+        let _ = (work, n);
+    }
     /// True if the walkers may take their short paths for misses a
     /// paging-structure cache leaves one entry for (see `paging::fast`);
     /// false makes them take the general one, for tests that compare the
@@ -79,40 +86,4 @@ impl WalkCaches for NoCaches {
     fn nested_psc_fill(&mut self, _gpa: u64, _entry: PscEntry) {}
     #[inline]
     fn nested_fault(&mut self, _gpa: u64) {}
-}
-
-/// What one translation cost, by kind of work: the raw material of the cost
-/// model's counters.
-///
-/// The fields are as wide as the counters they are added to
-/// ([`crate::MmuCounters::add_walk`]), which add them without widening each.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WalkStats {
-    /// Guest-dimension entry reads.
-    pub guest_reads: u64,
-    /// Nested-dimension entry reads.
-    pub nested_reads: u64,
-    /// Accessed/dirty updates (both dimensions).
-    pub ad_writes: u64,
-    /// Guest paging-structure-cache hits, indexed by level of the cached
-    /// entry (index 0 unused).
-    pub guest_psc_hits: [u64; 6],
-    /// Guest paging-structure-cache lookups that found nothing.
-    pub guest_psc_misses: u64,
-    /// Nested paging-structure-cache hits by level.
-    pub nested_psc_hits: [u64; 6],
-    /// Nested paging-structure-cache lookups that found nothing.
-    pub nested_psc_misses: u64,
-    /// Nested TLB hits.
-    pub nested_tlb_hits: u64,
-    /// Nested TLB misses.
-    pub nested_tlb_misses: u64,
-}
-
-impl WalkStats {
-    /// Entry reads in both dimensions.
-    #[inline]
-    pub fn reads(&self) -> u64 {
-        self.guest_reads + self.nested_reads
-    }
 }

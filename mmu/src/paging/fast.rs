@@ -18,13 +18,14 @@
 //! Giving up after reading an entry is harmless because reads have no side
 //! effect ([`PhysMemory::read_entry`]); the general walker reads it again.
 
-use super::cache::{WalkCaches, WalkStats};
+use super::cache::WalkCaches;
 use super::format::{self, Decoded, Format, Ia32e, RIGHT_U, RIGHT_W, RIGHT_X};
 use super::nested::Stage;
 use super::nested::{nested_translate, NestedPaging, NestedPolicy, NestedReq, NestedTranslation};
 use super::perm::PermPolicy;
 use super::record::{Dimension, RefKind, WalkEvent, WalkRecorder, WalkRef};
 use super::{Access, GuestConfig, PhysMemory, TranslateFault, Translation};
+use crate::counters::Work;
 use crate::{GuestPhysAddr, PhysAddr};
 
 /// A 4- or 5-level guest walk whose PDE the guest paging-structure cache
@@ -46,7 +47,6 @@ pub(super) fn guest_pte<M, R, C>(
     mem: &mut M,
     rec: &mut R,
     caches: &mut C,
-    stats: &mut WalkStats,
 ) -> Option<Result<Translation, TranslateFault>>
 where
     M: PhysMemory + ?Sized,
@@ -81,12 +81,12 @@ where
         return None;
     }
     // Committed: what the general walker does from here on.
-    stats.guest_psc_hits[2] += 1;
+    caches.count(Work::GuestPscHit(2), 1);
     rec.event(WalkEvent::PscHit {
         dimension: Dimension::Guest,
         level: 2,
     });
-    stats.guest_reads += 1;
+    caches.count(Work::GuestRef, 1);
     rec.reference(WalkRef {
         dimension: Dimension::Guest,
         kind: RefKind::Read,
@@ -109,7 +109,7 @@ where
                     nx: rights & RIGHT_X == 0,
                 },
             };
-            match nested_translate(n, cfg.widths, &req, mem, rec, caches, stats) {
+            match nested_translate(n, cfg.widths, &req, mem, rec, caches) {
                 Ok(t) => Some(t),
                 Err(f) => return Some(Err(f)),
             }
@@ -146,7 +146,6 @@ pub(super) fn nested_leaf<P, M, R, C>(
     mem: &mut M,
     rec: &mut R,
     caches: &mut C,
-    stats: &mut WalkStats,
 ) -> Option<NestedTranslation>
 where
     P: NestedPolicy,
@@ -181,12 +180,12 @@ where
         return None;
     }
     // Committed.
-    stats.nested_psc_hits[hit.level as usize] += 1;
+    caches.count(Work::NestedPscHit(hit.level), 1);
     rec.event(WalkEvent::PscHit {
         dimension: Dimension::Nested,
         level: hit.level,
     });
-    stats.nested_reads += 1;
+    caches.count(Work::NestedRef, 1);
     rec.reference(WalkRef {
         dimension: Dimension::Nested,
         kind: RefKind::Read,

@@ -25,7 +25,7 @@
 //!    table's page (SDM Vol. 3C 29.3.3.2); all such permissions are checked
 //!    before any flag is written.
 
-use super::cache::{NoCaches, PscEntry, WalkCaches, WalkStats};
+use super::cache::{NoCaches, PscEntry, WalkCaches};
 use super::format::{
     self, Decoded, Format, Ia32e, Legacy32, Pae, Rights, RIGHT_U, RIGHT_W, RIGHT_X,
 };
@@ -36,6 +36,7 @@ use super::record::{Dimension, RefKind, WalkEvent, WalkRecorder, WalkRef};
 use super::walk::AD_RETRIES;
 use super::walk::{self, DirectTables, HostTable, Path, Start, Step, TableLoc, Tables, WalkError};
 use super::{Access, GuestConfig, PageSize, PagingMode, PhysMemory, TranslateFault, Translation};
+use crate::counters::Work;
 use crate::{GuestPhysAddr, PfErrorCode, PhysAddr};
 use core::convert::Infallible;
 
@@ -56,21 +57,11 @@ pub fn walk_guest<M: PhysMemory + ?Sized, R: WalkRecorder + ?Sized>(
     rec: &mut R,
 ) -> Result<Translation, TranslateFault> {
     let policy = PermPolicy::from_regs(&cfg.regs);
-    translate(
-        cfg,
-        &policy,
-        nested,
-        la,
-        access,
-        mem,
-        rec,
-        &mut NoCaches,
-        &mut WalkStats::default(),
-    )
+    translate(cfg, &policy, nested, la, access, mem, rec, &mut NoCaches)
 }
 
-/// Translates `la`, using and filling `caches`, adding the work done to
-/// `stats`.
+/// Translates `la`, using and filling `caches`, and counting the work done
+/// through them.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn translate<M, R, C>(
@@ -82,7 +73,6 @@ pub(crate) fn translate<M, R, C>(
     mem: &mut M,
     rec: &mut R,
     caches: &mut C,
-    stats: &mut WalkStats,
 ) -> Result<Translation, TranslateFault>
 where
     M: PhysMemory + ?Sized,
@@ -91,13 +81,13 @@ where
 {
     if matches!(cfg.regs.mode, PagingMode::Level4 | PagingMode::Level5) && caches.fast_paths() {
         let fmt = ia32e(cfg);
-        if let Some(r) = super::fast::guest_pte(
-            &fmt, cfg, policy, nested, la, access, mem, rec, caches, stats,
-        ) {
+        if let Some(r) =
+            super::fast::guest_pte(&fmt, cfg, policy, nested, la, access, mem, rec, caches)
+        {
             return r;
         }
     }
-    general(cfg, policy, nested, la, access, mem, rec, caches, stats)
+    general(cfg, policy, nested, la, access, mem, rec, caches)
 }
 
 /// [`translate`] by the general walker (kept out of line, so the short path
@@ -113,7 +103,6 @@ fn general<M, R, C>(
     mem: &mut M,
     rec: &mut R,
     caches: &mut C,
-    stats: &mut WalkStats,
 ) -> Result<Translation, TranslateFault>
 where
     M: PhysMemory + ?Sized,
@@ -131,7 +120,6 @@ where
         mem,
         rec,
         caches,
-        stats,
     };
     match regs.mode {
         PagingMode::Disabled => g.unpaged(),
@@ -195,7 +183,6 @@ struct Guest<'a, M: ?Sized, R: ?Sized, C: ?Sized> {
     mem: &'a mut M,
     rec: &'a mut R,
     caches: &'a mut C,
-    stats: &'a mut WalkStats,
 }
 
 impl<M, R, C> Guest<'_, M, R, C>
@@ -250,15 +237,7 @@ where
                     nx: false,
                 },
             };
-            let nt = nested_translate(
-                n,
-                self.cfg.widths,
-                &req,
-                self.mem,
-                self.rec,
-                self.caches,
-                self.stats,
-            )?;
+            let nt = nested_translate(n, self.cfg.widths, &req, self.mem, self.rec, self.caches)?;
             t.gpa = Some(GuestPhysAddr(self.la));
             t.pa = nt.hpa;
             t.nested = Some(nt);
@@ -292,7 +271,7 @@ where
         loop {
             let start = match self.caches.guest_psc_lookup(self.la, mode) {
                 Some(hit) if hit.level <= root_start.level => {
-                    self.stats.guest_psc_hits[hit.level as usize] += 1;
+                    self.caches.count(Work::GuestPscHit(hit.level), 1);
                     self.rec.event(WalkEvent::PscHit {
                         dimension: Dimension::Guest,
                         level: hit.level,
@@ -304,7 +283,7 @@ where
                     }
                 }
                 _ => {
-                    self.stats.guest_psc_misses += 1;
+                    self.caches.count(Work::GuestPscMiss, 1);
                     root_start
                 }
             };
@@ -361,7 +340,7 @@ where
                 };
                 let r = walk::walk(fmt, self.la, start, &mut t, path)
                     .map_err(|e| e.map(TranslateFault::from));
-                self.stats.guest_reads += t.reads;
+                self.caches.count(Work::GuestRef, t.reads);
                 r
             }
             Some(n) => {
@@ -373,7 +352,6 @@ where
                     mem: &mut *self.mem,
                     rec: &mut *self.rec,
                     caches: &mut *self.caches,
-                    stats: &mut *self.stats,
                 };
                 walk::walk(fmt, self.la, start, &mut t, path)
             }
@@ -407,15 +385,7 @@ where
                 nx: rights & RIGHT_X == 0,
             },
         };
-        nested_translate(
-            n,
-            self.cfg.widths,
-            &req,
-            self.mem,
-            self.rec,
-            self.caches,
-            self.stats,
-        )
+        nested_translate(n, self.cfg.widths, &req, self.mem, self.rec, self.caches)
     }
 
     /// Sets the guest A/D flags. Returns Ok(false) if an entry changed
@@ -441,7 +411,8 @@ where
                 }
             }
         }
-        Ok(walk::set_ad(
+        let mut writes = 0;
+        let ok = walk::set_ad(
             fmt,
             path,
             write,
@@ -450,8 +421,10 @@ where
             Dimension::Guest,
             None,
             self.nested.is_some(),
-            &mut self.stats.ad_writes,
-        ))
+            &mut writes,
+        );
+        self.caches.count(Work::AdWrite, writes);
+        Ok(ok)
     }
 
     /// Caches the non-leaf guest entries the walk read.
@@ -535,7 +508,6 @@ struct NestedTables<'a, M: ?Sized, R: ?Sized, C: ?Sized> {
     mem: &'a mut M,
     rec: &'a mut R,
     caches: &'a mut C,
-    stats: &'a mut WalkStats,
 }
 
 impl<M, R, C> Tables for NestedTables<'_, M, R, C>
@@ -566,13 +538,12 @@ where
                     self.mem,
                     self.rec,
                     self.caches,
-                    self.stats,
                 )?;
                 (t.hpa.0, self.nested.rights_writable(t.rights), t.rights)
             }
         };
         let entry = self.mem.read_entry(PhysAddr(pa), self.size);
-        self.stats.guest_reads += 1;
+        self.caches.count(Work::GuestRef, 1);
         self.rec.reference(WalkRef {
             dimension: Dimension::Guest,
             kind: RefKind::Read,

@@ -26,7 +26,7 @@ pub mod perm;
 pub mod record;
 pub mod walk;
 
-pub use cache::{NoCaches, PscEntry, WalkCaches, WalkStats};
+pub use cache::{NoCaches, PscEntry, WalkCaches};
 pub use ept::{EptCaps, EptContext, EptViolation, EptViolationQual, Eptp};
 pub use guest::walk_guest;
 pub use mem::{EntrySize, PhysMemory, SparseMemory};

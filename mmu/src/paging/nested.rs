@@ -6,13 +6,14 @@
 //! One generic routine serves both: a `NestedPolicy` says what the entries
 //! mean for EPT or NPT, and the walk itself is [`super::walk::walk`].
 
-use super::cache::{NoCaches, PscEntry, WalkCaches, WalkStats};
+use super::cache::{NoCaches, PscEntry, WalkCaches};
 use super::ept::{self, EptContext, EptStage};
 use super::format::{Format, Rights, EPT_W};
 use super::npt::{self, NptContext};
 use super::record::{Dimension, WalkEvent, WalkRecorder};
 use super::walk::{self, DirectTables, Path, Start, TableLoc, WalkError, AD_RETRIES};
 use super::{AccessKind, PageSize, PhysMemory, TranslateFault};
+use crate::counters::Work;
 use crate::{AddressWidths, GuestPhysAddr, PhysAddr};
 use serde::{Deserialize, Serialize};
 
@@ -293,7 +294,6 @@ pub(crate) fn nested_translate<M, R, C>(
     mem: &mut M,
     rec: &mut R,
     caches: &mut C,
-    stats: &mut WalkStats,
 ) -> Result<NestedTranslation, TranslateFault>
 where
     M: PhysMemory + ?Sized,
@@ -301,8 +301,8 @@ where
     C: WalkCaches + ?Sized,
 {
     match nested {
-        NestedPaging::Ept(e) => generic(e, widths, req, mem, rec, caches, stats),
-        NestedPaging::Npt(n) => generic(n, widths, req, mem, rec, caches, stats),
+        NestedPaging::Ept(e) => generic(e, widths, req, mem, rec, caches),
+        NestedPaging::Npt(n) => generic(n, widths, req, mem, rec, caches),
     }
 }
 
@@ -314,7 +314,6 @@ fn generic<P, M, R, C>(
     mem: &mut M,
     rec: &mut R,
     caches: &mut C,
-    stats: &mut WalkStats,
 ) -> Result<NestedTranslation, TranslateFault>
 where
     P: NestedPolicy,
@@ -327,18 +326,18 @@ where
     // permit the access and need no dirty-flag update; otherwise walk.
     if let Some(t) = caches.nested_tlb_lookup(req.gpa) {
         if p.permits(t.rights, req) && (!write || t.dirty) {
-            stats.nested_tlb_hits += 1;
+            caches.count(Work::NestedTlbHit, 1);
             rec.event(WalkEvent::NestedTlbHit {
                 for_guest_level: req.for_guest_level(),
             });
             return Ok(t.at(req.gpa));
         }
     }
-    stats.nested_tlb_misses += 1;
+    caches.count(Work::NestedTlbMiss, 1);
     let fmt = p.entry_format(widths);
     let levels = p.walk_levels();
     if caches.fast_paths() {
-        if let Some(t) = super::fast::nested_leaf(p, &fmt, levels, req, mem, rec, caches, stats) {
+        if let Some(t) = super::fast::nested_leaf(p, &fmt, levels, req, mem, rec, caches) {
             return Ok(t);
         }
     }
@@ -346,7 +345,7 @@ where
     loop {
         let start = match caches.nested_psc_lookup(req.gpa, levels) {
             Some(hit) => {
-                stats.nested_psc_hits[hit.level as usize] += 1;
+                caches.count(Work::NestedPscHit(hit.level), 1);
                 rec.event(WalkEvent::PscHit {
                     dimension: Dimension::Nested,
                     level: hit.level,
@@ -358,7 +357,7 @@ where
                 }
             }
             None => {
-                stats.nested_psc_misses += 1;
+                caches.count(Work::NestedPscMiss, 1);
                 Start {
                     level: levels,
                     table: TableLoc::direct(p.root_table(widths)),
@@ -376,7 +375,7 @@ where
         };
         let mut path = Path::EMPTY;
         let res = walk::walk(&fmt, req.gpa, start, &mut tables, &mut path);
-        stats.nested_reads += tables.reads;
+        caches.count(Work::NestedRef, tables.reads);
         match res {
             Ok(()) => {}
             Err(e) => {
@@ -393,6 +392,7 @@ where
             return Err(p.fault(req, Why::Denied, path.rights));
         }
         if fmt.has_dirty() || fmt.has_accessed(1) {
+            let mut writes = 0;
             let ok = walk::set_ad(
                 &fmt,
                 &path,
@@ -402,8 +402,9 @@ where
                 Dimension::Nested,
                 req.for_guest_level(),
                 false,
-                &mut stats.ad_writes,
+                &mut writes,
             );
+            caches.count(Work::AdWrite, writes);
             if !ok {
                 tries += 1;
                 if tries < AD_RETRIES {
@@ -470,13 +471,5 @@ pub fn translate_nested<M: PhysMemory + ?Sized, R: WalkRecorder + ?Sized>(
         kind,
         stage: Stage::Physical,
     };
-    nested_translate(
-        nested,
-        widths,
-        &req,
-        mem,
-        rec,
-        &mut NoCaches,
-        &mut WalkStats::default(),
-    )
+    nested_translate(nested, widths, &req, mem, rec, &mut NoCaches)
 }

@@ -10,12 +10,13 @@
 //! guest-physical and the loads are reads through EPT, never treated as writes
 //! and reported with "guest-linear address not valid" (SDM Vol. 3C 29.3.3.2).
 
-use super::cache::{NoCaches, WalkCaches, WalkStats};
+use super::cache::{NoCaches, WalkCaches};
 use super::format::Pae;
 use super::mem::EntrySize;
 use super::nested::{nested_translate, NestedPaging, NestedReq, Stage};
 use super::record::{Dimension, RefKind, WalkRecorder, WalkRef};
 use super::{AccessKind, PhysMemory, TranslateFault};
+use crate::counters::Work;
 use crate::{AddressWidths, GuestPhysAddr, PhysAddr};
 use serde::{Deserialize, Serialize};
 
@@ -39,15 +40,7 @@ pub fn load_pdptes<M: PhysMemory + ?Sized>(
     widths: AddressWidths,
     mem: &mut M,
 ) -> Result<[u64; 4], PdpteError> {
-    load(
-        cr3,
-        widths,
-        None,
-        mem,
-        &mut (),
-        &mut NoCaches,
-        &mut WalkStats::default(),
-    )
+    load(cr3, widths, None, mem, &mut (), &mut NoCaches)
 }
 
 /// Reads and checks the four PDPTEs at `cr3`, a guest-physical address when
@@ -59,7 +52,6 @@ pub(crate) fn load<M, R, C>(
     mem: &mut M,
     rec: &mut R,
     caches: &mut C,
-    stats: &mut WalkStats,
 ) -> Result<[u64; 4], PdpteError>
 where
     M: PhysMemory + ?Sized,
@@ -75,7 +67,7 @@ where
                 kind: AccessKind::Read,
                 stage: Stage::PdpteLoad,
             };
-            nested_translate(n, widths, &req, mem, rec, caches, stats)
+            nested_translate(n, widths, &req, mem, rec, caches)
                 .map_err(PdpteError::Nested)?
                 .hpa
                 .0
@@ -85,7 +77,7 @@ where
     for (i, slot) in pdptes.iter_mut().enumerate() {
         let pa = base + 8 * i as u64;
         let v = mem.read_entry(PhysAddr(pa), EntrySize::Eight);
-        stats.guest_reads += 1;
+        caches.count(Work::GuestRef, 1);
         rec.reference(WalkRef {
             dimension: Dimension::Guest,
             kind: RefKind::Read,
