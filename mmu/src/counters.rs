@@ -67,8 +67,6 @@ pub enum Work {
 /// Everything the MMU counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MmuCounters {
-    /// Calls to [`crate::Mmu::translate`].
-    pub translations: u64,
     /// Translations with paging disabled and no nested paging (identity; no
     /// TLB involved).
     pub untranslated: u64,
@@ -109,6 +107,18 @@ pub struct MmuCounters {
 }
 
 impl MmuCounters {
+    /// Calls to [`crate::Mmu::translate`] (and first-level hits counted by
+    /// [`crate::Mmu::count_l1_hits`]): each ends as exactly one of an
+    /// untranslated access, a first- or second-level TLB hit, or a miss, so
+    /// their count is the sum of those, not a counter of its own.
+    pub fn translations(&self) -> u64 {
+        self.untranslated
+            + self.itlb.hits()
+            + self.itlb.misses
+            + self.dtlb.hits()
+            + self.dtlb.misses
+    }
+
     /// Adds `n` units of `work`.
     #[inline(always)]
     pub fn add(&mut self, work: Work, n: u64) {
@@ -127,19 +137,18 @@ impl MmuCounters {
     }
 
     /// Ends the count of one walk, whose work the walkers added to these
-    /// counters as they went ([`MmuCounters::add`]): `refs_before` is [`MmuCounters::refs`] when
-    /// it began.
+    /// counters as they went ([`MmuCounters::add`]), `refs` entry reads
+    /// of it.
     #[inline]
-    pub fn count_walk(&mut self, refs_before: u64, faulted: bool) {
+    pub fn count_walk(&mut self, refs: u64, faulted: bool) {
         crate::tally!(self.walks += 1);
         crate::tally!(self.walk_faults += faulted as u64);
-        crate::tally!(self.refs_per_walk.count(self.refs() - refs_before));
-        let _ = (refs_before, faulted);
+        crate::tally!(self.refs_per_walk.count(refs));
+        let _ = (refs, faulted);
     }
 
     /// Adds another set of counters (to total several levels).
     pub fn merge(&mut self, o: &MmuCounters) {
-        self.translations += o.translations;
         self.untranslated += o.untranslated;
         for (a, b) in [(&mut self.itlb, &o.itlb), (&mut self.dtlb, &o.dtlb)] {
             a.l1_hits += b.l1_hits;
@@ -167,7 +176,6 @@ impl MmuCounters {
     /// writing the unused part of the histogram).
     pub fn clear(&mut self) {
         let MmuCounters {
-            translations,
             untranslated,
             itlb,
             dtlb,
@@ -186,7 +194,6 @@ impl MmuCounters {
             invalidations,
         } = self;
         for n in [
-            translations,
             untranslated,
             walks,
             walk_faults,

@@ -232,7 +232,11 @@ fn run_costed(
         mmu.set_costs(c.weights[0]);
     }
     let mut sh = Shadow::default();
+    // Calls of `translate` since the counters were last taken: what the
+    // derived count of translations must say.
+    let mut translated = 0u64;
     for (n, op) in ops.into_iter().enumerate() {
+        prop_assert_eq!(mmu.counters().translations(), translated, "before op {}", n);
         if let Some(c) = &costing {
             prop_assert_eq!(
                 mmu.cycles(),
@@ -242,6 +246,7 @@ fn run_costed(
             );
             if n % c.every == c.every - 1 {
                 mmu.take_counters();
+                translated = 0;
                 prop_assert_eq!(mmu.cycles(), (0, 0));
                 mmu.set_costs(c.weights[(n / c.every) % 2]);
             }
@@ -262,6 +267,7 @@ fn run_costed(
                     &mut NoRecord,
                 );
                 let got = mmu.translate(&t, LinearAddr(la), a, &mut w.mem, &mut NoRecord);
+                translated += 1;
                 check(&mut sh, &t, la, a, &fresh, &got)
                     .map_err(|e| TestCaseError::fail(format!("op {n}: {e}")))?;
                 if probe {
@@ -548,6 +554,9 @@ fn guest_physical_translations_and_probed_hits_are_costed() {
     mmu.count_l1_hit(false);
     mmu.count_l1_hit(true);
     assert_eq!(mmu.counters().dtlb.l1_hits, 1);
+    // The guest-physical translations are not `translate` calls; the read
+    // and the two hits counted through the probe are.
+    assert_eq!(mmu.counters().translations(), 3);
     assert_eq!(mmu.cycles(), weights.cycles(mmu.counters()));
     // Weights set after the fact cost everything counted so far.
     let other = costs([1, 0, 2, 0, 3, 0, 4, 0, 5, 6]);

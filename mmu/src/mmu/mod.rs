@@ -37,6 +37,7 @@ macro_rules! caches {
             counters: &mut $mmu.counters,
             costs: &$mmu.cost.costs,
             cycles: 0,
+            refs: 0,
             guest_psc: &mut $mmu.guest_psc,
             nested_psc: &mut $mmu.nested_psc,
             nested_tlb: &mut $mmu.nested_tlb,
@@ -124,7 +125,6 @@ impl Mmu {
         M: PhysMemory + ?Sized,
         R: WalkRecorder + ?Sized,
     {
-        crate::tally!(self.counters.translations += 1);
         if ctx.is_identity() {
             crate::tally!(self.counters.untranslated += 1);
             return Ok(PhysAddr(la.0));
@@ -228,7 +228,6 @@ impl Mmu {
     /// once.
     #[inline]
     pub fn count_l1_hits(&mut self, fetch: bool, n: u64) {
-        crate::tally!(self.counters.translations += n);
         crate::tally!(self.tlb_counters(fetch).l1_hits += n);
         let _ = (fetch, n);
     }
@@ -248,7 +247,6 @@ impl Mmu {
         M: PhysMemory + ?Sized,
         R: WalkRecorder + ?Sized,
     {
-        crate::tally!(self.counters.translations += 1);
         self.translate_miss(ctx, la, access, mem, rec, Absent::NONE)
     }
 
@@ -269,7 +267,6 @@ impl Mmu {
         let fetch = access.is_fetch();
         crate::tally!(self.tlb_counters(fetch).misses += 1);
         crate::tally!(self.cost.tlb = self.cost.tlb.wrapping_add(self.cost.costs.tlb_miss));
-        let refs = self.counters.refs();
         let mut caches = caches!(self, ctx);
         let res = guest::translate(
             ctx.config(),
@@ -286,7 +283,7 @@ impl Mmu {
             // data while the counting and the fills below run.
             mem.prefetch(t.pa);
         }
-        let cycles = caches.cycles;
+        let (refs, cycles) = (caches.refs, caches.cycles);
         self.count_walk(refs, res.is_err(), cycles);
         if let Ok(t) = &res {
             // A walk only removes TLB entries (a fault's invalidation, and
@@ -329,11 +326,11 @@ impl Mmu {
             kind,
             stage: Stage::Physical,
         };
-        let (refs, hits) = (self.counters.refs(), self.counters.nested_tlb_hits);
+        let hits = self.counters.nested_tlb_hits;
         let mut caches = caches!(self, ctx);
         let res = nested_translate(n, ctx.widths(), &req, mem, rec, &mut caches);
-        let cycles = caches.cycles;
-        if self.counters.refs() == refs && self.counters.nested_tlb_hits != hits {
+        let (refs, cycles) = (caches.refs, caches.cycles);
+        if refs == 0 && self.counters.nested_tlb_hits != hits {
             // A nested-TLB hit: no walk.
             self.cost.walks = self.cost.walks.wrapping_add(cycles);
         } else {
@@ -356,19 +353,18 @@ impl Mmu {
         M: PhysMemory + ?Sized,
         R: WalkRecorder + ?Sized,
     {
-        let refs = self.counters.refs();
         let mut caches = caches!(self, ctx);
         let res = pdpte::load(cr3, ctx.widths(), ctx.nested(), mem, rec, &mut caches);
-        let cycles = caches.cycles;
+        let (refs, cycles) = (caches.refs, caches.cycles);
         self.count_walk(refs, res.is_err(), cycles);
         res
     }
 
-    /// Counts a walk, whose work the walkers added to the counters, and
-    /// adds its modelled `cycles` to the running cost.
+    /// Counts a walk of `refs` entry reads, whose work the walkers added to
+    /// the counters, and adds its modelled `cycles` to the running cost.
     #[inline]
-    fn count_walk(&mut self, refs_before: u64, faulted: bool, cycles: u64) {
-        self.counters.count_walk(refs_before, faulted);
+    fn count_walk(&mut self, refs: u64, faulted: bool, cycles: u64) {
+        self.counters.count_walk(refs, faulted);
         self.cost.walks = self.cost.walks.wrapping_add(cycles);
     }
 
@@ -692,6 +688,8 @@ struct MmuCaches<'a> {
     costs: &'a MmuCosts,
     /// Modelled cycles of the work counted through this view.
     cycles: u64,
+    /// Entry reads (both dimensions) counted through this view.
+    refs: u64,
     guest_psc: &'a mut GuestPsc,
     nested_psc: &'a mut NestedPsc,
     nested_tlb: &'a mut NestedTlb,
@@ -711,6 +709,9 @@ impl WalkCaches for MmuCaches<'_> {
     #[inline(always)]
     fn count(&mut self, work: Work, n: u64) {
         crate::tally!(self.counters.add(work, n));
+        if matches!(work, Work::GuestRef | Work::NestedRef) {
+            crate::tally!(self.refs += n);
+        }
         crate::tally!(
             self.cycles = self
                 .cycles
