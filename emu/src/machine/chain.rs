@@ -44,7 +44,7 @@ impl Machine {
             None => u64::MAX,
         };
         let deadline = self.smp.switch_at.min(self.dev.check_at);
-        let mut cycle_room = deadline.saturating_sub(self.stats.cycles);
+        let cycle_room = deadline.saturating_sub(self.stats.cycles);
         let generation = self.mmu.l1_generation(true);
         let ip_mask = ip_mask(self.cpu.mode.code_bits);
         // The operations of the block run last, held while its successor
@@ -53,9 +53,11 @@ impl Machine {
         let mut ops: Rc<[Op]> = self.code.ops(held);
         let room = insn_room;
         let blocks = *left;
-        let mut cost = 0u64;
+        // The clock's advance so far: the chain's cost (one cycle per
+        // instruction in the `uncounted` build).
+        let mut spent = 0u64;
         let result = loop {
-            if cycle_room == 0 || *left == 0 {
+            if spent >= cycle_room || *left == 0 {
                 break Ok(());
             }
             let Some((idx, len, c)) = self.code.linked_pure(*from, self.cpu.rip, generation) else {
@@ -73,16 +75,15 @@ impl Machine {
             if let Err(e) = self.run_pure_whole(&ops, len as usize, ip_mask) {
                 break Err(e);
             }
-            cost += c;
             insn_room -= len;
-            cycle_room = cycle_room.saturating_sub(Stats::clock_advance(len, c));
+            spent += Stats::clock_advance(len, c);
             if self.dbg.pending != 0 {
                 break Ok(());
             }
         };
         // Each block's fetch was a first-level hit (cache::Link).
         self.mmu.count_l1_hits(true, blocks - *left);
-        self.stats.retire_many(room - insn_room, cost);
+        self.stats.retire_many(room - insn_room, spent);
         result
     }
 }
