@@ -49,5 +49,7 @@ pub use mem::{PageMem, PhysMem, SvmAccess};
 pub use msr::{SvmMsrs, VmCr};
 pub use state::{AddressSize, CpuState};
 pub use vmcb::{VmcbField, VmcbImage};
-pub use vmexit::{vmexit, ExitInfo, HostLoad, InsnBytes};
-pub use vmrun::{vmrun, GuestEntry, InjectedEvent, VmrunOutcome};
+pub use vmexit::{vmexit, vmexit_in_place, ExitInfo, HostLoad, HostReload, InsnBytes};
+pub use vmrun::{
+    vmrun, vmrun_in_place, GuestEntry, GuestSetup, InjectedEvent, VmrunInPlace, VmrunOutcome,
+};

@@ -198,11 +198,11 @@ pub(crate) fn cpu_state(m: &Machine, rip: u64) -> CpuState {
     }
 }
 
-/// Loads a state the model returned: registers, RIP (also as the next RIP,
-/// so a handler that returns normally continues there), derived mode, and
-/// the translation context. Takes the state by value: the registers move in.
-pub(crate) fn load_state(m: &mut Machine, s: CpuState) {
-    m.cpu.sys = s.regs;
+/// Loads a state the model left in a [`CpuState`]: registers, RIP (also as
+/// the next RIP, so a handler that returns normally continues there), derived
+/// mode, and the translation context.
+pub(crate) fn load_state(m: &mut Machine, s: &CpuState) {
+    m.cpu.sys.clone_from(&s.regs);
     m.cpu.gpr[4] = s.rsp;
     m.cpu.gpr[0] = s.rax;
     m.cpu.flags.set(s.rflags.bits());
