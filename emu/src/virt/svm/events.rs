@@ -35,7 +35,7 @@ pub fn event_intercept(m: &mut Machine, d: &Delivery, vectoring: Option<&Deliver
         _ => None,
     };
     let svm = &mut m.virt.svm;
-    let Some(g) = svm.guest.as_deref_mut() else {
+    let Some(g) = svm.guest.as_mut() else {
         return Ok(());
     };
     // An event is delivered instead of completing an IRET.
@@ -153,7 +153,7 @@ pub fn boundary(m: &mut Machine) -> Result<(), Stop> {
     let svm = &mut m.virt.svm;
     svm.delivering = None;
     let gif = svm.gif;
-    let Some(g) = svm.guest.as_deref_mut() else {
+    let Some(g) = svm.guest.as_mut() else {
         return Ok(());
     };
     if std::mem::take(&mut g.iret) {
@@ -180,7 +180,7 @@ pub fn boundary(m: &mut Machine) -> Result<(), Stop> {
             _ => {}
         }
     }
-    let Some(g) = m.virt.svm.guest.as_deref_mut() else {
+    let Some(g) = m.virt.svm.guest.as_mut() else {
         return Ok(());
     };
     let ctl = &mut g.controls;
@@ -206,7 +206,7 @@ pub fn boundary(m: &mut Machine) -> Result<(), Stop> {
 #[inline]
 pub fn boundary_quiet(m: &Machine) -> bool {
     let svm = &m.virt.svm;
-    let Some(g) = svm.guest.as_deref() else {
+    let Some(g) = svm.guest.as_ref() else {
         return svm.delivering.is_none();
     };
     let virtual_nmi = g.controls.vnmi && g.controls.vintr.v_nmi;

@@ -70,8 +70,10 @@ pub struct SvmCpu {
     pub gif: bool,
     /// Cached VMCB state for the clean bits (APM Vol. 2 15.15).
     pub cache: VmcbCache,
-    /// The running guest, in guest mode.
-    pub guest: Option<Box<Guest>>,
+    /// The running guest, in guest mode. Held inline, not boxed: VMRUN sets
+    /// it and #VMEXIT clears it, and a box cost an allocation and a free per
+    /// round trip (the serialized form is the same either way).
+    pub guest: Option<Guest>,
     /// Failed VMRUNs, for the diagnostic and `--stats`.
     pub failures: Failures,
     /// Tagged accesses to SVM structures in physical memory.

@@ -68,14 +68,14 @@ fn run_guest(m: &mut Machine, guest: &CpuState, setup: GuestSetup) -> Flow {
     }
     let nested = controls.nested.is_some();
     let asid = asid_tag(controls.asid);
-    m.virt.svm.guest = Some(Box::new(Guest {
+    m.virt.svm.guest = Some(Guest {
         controls,
         host_cr8,
         last_pause: None,
         trap: None,
         iret: false,
         monitor_armed: false,
-    }));
+    });
     m.virt.svm.gif = true;
     m.virt.svm.delivering = None;
     m.virt.mode = GuestMode::SvmGuest;

@@ -8,9 +8,9 @@ use super::PendingExit;
 use crate::event::Stop;
 use crate::machine::Machine;
 use crate::virt::GuestMode;
+use mmu::SystemRegs;
 use mmu::{Cr0, Cr4};
 use vmx_model::event::{ActivityState, Interruptibility};
-use mmu::SystemRegs;
 use vmx_model::exit::{vm_exit_in_place, GuestSnapshot, HostFields, VmxAbort};
 
 /// Performs a VM exit from VMX non-root operation.
