@@ -94,7 +94,7 @@ pub fn event_intercept(m: &mut Machine, d: &Delivery, vectoring: Option<&Deliver
     // (if any) is recorded in EXITINTINFO above.
     m.virt.svm.delivering = None;
     // #BP and #OF from INT3 and INTO are intercepted on their instruction.
-    Err(exit_event_at(e, rip))
+    Err(exit_event_at(m, e, rip))
 }
 
 /// True for a #PF on an instruction fetch.
@@ -142,7 +142,7 @@ pub fn nested_fault(m: &mut Machine, f: TranslateFault) -> Event {
     let fetch = n.exit_info1.contains(mmu::paging::NpfExitInfo1::ID);
     let bytes = if fetch { None } else { insn_bytes(m) };
     let info = icpt::npf(&m.virt.svm.cfg, n.exit_info1.bits(), n.exit_info2, bytes);
-    exit_event(info)
+    exit_event(m, info)
 }
 
 /// Work at an instruction boundary in guest mode, before the halt check: a

@@ -26,7 +26,7 @@ use svm_model::{AddressSize, ExitInfo};
 /// Decides an intercept in SVM guest mode.
 pub fn intercept(m: &mut Machine, i: &Instruction, what: Intercept) -> Flow {
     match decide(m, i, what) {
-        Some(e) => Err(exit_event(e)),
+        Some(e) => Err(exit_event(m, e)),
         None => Ok(()),
     }
 }

@@ -190,14 +190,18 @@ pub struct PendingExit {
 
 /// The event of a #VMEXIT.
 #[cold]
-pub(crate) fn exit_event(info: ExitInfo) -> Event {
-    exit_event_at(info, None)
+pub(crate) fn exit_event(m: &mut crate::machine::Machine, info: ExitInfo) -> Event {
+    exit_event_at(m, info, None)
 }
 
 /// The event of a #VMEXIT saving `rip` as the guest RIP.
 #[cold]
-pub(crate) fn exit_event_at(info: ExitInfo, rip: Option<u64>) -> Event {
-    Event::guest_exit(super::GuestExit::Svm(PendingExit { info, rip }))
+pub(crate) fn exit_event_at(
+    m: &mut crate::machine::Machine,
+    info: ExitInfo,
+    rip: Option<u64>,
+) -> Event {
+    m.guest_exit(super::GuestExit::Svm(PendingExit { info, rip }))
 }
 
 /// Failed VMRUNs (VMEXIT_INVALID): which consistency check failed, how often,

@@ -42,7 +42,7 @@ fn launch(m: &mut Machine, i: &Instruction, first: bool) -> Flow {
     let rflags = out.fail_rflags(m.cpu.flags.get());
     match out {
         LaunchOutcome::Fault(e) => Err(Event::Exception(e)),
-        LaunchOutcome::Exit(reason) => Err(launch_exit(i, reason)),
+        LaunchOutcome::Exit(reason) => Err(launch_exit(m, i, reason)),
         LaunchOutcome::FailInvalid => {
             m.cpu.flags.set(rflags);
             Ok(())
