@@ -85,6 +85,13 @@ pub struct SvmCpu {
     /// Fetching instruction bytes for decode assists (no recursion on a
     /// nested fault of the fetch itself).
     pub(crate) fetching_bytes: bool,
+    /// The processor state VMRUN and #VMEXIT transform in place: filled from
+    /// the processor before a world switch and loaded into it after, so the
+    /// registers are copied once each way and into storage that already
+    /// exists. Holds nothing between world switches (a snapshot leaves it
+    /// out).
+    #[serde(skip)]
+    pub(crate) world: svm_model::CpuState,
 }
 
 impl Default for SvmCpu {
@@ -111,6 +118,7 @@ impl SvmCpu {
             delivering: None,
             injecting: false,
             fetching_bytes: false,
+            world: svm_model::CpuState::default(),
         }
     }
 

@@ -21,32 +21,32 @@ use mmu::paging::{NestedPaging, NptContext};
 use mmu::{Cr0, Cr4, Efer, TranslationContext};
 use svm_model::vmcb::{EventType, TlbFlush};
 use svm_model::vmrun::InvalidInPlace;
-use svm_model::{CpuState, ExitCode, GuestSetup, InjectedEvent, VmrunInPlace};
+use svm_model::{ExitCode, GuestSetup, InjectedEvent, VmrunInPlace};
 
 /// VMRUN of the VMCB at `vmcb_pa`, after the instruction's own checks.
 pub(crate) fn enter(m: &mut Machine, vmcb_pa: u64) -> Flow {
     // The host state, which VMRUN turns into the guest's (or, failing, the
     // reloaded host's) in place.
-    let mut cpu = state::cpu_state(m, m.next_rip);
+    state::fill_world(m, m.next_rip);
     let hsave = m.virt.svm.msrs.hsave_pa;
     let outcome = {
-        let (mut mem, cfg, cache) = state::split(m);
-        svm_model::vmrun_in_place(cfg, &mut cpu, vmcb_pa, hsave, &mut mem, cache)
+        let (mut mem, cfg, cache, cpu) = state::split_world(m);
+        svm_model::vmrun_in_place(cfg, cpu, vmcb_pa, hsave, &mut mem, cache)
     };
     m.charge_vm_entry();
     match outcome {
-        VmrunInPlace::Entered(setup) => run_guest(m, &cpu, setup),
+        VmrunInPlace::Entered(setup) => run_guest(m, setup),
         VmrunInPlace::Invalid(inv) => {
             record_failure(m, vmcb_pa, &inv);
             m.count_vmexit(ExitCode::VMEXIT_INVALID.name().unwrap_or("VMEXIT_INVALID"));
-            vmexit::load_host(m, &cpu, inv.host, None).map_err(Event::stop)
+            vmexit::load_host(m, inv.host, None).map_err(Event::stop)
         }
     }
 }
 
-/// Loads the guest VMRUN entered (`guest`, with the rest of the entry
-/// `setup`) and starts guest mode.
-fn run_guest(m: &mut Machine, guest: &CpuState, setup: GuestSetup) -> Flow {
+/// Loads the guest VMRUN entered (in the world-switch state, with the rest
+/// of the entry `setup`) and starts guest mode.
+fn run_guest(m: &mut Machine, setup: GuestSetup) -> Flow {
     let GuestSetup {
         controls,
         interrupt_shadow,
@@ -82,7 +82,7 @@ fn run_guest(m: &mut Machine, guest: &CpuState, setup: GuestSetup) -> Flow {
     if let Some(p) = pdptes {
         m.cpu.pdptes = p;
     }
-    state::load_state(m, guest);
+    state::load_world(m);
     let ev = &mut m.cpu.events;
     ev.sti_blocking = interrupt_shadow;
     ev.movss_blocking = false;
