@@ -118,6 +118,8 @@ pub struct InvalidInPlace {
 
 /// The outcome of [`vmrun_in_place`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+// Not boxed, as VmrunOutcome: returned once per VMRUN and consumed at once.
+#[allow(clippy::large_enum_variant)]
 pub enum VmrunInPlace {
     /// The guest runs; its state is in the processor state.
     Entered(GuestSetup),
