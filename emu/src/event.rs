@@ -34,8 +34,10 @@ pub enum Event {
         /// Bits to OR into DR6.
         dr6: u64,
     },
-    /// A VM exit to the hypervisor (VMX) or #VMEXIT (SVM).
-    GuestExit(Box<crate::virt::GuestExit>),
+    /// A VM exit to the hypervisor (VMX) or #VMEXIT (SVM). The exit itself
+    /// waits in the machine ([`crate::machine::Machine::guest_exit`] put it
+    /// there), so raising one allocates nothing.
+    GuestExit,
     /// The processor freezes on the current instruction until an interrupt
     /// arrives: a waiting x87 instruction with an unmasked exception pending
     /// while CR0.NE = 0 and IGNNE# is inactive (SDM Vol. 1 appendix D.2.1;

@@ -440,7 +440,7 @@ impl Machine {
         // exit the instruction causes saves it as guest interruptibility state
         // (SDM Vol. 3C 28.3.4, APM Vol. 2 15.6); a VM entry loaded the
         // guest's own.
-        let exiting = matches!(result, Err(Event::GuestExit(_)));
+        let exiting = matches!(result, Err(Event::GuestExit));
         if shadow && !exiting && self.virt.mode == world {
             self.cpu.events.sti_blocking = false;
             self.cpu.events.movss_blocking = false;
@@ -727,7 +727,7 @@ impl Machine {
         self.stop_block = false;
         match ev {
             Event::Stop(s) => Some(*s),
-            Event::GuestExit(e) => self.perform_guest_exit(*e).err(),
+            Event::GuestExit => self.perform_guest_exit().err(),
             other => self.deliver_event(other).err(),
         }
     }

@@ -21,6 +21,13 @@
 //!    under GIF and V_INTR.
 //! 5. #VMEXIT: [`vmexit::vmexit`] writes guest state and [`ExitInfo`] to the
 //!    VMCB and returns the reloaded host state ([`HostLoad`]).
+//!
+//! VMRUN and #VMEXIT also come in place ([`vmrun_in_place`],
+//! [`vmexit_in_place`]): they transform one [`CpuState`] from the host's to
+//! the guest's and back, as the hardware does, and return only the rest
+//! ([`GuestSetup`], [`HostReload`]). The interpreter uses these, so a world
+//! switch copies the registers once each way; the by-value forms are
+//! wrappers over them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -49,5 +56,7 @@ pub use mem::{PageMem, PhysMem, SvmAccess};
 pub use msr::{SvmMsrs, VmCr};
 pub use state::{AddressSize, CpuState};
 pub use vmcb::{VmcbField, VmcbImage};
-pub use vmexit::{vmexit, ExitInfo, HostLoad, InsnBytes};
-pub use vmrun::{vmrun, GuestEntry, InjectedEvent, VmrunOutcome};
+pub use vmexit::{vmexit, vmexit_in_place, ExitInfo, HostLoad, HostReload, InsnBytes};
+pub use vmrun::{
+    vmrun, vmrun_in_place, GuestEntry, GuestSetup, InjectedEvent, VmrunInPlace, VmrunOutcome,
+};

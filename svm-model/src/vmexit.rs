@@ -124,6 +124,31 @@ pub struct HostLoad {
     pub single_step: bool,
 }
 
+/// What #VMEXIT (or a failed VMRUN) reloads besides the registers, when the
+/// registers are reloaded in place ([`vmexit_in_place`]): the fields of
+/// [`HostLoad`] other than its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostReload {
+    /// As [`HostLoad::shutdown`].
+    pub shutdown: Option<CheckId>,
+    /// As [`HostLoad::pdptes`].
+    pub pdptes: Option<[u64; 4]>,
+    /// As [`HostLoad::single_step`].
+    pub single_step: bool,
+}
+
+impl HostLoad {
+    /// The host state `state` with the rest of the reload.
+    pub fn new(state: CpuState, r: HostReload) -> Self {
+        Self {
+            state,
+            shutdown: r.shutdown,
+            pdptes: r.pdptes,
+            single_step: r.single_step,
+        }
+    }
+}
+
 /// Performs #VMEXIT from the guest running under `ctl`: `guest` is the guest
 /// state at the intercept (RIP of the intercepted instruction for faults, of
 /// the next instruction for traps), `interrupt_shadow` whether the guest is in
@@ -137,6 +162,25 @@ pub fn vmexit<M: PhysMem + ?Sized>(
     mem: &mut M,
     cache: &mut VmcbCache,
 ) -> HostLoad {
+    let mut cpu = guest.clone();
+    let r = vmexit_in_place(cfg, ctl, &mut cpu, interrupt_shadow, exit, mem, cache);
+    HostLoad::new(cpu, r)
+}
+
+/// [`vmexit`] on the processor state itself, as the hardware does it: `cpu`
+/// is the guest state at the intercept on entry and the reloaded host state
+/// on return, so the registers are not copied into a new value (the world
+/// switch is the interpreter's most frequent big copy otherwise).
+pub fn vmexit_in_place<M: PhysMem + ?Sized>(
+    cfg: &SvmConfig,
+    ctl: &GuestControls,
+    cpu: &mut CpuState,
+    interrupt_shadow: bool,
+    exit: &ExitInfo,
+    mem: &mut M,
+    cache: &mut VmcbCache,
+) -> HostReload {
+    let guest = &*cpu;
     let list = &EXIT_LISTS[exit_list_index(
         ctl.nested.is_some(),
         cfg.features.nrips,
@@ -188,7 +232,7 @@ pub fn vmexit<M: PhysMem + ?Sized>(
     if let Some(c) = cache.image_mut(ctl.vmcb_pa) {
         c.set_staged(&img);
     }
-    reload_host(cfg, mem, ctl.hsave_pa, guest, ctl.nested.as_ref())
+    reload_host_in_place(cfg, mem, ctl.hsave_pa, cpu, ctl.nested.as_ref())
 }
 
 /// The guest state #VMEXIT writes back (the subset VMRUN loads, APM Vol. 2
@@ -300,16 +344,17 @@ fn save_guest<const N: usize>(
     img.set(VmcbField::InterruptShadow, st.bits());
 }
 
-/// Reloads the host state from the host save area at `hsave_pa`. `current`
-/// supplies the registers #VMEXIT does not reload; `nested` is the nested
-/// paging state of the guest being left (the host PAT comes back with it).
-pub(crate) fn reload_host<M: PhysMem + ?Sized>(
+/// Reloads the host state from the host save area at `hsave_pa` into `cpu`,
+/// whose registers #VMEXIT does not reload stay as they are; `nested` is the
+/// nested paging state of the guest being left (the host PAT comes back
+/// with it).
+pub(crate) fn reload_host_in_place<M: PhysMem + ?Sized>(
     cfg: &SvmConfig,
     mem: &mut M,
     hsave_pa: u64,
-    current: &CpuState,
+    cpu: &mut CpuState,
     nested: Option<&NestedPaging>,
-) -> HostLoad {
+) -> HostReload {
     let mut img = Staged::new(&HOST_SAVE);
     mem.read_fields(
         hsave_pa,
@@ -318,7 +363,7 @@ pub(crate) fn reload_host<M: PhysMem + ?Sized>(
         SvmAccess::HostSaveRead,
     );
     let bits = cfg.widths.linear_bits;
-    let mut regs = current.regs.clone();
+    let regs = &mut cpu.regs;
     for (seg, reg) in [
         (VmcbSeg::Es, SegReg::Es),
         (VmcbSeg::Cs, SegReg::Cs),
@@ -344,15 +389,13 @@ pub(crate) fn reload_host<M: PhysMem + ?Sized>(
     let rflags = Rflags::from_bits_retain(
         img.get(VmcbField::Rflags) & Rflags::DEFINED & !(Rflags::VM | Rflags::RF).bits(),
     ) | Rflags::FIXED1;
-    let state = CpuState {
-        regs,
-        rip: img.get(VmcbField::Rip),
-        rsp: img.get(VmcbField::Rsp),
-        rax: img.get(VmcbField::Rax),
-        rflags,
-        cpl: 0,
-    };
-    let mut shutdown = checks::host_failure(cfg, &state);
+    cpu.rip = img.get(VmcbField::Rip);
+    cpu.rsp = img.get(VmcbField::Rsp);
+    cpu.rax = img.get(VmcbField::Rax);
+    cpu.rflags = rflags;
+    cpu.cpl = 0;
+    let state = &*cpu;
+    let mut shutdown = checks::host_failure(cfg, state);
     let r = &state.regs;
     let pdptes =
         (r.cr0.contains(Cr0::PG) && r.cr4.contains(Cr4::PAE) && !r.efer.contains(Efer::LMA))
@@ -362,9 +405,8 @@ pub(crate) fn reload_host<M: PhysMem + ?Sized>(
     {
         shutdown = Some(CheckId::PdpteReserved);
     }
-    HostLoad {
+    HostReload {
         single_step: state.rflags.contains(Rflags::TF),
-        state,
         shutdown,
         pdptes,
     }

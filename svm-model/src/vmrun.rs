@@ -18,7 +18,7 @@ use crate::vmcb::{
     CleanBits, EventInj, EventType, FieldList, FieldSource, IntState, Intercepts, Staged, TlbFlush,
     VIntr, VirtExt, VmcbField, VmcbImage, VmcbSeg, VmcbSegment, VmcbTable,
 };
-use crate::vmexit::{reload_host, HostLoad};
+use crate::vmexit::{reload_host_in_place, HostLoad, HostReload};
 use mmu::{
     canonicalize, AccessRights, CpuMode, Cr0, Cr4, Dr7, Efer, Rflags, SegReg, TableRegister,
 };
@@ -71,6 +71,63 @@ pub struct GuestEntry {
     pub clean: CleanBits,
 }
 
+/// A successful VMRUN done in place ([`vmrun_in_place`]): the fields of
+/// [`GuestEntry`] other than its state, which is in the processor state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestSetup {
+    /// As [`GuestEntry::controls`].
+    pub controls: GuestControls,
+    /// As [`GuestEntry::interrupt_shadow`].
+    pub interrupt_shadow: bool,
+    /// As [`GuestEntry::inject`].
+    pub inject: Option<InjectedEvent>,
+    /// As [`GuestEntry::tlb`].
+    pub tlb: TlbFlush,
+    /// As [`GuestEntry::pdptes`].
+    pub pdptes: Option<[u64; 4]>,
+    /// As [`GuestEntry::clean`].
+    pub clean: CleanBits,
+}
+
+impl GuestEntry {
+    /// The guest state `state` with the rest of the entry.
+    pub fn new(state: CpuState, s: GuestSetup) -> Self {
+        Self {
+            state,
+            controls: s.controls,
+            interrupt_shadow: s.interrupt_shadow,
+            inject: s.inject,
+            tlb: s.tlb,
+            pdptes: s.pdptes,
+            clean: s.clean,
+        }
+    }
+}
+
+/// A VMRUN done in place that failed a consistency check: as
+/// [`InvalidVmrun`], the host state being in the processor state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvalidInPlace {
+    /// As [`InvalidVmrun::check`].
+    pub check: CheckId,
+    /// As [`InvalidVmrun::all`].
+    pub all: Vec<CheckId>,
+    /// The rest of the host reload.
+    pub host: HostReload,
+}
+
+/// The outcome of [`vmrun_in_place`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+// Not boxed, as VmrunOutcome: returned once per VMRUN and consumed at once.
+#[allow(clippy::large_enum_variant)]
+pub enum VmrunInPlace {
+    /// The guest runs; its state is in the processor state.
+    Entered(GuestSetup),
+    /// #VMEXIT(VMEXIT_INVALID); the reloaded host state is in the processor
+    /// state.
+    Invalid(Box<InvalidInPlace>),
+}
+
 /// A VMRUN that failed a consistency check: #VMEXIT(VMEXIT_INVALID).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvalidVmrun {
@@ -116,18 +173,41 @@ pub fn vmrun<M: PhysMem + ?Sized>(
     mem: &mut M,
     cache: &mut VmcbCache,
 ) -> VmrunOutcome {
+    let mut cpu = host.clone();
+    match vmrun_in_place(cfg, &mut cpu, vmcb_pa, hsave_pa, mem, cache) {
+        VmrunInPlace::Entered(s) => VmrunOutcome::Entered(GuestEntry::new(cpu, s)),
+        VmrunInPlace::Invalid(i) => VmrunOutcome::Invalid(Box::new(InvalidVmrun {
+            check: i.check,
+            all: i.all,
+            host: HostLoad::new(cpu, i.host),
+        })),
+    }
+}
+
+/// [`vmrun`] on the processor state itself, as the hardware does it: `cpu`
+/// is the host state at VMRUN on entry (RIP the next instruction's), and on
+/// return the guest state if the guest runs, or the reloaded host state if
+/// VMRUN failed. The registers are not copied into a new value.
+pub fn vmrun_in_place<M: PhysMem + ?Sized>(
+    cfg: &SvmConfig,
+    cpu: &mut CpuState,
+    vmcb_pa: u64,
+    hsave_pa: u64,
+    mem: &mut M,
+    cache: &mut VmcbCache,
+) -> VmrunInPlace {
     let mut merged = cache.take_spare();
     // Only the part VMRUN uses: the bytes above hold zeros in every image
     // the cache hands out ([`VmcbCache`]), and nothing reads them.
     merged.read_vmrun_part(mem, vmcb_pa, SvmAccess::VmcbRead);
     let clean = cache.merge_into(cfg, vmcb_pa, &mut merged);
-    let (failures, pdptes) = validate(cfg, host, &merged, mem);
+    let (failures, pdptes) = validate(cfg, cpu, &merged, mem);
     // Every check has run; from here on, commit.
-    save_host(mem, hsave_pa, host);
+    save_host(mem, hsave_pa, cpu);
     let Some(&check) = failures.first() else {
-        let entry = enter(cfg, host, vmcb_pa, hsave_pa, &merged, clean, pdptes);
+        let setup = enter(cfg, cpu, vmcb_pa, hsave_pa, &merged, clean, pdptes);
         cache.store_owned(cfg, vmcb_pa, merged);
-        return VmrunOutcome::Entered(entry);
+        return VmrunInPlace::Entered(setup);
     };
     cache.invalidate(vmcb_pa);
     cache.recycle(merged);
@@ -139,8 +219,8 @@ pub fn vmrun<M: PhysMem + ?Sized>(
         exit.values(),
         SvmAccess::VmcbWrite,
     );
-    let host = reload_host(cfg, mem, hsave_pa, host, None);
-    VmrunOutcome::Invalid(Box::new(InvalidVmrun {
+    let host = reload_host_in_place(cfg, mem, hsave_pa, cpu, None);
+    VmrunInPlace::Invalid(Box::new(InvalidInPlace {
         check,
         all: failures,
         host,
@@ -176,20 +256,22 @@ fn validate<M: PhysMem + ?Sized>(
     (failures, pdptes)
 }
 
-/// The guest VMRUN enters once every check has passed.
+/// The guest VMRUN enters once every check has passed: `cpu` is the host
+/// state on entry and the guest state on return.
 fn enter(
     cfg: &SvmConfig,
-    host: &CpuState,
+    cpu: &mut CpuState,
     vmcb_pa: u64,
     hsave_pa: u64,
     merged: &VmcbImage,
     clean: CleanBits,
     pdptes: Option<[u64; 4]>,
-) -> GuestEntry {
+) -> GuestSetup {
     let np = checks::np_enabled(cfg, merged);
-    let state = load_guest(cfg, host, merged, np);
-    let mut controls = controls(cfg, host, vmcb_pa, hsave_pa, merged, np);
-    let inject = injection(cfg, merged, &state);
+    // The controls read the host's registers: before the guest's replace them.
+    let mut controls = controls(cfg, cpu, vmcb_pa, hsave_pa, merged, np);
+    load_guest(cfg, cpu, merged, np);
+    let inject = injection(cfg, merged, cpu);
     if inject.is_some_and(|ev| ev.typ == EventType::Nmi) && controls.vnmi {
         // Injecting an NMI with NMI virtualization sets V_NMI_MASK (15.21.10).
         controls.vintr.v_nmi_mask = true;
@@ -201,8 +283,7 @@ fn enter(
     );
     let shadow = IntState::from_bits_retain(merged.get(VmcbField::InterruptShadow))
         .contains(IntState::INTERRUPT_SHADOW);
-    GuestEntry {
-        state,
+    GuestSetup {
         controls,
         interrupt_shadow: shadow,
         inject,
@@ -315,10 +396,12 @@ pub(crate) fn load_table(img: &impl FieldSource, t: VmcbTable, linear_bits: u8) 
     }
 }
 
-/// The guest registers VMRUN loads (APM Vol. 2 15.5.1, "Loading Guest State").
-fn load_guest(cfg: &SvmConfig, host: &CpuState, img: &VmcbImage, np: bool) -> CpuState {
+/// The guest registers VMRUN loads (APM Vol. 2 15.5.1, "Loading Guest
+/// State"), into `cpu`: the registers VMRUN does not load keep the host's
+/// values.
+fn load_guest(cfg: &SvmConfig, cpu: &mut CpuState, img: &VmcbImage, np: bool) {
     let bits = cfg.widths.linear_bits;
-    let mut regs = host.regs.clone();
+    let regs = &mut cpu.regs;
     let cr0 = Cr0::from_bits_retain(img.get(VmcbField::Cr0) | Cr0::ET.bits());
     let mut efer = Efer::from_bits_retain(img.get(VmcbField::Efer));
     // EFER.LMA follows EFER.LME and CR0.PG.
@@ -347,7 +430,7 @@ fn load_guest(cfg: &SvmConfig, host: &CpuState, img: &VmcbImage, np: bool) -> Cp
         (img.get(VmcbField::Rflags) & Rflags::DEFINED) | Rflags::FIXED1.bits(),
     );
     // CPL: forced to 0 in real mode and 3 in virtual-8086 mode.
-    let mode = cpu_mode(&regs, rflags);
+    let mode = cpu_mode(regs, rflags);
     let cpl = match mode {
         CpuMode::Real => 0,
         CpuMode::Virtual8086 => 3,
@@ -362,14 +445,11 @@ fn load_guest(cfg: &SvmConfig, host: &CpuState, img: &VmcbImage, np: bool) -> Cp
     // The workspace derives CPL from SS.DPL; keep it equal to the VMCB CPL.
     let ss = regs.seg_mut(SegReg::Ss);
     ss.attr.0 = (ss.attr.0 & !0x60) | u32::from(cpl) << 5;
-    CpuState {
-        regs,
-        rip: img.get(VmcbField::Rip),
-        rsp: img.get(VmcbField::Rsp),
-        rax: img.get(VmcbField::Rax),
-        rflags,
-        cpl,
-    }
+    cpu.rip = img.get(VmcbField::Rip);
+    cpu.rsp = img.get(VmcbField::Rsp);
+    cpu.rax = img.get(VmcbField::Rax);
+    cpu.rflags = rflags;
+    cpu.cpl = cpl;
 }
 
 /// The controls VMRUN loads (APM Vol. 2 15.5.1, "Control Bits").

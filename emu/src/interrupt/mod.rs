@@ -124,7 +124,7 @@ impl Machine {
                 payload: Some(dr6),
             },
             Event::Stop(s) => return Err(*s),
-            Event::GuestExit(e) => return self.perform_guest_exit(*e),
+            Event::GuestExit => return self.perform_guest_exit(),
             // Like HLT, but on the instruction: the interrupt that ends it
             // returns there.
             Event::Freeze => {
@@ -149,7 +149,7 @@ impl Machine {
             if self.in_guest() {
                 if let Err(ev) = self.event_intercept(&cur, vectoring.as_ref()) {
                     return match ev {
-                        Event::GuestExit(e) => self.perform_guest_exit(*e),
+                        Event::GuestExit => self.perform_guest_exit(),
                         Event::Stop(s) => Err(*s),
                         other => Err(Stop::Shutdown(format!(
                             "unexpected {other:?} from an event intercept"
@@ -192,7 +192,7 @@ impl Machine {
                 // A VM exit during delivery (an intercepted exception, an EPT
                 // violation on the stack push): the binding records the event
                 // being delivered as IDT-vectoring information.
-                Event::GuestExit(e) => return self.perform_guest_exit(*e),
+                Event::GuestExit => return self.perform_guest_exit(),
                 // A task switch through a task gate whose new TSS has T = 1:
                 // the switch completed; the debug trap follows.
                 Event::DebugTrap { dr6 } => (Vector::DB, None, Some(dr6)),
@@ -228,7 +228,7 @@ impl Machine {
                 };
                 if let Err(ev) = self.event_intercept(&second, Some(&cur)) {
                     return match ev {
-                        Event::GuestExit(e) => self.perform_guest_exit(*e),
+                        Event::GuestExit => self.perform_guest_exit(),
                         Event::Stop(s) => Err(*s),
                         other => Err(Stop::Shutdown(format!(
                             "unexpected {other:?} from an event intercept"

@@ -209,6 +209,11 @@ pub struct Virt {
     /// exit in the middle (an EPT violation on the stack push) records it as
     /// IDT-vectoring information / EXITINTINFO.
     pub delivering: Option<crate::interrupt::Delivery>,
+    /// The VM exit an [`Event::GuestExit`] on its way stands for, from the
+    /// moment it is raised until the machine performs it (within one step:
+    /// never in a snapshot).
+    #[serde(skip)]
+    pub(crate) exit: Option<GuestExit>,
 }
 
 impl Virt {
@@ -247,20 +252,24 @@ impl Machine {
         }
     }
 
-    /// Performs a VM exit the current instruction or event raised.
-    pub(crate) fn perform_guest_exit(&mut self, exit: GuestExit) -> Result<(), crate::event::Stop> {
-        match exit {
-            GuestExit::Vmx(e) => vmx::perform_exit(self, e),
-            GuestExit::Svm(e) => svm::perform_exit(self, e),
-        }
-    }
-}
-
-impl Event {
-    /// A VM exit.
+    /// Raises the VM exit `e`: it waits in the machine, and the event that
+    /// stands for it travels up to where the machine performs it.
     #[cold]
-    pub fn guest_exit(e: GuestExit) -> Self {
-        Event::GuestExit(Box::new(e))
+    pub(crate) fn guest_exit(&mut self, e: GuestExit) -> Event {
+        self.virt.exit = Some(e);
+        Event::GuestExit
+    }
+
+    /// Performs the VM exit the current instruction or event raised (the one
+    /// an [`Event::GuestExit`] stands for).
+    pub(crate) fn perform_guest_exit(&mut self) -> Result<(), crate::event::Stop> {
+        match self.virt.exit.take() {
+            Some(GuestExit::Vmx(e)) => vmx::perform_exit(self, e),
+            Some(GuestExit::Svm(e)) => svm::perform_exit(self, e),
+            None => Err(crate::event::Stop::Shutdown(
+                "internal error: a VM exit event without its exit".to_string(),
+            )),
+        }
     }
 }
 

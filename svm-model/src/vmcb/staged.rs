@@ -62,12 +62,28 @@ impl FieldSource for VmcbImage {
 /// Number of VMCB fields (the layout table's rows).
 const FIELDS: usize = VmcbField::ALL.len();
 
+/// The bytes a field's value is stored in: its width, at most eight (wider
+/// fields keep their first eight, see [`truncate`]).
+const fn stored_width(f: VmcbField) -> usize {
+    if f.width() < 8 {
+        f.width()
+    } else {
+        8
+    }
+}
+
 /// A fixed list of distinct VMCB fields (at most `N`) with its layout
 /// precomputed: built by a `const fn`, so the world switches' lists are
 /// tables in the binary, derived from the one layout table.
+///
+/// The list keeps the fields grouped by stored width (eight-byte fields
+/// first, then four-, two- and one-byte ones; within a group in the order
+/// given): staged values then lie in that order too, and storing or loading
+/// them is one straight loop per width, with no per-field look-up of where a
+/// value is or how wide its field is.
 #[derive(Clone, Debug)]
 pub struct FieldList<const N: usize> {
-    /// The fields, in list order (the first `len` are in use).
+    /// The fields, grouped by width (the first `len` are in use).
     fields: [VmcbField; N],
     /// Number of fields in use.
     len: usize,
@@ -75,11 +91,7 @@ pub struct FieldList<const N: usize> {
     rel: [u16; N],
     /// Each field's stored width in bytes (at most eight).
     width: [u8; N],
-    /// The positions of the fields, eight-byte ones first, then four-, two-
-    /// and one-byte ones: a store loop per width, with no branch on the
-    /// width per field.
-    order: [u8; N],
-    /// The end in `order` of the eight-, four-, two- and one-byte fields.
+    /// The end in the list of the eight-, four-, two- and one-byte fields.
     ends: [u8; 4],
     /// The lowest offset any field starts at.
     lo: u16,
@@ -91,6 +103,8 @@ pub struct FieldList<const N: usize> {
 
 /// The layout of a [`FieldList`] as [`crate::PhysMem`] takes it: each field's
 /// offset relative to `lo` and its stored width, with the span they cover.
+/// The fields are grouped by width: `fields[..ends[0]]` are eight bytes wide,
+/// then come the four-, two- and one-byte ones.
 #[derive(Clone, Copy, Debug)]
 pub struct FieldLayout<'a> {
     /// The fields.
@@ -99,10 +113,7 @@ pub struct FieldLayout<'a> {
     pub rel: &'a [u16],
     /// Each field's stored width (at most eight bytes).
     pub width: &'a [u8],
-    /// The fields' positions grouped by stored width: eight-byte fields
-    /// first, then four-, two- and one-byte ones.
-    pub order: &'a [u8],
-    /// The end in `order` of each width group (8, 4, 2 and 1 bytes).
+    /// The end in `fields` of each width group (8, 4, 2 and 1 bytes).
     pub ends: [u8; 4],
     /// The lowest offset any field starts at.
     pub lo: u64,
@@ -111,26 +122,44 @@ pub struct FieldLayout<'a> {
 }
 
 impl<const N: usize> FieldList<N> {
-    /// The fields of `parts`, one part after the other.
+    /// The fields of `parts`, one part after the other, then grouped by
+    /// stored width (a stable grouping: within a width, in the order given).
     ///
     /// # Panics
     /// At compile time (the lists are constants) if a field repeats, if there
     /// are more than `N` fields or if the list is empty.
     pub const fn new(parts: &[&[VmcbField]]) -> Self {
-        let mut list = [VmcbField::InterceptCr; N];
+        let mut given = [VmcbField::InterceptCr; N];
         let mut len = 0;
         let mut p = 0;
         while p < parts.len() {
             let mut j = 0;
             while j < parts[p].len() {
                 assert!(len < N, "list size");
-                list[len] = parts[p][j];
+                given[len] = parts[p][j];
                 len += 1;
                 j += 1;
             }
             p += 1;
         }
         assert!(len > 0 && N < 256, "list size");
+        let mut list = [VmcbField::InterceptCr; N];
+        let mut ends = [0u8; 4];
+        let (mut n, mut g) = (0, 0);
+        while g < 4 {
+            let w = 8 >> g;
+            let mut i = 0;
+            while i < len {
+                if stored_width(given[i]) == w {
+                    list[n] = given[i];
+                    n += 1;
+                }
+                i += 1;
+            }
+            ends[g] = n as u8;
+            g += 1;
+        }
+        assert!(n == len, "every field is 1, 2, 4 or 8 bytes wide");
         let (mut lo, mut hi) = (usize::MAX, 0);
         let mut pos = [0u8; FIELDS];
         let mut i = 0;
@@ -138,12 +167,11 @@ impl<const N: usize> FieldList<N> {
             let f = list[i];
             assert!(pos[f as usize] == 0, "a field repeats");
             pos[f as usize] = (i + 1) as u8;
-            let w = if f.width() < 8 { f.width() } else { 8 };
             if f.offset() < lo {
                 lo = f.offset();
             }
-            if f.offset() + w > hi {
-                hi = f.offset() + w;
+            if f.offset() + stored_width(f) > hi {
+                hi = f.offset() + stored_width(f);
             }
             i += 1;
         }
@@ -153,32 +181,14 @@ impl<const N: usize> FieldList<N> {
         while i < len {
             let f = list[i];
             rel[i] = (f.offset() - lo) as u16;
-            width[i] = if f.width() < 8 { f.width() as u8 } else { 8 };
+            width[i] = stored_width(f) as u8;
             i += 1;
         }
-        let mut order = [0u8; N];
-        let mut ends = [0u8; 4];
-        let (mut n, mut g) = (0, 0);
-        while g < 4 {
-            let w = 8 >> g;
-            let mut i = 0;
-            while i < len {
-                if width[i] as usize == w {
-                    order[n] = i as u8;
-                    n += 1;
-                }
-                i += 1;
-            }
-            ends[g] = n as u8;
-            g += 1;
-        }
-        assert!(n == len, "every field is 1, 2, 4 or 8 bytes wide");
         Self {
             fields: list,
             len,
             rel,
             width,
-            order,
             ends,
             lo: lo as u16,
             span: (hi - lo) as u16,
@@ -199,7 +209,6 @@ impl<const N: usize> FieldList<N> {
             fields: &self.fields[..self.len],
             rel: &self.rel[..self.len],
             width: &self.width[..self.len],
-            order: &self.order[..self.len],
             ends: self.ends,
             lo: self.lo.into(),
             span: self.span.into(),
@@ -313,26 +322,28 @@ impl VmcbImage {
 
 /// Stores each field of `layout` with its value (`values` in list order) in
 /// `span`, the bytes from the layout's lowest offset: one store of the
-/// field's width per field, a loop per width.
+/// field's width per field, a straight loop per width (the list is grouped
+/// by width).
 #[inline]
 pub fn store_fields(span: &mut [u8], layout: FieldLayout<'_>, values: &[u64]) {
-    let FieldLayout {
-        rel, order, ends, ..
-    } = layout;
-    let [e8, e4, e2, e1] = ends.map(usize::from);
-    let at = |i: u8| usize::from(rel[usize::from(i)]);
-    let v = |i: u8| values[usize::from(i)].to_le_bytes();
-    for &i in &order[..e8] {
-        span[at(i)..at(i) + 8].copy_from_slice(&v(i));
+    let [e8, e4, e2, e1] = layout.ends.map(usize::from);
+    let n = e1.min(values.len()).min(layout.rel.len());
+    let (rel, values) = (&layout.rel[..n], &values[..n]);
+    let group = |a: usize, b: usize| {
+        let (a, b) = (a.min(n), b.min(n));
+        rel[a..b].iter().map(|&r| usize::from(r)).zip(&values[a..b])
+    };
+    for (at, v) in group(0, e8) {
+        span[at..at + 8].copy_from_slice(&v.to_le_bytes());
     }
-    for &i in &order[e8..e4] {
-        span[at(i)..at(i) + 4].copy_from_slice(&v(i)[..4]);
+    for (at, v) in group(e8, e4) {
+        span[at..at + 4].copy_from_slice(&v.to_le_bytes()[..4]);
     }
-    for &i in &order[e4..e2] {
-        span[at(i)..at(i) + 2].copy_from_slice(&v(i)[..2]);
+    for (at, v) in group(e4, e2) {
+        span[at..at + 2].copy_from_slice(&v.to_le_bytes()[..2]);
     }
-    for &i in &order[e2..e1] {
-        span[at(i)] = v(i)[0];
+    for (at, v) in group(e2, e1) {
+        span[at] = v.to_le_bytes()[0];
     }
 }
 
@@ -341,25 +352,27 @@ pub fn store_fields(span: &mut [u8], layout: FieldLayout<'_>, values: &[u64]) {
 /// [`store_fields`].
 #[inline]
 pub fn load_fields(span: &[u8], layout: FieldLayout<'_>, values: &mut [u64]) {
-    let FieldLayout {
-        rel, order, ends, ..
-    } = layout;
-    let [e8, e4, e2, e1] = ends.map(usize::from);
-    let at = |i: u8| usize::from(rel[usize::from(i)]);
-    for &i in &order[..e8] {
-        let b = &span[at(i)..at(i) + 8];
-        values[usize::from(i)] = u64::from_le_bytes(b.try_into().unwrap_or_default());
+    let [e8, e4, e2, e1] = layout.ends.map(usize::from);
+    let n = e1.min(values.len()).min(layout.rel.len());
+    let (rel, values) = (&layout.rel[..n], &mut values[..n]);
+    let (r8, rest) = rel.split_at(e8.min(n));
+    let (r4, rest) = rest.split_at((e4 - e8).min(rest.len()));
+    let (r2, r1) = rest.split_at((e2 - e4).min(rest.len()));
+    let (v8, rest) = values.split_at_mut(r8.len());
+    let (v4, rest) = rest.split_at_mut(r4.len());
+    let (v2, v1) = rest.split_at_mut(r2.len());
+    let at = |r: &u16| usize::from(*r);
+    for (r, out) in r8.iter().map(at).zip(v8) {
+        *out = u64::from_le_bytes(span[r..r + 8].try_into().unwrap_or_default());
     }
-    for &i in &order[e8..e4] {
-        let b = &span[at(i)..at(i) + 4];
-        values[usize::from(i)] = u32::from_le_bytes(b.try_into().unwrap_or_default()).into();
+    for (r, out) in r4.iter().map(at).zip(v4) {
+        *out = u32::from_le_bytes(span[r..r + 4].try_into().unwrap_or_default()).into();
     }
-    for &i in &order[e4..e2] {
-        let b = &span[at(i)..at(i) + 2];
-        values[usize::from(i)] = u16::from_le_bytes(b.try_into().unwrap_or_default()).into();
+    for (r, out) in r2.iter().map(at).zip(v2) {
+        *out = u16::from_le_bytes(span[r..r + 2].try_into().unwrap_or_default()).into();
     }
-    for &i in &order[e2..e1] {
-        values[usize::from(i)] = span[at(i)].into();
+    for (r, out) in r1.iter().map(at).zip(v1) {
+        *out = span[r].into();
     }
 }
 
@@ -416,15 +429,16 @@ mod tests {
             assert_eq!(NARROW.position(*f), Some(i));
             assert!(u64::from(l.rel[i]) + u64::from(l.width[i]) <= l.span);
         }
-        // `order` is every position once, grouped by width.
-        let mut seen: Vec<u8> = l.order.to_vec();
-        seen.sort_unstable();
-        assert_eq!(seen, (0..l.fields.len() as u8).collect::<Vec<_>>());
+        // The list is grouped by width, and each group keeps the order
+        // the fields were given in (here: the layout table's).
         let mut start = 0;
         for (g, &end) in l.ends.iter().enumerate() {
-            for &i in &l.order[start..usize::from(end)] {
-                assert_eq!(usize::from(l.width[usize::from(i)]), 8 >> g);
+            let group = &l.fields[start..usize::from(end)];
+            for (i, f) in group.iter().enumerate() {
+                assert_eq!(usize::from(l.width[start + i]), 8 >> g);
+                assert_eq!(f.width().min(8), 8 >> g);
             }
+            assert!(group.windows(2).all(|w| (w[0] as usize) < (w[1] as usize)));
             start = usize::from(end);
         }
         assert_eq!(start, l.fields.len());

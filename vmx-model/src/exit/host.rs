@@ -38,6 +38,53 @@ pub struct HostLoad {
     pub block_nmi: bool,
 }
 
+/// The host state a VM exit establishes besides the system registers, when
+/// they are loaded in place ([`load_host_state_in_place`]): the fields of
+/// [`HostLoad`] other than `regs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFields {
+    /// As [`HostLoad::rip`].
+    pub rip: u64,
+    /// As [`HostLoad::rsp`].
+    pub rsp: u64,
+    /// As [`HostLoad::rflags`].
+    pub rflags: u64,
+    /// As [`HostLoad::pdptes`].
+    pub pdptes: Option<[u64; 4]>,
+    /// As [`HostLoad::msr_writes`].
+    pub msr_writes: Vec<(u32, u64)>,
+    /// As [`HostLoad::block_nmi`].
+    pub block_nmi: bool,
+}
+
+impl HostLoad {
+    /// The registers `regs` with the rest of the host state.
+    pub fn new(regs: SystemRegs, f: HostFields) -> Self {
+        Self {
+            regs,
+            rip: f.rip,
+            rsp: f.rsp,
+            rflags: f.rflags,
+            pdptes: f.pdptes,
+            msr_writes: f.msr_writes,
+            block_nmi: f.block_nmi,
+        }
+    }
+
+    /// The registers and the rest of the host state, apart.
+    pub fn into_parts(self) -> (SystemRegs, HostFields) {
+        let f = HostFields {
+            rip: self.rip,
+            rsp: self.rsp,
+            rflags: self.rflags,
+            pdptes: self.pdptes,
+            msr_writes: self.msr_writes,
+            block_nmi: self.block_nmi,
+        };
+        (self.regs, f)
+    }
+}
+
 /// 28.5 then 28.6, starting from the processor's registers `regs`.
 pub fn load_host_state(
     v: &Vmcs,
@@ -46,34 +93,46 @@ pub fn load_host_state(
     mem: &mut dyn PhysMem,
     oracle: &mut dyn MsrOracle,
 ) -> Result<HostLoad, VmxAbort> {
+    let mut r = regs.clone();
+    load_host_state_in_place(v, caps, &mut r, mem, oracle).map(|f| HostLoad::new(r, f))
+}
+
+/// [`load_host_state`] on the registers themselves: `regs` holds the
+/// processor's registers on entry and, on success, the host's. After a VMX
+/// abort they are partly loaded (the processor shuts down; nothing reads
+/// them).
+pub fn load_host_state_in_place(
+    v: &Vmcs,
+    caps: &VmxCaps,
+    r: &mut SystemRegs,
+    mem: &mut dyn PhysMem,
+    oracle: &mut dyn MsrOracle,
+) -> Result<HostFields, VmxAbort> {
     let exit = ExitControls::from_bits_retain(v.get32(Field::ExitControls));
     let host64 = exit.contains(ExitControls::HOST_ADDRESS_SPACE_SIZE);
-    if regs.long_mode_active() && !host64 {
+    if r.long_mode_active() && !host64 {
         return Err(VmxAbort::HostAddressSpaceSize);
     }
-    let mut r = regs.clone();
-    control_registers(&mut r, v, caps, exit);
-    segments(&mut r, v, host64);
-    let pdptes = host_pdptes(&r, caps, mem)?;
+    control_registers(r, v, caps, exit);
+    segments(r, v, host64);
+    let pdptes = host_pdptes(r, caps, mem)?;
     let loaded = load_area(
         mem,
         v.get(Field::ExitMsrLoadAddress),
         v.get32(Field::ExitMsrLoadCount),
         caps.max_msr_list(),
-        &mut r,
+        r,
         oracle,
     );
     if loaded.failed.is_some() {
         return Err(VmxAbort::LoadingHostMsrs);
     }
-    let msr_writes = loaded.other;
-    Ok(HostLoad {
-        regs: r,
+    Ok(HostFields {
         rip: v.get(Field::HostRip),
         rsp: v.get(Field::HostRsp),
         rflags: 2,
         pdptes,
-        msr_writes,
+        msr_writes: loaded.other,
         block_nmi: false,
     })
 }

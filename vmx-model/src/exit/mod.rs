@@ -16,7 +16,7 @@ mod save;
 #[cfg(test)]
 mod tests;
 
-pub use host::{load_host_state, HostLoad};
+pub use host::{load_host_state, load_host_state_in_place, HostFields, HostLoad};
 pub use reason::{ExitReason, ExitTiming};
 
 use crate::caps::VmxCaps;
@@ -154,6 +154,23 @@ pub fn vm_exit(
     mem: &mut dyn PhysMem,
     msrs: &mut dyn MsrOracle,
 ) -> Result<HostLoad, VmxAbort> {
+    let mut g = guest.clone();
+    vm_exit_in_place(state, caps, info, &mut g, mem, msrs).map(|f| HostLoad::new(g.regs, f))
+}
+
+/// [`vm_exit`] on the guest snapshot itself: once the guest state and MSRs
+/// are saved, the host state is loaded into `guest.regs`, which on success
+/// holds the host's registers (the rest of the host state is returned), so
+/// the registers are not copied into a new value. After a VMX abort they
+/// are partly loaded.
+pub fn vm_exit_in_place(
+    state: &mut VmxState,
+    caps: &VmxCaps,
+    info: &ExitInfo,
+    guest: &mut GuestSnapshot,
+    mem: &mut dyn PhysMem,
+    msrs: &mut dyn MsrOracle,
+) -> Result<HostFields, VmxAbort> {
     state.non_root = false;
     let Some(cur) = state.current.as_mut() else {
         return Err(VmxAbort::VmcsCorrupted);
@@ -166,7 +183,7 @@ pub fn vm_exit(
             && info
                 .interruption
                 .is_some_and(|e| e.info.kind() == crate::event::InterruptionType::Nmi);
-        let mut load = load_host_state(&cur.vmcs, caps, &guest.regs, mem, msrs)?;
+        let mut load = load_host_state_in_place(&cur.vmcs, caps, &mut guest.regs, mem, msrs)?;
         load.block_nmi = nmi;
         Ok(load)
     });

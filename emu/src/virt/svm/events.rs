@@ -35,7 +35,7 @@ pub fn event_intercept(m: &mut Machine, d: &Delivery, vectoring: Option<&Deliver
         _ => None,
     };
     let svm = &mut m.virt.svm;
-    let Some(g) = svm.guest.as_deref_mut() else {
+    let Some(g) = svm.guest.as_mut() else {
         return Ok(());
     };
     // An event is delivered instead of completing an IRET.
@@ -94,7 +94,7 @@ pub fn event_intercept(m: &mut Machine, d: &Delivery, vectoring: Option<&Deliver
     // (if any) is recorded in EXITINTINFO above.
     m.virt.svm.delivering = None;
     // #BP and #OF from INT3 and INTO are intercepted on their instruction.
-    Err(exit_event_at(e, rip))
+    Err(exit_event_at(m, e, rip))
 }
 
 /// True for a #PF on an instruction fetch.
@@ -142,7 +142,7 @@ pub fn nested_fault(m: &mut Machine, f: TranslateFault) -> Event {
     let fetch = n.exit_info1.contains(mmu::paging::NpfExitInfo1::ID);
     let bytes = if fetch { None } else { insn_bytes(m) };
     let info = icpt::npf(&m.virt.svm.cfg, n.exit_info1.bits(), n.exit_info2, bytes);
-    exit_event(info)
+    exit_event(m, info)
 }
 
 /// Work at an instruction boundary in guest mode, before the halt check: a
@@ -153,7 +153,7 @@ pub fn boundary(m: &mut Machine) -> Result<(), Stop> {
     let svm = &mut m.virt.svm;
     svm.delivering = None;
     let gif = svm.gif;
-    let Some(g) = svm.guest.as_deref_mut() else {
+    let Some(g) = svm.guest.as_mut() else {
         return Ok(());
     };
     if std::mem::take(&mut g.iret) {
@@ -180,7 +180,7 @@ pub fn boundary(m: &mut Machine) -> Result<(), Stop> {
             _ => {}
         }
     }
-    let Some(g) = m.virt.svm.guest.as_deref_mut() else {
+    let Some(g) = m.virt.svm.guest.as_mut() else {
         return Ok(());
     };
     let ctl = &mut g.controls;
@@ -206,7 +206,7 @@ pub fn boundary(m: &mut Machine) -> Result<(), Stop> {
 #[inline]
 pub fn boundary_quiet(m: &Machine) -> bool {
     let svm = &m.virt.svm;
-    let Some(g) = svm.guest.as_deref() else {
+    let Some(g) = svm.guest.as_ref() else {
         return svm.delivering.is_none();
     };
     let virtual_nmi = g.controls.vnmi && g.controls.vintr.v_nmi;

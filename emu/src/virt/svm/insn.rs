@@ -67,11 +67,12 @@ fn decide(m: &Machine, i: &Instruction, insn: SvmInsn) -> InsnOutcome {
     execute(&m.virt.svm.cfg, insn, &ctx)
 }
 
-/// The outcomes every instruction shares: a fault or a #VMEXIT.
-fn common(o: InsnOutcome) -> Result<InsnOutcome, Event> {
-    match o {
+/// Decides `insn` and takes the outcomes every instruction shares: a fault
+/// or a #VMEXIT.
+fn common(m: &mut Machine, i: &Instruction, insn: SvmInsn) -> Result<InsnOutcome, Event> {
+    match decide(m, i, insn) {
         InsnOutcome::Fault(e) => Err(Event::Exception(e)),
-        InsnOutcome::Exit(info) => Err(exit_event(info)),
+        InsnOutcome::Exit(info) => Err(exit_event(m, info)),
         other => Ok(other),
     }
 }
@@ -87,7 +88,7 @@ fn impossible(m: &Machine, o: &InsnOutcome) -> Flow {
 
 /// VMRUN rAX.
 fn vmrun_insn(m: &mut Machine, i: &Instruction) -> Flow {
-    match common(decide(m, i, SvmInsn::Vmrun))? {
+    match common(m, i, SvmInsn::Vmrun)? {
         InsnOutcome::Vmrun { vmcb_pa } => vmrun::enter(m, vmcb_pa),
         o => impossible(m, &o),
     }
@@ -95,7 +96,7 @@ fn vmrun_insn(m: &mut Machine, i: &Instruction) -> Flow {
 
 /// VMLOAD rAX: FS, GS, TR, LDTR and the system-call MSRs from a VMCB.
 fn vmload_insn(m: &mut Machine, i: &Instruction) -> Flow {
-    match common(decide(m, i, SvmInsn::Vmload))? {
+    match common(m, i, SvmInsn::Vmload)? {
         InsnOutcome::Vmload(a) => {
             let pa = vmcb_address(m, a, false)?;
             let mut regs = m.cpu.sys.clone();
@@ -114,7 +115,7 @@ fn vmload_insn(m: &mut Machine, i: &Instruction) -> Flow {
 
 /// VMSAVE rAX: the state VMLOAD loads, to a VMCB.
 fn vmsave_insn(m: &mut Machine, i: &Instruction) -> Flow {
-    match common(decide(m, i, SvmInsn::Vmsave))? {
+    match common(m, i, SvmInsn::Vmsave)? {
         InsnOutcome::Vmsave(a) => {
             let pa = vmcb_address(m, a, true)?;
             let regs = m.cpu.sys.clone();
@@ -155,13 +156,13 @@ fn vmcb_address(m: &mut Machine, a: VmcbAddress, write: bool) -> Result<u64, Eve
 
 /// VMMCALL: #VMEXIT if intercepted, otherwise #UD.
 fn vmmcall(m: &mut Machine, i: &Instruction) -> Flow {
-    let o = common(decide(m, i, SvmInsn::Vmmcall))?;
+    let o = common(m, i, SvmInsn::Vmmcall)?;
     impossible(m, &o)
 }
 
 /// STGI and CLGI.
 fn set_gif(m: &mut Machine, i: &Instruction, insn: SvmInsn) -> Flow {
-    match common(decide(m, i, insn))? {
+    match common(m, i, insn)? {
         InsnOutcome::SetGif(v) => {
             m.virt.svm.gif = v;
             // Events held pending while GIF was 0 are taken at the next
@@ -202,7 +203,7 @@ pub(crate) fn asid_tag(asid: u32) -> u16 {
 
 /// INVLPGA rAX, ECX: invalidates the page of rAX in ASID ECX.
 fn invlpga(m: &mut Machine, i: &Instruction) -> Flow {
-    match common(decide(m, i, SvmInsn::Invlpga))? {
+    match common(m, i, SvmInsn::Invlpga)? {
         InsnOutcome::Invlpga { linear, asid } => {
             m.mmu.invlpga(LinearAddr(linear), asid_tag(asid));
             Ok(())
@@ -213,7 +214,7 @@ fn invlpga(m: &mut Machine, i: &Instruction) -> Flow {
 
 /// SKINIT: the presets do not advertise it, so the model answers #UD.
 fn skinit(m: &mut Machine, i: &Instruction) -> Flow {
-    let o = common(decide(m, i, SvmInsn::Skinit))?;
+    let o = common(m, i, SvmInsn::Skinit)?;
     impossible(m, &o)
 }
 
@@ -222,7 +223,7 @@ fn skinit(m: &mut Machine, i: &Instruction) -> Flow {
 fn rsm(m: &mut Machine, _: &Instruction) -> Flow {
     if let Some(ctl) = m.virt.svm.controls() {
         if let Some(e) = simple(ctl, SvmIntercept::Rsm, m.next_rip) {
-            return Err(exit_event(e));
+            return Err(exit_event(m, e));
         }
     }
     Err(Event::ud())

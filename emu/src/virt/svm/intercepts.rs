@@ -26,7 +26,7 @@ use svm_model::{AddressSize, ExitInfo};
 /// Decides an intercept in SVM guest mode.
 pub fn intercept(m: &mut Machine, i: &Instruction, what: Intercept) -> Flow {
     match decide(m, i, what) {
-        Some(e) => Err(exit_event(e)),
+        Some(e) => Err(exit_event(m, e)),
         None => Ok(()),
     }
 }
@@ -36,7 +36,7 @@ fn decide(m: &mut Machine, i: &Instruction, what: Intercept) -> Option<ExitInfo>
     let next = m.next_rip;
     let svm = &mut m.virt.svm;
     let cfg = &svm.cfg;
-    let g = svm.guest.as_deref_mut()?;
+    let g = svm.guest.as_mut()?;
     let ctl = &g.controls;
     let one = |s: Simple| simple(ctl, s, next);
     match what {
@@ -67,7 +67,7 @@ fn decide(m: &mut Machine, i: &Instruction, what: Intercept) -> Option<ExitInfo>
             // instruction (machine.rs), so an instruction-caused switch
             // reports the RF it would save, 0.
             let rf = fault || m.cpu.flags.has(mmu::Rflags::RF);
-            let g = m.virt.svm.guest.as_deref()?;
+            let g = m.virt.svm.guest.as_ref()?;
             icpt::task_switch(&g.controls, selector, kind, error_code, rf)
         }
         Intercept::Monitor => {
@@ -204,7 +204,7 @@ fn gpr_number(r: Register) -> u8 {
 
 /// The guest's controls, mutably.
 fn guest(m: &mut Machine) -> Option<&mut Guest> {
-    m.virt.svm.guest.as_deref_mut()
+    m.virt.svm.guest.as_mut()
 }
 
 /// RDMSR/WRMSR through the MSR permissions map; a WRMSR of EFER that is not
@@ -232,7 +232,7 @@ fn cr_write(m: &mut Machine, cr: u8, how: CrWrite, new: u64) -> Option<ExitInfo>
     let next = m.next_rip;
     let old = m.cpu.sys.cr0.bits();
     let svm = &mut m.virt.svm;
-    let g = svm.guest.as_deref_mut()?;
+    let g = svm.guest.as_mut()?;
     let e = icpt::cr_write(&svm.cfg, &g.controls, cr, how, old, new, next);
     if e.is_some() {
         return e;

@@ -70,8 +70,10 @@ pub struct SvmCpu {
     pub gif: bool,
     /// Cached VMCB state for the clean bits (APM Vol. 2 15.15).
     pub cache: VmcbCache,
-    /// The running guest, in guest mode.
-    pub guest: Option<Box<Guest>>,
+    /// The running guest, in guest mode. Held inline, not boxed: VMRUN sets
+    /// it and #VMEXIT clears it, and a box cost an allocation and a free per
+    /// round trip (the serialized form is the same either way).
+    pub guest: Option<Guest>,
     /// Failed VMRUNs, for the diagnostic and `--stats`.
     pub failures: Failures,
     /// Tagged accesses to SVM structures in physical memory.
@@ -83,6 +85,13 @@ pub struct SvmCpu {
     /// Fetching instruction bytes for decode assists (no recursion on a
     /// nested fault of the fetch itself).
     pub(crate) fetching_bytes: bool,
+    /// The processor state VMRUN and #VMEXIT transform in place: filled from
+    /// the processor before a world switch and loaded into it after, so the
+    /// registers are copied once each way and into storage that already
+    /// exists. Holds nothing between world switches (a snapshot leaves it
+    /// out).
+    #[serde(skip)]
+    pub(crate) world: svm_model::CpuState,
 }
 
 impl Default for SvmCpu {
@@ -109,6 +118,7 @@ impl SvmCpu {
             delivering: None,
             injecting: false,
             fetching_bytes: false,
+            world: svm_model::CpuState::default(),
         }
     }
 
@@ -188,14 +198,18 @@ pub struct PendingExit {
 
 /// The event of a #VMEXIT.
 #[cold]
-pub(crate) fn exit_event(info: ExitInfo) -> Event {
-    exit_event_at(info, None)
+pub(crate) fn exit_event(m: &mut crate::machine::Machine, info: ExitInfo) -> Event {
+    exit_event_at(m, info, None)
 }
 
 /// The event of a #VMEXIT saving `rip` as the guest RIP.
 #[cold]
-pub(crate) fn exit_event_at(info: ExitInfo, rip: Option<u64>) -> Event {
-    Event::guest_exit(super::GuestExit::Svm(PendingExit { info, rip }))
+pub(crate) fn exit_event_at(
+    m: &mut crate::machine::Machine,
+    info: ExitInfo,
+    rip: Option<u64>,
+) -> Event {
+    m.guest_exit(super::GuestExit::Svm(PendingExit { info, rip }))
 }
 
 /// Failed VMRUNs (VMEXIT_INVALID): which consistency check failed, how often,

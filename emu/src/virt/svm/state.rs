@@ -173,6 +173,14 @@ fn copy_field(dst: &mut [u8], src: &[u8]) {
 /// Splits the machine into the model's memory, the SVM configuration and the
 /// VMCB cache.
 pub(crate) fn split(m: &mut Machine) -> (SvmPhys<'_>, &SvmConfig, &mut VmcbCache) {
+    let (mem, cfg, cache, _) = split_world(m);
+    (mem, cfg, cache)
+}
+
+/// [`split`], with the world-switch state ([`fill_world`]) as well.
+pub(crate) fn split_world(
+    m: &mut Machine,
+) -> (SvmPhys<'_>, &SvmConfig, &mut VmcbCache, &mut CpuState) {
     let svm = &mut m.virt.svm;
     (
         SvmPhys {
@@ -183,30 +191,33 @@ pub(crate) fn split(m: &mut Machine) -> (SvmPhys<'_>, &SvmConfig, &mut VmcbCache
         },
         &svm.cfg,
         &mut svm.cache,
+        &mut svm.world,
     )
 }
 
-/// The processor state as the model sees it, with `rip` as RIP.
-pub(crate) fn cpu_state(m: &Machine, rip: u64) -> CpuState {
-    CpuState {
-        regs: m.cpu.sys.clone(),
-        rip,
-        rsp: m.cpu.gpr[4],
-        rax: m.cpu.gpr[0],
-        rflags: Rflags::from_bits_retain(m.cpu.flags.get()),
-        cpl: m.cpu.cpl(),
-    }
+/// Fills the world-switch state with the processor state as the model sees
+/// it, with `rip` as RIP.
+pub(crate) fn fill_world(m: &mut Machine, rip: u64) {
+    let cpl = m.cpu.cpl();
+    let (cpu, w) = (&m.cpu, &mut m.virt.svm.world);
+    w.regs.clone_from(&cpu.sys);
+    w.rip = rip;
+    w.rsp = cpu.gpr[4];
+    w.rax = cpu.gpr[0];
+    w.rflags = Rflags::from_bits_retain(cpu.flags.get());
+    w.cpl = cpl;
 }
 
-/// Loads a state the model returned: registers, RIP (also as the next RIP,
-/// so a handler that returns normally continues there), derived mode, and
-/// the translation context. Takes the state by value: the registers move in.
-pub(crate) fn load_state(m: &mut Machine, s: CpuState) {
-    m.cpu.sys = s.regs;
-    m.cpu.gpr[4] = s.rsp;
-    m.cpu.gpr[0] = s.rax;
-    m.cpu.flags.set(s.rflags.bits());
-    m.cpu.rip = s.rip;
+/// Loads the state the model left in the world-switch state: registers,
+/// RIP (also as the next RIP, so a handler that returns normally continues
+/// there), derived mode, and the translation context.
+pub(crate) fn load_world(m: &mut Machine) {
+    let (cpu, s) = (&mut m.cpu, &m.virt.svm.world);
+    cpu.sys.clone_from(&s.regs);
+    cpu.gpr[4] = s.rsp;
+    cpu.gpr[0] = s.rax;
+    cpu.flags.set(s.rflags.bits());
+    cpu.rip = s.rip;
     m.next_rip = s.rip;
     m.cpu.update_mode();
     m.paging_changed();

@@ -9,7 +9,7 @@ use crate::event::Stop;
 use crate::machine::Machine;
 use crate::stats::Level;
 use crate::virt::GuestMode;
-use svm_model::{vmexit, HostLoad};
+use svm_model::{vmexit_in_place, HostReload};
 
 /// Performs a #VMEXIT from the running guest.
 pub fn perform_exit(m: &mut Machine, e: PendingExit) -> Result<(), Stop> {
@@ -31,7 +31,8 @@ pub fn perform_exit(m: &mut Machine, e: PendingExit) -> Result<(), Stop> {
             rip = r;
         }
     }
-    let guest = state::cpu_state(m, rip);
+    // The guest state, which #VMEXIT turns into the host's in place.
+    state::fill_world(m, rip);
     let ev = m.cpu.events;
     let shadow = ev.sti_blocking || ev.movss_blocking;
     m.count_vmexit_info(
@@ -39,8 +40,8 @@ pub fn perform_exit(m: &mut Machine, e: PendingExit) -> Result<(), Stop> {
         Some((info.info1, info.info2)),
     );
     let host = {
-        let (mut mem, cfg, cache) = state::split(m);
-        vmexit(cfg, &g.controls, &guest, shadow, &info, &mut mem, cache)
+        let (mut mem, cfg, cache, cpu) = state::split_world(m);
+        vmexit_in_place(cfg, &g.controls, cpu, shadow, &info, &mut mem, cache)
     };
     m.switch_level(Level::L1, None);
     let single_step = host.single_step;
@@ -54,9 +55,10 @@ pub fn perform_exit(m: &mut Machine, e: PendingExit) -> Result<(), Stop> {
     Ok(())
 }
 
-/// Loads the host state of a #VMEXIT or a failed VMRUN (`host_cr8`: the host
-/// TPR to restore when leaving a guest). Leaves guest mode with GIF = 0.
-pub(crate) fn load_host(m: &mut Machine, h: HostLoad, host_cr8: Option<u64>) -> Result<(), Stop> {
+/// Loads the host state of a #VMEXIT or a failed VMRUN, the world-switch
+/// state with the rest of the reload `h` (`host_cr8`: the host TPR to
+/// restore when leaving a guest). Leaves guest mode with GIF = 0.
+pub(crate) fn load_host(m: &mut Machine, h: HostReload, host_cr8: Option<u64>) -> Result<(), Stop> {
     m.virt.mode = GuestMode::Host;
     m.virt.svm.guest = None;
     m.virt.svm.gif = false;
@@ -74,7 +76,7 @@ pub(crate) fn load_host(m: &mut Machine, h: HostLoad, host_cr8: Option<u64>) -> 
     if let Some(p) = h.pdptes {
         m.cpu.pdptes = p;
     }
-    state::load_state(m, h.state);
+    state::load_world(m);
     let ev = &mut m.cpu.events;
     ev.sti_blocking = false;
     ev.movss_blocking = false;

@@ -20,21 +20,23 @@ use crate::virt::GuestMode;
 use mmu::paging::{NestedPaging, NptContext};
 use mmu::{Cr0, Cr4, Efer, TranslationContext};
 use svm_model::vmcb::{EventType, TlbFlush};
-use svm_model::vmrun::InvalidVmrun;
-use svm_model::{ExitCode, GuestEntry, InjectedEvent, VmrunOutcome};
+use svm_model::vmrun::InvalidInPlace;
+use svm_model::{ExitCode, GuestSetup, InjectedEvent, VmrunInPlace};
 
 /// VMRUN of the VMCB at `vmcb_pa`, after the instruction's own checks.
 pub(crate) fn enter(m: &mut Machine, vmcb_pa: u64) -> Flow {
-    let host = state::cpu_state(m, m.next_rip);
+    // The host state, which VMRUN turns into the guest's (or, failing, the
+    // reloaded host's) in place.
+    state::fill_world(m, m.next_rip);
     let hsave = m.virt.svm.msrs.hsave_pa;
     let outcome = {
-        let (mut mem, cfg, cache) = state::split(m);
-        svm_model::vmrun(cfg, &host, vmcb_pa, hsave, &mut mem, cache)
+        let (mut mem, cfg, cache, cpu) = state::split_world(m);
+        svm_model::vmrun_in_place(cfg, cpu, vmcb_pa, hsave, &mut mem, cache)
     };
     m.charge_vm_entry();
     match outcome {
-        VmrunOutcome::Entered(entry) => run_guest(m, entry),
-        VmrunOutcome::Invalid(inv) => {
+        VmrunInPlace::Entered(setup) => run_guest(m, setup),
+        VmrunInPlace::Invalid(inv) => {
             record_failure(m, vmcb_pa, &inv);
             m.count_vmexit(ExitCode::VMEXIT_INVALID.name().unwrap_or("VMEXIT_INVALID"));
             vmexit::load_host(m, inv.host, None).map_err(Event::stop)
@@ -42,17 +44,17 @@ pub(crate) fn enter(m: &mut Machine, vmcb_pa: u64) -> Flow {
     }
 }
 
-/// Loads the guest VMRUN entered and starts guest mode.
-fn run_guest(m: &mut Machine, entry: GuestEntry) -> Flow {
-    let GuestEntry {
-        state: guest,
+/// Loads the guest VMRUN entered (in the world-switch state, with the rest
+/// of the entry `setup`) and starts guest mode.
+fn run_guest(m: &mut Machine, setup: GuestSetup) -> Flow {
+    let GuestSetup {
         controls,
         interrupt_shadow,
         inject,
         tlb,
         pdptes,
         clean: _,
-    } = entry;
+    } = setup;
     let vmrun_cost = m.config.cost.insn(InsnClass::System);
     m.switch_level(
         Level::L2 {
@@ -66,21 +68,21 @@ fn run_guest(m: &mut Machine, entry: GuestEntry) -> Flow {
     }
     let nested = controls.nested.is_some();
     let asid = asid_tag(controls.asid);
-    m.virt.svm.guest = Some(Box::new(Guest {
+    m.virt.svm.guest = Some(Guest {
         controls,
         host_cr8,
         last_pause: None,
         trap: None,
         iret: false,
         monitor_armed: false,
-    }));
+    });
     m.virt.svm.gif = true;
     m.virt.svm.delivering = None;
     m.virt.mode = GuestMode::SvmGuest;
     if let Some(p) = pdptes {
         m.cpu.pdptes = p;
     }
-    state::load_state(m, guest);
+    state::load_world(m);
     let ev = &mut m.cpu.events;
     ev.sti_blocking = interrupt_shadow;
     ev.movss_blocking = false;
@@ -150,7 +152,7 @@ fn inject_event(m: &mut Machine, ev: &InjectedEvent) -> Flow {
 }
 
 /// Records a failed VMRUN and prints its check the first time it fails.
-fn record_failure(m: &mut Machine, vmcb_pa: u64, inv: &InvalidVmrun) {
+fn record_failure(m: &mut Machine, vmcb_pa: u64, inv: &InvalidInPlace) {
     let c = inv.check;
     let f = &mut m.virt.svm.failures;
     let rec = f.by_check.entry(c).or_insert_with(|| FailureRecord {

@@ -42,7 +42,7 @@ fn launch(m: &mut Machine, i: &Instruction, first: bool) -> Flow {
     let rflags = out.fail_rflags(m.cpu.flags.get());
     match out {
         LaunchOutcome::Fault(e) => Err(Event::Exception(e)),
-        LaunchOutcome::Exit(reason) => Err(launch_exit(i, reason)),
+        LaunchOutcome::Exit(reason) => Err(launch_exit(m, i, reason)),
         LaunchOutcome::FailInvalid => {
             m.cpu.flags.set(rflags);
             Ok(())
@@ -54,7 +54,7 @@ fn launch(m: &mut Machine, i: &Instruction, first: bool) -> Flow {
             m.cpu.flags.set(rflags);
             Ok(())
         }
-        LaunchOutcome::Entered(g) => enter(m, *g).map_err(Event::stop),
+        LaunchOutcome::Entered(g) => enter(m, &g).map_err(Event::stop),
         LaunchOutcome::EntryFailed(f) => entry_failed(m, *f).map_err(Event::stop),
     }
 }
@@ -67,7 +67,8 @@ fn entry_failed(m: &mut Machine, f: EntryFailure) -> Result<(), Stop> {
     match f.host {
         Ok(h) => {
             let vpid = vpid_enabled(m);
-            exit::load_host(m, h, vpid);
+            let (regs, rest) = h.into_parts();
+            exit::load_host(m, &regs, rest, vpid);
             Ok(())
         }
         Err(abort) => Err(exit::abort_stop(m, abort)),
@@ -83,7 +84,7 @@ fn vpid_enabled(m: &Machine) -> bool {
 }
 
 /// Commits a successful VM entry (SDM Vol. 3C 27.3.2-27.7).
-fn enter(m: &mut Machine, g: GuestEntry) -> Result<(), Stop> {
+fn enter(m: &mut Machine, g: &GuestEntry) -> Result<(), Stop> {
     let vmcs_ptr = m.virt.vmx.state.current_ptr();
     let ctls = m
         .virt
@@ -101,7 +102,7 @@ fn enter(m: &mut Machine, g: GuestEntry) -> Result<(), Stop> {
         crate::stats::Level::L2 { control: vmcs_ptr },
         Some(insn_cost),
     );
-    load_guest(m, &g);
+    load_guest(m, g);
     m.virt.mode = GuestMode::VmxNonRoot;
     m.virt.vmx.guest = super::NonRoot {
         ctls,
@@ -150,7 +151,7 @@ fn enter(m: &mut Machine, g: GuestEntry) -> Result<(), Stop> {
         m.smp.switch_at = 0;
     }
     if let Some(ev) = g.event {
-        inject(m, &g, ev)?;
+        inject(m, g, ev)?;
         if m.virt.mode == GuestMode::VmxNonRoot
             && ctls.proc.contains(ProcControls::MONITOR_TRAP_FLAG)
         {
@@ -171,7 +172,7 @@ fn enter(m: &mut Machine, g: GuestEntry) -> Result<(), Stop> {
 /// Loads the guest's registers, blocking and activity (27.3.2, 27.7.1).
 fn load_guest(m: &mut Machine, g: &GuestEntry) {
     let cpu = &mut m.cpu;
-    cpu.sys = g.regs.clone();
+    cpu.sys.clone_from(&g.regs);
     cpu.rip = g.rip;
     cpu.gpr[crate::cpu::gpr::RSP] = g.rsp;
     cpu.flags.set(g.rflags);

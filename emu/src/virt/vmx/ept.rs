@@ -60,7 +60,7 @@ pub fn nested_fault(m: &mut Machine, f: TranslateFault) -> Event {
     if let Some(d) = m.virt.delivering {
         rip = vectoring(m, &mut info, &d);
     }
-    exit_event(PendingExit { info, rip })
+    exit_event(m, PendingExit { info, rip })
 }
 
 /// Applies the invalidation an INVEPT or INVVPID decided.

@@ -79,7 +79,7 @@ pub fn event_intercept(m: &mut Machine, d: &Delivery, vectoring_d: Option<&Deliv
         Source::Nmi => decide::nmi_exits(c),
         Source::External => {
             return match decide::external_interrupt_exit(c, d.vector) {
-                Some(info) => Err(exit_event(PendingExit::new(info))),
+                Some(info) => Err(exit_event(m, PendingExit::new(info))),
                 None => Ok(()),
             }
         }
@@ -107,7 +107,7 @@ pub fn event_intercept(m: &mut Machine, d: &Delivery, vectoring_d: Option<&Deliv
             rip = Some(m.trap_rip);
         }
     }
-    Err(exit_event(PendingExit { info, rip }))
+    Err(exit_event(m, PendingExit { info, rip }))
 }
 
 /// Where a pending physical maskable interrupt goes in VMX non-root
@@ -304,5 +304,5 @@ pub fn task_switch(m: &mut Machine, selector: u16, source: u8, insn_len: Option<
     if let Some(d) = m.virt.delivering {
         rip = vectoring(m, &mut info, &d);
     }
-    exit_event(PendingExit { info, rip })
+    exit_event(m, PendingExit { info, rip })
 }

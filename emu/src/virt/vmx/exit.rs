@@ -8,9 +8,10 @@ use super::PendingExit;
 use crate::event::Stop;
 use crate::machine::Machine;
 use crate::virt::GuestMode;
+use mmu::SystemRegs;
 use mmu::{Cr0, Cr4};
 use vmx_model::event::{ActivityState, Interruptibility};
-use vmx_model::exit::{vm_exit, GuestSnapshot, HostLoad, VmxAbort};
+use vmx_model::exit::{vm_exit_in_place, GuestSnapshot, HostFields, VmxAbort};
 
 /// Performs a VM exit from VMX non-root operation.
 pub fn perform_exit(m: &mut Machine, e: PendingExit) -> Result<(), Stop> {
@@ -20,7 +21,8 @@ pub fn perform_exit(m: &mut Machine, e: PendingExit) -> Result<(), Stop> {
             e.info.reason
         )));
     }
-    let guest = snapshot(m, e.rip);
+    // The guest's state, whose registers the exit turns into the host's.
+    let mut guest = snapshot(m, e.rip);
     let vpid = m.virt.vmx.guest.vpid_enabled;
     // The trace shows the exit qualification and the guest-physical
     // address (EPT violations), or the guest-linear address.
@@ -31,18 +33,18 @@ pub fn perform_exit(m: &mut Machine, e: PendingExit) -> Result<(), Stop> {
         .unwrap_or(0);
     m.count_vmexit_info(e.info.reason.name(), Some((e.info.qualification, second)));
     let (r, _) = call(m, |state, caps, _, bus| {
-        vm_exit(
+        vm_exit_in_place(
             state,
             caps,
             &e.info,
-            &guest,
+            &mut guest,
             &mut bus.mem(),
             &mut bus.msrs(),
         )
     });
     match r {
         Ok(h) => {
-            load_host(m, h, vpid);
+            load_host(m, &guest.regs, h, vpid);
             Ok(())
         }
         Err(abort) => Err(abort_stop(m, abort)),
@@ -84,11 +86,12 @@ fn snapshot(m: &Machine, rip: Option<u64>) -> GuestSnapshot {
 }
 
 /// Loads the host state of a VM exit or VM-entry failure (SDM Vol. 3C 28.5,
-/// 28.6) and returns to root operation.
-pub(super) fn load_host(m: &mut Machine, h: HostLoad, vpid_enabled: bool) {
+/// 28.6), the registers `regs` with the rest `h`, and returns to root
+/// operation.
+pub(super) fn load_host(m: &mut Machine, regs: &SystemRegs, h: HostFields, vpid_enabled: bool) {
     leave_level(m);
     let cpu = &mut m.cpu;
-    cpu.sys = h.regs;
+    cpu.sys.clone_from(regs);
     cpu.rip = h.rip;
     cpu.gpr[crate::cpu::gpr::RSP] = h.rsp;
     cpu.flags.set(h.rflags);

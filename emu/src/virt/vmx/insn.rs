@@ -88,7 +88,7 @@ fn apply<T>(
 /// The VM exit a VMX instruction causes in non-root operation, with the
 /// instruction information and displacement qualification of SDM Vol. 3C
 /// 28.2.1 and 28.2.5.
-pub(super) fn vmx_insn_exit(m: &Machine, i: &Instruction, reason: ExitReason) -> Event {
+pub(super) fn vmx_insn_exit(m: &mut Machine, i: &Instruction, reason: ExitReason) -> Event {
     use ExitReason as R;
     let mut info = insn_exit(i, reason, displacement(m, i));
     info.instruction_info = match reason {
@@ -109,7 +109,7 @@ pub(super) fn vmx_insn_exit(m: &Machine, i: &Instruction, reason: ExitReason) ->
         )),
         _ => None,
     };
-    exit_event(PendingExit::new(info))
+    exit_event(m, PendingExit::new(info))
 }
 
 /// The segment and offset of the memory operand.
@@ -224,6 +224,6 @@ fn vmcall(m: &mut Machine, i: &Instruction) -> Flow {
 }
 
 /// VMLAUNCH/VMRESUME exits in non-root operation carry only the length.
-pub(super) fn launch_exit(i: &Instruction, reason: ExitReason) -> Event {
-    exit_event(PendingExit::new(insn_exit(i, reason, 0)))
+pub(super) fn launch_exit(m: &mut Machine, i: &Instruction, reason: ExitReason) -> Event {
+    exit_event(m, PendingExit::new(insn_exit(i, reason, 0)))
 }

@@ -36,7 +36,7 @@ pub fn intercept(m: &mut Machine, i: &Instruction, what: Intercept) -> Flow {
         return Err(super::task_switch(m, selector, src, len));
     }
     match exit_for(m, i, what)? {
-        Some(info) => Err(super::exit_event(PendingExit::new(info))),
+        Some(info) => Err(super::exit_event(m, PendingExit::new(info))),
         None => Ok(()),
     }
 }

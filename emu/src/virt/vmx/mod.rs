@@ -155,8 +155,8 @@ impl PendingExit {
 }
 
 /// The event that performs `e`.
-pub(crate) fn exit_event(e: PendingExit) -> crate::event::Event {
-    crate::event::Event::guest_exit(crate::virt::GuestExit::Vmx(e))
+pub(crate) fn exit_event(m: &mut Machine, e: PendingExit) -> crate::event::Event {
+    m.guest_exit(crate::virt::GuestExit::Vmx(e))
 }
 
 /// True if the CPU model has VT-x.
