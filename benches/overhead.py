@@ -63,6 +63,9 @@ def build(tmp, name, features, layouts):
         cmd += ["--features", features]
     # Keep the object files and print the link command, to link again.
     cmd += ["--", "-C", "save-temps", "--print", "link-args"]
+    # The link command is printed only when the binary is built: make
+    # cargo build it again even when nothing changed since the last run.
+    os.utime(os.path.join("emu", "src", "main.rs"))
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
     default = os.path.join(tmp, f"nestemu-{name}")
     shutil.copy(os.path.join(target, "release", "nestemu"), default)
