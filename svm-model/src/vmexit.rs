@@ -114,6 +114,15 @@ pub struct HostLoad {
     /// VMRUN does not save (FS, GS, TR, LDTR, CR2, DR0-3, DR6, the syscall
     /// MSRs, ...) keep the values they had in the guest.
     pub state: CpuState,
+    /// Everything else the reload says.
+    pub reload: HostReload,
+}
+
+/// What #VMEXIT (or a failed VMRUN) reloads besides the registers: all of
+/// a reload done in place ([`vmexit_in_place`]), whose registers are in
+/// the processor state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostReload {
     /// The reloaded host state (or its PAE PDPEs) is illegal: the processor
     /// shuts down (APM Vol. 2 15.6).
     pub shutdown: Option<CheckId>,
@@ -122,31 +131,6 @@ pub struct HostLoad {
     /// Host RFLAGS.TF was set: a #DB trap follows the completed VMRUN
     /// (APM Vol. 2 15.5.1, "VMRUN and TF/RF Bits in EFLAGS").
     pub single_step: bool,
-}
-
-/// What #VMEXIT (or a failed VMRUN) reloads besides the registers, when the
-/// registers are reloaded in place ([`vmexit_in_place`]): the fields of
-/// [`HostLoad`] other than its state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostReload {
-    /// As [`HostLoad::shutdown`].
-    pub shutdown: Option<CheckId>,
-    /// As [`HostLoad::pdptes`].
-    pub pdptes: Option<[u64; 4]>,
-    /// As [`HostLoad::single_step`].
-    pub single_step: bool,
-}
-
-impl HostLoad {
-    /// The host state `state` with the rest of the reload.
-    pub fn new(state: CpuState, r: HostReload) -> Self {
-        Self {
-            state,
-            shutdown: r.shutdown,
-            pdptes: r.pdptes,
-            single_step: r.single_step,
-        }
-    }
 }
 
 /// Performs #VMEXIT from the guest running under `ctl`: `guest` is the guest
@@ -163,8 +147,8 @@ pub fn vmexit<M: PhysMem + ?Sized>(
     cache: &mut VmcbCache,
 ) -> HostLoad {
     let mut cpu = guest.clone();
-    let r = vmexit_in_place(cfg, ctl, &mut cpu, interrupt_shadow, exit, mem, cache);
-    HostLoad::new(cpu, r)
+    let reload = vmexit_in_place(cfg, ctl, &mut cpu, interrupt_shadow, exit, mem, cache);
+    HostLoad { state: cpu, reload }
 }
 
 /// [`vmexit`] on the processor state itself, as the hardware does it: `cpu`

@@ -56,6 +56,15 @@ pub struct GuestEntry {
     /// registers VMRUN does not load (FS, GS, TR, LDTR, the syscall MSRs, ...)
     /// keep the host's values. GIF becomes 1.
     pub state: CpuState,
+    /// Everything else VMRUN sets up.
+    pub setup: GuestSetup,
+}
+
+/// What a successful VMRUN sets up besides the guest registers: all of a
+/// VMRUN done in place ([`vmrun_in_place`]), whose registers are in the
+/// processor state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestSetup {
     /// The controls in force until #VMEXIT.
     pub controls: GuestControls,
     /// The guest starts in an interrupt shadow (VMCB INTERRUPT_SHADOW).
@@ -71,51 +80,6 @@ pub struct GuestEntry {
     pub clean: CleanBits,
 }
 
-/// A successful VMRUN done in place ([`vmrun_in_place`]): the fields of
-/// [`GuestEntry`] other than its state, which is in the processor state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GuestSetup {
-    /// As [`GuestEntry::controls`].
-    pub controls: GuestControls,
-    /// As [`GuestEntry::interrupt_shadow`].
-    pub interrupt_shadow: bool,
-    /// As [`GuestEntry::inject`].
-    pub inject: Option<InjectedEvent>,
-    /// As [`GuestEntry::tlb`].
-    pub tlb: TlbFlush,
-    /// As [`GuestEntry::pdptes`].
-    pub pdptes: Option<[u64; 4]>,
-    /// As [`GuestEntry::clean`].
-    pub clean: CleanBits,
-}
-
-impl GuestEntry {
-    /// The guest state `state` with the rest of the entry.
-    pub fn new(state: CpuState, s: GuestSetup) -> Self {
-        Self {
-            state,
-            controls: s.controls,
-            interrupt_shadow: s.interrupt_shadow,
-            inject: s.inject,
-            tlb: s.tlb,
-            pdptes: s.pdptes,
-            clean: s.clean,
-        }
-    }
-}
-
-/// A VMRUN done in place that failed a consistency check: as
-/// [`InvalidVmrun`], the host state being in the processor state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InvalidInPlace {
-    /// As [`InvalidVmrun::check`].
-    pub check: CheckId,
-    /// As [`InvalidVmrun::all`].
-    pub all: Vec<CheckId>,
-    /// The rest of the host reload.
-    pub host: HostReload,
-}
-
 /// The outcome of [`vmrun_in_place`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 // Not boxed, as VmrunOutcome: returned once per VMRUN and consumed at once.
@@ -125,18 +89,20 @@ pub enum VmrunInPlace {
     Entered(GuestSetup),
     /// #VMEXIT(VMEXIT_INVALID); the reloaded host state is in the processor
     /// state.
-    Invalid(Box<InvalidInPlace>),
+    Invalid(Box<InvalidVmrun<HostReload>>),
 }
 
-/// A VMRUN that failed a consistency check: #VMEXIT(VMEXIT_INVALID).
+/// A VMRUN that failed a consistency check: #VMEXIT(VMEXIT_INVALID). `H`
+/// is the host state it reloads: whole ([`HostLoad`]), or, done in place,
+/// what it reloads besides the registers ([`HostReload`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InvalidVmrun {
+pub struct InvalidVmrun<H = HostLoad> {
     /// The check VMRUN reports (the first violated, in [`CheckId::ALL`] order).
     pub check: CheckId,
     /// Every violated check, for diagnostics.
     pub all: Vec<CheckId>,
     /// The host state to continue with, at the instruction after VMRUN, GIF = 0.
-    pub host: HostLoad,
+    pub host: H,
 }
 
 /// The outcome of VMRUN's world switch (after its instruction checks,
@@ -175,11 +141,14 @@ pub fn vmrun<M: PhysMem + ?Sized>(
 ) -> VmrunOutcome {
     let mut cpu = host.clone();
     match vmrun_in_place(cfg, &mut cpu, vmcb_pa, hsave_pa, mem, cache) {
-        VmrunInPlace::Entered(s) => VmrunOutcome::Entered(GuestEntry::new(cpu, s)),
+        VmrunInPlace::Entered(setup) => VmrunOutcome::Entered(GuestEntry { state: cpu, setup }),
         VmrunInPlace::Invalid(i) => VmrunOutcome::Invalid(Box::new(InvalidVmrun {
             check: i.check,
             all: i.all,
-            host: HostLoad::new(cpu, i.host),
+            host: HostLoad {
+                state: cpu,
+                reload: i.host,
+            },
         })),
     }
 }
@@ -220,7 +189,7 @@ pub fn vmrun_in_place<M: PhysMem + ?Sized>(
         SvmAccess::VmcbWrite,
     );
     let host = reload_host_in_place(cfg, mem, hsave_pa, cpu, None);
-    VmrunInPlace::Invalid(Box::new(InvalidInPlace {
+    VmrunInPlace::Invalid(Box::new(InvalidVmrun {
         check,
         all: failures,
         host,

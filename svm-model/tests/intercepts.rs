@@ -23,7 +23,7 @@ fn controls_with(cfg: &SvmConfig, b: VmcbBuilder) -> GuestControls {
         &mut mem,
         &mut VmcbCache::default(),
     ) {
-        VmrunOutcome::Entered(e) => e.controls,
+        VmrunOutcome::Entered(e) => e.setup.controls,
         VmrunOutcome::Invalid(i) => panic!("{:?}", i.check),
     }
 }

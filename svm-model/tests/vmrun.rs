@@ -173,7 +173,7 @@ fn every_check_violated_alone_is_vmexit_invalid_with_its_id() {
         assert_eq!(inv.host.state.rip, h.rip);
         assert_eq!(inv.host.state.cpl, 0);
         assert_eq!(inv.host.state.regs.dr7.bits(), 0x400);
-        assert_eq!(inv.host.shutdown, None);
+        assert_eq!(inv.host.reload.shutdown, None);
     }
 }
 
@@ -188,7 +188,7 @@ fn checks_see_the_cached_state_not_memory() {
     let e = entered(vmrun(&cfg, &host(), VMCB, HSAVE, &mut mem, &mut cache));
     vmexit(
         &cfg,
-        &e.controls,
+        &e.setup.controls,
         &e.state,
         false,
         &ExitInfo::new(ExitCode::VMEXIT_HLT),
@@ -217,12 +217,12 @@ fn lying_about_clean_bits_shows_the_cached_value() {
     let mut cache = VmcbCache::default();
     long().build().write(&mut mem, VMCB, SvmAccess::VmcbWrite);
     let e = entered(vmrun(&cfg, &host(), VMCB, HSAVE, &mut mem, &mut cache));
-    assert_eq!(e.clean.0, 0, "first run of a VMCB is never cached");
+    assert_eq!(e.setup.clean.0, 0, "first run of a VMCB is never cached");
     let mut guest = e.state.clone();
     guest.regs.cr3 = 0x0055_5000; // the guest moves CR3
     vmexit(
         &cfg,
-        &e.controls,
+        &e.setup.controls,
         &guest,
         false,
         &ExitInfo::new(ExitCode::VMEXIT_CPUID),
@@ -268,11 +268,11 @@ fn guest_state_is_loaded_and_host_state_saved() {
     assert_eq!(e.state.regs.cr2, 0x4444);
     assert!(e.state.rflags.contains(Rflags::IF));
     assert!(e.state.regs.efer.contains(Efer::LMA));
-    assert!(e.interrupt_shadow);
-    assert_eq!(e.controls.asid, 9);
-    assert_eq!(e.controls.tsc_offset, 0x1000);
-    assert_eq!(e.controls.iopm_base, 0x7000_0000);
-    assert_eq!(e.tlb, TlbFlush::None);
+    assert!(e.setup.interrupt_shadow);
+    assert_eq!(e.setup.controls.asid, 9);
+    assert_eq!(e.setup.controls.tsc_offset, 0x1000);
+    assert_eq!(e.setup.controls.iopm_base, 0x7000_0000);
+    assert_eq!(e.setup.tlb, TlbFlush::None);
     // Segment bases are canonicalized on load.
     assert_eq!(e.state.regs.seg(SegReg::Es).base, 0xffff_8000_0000_0000);
     // Registers VMRUN does not touch keep the host's values.
@@ -330,7 +330,10 @@ fn legacy_pae_guest_loads_pdptes_unless_nested() {
         &mut mem,
         &mut cache,
     ));
-    assert_eq!(e.pdptes, Some([0x10_0001, 0x20_0001, 0x30_0001, 0x40_0001]));
+    assert_eq!(
+        e.setup.pdptes,
+        Some([0x10_0001, 0x20_0001, 0x30_0001, 0x40_0001])
+    );
     // With nested paging the PDPEs are walked on demand (15.25.10).
     let np = VmcbBuilder::protected_mode()
         .set(F::Cr0, (Cr0::PE | Cr0::ET | Cr0::PG).bits())
@@ -338,19 +341,22 @@ fn legacy_pae_guest_loads_pdptes_unless_nested() {
         .nested_paging(0x9000)
         .build();
     let e = entered(run(&np).0);
-    assert_eq!(e.pdptes, None);
+    assert_eq!(e.setup.pdptes, None);
 }
 
 #[test]
 fn tlb_control_by_preset() {
     let img = |tc| long().set(F::TlbControl, tc).set(F::GuestAsid, 5).build();
-    assert_eq!(entered(run(&img(1)).0).tlb, TlbFlush::All);
-    assert_eq!(entered(run(&img(3)).0).tlb, TlbFlush::Asid(5));
-    assert_eq!(entered(run(&img(7)).0).tlb, TlbFlush::AsidNonGlobal(5));
+    assert_eq!(entered(run(&img(1)).0).setup.tlb, TlbFlush::All);
+    assert_eq!(entered(run(&img(3)).0).setup.tlb, TlbFlush::Asid(5));
+    assert_eq!(
+        entered(run(&img(7)).0).setup.tlb,
+        TlbFlush::AsidNonGlobal(5)
+    );
     let first = SvmConfig::first_generation();
     let e = entered(run_with(&first, &host(), &img(3)).0);
     assert_eq!(
-        e.tlb,
+        e.setup.tlb,
         TlbFlush::All,
         "only bit 0 exists without FlushByAsid"
     );
@@ -360,7 +366,10 @@ fn tlb_control_by_preset() {
 fn event_injection_of_every_type() {
     let inj = |cfg: &SvmConfig, ev: EventInj| {
         let img = long().event(ev).set(F::NRip, 0x0040_0002).build();
-        entered(run_with(cfg, &host(), &img).0).inject.unwrap()
+        entered(run_with(cfg, &host(), &img).0)
+            .setup
+            .inject
+            .unwrap()
     };
     let amd = SvmConfig::amd();
     let i = inj(&amd, EventInj::new(EventType::Intr, 0x30, None));
@@ -408,9 +417,9 @@ fn injected_nmi_sets_v_nmi_mask_under_vnmi() {
         .build();
     let (out, mut mem) = run(&img);
     let e = entered(out);
-    assert!(e.controls.vnmi && e.controls.vintr.v_nmi_mask);
+    assert!(e.setup.controls.vnmi && e.setup.controls.vintr.v_nmi_mask);
     // A #VMEXIT during the NMI's delivery saves V_NMI_MASK as 0 (15.21.10).
-    let exit = ExitInfo::new(ExitCode::VMEXIT_NPF).during_delivery(e.inject.unwrap().raw);
+    let exit = ExitInfo::new(ExitCode::VMEXIT_NPF).during_delivery(e.setup.inject.unwrap().raw);
     exit_now(&SvmConfig::amd(), &e, &exit, &mut mem);
     let back = VIntr::from_raw(mem.peek_u64(VMCB + 0x60) as u32, 0);
     assert!(back.vnmi_enable && !back.v_nmi_mask);
@@ -420,9 +429,9 @@ fn exit_now(cfg: &SvmConfig, e: &GuestEntry, exit: &ExitInfo, mem: &mut PageMem)
     let mut cache = VmcbCache::default();
     vmexit(
         cfg,
-        &e.controls,
+        &e.setup.controls,
         &e.state,
-        e.interrupt_shadow,
+        e.setup.interrupt_shadow,
         exit,
         mem,
         &mut cache,
@@ -484,8 +493,8 @@ fn vmrun_then_vmexit_round_trips_state() {
     want.regs.dr7 = mmu::Dr7::FIXED1;
     want.regs.cr2 = 0xdead_b000; // CR2 is not reloaded
     assert_eq!(h.state, want);
-    assert_eq!(h.shutdown, None);
-    assert!(!h.single_step);
+    assert_eq!(h.reload.shutdown, None);
+    assert!(!h.reload.single_step);
 }
 
 #[test]
@@ -495,7 +504,7 @@ fn nested_paging_swaps_pat_and_records_the_host_paging_mode() {
     let img = long().nested_paging(0x0123_4000).set(F::GPat, gpat).build();
     let (out, mut mem) = run_with(&cfg, &host(), &img);
     let e = entered(out);
-    let np = e.controls.nested.expect("nested paging");
+    let np = e.setup.controls.nested.expect("nested paging");
     assert_eq!(np.ncr3, 0x0123_4000);
     assert_eq!(np.host_pat, host().regs.pat);
     assert!(np.host_efer.contains(Efer::LMA));
@@ -505,7 +514,7 @@ fn nested_paging_swaps_pat_and_records_the_host_paging_mode() {
     let mut cache = VmcbCache::default();
     let h = vmexit(
         &cfg,
-        &e.controls,
+        &e.setup.controls,
         &g,
         false,
         &ExitInfo::new(ExitCode::VMEXIT_NPF),
@@ -519,7 +528,7 @@ fn nested_paging_swaps_pat_and_records_the_host_paging_mode() {
     );
     // Without NP in the preset, NP_ENABLE is ignored.
     let e = entered(run_with(&SvmConfig::first_generation(), &host(), &img).0);
-    assert!(e.controls.nested.is_none());
+    assert!(e.setup.controls.nested.is_none());
     assert_eq!(e.state.regs.pat, host().regs.pat);
 }
 
@@ -532,7 +541,7 @@ fn illegal_host_state_on_vmexit_shuts_down() {
     let cr0 = mem.peek_u64(HSAVE + F::Cr0.offset() as u64);
     mem.poke_u64(HSAVE + F::Cr0.offset() as u64, cr0 | Cr0::NW.bits());
     let h = exit_now(&cfg, &e, &ExitInfo::new(ExitCode::VMEXIT_HLT), &mut mem);
-    assert_eq!(h.shutdown, Some(CheckId::Cr0CdNw));
+    assert_eq!(h.reload.shutdown, Some(CheckId::Cr0CdNw));
 }
 
 #[test]
@@ -543,7 +552,7 @@ fn host_tf_traps_after_vmrun_completes() {
     let (out, mut mem) = run_with(&cfg, &h, &long().build());
     let e = entered(out);
     let back = exit_now(&cfg, &e, &ExitInfo::new(ExitCode::VMEXIT_HLT), &mut mem);
-    assert!(back.single_step);
+    assert!(back.reload.single_step);
     assert!(
         !back.state.rflags.contains(Rflags::RF),
         "VMRUN completion clears RF"

@@ -215,9 +215,9 @@ fn check_vmrun(cfg: &SvmConfig, host: &CpuState, img: &VmcbImage) -> Result<(), 
             // Leave again with an arbitrary exit: never panics, host restored.
             let h = vmexit(
                 cfg,
-                &e.controls,
+                &e.setup.controls,
                 &e.state,
-                e.interrupt_shadow,
+                e.setup.interrupt_shadow,
                 &ExitInfo::new(ExitCode::VMEXIT_HLT),
                 &mut mem,
                 &mut cache,
@@ -299,9 +299,9 @@ proptest! {
                 if let VmrunOutcome::Entered(e) = &out {
                     let h = vmexit(
                         &cfg,
-                        &e.controls,
+                        &e.setup.controls,
                         &e.state,
-                        e.interrupt_shadow,
+                        e.setup.interrupt_shadow,
                         &ExitInfo::new(ExitCode::VMEXIT_VMMCALL),
                         &mut mem,
                         &mut cache,

@@ -279,8 +279,8 @@ fn load_msrs(
     if let EntryResult::Failed(f) = &mut result {
         if let Ok(h) = &mut f.host {
             let mut all = loaded.other;
-            all.append(&mut h.msr_writes);
-            h.msr_writes = all;
+            all.append(&mut h.fields.msr_writes);
+            h.fields.msr_writes = all;
         }
     }
     Err(result)

@@ -23,6 +23,15 @@ pub(crate) const CR0_KEPT: u64 = 0x7ffa_ffd0;
 pub struct HostLoad {
     /// The new system registers.
     pub regs: SystemRegs,
+    /// Everything else.
+    pub fields: HostFields,
+}
+
+/// The host state a VM exit establishes besides the system registers: all
+/// of a load done in place ([`load_host_state_in_place`]), whose registers
+/// are the processor's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFields {
     /// RIP from the host-state area.
     pub rip: u64,
     /// RSP from the host-state area.
@@ -31,58 +40,12 @@ pub struct HostLoad {
     pub rflags: u64,
     /// PDPTEs loaded from host CR3 when the host uses PAE paging (28.5.4).
     pub pdptes: Option<[u64; 4]>,
-    /// Writes from the VM-exit MSR-load area to MSRs outside `regs`, in order.
+    /// Writes from the VM-exit MSR-load area to MSRs outside the system
+    /// registers, in order.
     pub msr_writes: Vec<(u32, u64)>,
     /// True if the exit was caused by an NMI: NMIs are now blocked (28.5.5).
     /// Otherwise blocking by NMI is unchanged.
     pub block_nmi: bool,
-}
-
-/// The host state a VM exit establishes besides the system registers, when
-/// they are loaded in place ([`load_host_state_in_place`]): the fields of
-/// [`HostLoad`] other than `regs`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostFields {
-    /// As [`HostLoad::rip`].
-    pub rip: u64,
-    /// As [`HostLoad::rsp`].
-    pub rsp: u64,
-    /// As [`HostLoad::rflags`].
-    pub rflags: u64,
-    /// As [`HostLoad::pdptes`].
-    pub pdptes: Option<[u64; 4]>,
-    /// As [`HostLoad::msr_writes`].
-    pub msr_writes: Vec<(u32, u64)>,
-    /// As [`HostLoad::block_nmi`].
-    pub block_nmi: bool,
-}
-
-impl HostLoad {
-    /// The registers `regs` with the rest of the host state.
-    pub fn new(regs: SystemRegs, f: HostFields) -> Self {
-        Self {
-            regs,
-            rip: f.rip,
-            rsp: f.rsp,
-            rflags: f.rflags,
-            pdptes: f.pdptes,
-            msr_writes: f.msr_writes,
-            block_nmi: f.block_nmi,
-        }
-    }
-
-    /// The registers and the rest of the host state, apart.
-    pub fn into_parts(self) -> (SystemRegs, HostFields) {
-        let f = HostFields {
-            rip: self.rip,
-            rsp: self.rsp,
-            rflags: self.rflags,
-            pdptes: self.pdptes,
-            msr_writes: self.msr_writes,
-            block_nmi: self.block_nmi,
-        };
-        (self.regs, f)
-    }
 }
 
 /// 28.5 then 28.6, starting from the processor's registers `regs`.
@@ -94,7 +57,8 @@ pub fn load_host_state(
     oracle: &mut dyn MsrOracle,
 ) -> Result<HostLoad, VmxAbort> {
     let mut r = regs.clone();
-    load_host_state_in_place(v, caps, &mut r, mem, oracle).map(|f| HostLoad::new(r, f))
+    load_host_state_in_place(v, caps, &mut r, mem, oracle)
+        .map(|fields| HostLoad { regs: r, fields })
 }
 
 /// [`load_host_state`] on the registers themselves: `regs` holds the

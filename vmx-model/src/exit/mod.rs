@@ -155,7 +155,10 @@ pub fn vm_exit(
     msrs: &mut dyn MsrOracle,
 ) -> Result<HostLoad, VmxAbort> {
     let mut g = guest.clone();
-    vm_exit_in_place(state, caps, info, &mut g, mem, msrs).map(|f| HostLoad::new(g.regs, f))
+    vm_exit_in_place(state, caps, info, &mut g, mem, msrs).map(|fields| HostLoad {
+        regs: g.regs,
+        fields,
+    })
 }
 
 /// [`vm_exit`] on the guest snapshot itself: once the guest state and MSRs

@@ -61,7 +61,10 @@ fn cpuid_exit_records_saves_and_loads_host() {
     assert_eq!(m.get(Field::GuestInterruptibility), 1);
     assert_eq!(m.get(Field::GuestCsAccessRights), 0xa09b);
     // Host state (28.5).
-    assert_eq!((h.rip, h.rsp, h.rflags), (0x10_0000, 0x8_0000, 2));
+    assert_eq!(
+        (h.fields.rip, h.fields.rsp, h.fields.rflags),
+        (0x10_0000, 0x8_0000, 2)
+    );
     assert_eq!(h.regs.cr3, addr::HOST_CR3);
     assert_eq!(h.regs.dr7.bits(), 0x400);
     assert_eq!(h.regs.tr.limit, 0x67);
@@ -70,7 +73,7 @@ fn cpuid_exit_records_saves_and_loads_host() {
     assert!(h.regs.segs[1].attr.l() && !h.regs.segs[1].attr.db());
     assert!(h.regs.ldtr.attr.unusable());
     assert!(h.regs.efer.contains(Efer::LMA | Efer::LME));
-    assert!(!h.block_nmi);
+    assert!(!h.fields.block_nmi);
     // The VMCS is still launched: VMRESUME enters again.
     assert!(matches!(m.resume(), LaunchOutcome::Entered(_)));
 }
@@ -97,7 +100,7 @@ fn exception_exit_with_idt_vectoring_and_nmi_blocking() {
     assert_eq!(m.get(Field::ExitInterruptionErrorCode), 6);
     assert_eq!(m.get(Field::IdtVectoringInfo), 0x8000_0041);
     assert_eq!(m.get(Field::ExitQualification), 0xdead_b000);
-    assert!(!h.block_nmi);
+    assert!(!h.fields.block_nmi);
     // An exit caused by an NMI blocks NMIs.
     m.state.non_root = true;
     let nmi = ExitEvent {
@@ -108,7 +111,7 @@ fn exception_exit_with_idt_vectoring_and_nmi_blocking() {
         interruption: Some(nmi),
         ..ExitInfo::new(ExitReason::ExceptionOrNmi, 0)
     };
-    assert!(exit(&mut m, &info, &snapshot(&g)).unwrap().block_nmi);
+    assert!(exit(&mut m, &info, &snapshot(&g)).unwrap().fields.block_nmi);
 }
 
 #[test]
@@ -164,7 +167,7 @@ fn msr_store_and_load_areas() {
         0x77
     );
     assert_eq!(h.regs.lstar, 0xffff_8000_1234_0000);
-    assert_eq!(h.msr_writes, vec![(msr::IA32_TSC_AUX, 3)]);
+    assert_eq!(h.fields.msr_writes, vec![(msr::IA32_TSC_AUX, 3)]);
 }
 
 #[test]
@@ -214,7 +217,7 @@ fn host_pae_pdptes_are_loaded_or_abort() {
             .write_u64(addr::HOST_CR3 + 8 * i, 0x50_0000 | 1, Access::Pdpte);
     }
     let h = exit(&mut m, &ExitInfo::new(ExitReason::Hlt, 0), &snapshot(&g)).unwrap();
-    assert_eq!(h.pdptes, Some([0x50_0001; 4]));
+    assert_eq!(h.fields.pdptes, Some([0x50_0001; 4]));
     assert!(h.regs.segs[1].attr.db() && !h.regs.segs[1].attr.l());
     m.state.non_root = true;
     m.mem

@@ -20,8 +20,8 @@ use crate::virt::GuestMode;
 use mmu::paging::{NestedPaging, NptContext};
 use mmu::{Cr0, Cr4, Efer, TranslationContext};
 use svm_model::vmcb::{EventType, TlbFlush};
-use svm_model::vmrun::InvalidInPlace;
-use svm_model::{ExitCode, GuestSetup, InjectedEvent, VmrunInPlace};
+use svm_model::vmrun::InvalidVmrun;
+use svm_model::{ExitCode, GuestSetup, HostReload, InjectedEvent, VmrunInPlace};
 
 /// VMRUN of the VMCB at `vmcb_pa`, after the instruction's own checks.
 pub(crate) fn enter(m: &mut Machine, vmcb_pa: u64) -> Flow {
@@ -152,7 +152,7 @@ fn inject_event(m: &mut Machine, ev: &InjectedEvent) -> Flow {
 }
 
 /// Records a failed VMRUN and prints its check the first time it fails.
-fn record_failure(m: &mut Machine, vmcb_pa: u64, inv: &InvalidInPlace) {
+fn record_failure(m: &mut Machine, vmcb_pa: u64, inv: &InvalidVmrun<HostReload>) {
     let c = inv.check;
     let f = &mut m.virt.svm.failures;
     let rec = f.by_check.entry(c).or_insert_with(|| FailureRecord {

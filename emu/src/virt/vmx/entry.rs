@@ -67,8 +67,7 @@ fn entry_failed(m: &mut Machine, f: EntryFailure) -> Result<(), Stop> {
     match f.host {
         Ok(h) => {
             let vpid = vpid_enabled(m);
-            let (regs, rest) = h.into_parts();
-            exit::load_host(m, &regs, rest, vpid);
+            exit::load_host(m, &h.regs, h.fields, vpid);
             Ok(())
         }
         Err(abort) => Err(exit::abort_stop(m, abort)),

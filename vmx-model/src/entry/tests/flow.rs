@@ -173,7 +173,7 @@ fn entry_failure_keeps_injection_and_guest_state_and_loads_host() {
     assert_eq!(m.get(Field::EntryInterruptionInfo), 0x8000_0020);
     assert_eq!(m.get(Field::GuestRip), 0x4242);
     let h = f.host.unwrap();
-    assert_eq!(h.rip, 0x10_0000);
+    assert_eq!(h.fields.rip, 0x10_0000);
     assert_eq!(f.reason, ExitReason::EntryFailureGuestState);
     assert!(!m.state.non_root);
     assert_eq!(m.state.current.as_ref().unwrap().launch, LaunchState::Clear);
