@@ -86,7 +86,7 @@ pub fn write_fields_each<M: PhysMem + ?Sized>(
     access: SvmAccess,
 ) {
     for (&f, &v) in layout.fields.iter().zip(values) {
-        let n = f.width().min(8);
+        let n = f.stored_width();
         let _ = mem.write(
             base.wrapping_add(f.offset() as u64),
             &v.to_le_bytes()[..n],
@@ -108,7 +108,7 @@ pub fn read_fields_each<M: PhysMem + ?Sized>(
         read_bytes(
             mem,
             base.wrapping_add(f.offset() as u64),
-            &mut b[..f.width().min(8)],
+            &mut b[..f.stored_width()],
             access,
         );
         *out = u64::from_le_bytes(b);

@@ -168,7 +168,7 @@ fn mutated_vmcb() -> impl Strategy<Value = VmcbImage> {
             let new = match kind {
                 0 => v,
                 1 => v & 0xff,
-                _ => old ^ (1 << (v % (8 * f.width().min(8) as u64))),
+                _ => old ^ (1 << (v % (8 * f.stored_width() as u64))),
             };
             img.set(f, new);
         }

@@ -136,7 +136,7 @@ impl VmcbImage {
     #[inline]
     pub fn set(&mut self, f: VmcbField, v: u64) {
         let at = f.offset();
-        let width = f.width().min(8);
+        let width = f.stored_width();
         // One 8-byte load and store with the field's bytes merged in: the
         // compiler turns a match of fixed-width copies into a call to
         // memcpy of run-time length, and #VMEXIT sets 40-odd fields.
@@ -207,7 +207,7 @@ pub fn write_field<M: PhysMem + ?Sized>(
     v: u64,
     access: SvmAccess,
 ) {
-    let n = f.width().min(8);
+    let n = f.stored_width();
     let _ = mem.write(vmcb_pa + f.offset() as u64, &v.to_le_bytes()[..n], access);
 }
 
@@ -402,7 +402,7 @@ mod tests {
             let mut img = VmcbImage::zeroed();
             img.as_bytes_mut().fill(fill);
             let mut want = img.clone();
-            let n = f.width().min(8);
+            let n = f.stored_width();
             want.as_bytes_mut()[f.offset()..f.offset() + n].copy_from_slice(&v.to_le_bytes()[..n]);
             img.set(f, v);
             proptest::prop_assert_eq!(img, want);

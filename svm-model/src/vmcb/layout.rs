@@ -99,6 +99,18 @@ macro_rules! vmcb_fields {
                 WIDTHS[self as usize] as usize
             }
 
+            /// The bytes a field's value occupies when held as a `u64`:
+            /// its width, at most eight (fields wider than eight bytes take
+            /// a value in their first eight).
+            #[inline]
+            pub const fn stored_width(self) -> usize {
+                if self.width() < 8 {
+                    self.width()
+                } else {
+                    8
+                }
+            }
+
             /// Control area or state-save area.
             pub const fn area(self) -> Area {
                 match self { $( VmcbField::$id => Area::$area, )* }

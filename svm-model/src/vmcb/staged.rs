@@ -62,16 +62,6 @@ impl FieldSource for VmcbImage {
 /// Number of VMCB fields (the layout table's rows).
 const FIELDS: usize = VmcbField::ALL.len();
 
-/// The bytes a field's value is stored in: its width, at most eight (wider
-/// fields keep their first eight, see [`truncate`]).
-const fn stored_width(f: VmcbField) -> usize {
-    if f.width() < 8 {
-        f.width()
-    } else {
-        8
-    }
-}
-
 /// A fixed list of distinct VMCB fields (at most `N`) with its layout
 /// precomputed: built by a `const fn`, so the world switches' lists are
 /// tables in the binary, derived from the one layout table.
@@ -89,8 +79,6 @@ pub struct FieldList<const N: usize> {
     len: usize,
     /// Each field's offset relative to `lo`.
     rel: [u16; N],
-    /// Each field's stored width in bytes (at most eight).
-    width: [u8; N],
     /// The end in the list of the eight-, four-, two- and one-byte fields.
     ends: [u8; 4],
     /// The lowest offset any field starts at.
@@ -102,17 +90,15 @@ pub struct FieldList<const N: usize> {
 }
 
 /// The layout of a [`FieldList`] as [`crate::PhysMem`] takes it: each field's
-/// offset relative to `lo` and its stored width, with the span they cover.
-/// The fields are grouped by width: `fields[..ends[0]]` are eight bytes wide,
-/// then come the four-, two- and one-byte ones.
+/// offset relative to `lo`, with the span they cover. The fields are grouped
+/// by stored width ([`VmcbField::stored_width`]): `fields[..ends[0]]` are
+/// eight bytes wide, then come the four-, two- and one-byte ones.
 #[derive(Clone, Copy, Debug)]
 pub struct FieldLayout<'a> {
     /// The fields.
     pub fields: &'a [VmcbField],
     /// Each field's offset relative to `lo`.
     pub rel: &'a [u16],
-    /// Each field's stored width (at most eight bytes).
-    pub width: &'a [u8],
     /// The end in `fields` of each width group (8, 4, 2 and 1 bytes).
     pub ends: [u8; 4],
     /// The lowest offset any field starts at.
@@ -150,7 +136,7 @@ impl<const N: usize> FieldList<N> {
             let w = 8 >> g;
             let mut i = 0;
             while i < len {
-                if stored_width(given[i]) == w {
+                if given[i].stored_width() == w {
                     list[n] = given[i];
                     n += 1;
                 }
@@ -170,25 +156,21 @@ impl<const N: usize> FieldList<N> {
             if f.offset() < lo {
                 lo = f.offset();
             }
-            if f.offset() + stored_width(f) > hi {
-                hi = f.offset() + stored_width(f);
+            if f.offset() + f.stored_width() > hi {
+                hi = f.offset() + f.stored_width();
             }
             i += 1;
         }
         let mut rel = [0u16; N];
-        let mut width = [0u8; N];
         let mut i = 0;
         while i < len {
-            let f = list[i];
-            rel[i] = (f.offset() - lo) as u16;
-            width[i] = stored_width(f) as u8;
+            rel[i] = (list[i].offset() - lo) as u16;
             i += 1;
         }
         Self {
             fields: list,
             len,
             rel,
-            width,
             ends,
             lo: lo as u16,
             span: (hi - lo) as u16,
@@ -208,7 +190,6 @@ impl<const N: usize> FieldList<N> {
         FieldLayout {
             fields: &self.fields[..self.len],
             rel: &self.rel[..self.len],
-            width: &self.width[..self.len],
             ends: self.ends,
             lo: self.lo.into(),
             span: self.span.into(),
@@ -425,18 +406,16 @@ mod tests {
         let l = NARROW.layout();
         for (i, f) in l.fields.iter().enumerate() {
             assert_eq!(l.lo as usize + usize::from(l.rel[i]), f.offset());
-            assert_eq!(usize::from(l.width[i]), f.width().min(8));
             assert_eq!(NARROW.position(*f), Some(i));
-            assert!(u64::from(l.rel[i]) + u64::from(l.width[i]) <= l.span);
+            assert!(u64::from(l.rel[i]) + f.stored_width() as u64 <= l.span);
         }
         // The list is grouped by width, and each group keeps the order
         // the fields were given in (here: the layout table's).
         let mut start = 0;
         for (g, &end) in l.ends.iter().enumerate() {
             let group = &l.fields[start..usize::from(end)];
-            for (i, f) in group.iter().enumerate() {
-                assert_eq!(usize::from(l.width[start + i]), 8 >> g);
-                assert_eq!(f.width().min(8), 8 >> g);
+            for f in group {
+                assert_eq!(f.stored_width(), 8 >> g);
             }
             assert!(group.windows(2).all(|w| (w[0] as usize) < (w[1] as usize)));
             start = usize::from(end);
@@ -446,7 +425,7 @@ mod tests {
         let values: Vec<u64> = (0..l.fields.len() as u64)
             .map(|i| {
                 (0x0123_4567_89ab_cdef_u64.rotate_left(i as u32))
-                    & (u64::MAX >> (64 - 8 * u32::from(l.width[i as usize])))
+                    & (u64::MAX >> (64 - 8 * l.fields[i as usize].stored_width()))
             })
             .collect();
         let mut span = vec![0u8; l.span as usize];
