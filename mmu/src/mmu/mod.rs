@@ -326,12 +326,12 @@ impl Mmu {
             kind,
             stage: Stage::Physical,
         };
-        let hits = self.counters.nested_tlb_hits;
         let mut caches = caches!(self, ctx);
         let res = nested_translate(n, ctx.widths(), &req, mem, rec, &mut caches);
         let (refs, cycles) = (caches.refs, caches.cycles);
-        if refs == 0 && self.counters.nested_tlb_hits != hits {
-            // A nested-TLB hit: no walk.
+        if refs == 0 && res.is_ok() {
+            // Translated without reading an entry: a nested-TLB hit, not a
+            // walk.
             self.cost.walks = self.cost.walks.wrapping_add(cycles);
         } else {
             self.count_walk(refs, res.is_err(), cycles);
