@@ -14,6 +14,8 @@ use crate::stats::Stats;
 use mmu::Rflags;
 
 mod chain;
+#[cfg(test)]
+mod tests;
 
 /// What a machine is built from.
 #[derive(Clone, Debug)]
@@ -364,10 +366,11 @@ impl Machine {
         let len = self.code.len(idx);
         let ops = self.code.ops(idx);
         let n = (len as u64).min(budget) as usize;
-        // A stop_block left set before the block (a VM exit sets it) ends
-        // the block after its first instruction in run_ops; pure
-        // operations never set it, so their loops, which test it after the
-        // last only, leave that case to run_ops.
+        // A stop_block set before the block (by an event or VM exit the
+        // guest boundary took, `service_boundary`) ends the block after its
+        // first instruction in run_ops, so the next boundary comes at once;
+        // pure operations never set it, so their loops, which test it
+        // after the last only, leave that case to run_ops.
         if pure && !self.stop_block {
             if n == len {
                 let cost = self.code.cost(idx);
@@ -723,13 +726,22 @@ impl Machine {
 
     /// Delivers an event raised by an instruction; returns a stop if the machine
     /// cannot continue.
+    ///
+    /// The event ended the block that raised it. Delivering it (or the VM
+    /// exit it is) sets `stop_block` as an instruction that changes the
+    /// control flow would; that is cleared again here, so the block the
+    /// event leads to (the handler's, the host's after a VM exit) runs whole
+    /// rather than ending after its first instruction. The boundary before
+    /// that block is still checked in full ([`Machine::run_slice`]).
     pub(crate) fn raise(&mut self, ev: Event) -> Option<Stop> {
         self.stop_block = false;
-        match ev {
+        let stop = match ev {
             Event::Stop(s) => Some(*s),
             Event::GuestExit => self.perform_guest_exit().err(),
             other => self.deliver_event(other).err(),
-        }
+        };
+        self.stop_block = false;
+        stop
     }
 
     /// Work done, as the instruction limit counts it: instructions retired,
