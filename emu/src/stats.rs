@@ -245,19 +245,35 @@ pub struct Levels {
     /// The translation context of the last guest left by a VM exit (for
     /// `explain-walk --level L2` after the run).
     pub last_guest: Option<(Level, mmu::TranslationContext)>,
+    /// Where [`Levels::part`] last found L1's counters (slot 0) and an
+    /// L2's (slot 1) in `parts`: the two alternate at every world switch,
+    /// so most lookups search nothing. Host-side (not saved); cleared when
+    /// a part is inserted, which moves the ones after it.
+    #[serde(skip)]
+    found: [Option<(Level, u32)>; 2],
 }
 
 impl Levels {
     /// The counters of `level`, added (empty) if it has none yet.
     #[inline]
     fn part(&mut self, level: Level) -> &mut LevelCounters {
-        let i = match self.parts.binary_search_by(|(l, _)| l.cmp(&level)) {
-            Ok(i) => i,
-            Err(i) => {
-                self.parts.insert(i, (level, LevelCounters::default()));
+        let slot = matches!(level, Level::L2 { .. }) as usize;
+        let i = match self.found[slot] {
+            Some((l, i)) if l == level => i as usize,
+            _ => {
+                let i = match self.parts.binary_search_by(|(l, _)| l.cmp(&level)) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        self.parts.insert(i, (level, LevelCounters::default()));
+                        self.found = Default::default();
+                        i
+                    }
+                };
+                self.found[slot] = Some((level, i as u32));
                 i
             }
         };
+        debug_assert_eq!(self.parts[i].0, level, "a stale memo of a level's counters");
         &mut self.parts[i].1
     }
 }
@@ -757,6 +773,57 @@ mod tests {
         assert_eq!(parts[2][1]["vmexits_by_reason"]["HLT"], 1);
         let back: Stats = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(serde_json::to_value(&back).unwrap(), json);
+    }
+
+    /// A part inserted before a remembered one (L1's counters added after
+    /// an L2's) leaves no stale memo behind.
+    #[test]
+    fn inserting_a_level_moves_the_memo() {
+        let mut l = Levels::default();
+        let l2 = Level::L2 { control: 0x5000 };
+        l.part(l2).entries = 7;
+        l.part(Level::L1).entries = 1;
+        assert_eq!(l.part(l2).entries, 7);
+        assert_eq!(l.parts[0].0, Level::L1);
+    }
+
+    proptest::proptest! {
+        /// Whatever order the levels are entered in (L2s of several VMCSs,
+        /// new ones inserted before remembered ones), each level's entries
+        /// and exits land in its own counters: the memo of where
+        /// `Levels::part` found them never points at another level's.
+        #[test]
+        fn level_counters_follow_their_level(
+            controls in proptest::collection::vec(0u64..5, 1..40),
+        ) {
+            let mut m = Machine::new(MachineConfig {
+                mem_bytes: 1 << 20,
+                ..Default::default()
+            });
+            let mut model: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+            for c in &controls {
+                let control = 0x1000 * (5 - c);
+                m.switch_level(Level::L2 { control }, Some(1));
+                m.count_vmexit("VMCALL");
+                m.switch_level(Level::L1, None);
+                let e = model.entry(control).or_default();
+                e.0 += 1;
+                e.1 += 1;
+            }
+            let l = &m.stats.levels;
+            let got: BTreeMap<u64, (u64, u64)> = l
+                .parts
+                .iter()
+                .filter_map(|(level, c)| match level {
+                    Level::L2 { control } => Some((*control, (c.entries, c.vmexits))),
+                    Level::L1 => None,
+                })
+                .collect();
+            proptest::prop_assert_eq!(got, model);
+            let l1 = &l.parts[0];
+            proptest::prop_assert_eq!(l1.0, Level::L1);
+            proptest::prop_assert_eq!(l1.1.entries, controls.len() as u64);
+        }
     }
 
     #[test]
