@@ -10,7 +10,7 @@
 //! so the same image ends a run on every emulator the comparison drives.
 
 use guestkit::svm as ksvm;
-use guestkit::vmx::{vmor, vmw_reg, VmxCase, VmxSuite};
+use guestkit::vmx::{vmor, VmxCase, VmxSuite};
 use guestkit::{Asm, AsmResult, Program};
 use iced_x86::code_asm::*;
 use vmx_model::controls::Proc2Controls as P2;
@@ -151,49 +151,12 @@ pub fn memory_npt(rounds: u64) -> Program {
     svm_guest(move |a| memory_loop(a, rounds), |_| Ok(()))
 }
 
-/// (e) L2 does `calls` VMCALLs; L1's exit handler reads the guest RIP and
-/// the instruction length, writes RIP past the VMCALL and resumes (VPID 1).
+/// (e) [`VmxCase::vmcall_loop`] with VPID 1: L2 does `calls` VMCALLs; L1's
+/// exit handler reads the guest RIP and the instruction length, writes RIP
+/// past the VMCALL and resumes.
 pub fn vmcall_loop(calls: u64) -> Program {
     let mut s = VmxSuite::new();
-    s.push(
-        VmxCase::guest("VMCALL loop", move |a, _| {
-            let mut lp = a.label();
-            a.xor(r14d, r14d)?;
-            a.mov(r15, calls)?;
-            a.set(&mut lp)?;
-            a.vmcall()?;
-            a.dec(r15)?;
-            a.jnz(lp.l)?;
-            a.mov(r14d, 1i32)
-        })
-        .setup(move |a, rt| {
-            // HOST_RIP: the lean handler; the final VMCALL (R14 = 1) goes to
-            // the kit's recording handler.
-            let mut lean = a.label();
-            let mut over = a.label();
-            a.jmp(over.l)?;
-            a.set(&mut lean)?;
-            a.cmp(r14d, 1i32)?;
-            a.je(rt.exit_handler.l)?;
-            a.mov(edx, F::GuestRip.encoding())?;
-            a.vmread(rax, rdx)?;
-            a.mov(edx, F::ExitInstructionLength.encoding())?;
-            a.vmread(rcx, rdx)?;
-            a.add(rax, rcx)?;
-            a.mov(edx, F::GuestRip.encoding())?;
-            a.vmwrite(rdx, rax)?;
-            a.vmresume()?;
-            a.ud2()?;
-            a.set(&mut over)?;
-            a.lea(rax, ptr(lean.l))?;
-            vmw_reg(a, F::HostRip, rax)?;
-            vmor(
-                a,
-                F::SecondaryProcBasedControls,
-                P2::ENABLE_VPID.bits() as u64,
-            )
-        }),
-    );
+    s.push(VmxCase::vmcall_loop(calls, true));
     let mut p = s.into_program();
     p.body64(|a, _| bochs_shutdown(a));
     p

@@ -5,13 +5,10 @@
 
 mod vmx_common;
 
-use guestkit::vmx::{vmor, vmw_reg, VmxCase};
-use iced_x86::code_asm::*;
+use guestkit::vmx::VmxCase;
 use std::time::Instant;
 use testsuites::config;
 use vmx_common::*;
-use vmx_model::controls::Proc2Controls as P2;
-use vmx_model::Field as F;
 
 const CALLS: u64 = 200_000;
 
@@ -29,46 +26,7 @@ fn vmcall_round_trips_per_second() {
 fn measure(vpid: bool) {
     let mut t = Table::default();
     t.case(
-        VmxCase::guest("VMCALL loop", |a, _| {
-            let mut lp = a.label();
-            a.xor(r14d, r14d)?;
-            a.mov(r15, CALLS)?;
-            a.set(&mut lp)?;
-            a.vmcall()?;
-            a.dec(r15)?;
-            a.jnz(lp.l)?;
-            a.mov(r14d, 1i32)
-        })
-        .setup(move |a, rt| {
-            // HOST_RIP: a minimal handler; the final VMCALL (R14 = 1) goes
-            // to the kit's recording handler.
-            let mut lean = a.label();
-            let mut over = a.label();
-            a.jmp(over.l)?;
-            a.set(&mut lean)?;
-            a.cmp(r14d, 1i32)?;
-            a.je(rt.exit_handler.l)?;
-            a.mov(edx, F::GuestRip.encoding())?;
-            a.vmread(rax, rdx)?;
-            a.mov(edx, F::ExitInstructionLength.encoding())?;
-            a.vmread(rcx, rdx)?;
-            a.add(rax, rcx)?;
-            a.mov(edx, F::GuestRip.encoding())?;
-            a.vmwrite(rdx, rax)?;
-            a.vmresume()?;
-            a.ud2()?;
-            a.set(&mut over)?;
-            a.lea(rax, ptr(lean.l))?;
-            vmw_reg(a, F::HostRip, rax)?;
-            if vpid {
-                vmor(
-                    a,
-                    F::SecondaryProcBasedControls,
-                    P2::ENABLE_VPID.bits() as u64,
-                )?;
-            }
-            Ok(())
-        }),
+        VmxCase::vmcall_loop(CALLS, vpid),
         vec![reason(0, 18), gpr(15, 0)],
     );
     let mut cfg = config();

@@ -60,153 +60,97 @@ const SKYLAKE_SERVER: &[Feature] = &[F::Pku, F::Pdpe1gb];
 /// Ice Lake server.
 const ICELAKE: &[Feature] = &[F::Umip, F::Rdpid, F::La57];
 
-/// One QEMU model: name, vendor, CPUID.1:EAX signature, feature groups.
+/// The feature groups in the order the models build on them: a model has
+/// every group up to its newest (see [`Model`]).
+#[derive(Clone, Copy)]
+enum Group {
+    Qemu64,
+    Nehalem,
+    SandyBridge,
+    IvyBridge,
+    Haswell,
+    Broadwell,
+    Skylake,
+    SkylakeServer,
+    Icelake,
+}
+
+/// The groups' features, indexed by [`Group`].
+const GROUPS: [&[Feature]; 9] = [
+    QEMU64,
+    NEHALEM,
+    SANDYBRIDGE,
+    IVYBRIDGE,
+    HASWELL,
+    BROADWELL,
+    SKYLAKE,
+    SKYLAKE_SERVER,
+    ICELAKE,
+];
+const _: () = assert!(GROUPS.len() == Group::Icelake as usize + 1);
+
+/// One QEMU model: name, vendor, CPUID.1:EAX signature, and its features:
+/// every group up to `through`, plus `plus` (the AMD models take Ice Lake's
+/// group without Skylake-Server's).
 struct Model {
     name: &'static str,
     vendor: Vendor,
     signature: u32,
-    groups: &'static [&'static [Feature]],
+    through: Group,
+    plus: &'static [Feature],
 }
 
-const MODELS: &[Model] = &[
-    Model {
-        name: "qemu64",
-        vendor: Vendor::Amd,
-        signature: 0x0006_0fb1,
-        groups: &[QEMU64],
-    },
-    Model {
-        name: "kvm64",
-        vendor: Vendor::Intel,
-        signature: 0x0000_0f61,
-        groups: &[QEMU64],
-    },
-    Model {
-        name: "Nehalem",
-        vendor: Vendor::Intel,
-        signature: 0x0001_06a2,
-        groups: &[QEMU64, NEHALEM],
-    },
-    Model {
-        name: "Westmere",
-        vendor: Vendor::Intel,
-        signature: 0x0002_06c1,
-        groups: &[QEMU64, NEHALEM],
-    },
-    Model {
-        name: "SandyBridge",
-        vendor: Vendor::Intel,
-        signature: 0x0002_06a1,
-        groups: &[QEMU64, NEHALEM, SANDYBRIDGE],
-    },
-    Model {
-        name: "IvyBridge",
-        vendor: Vendor::Intel,
-        signature: 0x0003_06a9,
-        groups: &[QEMU64, NEHALEM, SANDYBRIDGE, IVYBRIDGE],
-    },
-    Model {
-        name: "Haswell",
-        vendor: Vendor::Intel,
-        signature: 0x0003_06c1,
-        groups: &[QEMU64, NEHALEM, SANDYBRIDGE, IVYBRIDGE, HASWELL],
-    },
-    Model {
-        name: "Broadwell",
-        vendor: Vendor::Intel,
-        signature: 0x0003_06d2,
-        groups: &[QEMU64, NEHALEM, SANDYBRIDGE, IVYBRIDGE, HASWELL, BROADWELL],
-    },
-    Model {
-        name: "Skylake-Client",
-        vendor: Vendor::Intel,
-        signature: 0x0005_06e3,
-        groups: &[
-            QEMU64,
-            NEHALEM,
-            SANDYBRIDGE,
-            IVYBRIDGE,
-            HASWELL,
-            BROADWELL,
-            SKYLAKE,
-        ],
-    },
-    Model {
-        name: "Skylake-Server",
-        vendor: Vendor::Intel,
-        signature: 0x0005_0654,
-        groups: &[
-            QEMU64,
-            NEHALEM,
-            SANDYBRIDGE,
-            IVYBRIDGE,
-            HASWELL,
-            BROADWELL,
-            SKYLAKE,
-            SKYLAKE_SERVER,
-        ],
-    },
-    Model {
-        name: "Cascadelake-Server",
-        vendor: Vendor::Intel,
-        signature: 0x0005_0656,
-        groups: &[
-            QEMU64,
-            NEHALEM,
-            SANDYBRIDGE,
-            IVYBRIDGE,
-            HASWELL,
-            BROADWELL,
-            SKYLAKE,
-            SKYLAKE_SERVER,
-        ],
-    },
-    Model {
-        name: "Icelake-Server",
-        vendor: Vendor::Intel,
-        signature: 0x0006_06a6,
-        groups: &[
-            QEMU64,
-            NEHALEM,
-            SANDYBRIDGE,
-            IVYBRIDGE,
-            HASWELL,
-            BROADWELL,
-            SKYLAKE,
-            SKYLAKE_SERVER,
-            ICELAKE,
-        ],
-    },
-    Model {
-        name: "EPYC",
-        vendor: Vendor::Amd,
-        signature: 0x0080_0f12,
-        groups: &[
-            QEMU64,
-            NEHALEM,
-            SANDYBRIDGE,
-            IVYBRIDGE,
-            HASWELL,
-            BROADWELL,
-            SKYLAKE,
-        ],
-    },
-    Model {
-        name: "EPYC-Rome",
-        vendor: Vendor::Amd,
-        signature: 0x0083_0f10,
-        groups: &[
-            QEMU64,
-            NEHALEM,
-            SANDYBRIDGE,
-            IVYBRIDGE,
-            HASWELL,
-            BROADWELL,
-            SKYLAKE,
-            ICELAKE,
-        ],
-    },
-];
+impl Model {
+    /// A model whose features are every group up to `through`.
+    const fn new(name: &'static str, vendor: Vendor, signature: u32, through: Group) -> Self {
+        Self {
+            name,
+            vendor,
+            signature,
+            through,
+            plus: &[],
+        }
+    }
+
+    /// The model with `features` beyond its groups.
+    const fn plus(self, features: &'static [Feature]) -> Self {
+        Self {
+            plus: features,
+            ..self
+        }
+    }
+
+    /// Its features as listed, before the vendor's own adjustments.
+    fn features(&self) -> FeatureSet {
+        GROUPS[..=self.through as usize]
+            .iter()
+            .chain([&self.plus])
+            .flat_map(|g| g.iter().copied())
+            .collect()
+    }
+}
+
+/// The QEMU models nestemu maps, in `-cpu help` order.
+const MODELS: &[Model] = {
+    use Group as G;
+    use Vendor::{Amd, Intel};
+    &[
+        Model::new("qemu64", Amd, 0x0006_0fb1, G::Qemu64),
+        Model::new("kvm64", Intel, 0x0000_0f61, G::Qemu64),
+        Model::new("Nehalem", Intel, 0x0001_06a2, G::Nehalem),
+        Model::new("Westmere", Intel, 0x0002_06c1, G::Nehalem),
+        Model::new("SandyBridge", Intel, 0x0002_06a1, G::SandyBridge),
+        Model::new("IvyBridge", Intel, 0x0003_06a9, G::IvyBridge),
+        Model::new("Haswell", Intel, 0x0003_06c1, G::Haswell),
+        Model::new("Broadwell", Intel, 0x0003_06d2, G::Broadwell),
+        Model::new("Skylake-Client", Intel, 0x0005_06e3, G::Skylake),
+        Model::new("Skylake-Server", Intel, 0x0005_0654, G::SkylakeServer),
+        Model::new("Cascadelake-Server", Intel, 0x0005_0656, G::SkylakeServer),
+        Model::new("Icelake-Server", Intel, 0x0006_06a6, G::Icelake),
+        Model::new("EPYC", Amd, 0x0080_0f12, G::Skylake),
+        Model::new("EPYC-Rome", Amd, 0x0083_0f10, G::Skylake).plus(ICELAKE),
+    ]
+};
 
 /// QEMU feature names nestemu knows but does not model (so `-name` is a
 /// no-op and `+name` an error), beyond the CPUID table's own names.
@@ -254,7 +198,6 @@ const KNOWN_UNMODELLED: &[&str] = &[
     "vgif",
     "vnmi",
     "x2avic",
-    "vmcb-clean",
     "skinit",
     "wdt",
     "ibs",
@@ -341,11 +284,7 @@ fn base_model(name: &str) -> Option<CpuModel> {
     };
     m.name = q.name.into();
     m.signature = q.signature;
-    m.features = q
-        .groups
-        .iter()
-        .flat_map(|g| g.iter().copied())
-        .collect::<FeatureSet>();
+    m.features = q.features();
     match q.vendor {
         Vendor::Intel => {
             m.features.remove(&F::Svm);
@@ -424,8 +363,11 @@ fn set_phys_bits(m: &mut CpuModel, v: &str) -> Result<(), String> {
 }
 
 fn set_feature(m: &mut CpuModel, name: &str, on: bool) -> Result<(), String> {
-    match Feature::by_name(name) {
-        Some(f) if on && !f.implemented() => Err(format!(
+    let feature = Feature::by_name(name);
+    let known = feature.is_some() || KNOWN_UNMODELLED.contains(&name) || known_prefix(name);
+    match feature {
+        _ if !known => Err(format!("-cpu: unknown CPU feature '{name}'")),
+        _ if on && !feature.is_some_and(|f| f.implemented()) => Err(format!(
             "-cpu +{name}: CPU feature '{name}' is not implemented by nestemu (advertising it would make kernels use it)"
         )),
         Some(f) => {
@@ -436,16 +378,7 @@ fn set_feature(m: &mut CpuModel, name: &str, on: bool) -> Result<(), String> {
             }
             Ok(())
         }
-        None if KNOWN_UNMODELLED.contains(&name) || known_prefix(name) => {
-            if on {
-                Err(format!(
-                    "-cpu +{name}: CPU feature '{name}' is not implemented by nestemu (advertising it would make kernels use it)"
-                ))
-            } else {
-                Ok(())
-            }
-        }
-        None => Err(format!("-cpu: unknown CPU feature '{name}'")),
+        None => Ok(()),
     }
 }
 

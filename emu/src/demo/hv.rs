@@ -1,6 +1,7 @@
 //! What the demo's two L1 hypervisors (AMD-V in [`super::svm`], VT-x in
 //! [`super::vmx`]) share: the guest's memory map, the nested tables (NPT or
-//! EPT format) and the shadow-paging software TLB.
+//! EPT format), the shadow-paging software TLB, and the work as their guest
+//! ([`work_guest`]).
 //!
 //! Guest memory is the hypervisor's own, except the data region:
 //! guest-physical [`DATA_GPA`]..+32 MiB lives at [`HOST_DATA`] in host
@@ -16,8 +17,8 @@
 //! the processor would have. A CR3 load drops every shadow entry (the guest's
 //! TLB entries would go too); INVLPG drops those of the address's 2 MiB.
 
-use super::work::{DATA_GPA, MAX_DATA};
-use guestkit::{Asm, AsmResult, Label};
+use super::work::{self, Work, DATA_GPA, MAX_DATA};
+use guestkit::{Asm, AsmResult, Label, Rt64};
 use iced_x86::code_asm::*;
 
 /// Where the data region lives in host memory.
@@ -43,6 +44,54 @@ const POOL_END: u64 = 0xf0_0000;
 pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 /// RAM the demo machines need (the data region's host copy ends at 160 MiB).
 pub const MEM_BYTES: u64 = 192 << 20;
+
+/// What tells the two hypervisors apart in the code they share.
+#[derive(Clone, Copy, Debug)]
+pub struct Flavour {
+    /// The extension, in the hypervisor's messages: "VT-x", "AMD-V".
+    pub name: &'static str,
+    /// Its nested paging, in the messages: "EPT", "nested paging".
+    pub nested: &'static str,
+    /// The guest's call to the hypervisor that says it is done: VMCALL
+    /// (SDM Vol. 3C 26.1.2) or VMMCALL (APM Vol. 3, "VMMCALL").
+    pub hypercall: fn(&mut Asm) -> AsmResult,
+}
+
+/// The guest of `hv`'s `hypervisor_for` that does `w`: the hypervisor says
+/// how it runs it, builds the work's tables, and the guest's code is the
+/// work, then the hypercall ("done").
+pub fn work_guest(
+    hv: Flavour,
+    w: Work,
+    paging: Paging,
+) -> impl Fn(&mut Asm, &Rt64) -> Result<Label, IcedError> + 'static {
+    move |a, rt| {
+        work::print(
+            a,
+            rt,
+            &format!(
+                "L1: {} hypervisor, starting the work as an L2 guest with ",
+                hv.name
+            ),
+        )?;
+        let paging = match paging {
+            Paging::Nested => hv.nested,
+            Paging::Shadow => "shadow paging",
+        };
+        work::print(a, rt, &format!("{paging}\nL2:"))?;
+        work::build_tables(a, &w)?;
+        let work_fn = work::emit(a, rt, &w)?;
+        let mut l2 = a.label();
+        let mut over = a.label();
+        a.jmp(over.l)?;
+        a.set(&mut l2)?;
+        a.call(work_fn.l)?;
+        (hv.hypercall)(a)?;
+        a.hlt()?;
+        a.set(&mut over)?;
+        Ok(l2)
+    }
+}
 
 /// How the hypervisor virtualizes the guest's paging.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -203,19 +203,7 @@ pub fn program(vendor: Vendor, setup: Setup, w: Work) -> Program {
 /// The work as the kernel itself.
 fn native(w: Work) -> Program {
     let mut p = Program::new();
-    p.body64(move |a, rt| {
-        use iced_x86::code_asm::*;
-        work::print(a, rt, "native:")?;
-        work::build_tables(a, &w)?;
-        let f = work::emit(a, rt, &w)?;
-        a.mov(rax, cr3)?;
-        a.push(rax)?;
-        a.mov(eax, work::WORK_PML4 as i32)?;
-        a.mov(cr3, rax)?;
-        a.call(f.l)?;
-        a.pop(rax)?;
-        a.mov(cr3, rax)
-    });
+    p.body64(move |a, rt| work::run_here(a, rt, &w, "native:"));
     p
 }
 

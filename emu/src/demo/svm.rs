@@ -26,7 +26,10 @@
 //! VMCB holds) are saved to [`GREGS`] after every #VMEXIT and reloaded
 //! before every VMRUN.
 
-use super::hv::{build_nested, greg, NestedFormat, Shadow, GUEST_CR3, NESTED_ROOT, SHADOW_ROOT};
+use super::hv::{
+    build_nested, greg, work_guest, Flavour, NestedFormat, Shadow, GUEST_CR3, NESTED_ROOT,
+    SHADOW_ROOT,
+};
 pub use super::hv::{Paging, GREGS, MEM_BYTES};
 use super::work::{self, Work, WORK_PML4};
 use guestkit::layout::{var, VARS};
@@ -39,26 +42,16 @@ use svm_model::{ExitCode as X, VmcbField as F};
 /// The guest's ASID.
 const ASID: i32 = 1;
 
+/// The AMD-V side of what the two hypervisors share.
+const FLAVOUR: Flavour = Flavour {
+    name: "AMD-V",
+    nested: "nested paging",
+    hypercall: |a| a.vmmcall(),
+};
+
 /// The L1 hypervisor running `w` as its guest.
 pub fn hypervisor(w: Work, paging: Paging) -> Program {
-    hypervisor_for(paging, WORK_PML4, move |a, rt| {
-        work::print(
-            a,
-            rt,
-            "L1: AMD-V hypervisor, starting the work as an L2 guest with ",
-        )?;
-        work::print(
-            a,
-            rt,
-            match paging {
-                Paging::Nested => "nested paging\nL2:",
-                Paging::Shadow => "shadow paging\nL2:",
-            },
-        )?;
-        work::build_tables(a, &w)?;
-        let work_fn = work::emit(a, rt, &w)?;
-        l2_entry(a, &work_fn)
-    })
+    hypervisor_for(paging, WORK_PML4, work_guest(FLAVOUR, w, paging))
 }
 
 /// The L1 hypervisor running the guest `guest` emits: its code builds the
@@ -98,35 +91,18 @@ pub fn hypervisor_alone(w: Work) -> Program {
     p.body64(move |a, rt| {
         let mut s = Svm::new(a);
         s.enable(a)?;
-        work::print(a, rt, "L1: AMD-V hypervisor, doing the work itself\nL1:")?;
-        work::build_tables(a, &w)?;
-        let work_fn = work::emit(a, rt, &w)?;
-        a.mov(rax, cr3)?;
-        a.push(rax)?;
-        a.mov(eax, WORK_PML4 as i32)?;
-        a.mov(cr3, rax)?;
-        a.call(work_fn.l)?;
-        a.pop(rax)?;
-        a.mov(cr3, rax)?;
+        work::run_here(
+            a,
+            rt,
+            &w,
+            "L1: AMD-V hypervisor, doing the work itself\nL1:",
+        )?;
         let mut over = a.label();
         a.jmp(over.l)?;
         s.emit(a)?;
         a.set(&mut over)
     });
     p
-}
-
-/// The L2 guest's code: the work, then VMMCALL ("done").
-pub fn l2_entry(a: &mut Asm, work_fn: &Label) -> Result<Label, IcedError> {
-    let mut l2 = a.label();
-    let mut over = a.label();
-    a.jmp(over.l)?;
-    a.set(&mut l2)?;
-    a.call(work_fn.l)?;
-    a.vmmcall()?;
-    a.hlt()?;
-    a.set(&mut over)?;
-    Ok(l2)
 }
 
 /// The guest's VMCB: the kit's template, the work's entry, the intercepts

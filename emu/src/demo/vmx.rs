@@ -22,7 +22,9 @@
 //! registers are saved to [`GREGS`] at every exit and reloaded before every
 //! VMRESUME.
 
-use super::hv::{build_nested, greg, NestedFormat, Shadow, GPRS, GUEST_CR3, NESTED_ROOT};
+use super::hv::{
+    build_nested, greg, work_guest, Flavour, NestedFormat, Shadow, GPRS, GUEST_CR3, NESTED_ROOT,
+};
 pub use super::hv::{Paging, GREGS, SCRATCH, SHADOW_ROOT};
 use super::work::{self, Work, WORK_PML4};
 use guestkit::layout::{var, VARS};
@@ -43,26 +45,16 @@ const VMCALL: i32 = 18;
 const CR_ACCESS: i32 = 28;
 const IO_INSTRUCTION: i32 = 30;
 
+/// The VT-x side of what the two hypervisors share.
+const FLAVOUR: Flavour = Flavour {
+    name: "VT-x",
+    nested: "EPT",
+    hypercall: |a| a.vmcall(),
+};
+
 /// The L1 hypervisor running `w` as its guest.
 pub fn hypervisor(w: Work, paging: Paging) -> Program {
-    hypervisor_for(paging, WORK_PML4, move |a, rt| {
-        work::print(
-            a,
-            rt,
-            "L1: VT-x hypervisor, starting the work as an L2 guest with ",
-        )?;
-        work::print(
-            a,
-            rt,
-            match paging {
-                Paging::Nested => "EPT\nL2:",
-                Paging::Shadow => "shadow paging\nL2:",
-            },
-        )?;
-        work::build_tables(a, &w)?;
-        let work_fn = work::emit(a, rt, &w)?;
-        l2_entry(a, &work_fn)
-    })
+    hypervisor_for(paging, WORK_PML4, work_guest(FLAVOUR, w, paging))
 }
 
 /// The same work done by the hypervisor itself, in VMX root operation,
@@ -72,16 +64,7 @@ pub fn hypervisor_alone(w: Work) -> Program {
     p.body64(move |a, rt| {
         let mut v = VmxRt::new(a);
         a.call(v.init.l)?;
-        work::print(a, rt, "L1: VT-x hypervisor, doing the work itself\nL1:")?;
-        work::build_tables(a, &w)?;
-        let work_fn = work::emit(a, rt, &w)?;
-        a.mov(rax, cr3)?;
-        a.push(rax)?;
-        a.mov(eax, WORK_PML4 as i32)?;
-        a.mov(cr3, rax)?;
-        a.call(work_fn.l)?;
-        a.pop(rax)?;
-        a.mov(cr3, rax)?;
+        work::run_here(a, rt, &w, "L1: VT-x hypervisor, doing the work itself\nL1:")?;
         a.vmxoff()?;
         let mut over = a.label();
         a.jmp(over.l)?;
@@ -89,19 +72,6 @@ pub fn hypervisor_alone(w: Work) -> Program {
         a.set(&mut over)
     });
     p
-}
-
-/// The L2 guest's code: the work, then VMCALL ("done").
-pub fn l2_entry(a: &mut Asm, work_fn: &Label) -> Result<Label, IcedError> {
-    let mut l2 = a.label();
-    let mut over = a.label();
-    a.jmp(over.l)?;
-    a.set(&mut l2)?;
-    a.call(work_fn.l)?;
-    a.vmcall()?;
-    a.hlt()?;
-    a.set(&mut over)?;
-    Ok(l2)
 }
 
 /// The L1 hypervisor running the guest `guest` emits (see

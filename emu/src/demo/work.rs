@@ -134,6 +134,22 @@ pub fn build_tables(a: &mut Asm, w: &Work) -> AsmResult {
     a.jb(lp.l)
 }
 
+/// Emits code that does the work where it stands, with no guest: prints
+/// `announce`, builds the work's tables, calls the work on them and puts
+/// the caller's CR3 back (the native run and the hypervisors' "L1 alone").
+pub fn run_here(a: &mut Asm, rt: &Rt64, w: &Work, announce: &str) -> AsmResult {
+    print(a, rt, announce)?;
+    build_tables(a, w)?;
+    let work_fn = emit(a, rt, w)?;
+    a.mov(rax, cr3)?;
+    a.push(rax)?;
+    a.mov(eax, WORK_PML4 as i32)?;
+    a.mov(cr3, rax)?;
+    a.call(work_fn.l)?;
+    a.pop(rax)?;
+    a.mov(cr3, rax)
+}
+
 /// Emits a string inline (jumped over) and prints it.
 pub fn print(a: &mut Asm, rt: &Rt64, text: &str) -> AsmResult {
     let mut msg = a.label();

@@ -333,7 +333,8 @@ fn call_gate(m: &mut Machine, sel: Selector, d: Descriptor) -> Flow {
                 fault_code: 0,
             }
         } else {
-            m.tss_stack_for_call(new_cpl)?
+            // Not an event: EXT = 0 in the error codes.
+            m.inner_stack(new_cpl, false)?
         };
         let mut args = Vec::new();
         if !lma {
@@ -363,52 +364,6 @@ fn call_gate(m: &mut Machine, sel: Selector, d: Descriptor) -> Flow {
 }
 
 impl Machine {
-    /// The inner stack for a call-gate privilege change from a 16- or 32-bit
-    /// TSS, with the #TS/#SS checks of SDM Vol. 2A CALL.
-    fn tss_stack_for_call(&mut self, new_cpl: u8) -> Result<NewStack, Event> {
-        let tr = self.cpu.sys.tr;
-        let tss32 = matches!(tr.attr.typ(), 9 | 11);
-        let (sp_off, ss_off, sp_size) = if tss32 {
-            (4 + 8 * new_cpl as u64, 8 + 8 * new_cpl as u64, 4)
-        } else {
-            (2 + 4 * new_cpl as u64, 4 + 4 * new_cpl as u64, 2)
-        };
-        let tr_code = sel_code(tr.selector, false);
-        if ss_off + 1 > tr.limit as u64 {
-            return Err(Event::ts(tr_code));
-        }
-        let sp = self.read_linear(
-            tr.base.wrapping_add(sp_off) & 0xffff_ffff,
-            sp_size,
-            Privilege::System,
-        )?;
-        let ss = Selector(self.read_linear(
-            tr.base.wrapping_add(ss_off) & 0xffff_ffff,
-            2,
-            Privilege::System,
-        )? as u16);
-        let code = sel_code(ss, false);
-        if ss.is_null() || self.descriptor_address(ss).is_none() {
-            return Err(Event::ts(code));
-        }
-        let d = self.read_descriptor(ss, false)?;
-        let ar = d.access_rights();
-        if ss.rpl() != new_cpl || ar.dpl() != new_cpl || !ar.writable() {
-            return Err(Event::ts(code));
-        }
-        if !ar.present() {
-            return Err(Event::ss(code));
-        }
-        self.set_descriptor_accessed(ss, d)?;
-        Ok(NewStack {
-            ss: d.with_accessed().to_cache(ss),
-            sp,
-            long: false,
-            cpl: new_cpl,
-            fault_code: code,
-        })
-    }
-
     /// Validates a return CS for RETF/IRET (SDM Vol. 2B RET "PROTECTED-MODE"):
     /// RPL >= CPL, conforming DPL <= RPL, nonconforming DPL = RPL, present.
     fn return_code_segment(&mut self, sel: Selector) -> Result<SegmentCache, Event> {

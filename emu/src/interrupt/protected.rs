@@ -138,9 +138,11 @@ impl Machine {
         Ok((cache, new_cpl))
     }
 
-    /// The inner-level stack from the TSS for `new_cpl`, with the checks of
-    /// SDM Vol. 2A INT n "INTER-PRIVILEGE-LEVEL-INTERRUPT".
-    fn inner_stack(&mut self, new_cpl: u8, ext: bool) -> Result<NewStack, Event> {
+    /// The inner-level stack from a 16- or 32-bit TSS for `new_cpl`, with
+    /// the #TS/#SS checks of SDM Vol. 2A INT n "INTER-PRIVILEGE-LEVEL-INTERRUPT"
+    /// (`ext`: the event is external) and CALL through a call gate to a more
+    /// privileged level (the same checks, EXT = 0).
+    pub(crate) fn inner_stack(&mut self, new_cpl: u8, ext: bool) -> Result<NewStack, Event> {
         let tr = self.cpu.sys.tr;
         let tr_code = sel_code(tr.selector, ext);
         let tss32 = matches!(tr.attr.typ(), 9 | 11);

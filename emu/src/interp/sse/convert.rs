@@ -175,9 +175,10 @@ pub fn cvts2si<const DOUBLE: bool, const T: bool>(m: &mut Machine, i: &Instructi
     Ok(())
 }
 
-/// CVTPI2PS: two doublewords of an MMX register or m64 to the low singles.
-/// Only the register form touches the MMX state.
-pub fn cvtpi2ps(m: &mut Machine, i: &Instruction) -> Flow {
+/// CVTPI2PS, CVTPI2PD: two doublewords of an MMX register or m64 to the
+/// low singles (rounded under MXCSR) or to doubles (exact: nothing to
+/// raise). Only the register form touches the MMX state.
+pub fn cvtpi2p<const DOUBLE: bool>(m: &mut Machine, i: &Instruction) -> Flow {
     let mmx = i.op_kind(1) == OpKind::Register;
     let src = if mmx {
         sse_mmx_check(m)?;
@@ -187,33 +188,21 @@ pub fn cvtpi2ps(m: &mut Machine, i: &Instruction) -> Flow {
         m.read_mem_op(i, 8)?
     };
     let mut env = m.fp_env();
-    let r0 = fp::from_int::<F32>(&mut env, src as u32 as i32 as i64);
-    let r1 = fp::from_int::<F32>(&mut env, (src >> 32) as u32 as i32 as i64);
+    let v = [src as u32 as i32 as i64, (src >> 32) as u32 as i32 as i64];
+    let (mask, r) = if DOUBLE {
+        (
+            u128::MAX,
+            from_q(v.map(|v| fp::from_int::<F64>(&mut env, v))),
+        )
+    } else {
+        let [r0, r1] = v.map(|v| fp::from_int::<F32>(&mut env, v));
+        (LO64, (r1 << 32 | r0) as u128)
+    };
     if mmx {
         m.mmx_enter();
     }
     m.mxcsr_commit(&env)?;
-    merge(m, i, LO64, (r1 << 32 | r0) as u128);
-    Ok(())
-}
-
-/// CVTPI2PD: two doublewords of an MMX register or m64 to doubles.
-pub fn cvtpi2pd(m: &mut Machine, i: &Instruction) -> Flow {
-    let mmx = i.op_kind(1) == OpKind::Register;
-    let src = if mmx {
-        sse_mmx_check(m)?;
-        m.mm(mm_n(i.op1_register()))
-    } else {
-        sse_check(m)?;
-        m.read_mem_op(i, 8)?
-    };
-    let mut env = m.fp_env();
-    let r0 = fp::from_int::<F64>(&mut env, src as u32 as i32 as i64);
-    let r1 = fp::from_int::<F64>(&mut env, (src >> 32) as u32 as i32 as i64);
-    if mmx {
-        m.mmx_enter();
-    }
-    merge(m, i, u128::MAX, from_q([r0, r1]));
+    merge(m, i, mask, r);
     Ok(())
 }
 

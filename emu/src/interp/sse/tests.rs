@@ -201,6 +201,58 @@ fn scalar_forms_keep_upper_lanes() {
     assert_eq!(m.cpu.fpu.xmm[0], 0x4080_0000);
 }
 
+/// CVTPI2PS rounds under MXCSR and keeps the upper half of the destination;
+/// CVTPI2PD is exact and writes all of it; each enters the MMX state from a
+/// register source only (SDM Vol. 2A CVTPI2PS, CVTPI2PD).
+#[test]
+fn cvtpi2ps_and_cvtpi2pd() {
+    let mut m = machine();
+    // 2^24 + 1 is inexact as a single, exact as a double.
+    let src = (0x0100_0001u64 << 32) | (-3i32 as u32 as u64);
+    m.set_mm(1, src);
+    m.load_phys(0x100, &src.to_le_bytes());
+    let upper = 0x1111_1111_2222_2222u128 << 64;
+    let singles = (16_777_216f32.to_bits() as u128) << 32 | (-3f32).to_bits() as u128;
+    let doubles = (16_777_217f64.to_bits() as u128) << 64 | (-3f64).to_bits() as u128;
+    // (instruction, XMM0 after, MXCSR after, x87 tags after)
+    let cases = [
+        (insn(|a| a.cvtpi2ps(xmm0, mm1)), upper | singles, 0x1fa0, 0),
+        (
+            insn(|a| a.cvtpi2ps(xmm0, qword_ptr(0x100))),
+            upper | singles,
+            0x1fa0,
+            0xffff,
+        ),
+        (insn(|a| a.cvtpi2pd(xmm0, mm1)), doubles, 0x1f80, 0),
+        (
+            insn(|a| a.cvtpi2pd(xmm0, qword_ptr(0x100))),
+            doubles,
+            0x1f80,
+            0xffff,
+        ),
+    ];
+    for (i, result, mxcsr, tags) in cases {
+        m.cpu.fpu.ftw = 0xffff;
+        m.cpu.fpu.mxcsr = 0x1f80;
+        m.cpu.fpu.xmm[0] = upper;
+        assert_eq!(vector(run(&mut m, &i)), None);
+        assert_eq!(m.cpu.fpu.xmm[0], result);
+        assert_eq!(m.cpu.fpu.mxcsr, mxcsr, "PE for singles only");
+        assert_eq!(m.cpu.fpu.ftw, tags);
+    }
+    // Precision unmasked: CVTPI2PS faults and leaves the destination, CVTPI2PD
+    // does not fault.
+    m.cpu.fpu.mxcsr = 0x1f80 & !(1 << 12);
+    m.cpu.fpu.xmm[0] = upper;
+    assert_eq!(
+        vector(run(&mut m, &insn(|a| a.cvtpi2ps(xmm0, mm1)))),
+        Some(Vector::XM)
+    );
+    assert_eq!(m.cpu.fpu.xmm[0], upper);
+    assert_eq!(vector(run(&mut m, &insn(|a| a.cvtpi2pd(xmm0, mm1)))), None);
+    assert_eq!(m.cpu.fpu.xmm[0], doubles);
+}
+
 mod fast_path {
     use super::super::farith::{Add, BinOp, Div, Mul, Sqrt, Sub};
     use super::super::fp::{self, flag, Env, Format, F32, F64};

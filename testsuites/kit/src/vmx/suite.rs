@@ -1,9 +1,10 @@
 //! VMX cases and the kit program that runs them in order.
 
-use super::{at, layout, rec, var, vmr, vmw_reg, VmxRt};
+use super::{at, layout, rec, var, vmor, vmr, vmw_reg, VmxRt};
 use crate::asm::{Asm, AsmResult};
 use crate::program::Program;
 use iced_x86::code_asm::*;
+use vmx_model::controls::Proc2Controls as P2;
 use vmx_model::Field as F;
 
 /// Case code: L1 setup, L2 guest, or L1 exit code.
@@ -74,6 +75,55 @@ impl VmxCase {
     pub fn on_exit(mut self, f: impl Fn(&mut Asm, &VmxRt) -> AsmResult + 'static) -> Self {
         self.on_exit = Some(Box::new(f));
         self
+    }
+
+    /// The VMCALL round trip, as a case: L2 does `calls` VMCALLs; L1's exit
+    /// handler reads the guest RIP and the VM-exit instruction length,
+    /// writes RIP past the VMCALL and resumes. The final VMCALL (R14 = 1)
+    /// goes to the kit's recording handler, so the case ends with exit
+    /// reason 18 (VMCALL) and R15 = 0. With `vpid`, L2 runs with VPID 1;
+    /// without, every VM entry and exit invalidates the TLB entries of
+    /// VPID 0 (SDM Vol. 3C 29.4.3.1).
+    pub fn vmcall_loop(calls: u64, vpid: bool) -> Self {
+        Self::guest("VMCALL loop", move |a, _| {
+            let mut lp = a.label();
+            a.xor(r14d, r14d)?;
+            a.mov(r15, calls)?;
+            a.set(&mut lp)?;
+            a.vmcall()?;
+            a.dec(r15)?;
+            a.jnz(lp.l)?;
+            a.mov(r14d, 1i32)
+        })
+        .setup(move |a, rt| {
+            // HOST_RIP: the lean handler.
+            let mut lean = a.label();
+            let mut over = a.label();
+            a.jmp(over.l)?;
+            a.set(&mut lean)?;
+            a.cmp(r14d, 1i32)?;
+            a.je(rt.exit_handler.l)?;
+            a.mov(edx, F::GuestRip.encoding())?;
+            a.vmread(rax, rdx)?;
+            a.mov(edx, F::ExitInstructionLength.encoding())?;
+            a.vmread(rcx, rdx)?;
+            a.add(rax, rcx)?;
+            a.mov(edx, F::GuestRip.encoding())?;
+            a.vmwrite(rdx, rax)?;
+            a.vmresume()?;
+            a.ud2()?;
+            a.set(&mut over)?;
+            a.lea(rax, ptr(lean.l))?;
+            vmw_reg(a, F::HostRip, rax)?;
+            if vpid {
+                vmor(
+                    a,
+                    F::SecondaryProcBasedControls,
+                    P2::ENABLE_VPID.bits() as u64,
+                )?;
+            }
+            Ok(())
+        })
     }
 }
 
