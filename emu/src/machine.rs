@@ -734,7 +734,6 @@ impl Machine {
     /// rather than ending after its first instruction. The boundary before
     /// that block is still checked in full ([`Machine::run_slice`]).
     pub(crate) fn raise(&mut self, ev: Event) -> Option<Stop> {
-        self.stop_block = false;
         let stop = match ev {
             Event::Stop(s) => Some(*s),
             Event::GuestExit => self.perform_guest_exit().err(),
