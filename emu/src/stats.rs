@@ -245,31 +245,34 @@ pub struct Levels {
     /// The translation context of the last guest left by a VM exit (for
     /// `explain-walk --level L2` after the run).
     pub last_guest: Option<(Level, mmu::TranslationContext)>,
-    /// Where [`Levels::part`] last found L1's counters (slot 0) and an
-    /// L2's (slot 1) in `parts`: the two alternate at every world switch,
-    /// so most lookups search nothing. Host-side (not saved); cleared when
-    /// a part is inserted, which moves the ones after it.
+    /// Where [`Levels::part`] last found an L2's counters in `parts` (L1's,
+    /// which sort first, are at index 0 once added): L1 and one L2
+    /// alternate at every world switch, so most lookups search nothing.
+    /// Host-side (not saved); cleared when a part is inserted, which moves
+    /// the ones after it.
     #[serde(skip)]
-    found: [Option<(Level, u32)>; 2],
+    last_l2: Option<(Level, u32)>,
 }
 
 impl Levels {
     /// The counters of `level`, added (empty) if it has none yet.
     #[inline]
     fn part(&mut self, level: Level) -> &mut LevelCounters {
-        let slot = matches!(level, Level::L2 { .. }) as usize;
-        let i = match self.found[slot] {
-            Some((l, i)) if l == level => i as usize,
+        let i = match (level, self.parts.first(), self.last_l2) {
+            (Level::L1, Some((Level::L1, _)), _) => 0,
+            (Level::L2 { .. }, _, Some((l, i))) if l == level => i as usize,
             _ => {
                 let i = match self.parts.binary_search_by(|(l, _)| l.cmp(&level)) {
                     Ok(i) => i,
                     Err(i) => {
                         self.parts.insert(i, (level, LevelCounters::default()));
-                        self.found = Default::default();
+                        self.last_l2 = None;
                         i
                     }
                 };
-                self.found[slot] = Some((level, i as u32));
+                if matches!(level, Level::L2 { .. }) {
+                    self.last_l2 = Some((level, i as u32));
+                }
                 i
             }
         };
