@@ -5,8 +5,9 @@
 //! RETF n goes back to the outer level, releasing the parameters on both
 //! stacks (Vol. 2A RET).
 
-use guestkit::layout::{rec, sel, var, GDT, TSS32, VARS};
-use guestkit::{Asm, AsmResult, Program};
+use guestkit::layout::{sel, var, GDT, TSS32, VARS};
+use guestkit::rt32::store_user32;
+use guestkit::Program;
 use iced_x86::code_asm::*;
 use testsuites::check::*;
 use testsuites::{config, run};
@@ -22,12 +23,6 @@ const STACK3: u64 = 0x80_2000;
 const SEEN: u64 = 0x80_2000;
 /// The kit's ESP while the case runs at CPL 3.
 const SAVED: u64 = VARS + var::TEST_DATA;
-
-fn store(a: &mut Asm, slot: u64, v: AsmMemoryOperand) -> AsmResult {
-    a.mov(ecx, v)?;
-    a.mov(ebx, dword_ptr(VARS + var::RECORD))?;
-    a.mov(dword_ptr(ebx + (rec::USER + 8 * slot) as i32), ecx)
-}
 
 #[test]
 fn call_gate_to_an_inner_level_switches_stacks() {
@@ -96,9 +91,9 @@ fn call_gate_to_an_inner_level_switches_stacks() {
         a.mov(esi, dword_ptr(SEEN + 0xc))?; // pushed CS
         a.mov(edi, dword_ptr(SEEN + 0x10))?; // the parameter
         a.mov(ebp, dword_ptr(SEEN + 0x14))?; // pushed ESP
-        store(a, 0, dword_ptr(SEEN + 0x18))?; // pushed SS
-        store(a, 1, dword_ptr(SEEN + 0x2c))?; // ESP after RETF 4
-        store(a, 2, dword_ptr(SEEN + 8))?; // pushed EIP
+        store_user32(a, 0, dword_ptr(SEEN + 0x18))?; // pushed SS
+        store_user32(a, 1, dword_ptr(SEEN + 0x2c))?; // ESP after RETF 4
+        store_user32(a, 2, dword_ptr(SEEN + 8))?; // pushed EIP
         a.mov(ecx, dword_ptr(STACK0 - 4))?; // SS, at the inner stack's top
         Ok(())
     });

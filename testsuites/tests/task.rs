@@ -2,7 +2,8 @@
 //! through the previous-task link, JMP, and an interrupt through a task gate,
 //! with the busy bits, NT and the link the SDM's table 7-2 prescribes.
 
-use guestkit::layout::{rec, sel, var, GDT, IDT32, VARS};
+use guestkit::layout::{sel, var, GDT, IDT32, VARS};
+use guestkit::rt32::store_user32;
 use guestkit::{Asm, AsmResult, Program};
 use iced_x86::code_asm::*;
 use testsuites::check::*;
@@ -46,12 +47,6 @@ fn setup(a: &mut Asm, entry: u64) -> AsmResult {
     a.mov(dword_ptr(MARK), 0i32)
 }
 
-fn store(a: &mut Asm, slot: u64, v: AsmMemoryOperand) -> AsmResult {
-    a.mov(ecx, v)?;
-    a.mov(ebx, dword_ptr(VARS + var::RECORD))?;
-    a.mov(dword_ptr(ebx + (rec::USER + 8 * slot) as i32), ecx)
-}
-
 #[test]
 fn task_switches() {
     let mut p = Program::new();
@@ -71,9 +66,9 @@ fn task_switches() {
         a.set(&mut back)?;
         a.mov(eax, dword_ptr(MARK))?;
         a.mov(edx, dword_ptr(MARK + 4))?;
-        store(a, 0, dword_ptr(TSS_B))?; // the back link
-        store(a, 1, dword_ptr(GDT + SEL_B as u64 + 4))?; // B's type after IRET
-        store(a, 2, dword_ptr(GDT + sel::TSS32 as u64 + 4))?; // A's type
+        store_user32(a, 0, dword_ptr(TSS_B))?; // the back link
+        store_user32(a, 1, dword_ptr(GDT + SEL_B as u64 + 4))?; // B's type after IRET
+        store_user32(a, 2, dword_ptr(GDT + sel::TSS32 as u64 + 4))?; // A's type
         a.str(si)
     });
     p.prot_case("jmp there and back", |a| {
@@ -92,8 +87,8 @@ fn task_switches() {
         a.set(&mut back)?;
         a.mov(eax, dword_ptr(MARK))?;
         a.mov(edx, dword_ptr(MARK + 4))?;
-        store(a, 1, dword_ptr(GDT + SEL_B as u64 + 4))?;
-        store(a, 2, dword_ptr(GDT + sel::TSS32 as u64 + 4))?;
+        store_user32(a, 1, dword_ptr(GDT + SEL_B as u64 + 4))?;
+        store_user32(a, 2, dword_ptr(GDT + sel::TSS32 as u64 + 4))?;
         a.mov(ecx, cr0)
     });
     p.prot_case("int through a task gate", |a| {

@@ -11,6 +11,14 @@ pub fn abs32(a: u64) -> AsmMemoryOperand {
     dword_ptr(a as u32 as u64)
 }
 
+/// Emits, in a protected-mode case body: user slot `slot` of the current
+/// record = the dword at `src` (clobbers EBX and ECX).
+pub fn store_user32(a: &mut Asm, slot: u64, src: AsmMemoryOperand) -> AsmResult {
+    a.mov(ecx, src)?;
+    a.mov(ebx, dword_ptr(VARS + var::RECORD))?;
+    a.mov(dword_ptr(ebx + (rec::USER + 8 * slot) as i32), ecx)
+}
+
 /// Labels of the 32-bit runtime.
 #[derive(Clone, Copy, Debug)]
 pub struct Rt32 {
