@@ -38,8 +38,8 @@ fn call_gate_to_an_inner_level_switches_stacks() {
         a.and(dword_ptr(GDT + sel::TSS32 as u64 + 4), !0x200i32)?;
         a.mov(ax, sel::TSS32 as i32)?;
         a.ltr(ax)?;
-        // A 32-bit call gate (type 0CH), DPL 3, present, one parameter
-        // dword, to CODE32:inner.
+        // A 32-bit call gate (type 0CH; SDM Vol. 3A 5.8.3, Figure 5-8),
+        // DPL 3, present, one parameter dword, to CODE32:inner.
         let entry = a.addr(&inner);
         let lo = (entry & 0xffff) | (sel::CODE32 as u64) << 16;
         let hi = (entry & 0xffff_0000) | 0xec00 | 1;
